@@ -1,0 +1,153 @@
+package entity
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync/atomic"
+)
+
+// Metadata keys the runtime knows by convention; any other key is allowed.
+const (
+	// CorrelationID ties together everything caused by one outside request.
+	CorrelationID = "correlation_id"
+	// CausationID names the message that caused this one.
+	CausationID = "causation_id"
+)
+
+type metadataKey struct{}
+
+// WithMetadata returns a context that attaches md to the commands asked with
+// it: the handler sees it in [Tx.Metadata] and every event the command
+// persists carries it. It adds to metadata already in ctx.
+func WithMetadata(ctx context.Context, md map[string]string) context.Context {
+	if prev := MetadataFrom(ctx); len(prev) > 0 {
+		merged := maps.Clone(prev)
+		maps.Copy(merged, md)
+		md = merged
+	} else {
+		md = maps.Clone(md)
+	}
+	return context.WithValue(ctx, metadataKey{}, md)
+}
+
+// MetadataFrom returns the metadata attached to ctx with [WithMetadata].
+func MetadataFrom(ctx context.Context) map[string]string {
+	md, _ := ctx.Value(metadataKey{}).(map[string]string)
+	return md
+}
+
+// Ask sends cmd to the entity ref and waits for its reply. The reply comes
+// after the command's events are durable. Errors: the handler's rejection as
+// returned; a *PanicError if user code panicked; a *PersistError if the
+// append failed; a *RecoveryError if the entity could not be recovered;
+// [ErrMailboxFull]; [ErrClosed]; ctx.Err() if ctx ends first (the command may
+// still run, unless it had not started, in which case it never will).
+func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
+	var zero R
+	if ref.kind == nil {
+		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
+	}
+	if cmd == nil {
+		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx), done: make(chan struct{}, 1)}
+	if err := ref.kind.submit(ref.id, req); err != nil {
+		return zero, err
+	}
+	select {
+	case <-req.done:
+		return req.reply, req.err
+	case <-ctx.Done():
+		select {
+		case <-req.done:
+			return req.reply, req.err
+		default:
+		}
+		req.state.CompareAndSwap(reqWaiting, reqAbandoned)
+		return zero, ctx.Err()
+	}
+}
+
+// submit queues p for entity id, activating it if needed.
+func (k *Kind[S, E]) submit(id string, p pending[S, E]) error {
+	if id == "" {
+		return fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.def.Name)
+	}
+	sys := k.sys
+	sys.inflight.Add(1)
+	for {
+		if sys.closed.Load() {
+			sys.inflight.Add(-1)
+			return ErrClosed
+		}
+		in, err := k.instance(id)
+		if err != nil {
+			sys.inflight.Add(-1)
+			return err
+		}
+		accepted, err := in.enqueue(p)
+		if err != nil {
+			sys.inflight.Add(-1)
+			return err
+		}
+		if accepted {
+			return nil
+		}
+		// The instance was passivated or retired after we found it; its
+		// successor takes the command.
+		if k.live.CompareAndDelete(id, in) {
+			k.count.Add(-1)
+		}
+	}
+}
+
+const (
+	reqWaiting int32 = iota
+	reqStarted
+	reqAbandoned
+)
+
+// pending is a queued command with its reply type erased.
+type pending[S, E any] interface {
+	// start marks the command started; false if its caller gave up first.
+	start() bool
+	run(tx *Tx[S, E]) error
+	metadata() map[string]string
+	deliver(err error)
+}
+
+type request[S, E, R any] struct {
+	cmd   Command[S, E, R]
+	meta  map[string]string
+	state atomic.Int32
+	reply R
+	err   error
+	done  chan struct{}
+}
+
+func (r *request[S, E, R]) start() bool {
+	return r.state.CompareAndSwap(reqWaiting, reqStarted)
+}
+
+func (r *request[S, E, R]) run(tx *Tx[S, E]) error {
+	reply, err := r.cmd.Handle(tx)
+	if err == nil {
+		r.reply = reply
+	}
+	return err
+}
+
+func (r *request[S, E, R]) metadata() map[string]string { return r.meta }
+
+func (r *request[S, E, R]) deliver(err error) {
+	if err != nil {
+		var zero R
+		r.reply = zero
+	}
+	r.err = err
+	r.done <- struct{}{}
+}

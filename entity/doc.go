@@ -1,0 +1,62 @@
+// Package entity is the event-sourced entity runtime: define an entity type
+// once, and every entity id gets an actor that owns its state, handles
+// commands one at a time, persists the resulting events to an [eventlog.Log],
+// applies them, snapshots every N events and replies.
+//
+// A type is a [Type]: a name, an initial state, Apply, and codecs for events
+// and state (package binarize). Commands are Go values that carry their own
+// handler and reply type (see [Command]); [Ask] returns that reply type:
+//
+//	sys, _ := entity.NewSystem(eventlog.NewMemory())
+//	counters, _ := entity.Register(sys, counterType)
+//	n, err := entity.Ask(ctx, counters.Ref("c-1"), Increment{By: 2}) // n is an int
+//
+// # Lifecycle
+//
+// [Kind.Ref] is cheap and copyable; the first command activates the entity:
+// it loads the latest snapshot, replays the events after it, then handles
+// commands. Entities idle for [WithPassivateAfter] stop and reactivate on the
+// next command. [System.Shutdown] drains accepted commands and stops;
+// [System.Close] stops at once.
+//
+// # Batching
+//
+// Commands wait in a per-entity queue, not in the actor's mailbox. When the
+// actor wakes it takes every waiting command (up to [WithMaxBatch]), handles
+// them in order against its in-memory state, persists all their events in one
+// atomic append and only then releases all replies, rejections included. So a
+// hot entity is not limited to one storage round trip per command, and
+// per-entity order and read-your-writes hold. If the append fails, every
+// command of the batch gets the error.
+//
+// # Failure semantics
+//
+//   - A reply (or nil error) means the command's events are durable.
+//   - A failed append leaves it unknown whether the events landed. The caller
+//     gets a [*PersistError]; the entity drops its state and recovers from the
+//     log before the next command, so nothing is applied twice and nothing
+//     acknowledged is lost. A conflict (another writer) is handled the same way.
+//   - A rejection persists nothing, even if the handler called Persist first.
+//   - A panic in a handler, Apply or codec is recovered: the caller gets a
+//     [*PanicError] and the entity recovers from the log. Other entities and
+//     the process are unaffected.
+//   - A snapshot or event that cannot be read or decoded stops recovery with a
+//     [*RecoveryError] naming the type, id and Seq. Nothing is skipped; the
+//     next command tries again.
+//   - A failed snapshot is logged and retried after the next persist; it never
+//     fails a command.
+//
+// # Concurrency
+//
+// [System], [Kind] and [Ref] are safe for concurrent use. Command handlers and
+// Apply run on the entity's actor, one command at a time per entity; they must
+// not block. The local command path uses a reply channel, not protoactor-go
+// futures; protoactor-go provides the actor lifecycle and supervision.
+//
+// # Errors
+//
+// Sentinels: [ErrClosed], [ErrMailboxFull], [ErrInvalid], and [ErrPersist],
+// [ErrRecovery], [ErrPanic] matched by the struct errors [*PersistError],
+// [*RecoveryError] and [*PanicError]. A persist conflict also matches
+// eventlog.ErrConflict.
+package entity

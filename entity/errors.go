@@ -1,0 +1,92 @@
+package entity
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned by calls on a [System] after Shutdown or Close.
+	ErrClosed = errors.New("entity: system closed")
+	// ErrMailboxFull is returned by [Ask] when the entity already has as
+	// many commands waiting as its mailbox holds (see [WithMailboxSize]).
+	ErrMailboxFull = errors.New("entity: mailbox full")
+	// ErrInvalid reports a bad argument or option; the message names it.
+	ErrInvalid = errors.New("entity: invalid argument")
+	// ErrRecovery is matched by every [*RecoveryError].
+	ErrRecovery = errors.New("entity: recovery failed")
+	// ErrPersist is matched by every [*PersistError].
+	ErrPersist = errors.New("entity: persist failed")
+	// ErrPanic is matched by every [*PanicError].
+	ErrPanic = errors.New("entity: panic")
+)
+
+// PanicError reports a panic in user code (a command handler, Apply or a
+// codec). The entity recovers its state from the log before its next command.
+type PanicError struct {
+	EntityType string
+	EntityID   string
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+// Error implements error.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("entity: panic in %s/%s: %v", e.EntityType, e.EntityID, e.Value)
+}
+
+// Is reports whether target is [ErrPanic].
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// RecoveryError reports that an entity could not be recovered: a snapshot or
+// event could not be read, decoded or applied, or the events have a gap. Seq
+// is the Seq of the snapshot or event that failed. Nothing is skipped: the
+// entity takes no command until it recovers.
+type RecoveryError struct {
+	EntityType string
+	EntityID   string
+	Seq        uint64
+	Err        error
+}
+
+// Error implements error.
+func (e *RecoveryError) Error() string {
+	return fmt.Sprintf("entity: recover %s/%s at seq %d: %v", e.EntityType, e.EntityID, e.Seq, e.Err)
+}
+
+// Is reports whether target is [ErrRecovery].
+func (e *RecoveryError) Is(target error) bool { return target == ErrRecovery }
+
+// Unwrap returns the cause.
+func (e *RecoveryError) Unwrap() error { return e.Err }
+
+// PersistError reports that appending a batch of events failed. Unless the
+// cause is a conflict, whether the events landed is unknown: the entity
+// recovers from the log before its next command, so the outcome becomes
+// visible there and nothing is applied twice. FirstSeq is the Seq the first
+// event of the batch would have had.
+type PersistError struct {
+	EntityType string
+	EntityID   string
+	FirstSeq   uint64
+	Err        error
+}
+
+// Error implements error.
+func (e *PersistError) Error() string {
+	return fmt.Sprintf("entity: persist %s/%s at seq %d: %v", e.EntityType, e.EntityID, e.FirstSeq, e.Err)
+}
+
+// Is reports whether target is [ErrPersist].
+func (e *PersistError) Is(target error) bool { return target == ErrPersist }
+
+// Unwrap returns the cause, so errors.Is(err, eventlog.ErrConflict) works.
+func (e *PersistError) Unwrap() error { return e.Err }

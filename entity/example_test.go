@@ -1,0 +1,87 @@
+package entity_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/eventsourced-go/eventsourced/binarize"
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Account is the state of a bank account entity.
+type Account struct{ Balance int }
+
+// AccountEvent is implemented by the account's events.
+type AccountEvent interface{ accountEvent() }
+
+// Deposited is persisted by Deposit.
+type Deposited struct{ Amount int }
+
+// Withdrawn is persisted by Withdraw.
+type Withdrawn struct{ Amount int }
+
+func (Deposited) accountEvent() {}
+func (Withdrawn) accountEvent() {}
+
+var ErrInsufficientFunds = errors.New("insufficient funds")
+
+// Deposit replies with the new balance.
+type Deposit struct{ Amount int }
+
+func (c Deposit) Handle(tx *entity.Tx[Account, AccountEvent]) (int, error) {
+	return tx.Persist(Deposited{c.Amount}).Balance, nil
+}
+
+// Withdraw replies with the new balance or rejects.
+type Withdraw struct{ Amount int }
+
+func (c Withdraw) Handle(tx *entity.Tx[Account, AccountEvent]) (int, error) {
+	if tx.State().Balance < c.Amount {
+		return 0, fmt.Errorf("withdraw %d from %s: %w", c.Amount, tx.ID(), ErrInsufficientFunds)
+	}
+	return tx.Persist(Withdrawn{c.Amount}).Balance, nil
+}
+
+func Example() {
+	events := binarize.NewRegistry[AccountEvent](binarize.Msgpack)
+	binarize.MustRegister[Deposited](events, "Deposited")
+	binarize.MustRegister[Withdrawn](events, "Withdrawn")
+	accountType := entity.Type[Account, AccountEvent]{
+		Name: "Account",
+		Apply: func(s Account, e AccountEvent) Account {
+			switch e := e.(type) {
+			case Deposited:
+				s.Balance += e.Amount
+			case Withdrawn:
+				s.Balance -= e.Amount
+			}
+			return s
+		},
+		Events: events,
+	}
+
+	ctx := context.Background()
+	sys, err := entity.NewSystem(eventlog.NewMemory())
+	if err != nil {
+		panic(err)
+	}
+	defer sys.Shutdown(ctx)
+	accounts, err := entity.Register(sys, accountType)
+	if err != nil {
+		panic(err)
+	}
+
+	alice := accounts.Ref("alice")
+	balance, _ := entity.Ask(ctx, alice, Deposit{Amount: 100})
+	fmt.Println("balance:", balance)
+	_, err = entity.Ask(ctx, alice, Withdraw{Amount: 500})
+	fmt.Println("rejected:", errors.Is(err, ErrInsufficientFunds), err)
+	balance, _ = entity.Ask(ctx, alice, Withdraw{Amount: 30})
+	fmt.Println("balance:", balance)
+	// Output:
+	// balance: 100
+	// rejected: true withdraw 500 from alice: insufficient funds
+	// balance: 70
+}

@@ -1,0 +1,289 @@
+package entity
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Kind is a registered entity type: it activates one actor per entity id on
+// demand and hands out [Ref]s. Create it with [Register].
+type Kind[S, E any] struct {
+	sys   *System
+	def   Type[S, E]
+	cfg   kindConfig
+
+	live  sync.Map // entity id -> *instance[S, E]
+	count atomic.Int64
+}
+
+type kindConfig struct {
+	snapshotEvery  uint64
+	keepSnapshots  int
+	deleteEvents   bool
+	passivateAfter time.Duration
+	mailbox        int
+	maxBatch       int
+	timeout        time.Duration
+}
+
+// KindOption configures a [Kind].
+type KindOption func(*kindConfig) error
+
+// WithSnapshotEvery saves a snapshot of an entity's state every n events
+// (0, the default, never). It needs a snapshot store on the System and a
+// State codec on the Type. A failed snapshot is logged and retried after the
+// next persist; it never fails a command.
+func WithSnapshotEvery(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithSnapshotEvery(%d): must be >= 0", ErrInvalid, n)
+		}
+		c.snapshotEvery = uint64(n)
+		return nil
+	}
+}
+
+// WithKeepSnapshots keeps the k most recent snapshots of each entity (default 2).
+func WithKeepSnapshots(k int) KindOption {
+	return func(c *kindConfig) error {
+		if k < 1 {
+			return fmt.Errorf("%w: WithKeepSnapshots(%d): must be >= 1", ErrInvalid, k)
+		}
+		c.keepSnapshots = k
+		return nil
+	}
+}
+
+// WithDeleteEventsOnSnapshot deletes the events a saved snapshot covers. The
+// log must implement eventlog.Deleter.
+func WithDeleteEventsOnSnapshot() KindOption {
+	return func(c *kindConfig) error {
+		c.deleteEvents = true
+		return nil
+	}
+}
+
+// WithPassivateAfter stops entities idle for d (0, the default, never); they
+// recover on their next command. An idle entity is stopped between d and 1.5 d
+// after its last command.
+func WithPassivateAfter(d time.Duration) KindOption {
+	return func(c *kindConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithPassivateAfter(%v): must be >= 0", ErrInvalid, d)
+		}
+		c.passivateAfter = d
+		return nil
+	}
+}
+
+// WithMailboxSize bounds the commands waiting for one entity (default 4096);
+// Ask returns [ErrMailboxFull] beyond it.
+func WithMailboxSize(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMailboxSize(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.mailbox = n
+		return nil
+	}
+}
+
+// WithMaxBatch bounds how many waiting commands an entity handles and
+// persists in one append (default 256). 1 turns command batching off.
+func WithMaxBatch(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxBatch(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.maxBatch = n
+		return nil
+	}
+}
+
+// WithStoreTimeout bounds each call an entity makes to the log or snapshot
+// store: a recovery, an append, a snapshot (default 30 s). An append that
+// times out fails its commands with a *PersistError.
+func WithStoreTimeout(d time.Duration) KindOption {
+	return func(c *kindConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithStoreTimeout(%v): must be > 0", ErrInvalid, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// Register adds entity type def to sys and returns its Kind. It fails if the
+// definition or an option is invalid, or the name is taken.
+func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[S, E], error) {
+	if sys == nil {
+		return nil, fmt.Errorf("%w: Register with a nil System", ErrInvalid)
+	}
+	if err := def.validate(); err != nil {
+		return nil, err
+	}
+	cfg := kindConfig{keepSnapshots: 2, mailbox: 4096, maxBatch: 256, timeout: 30 * time.Second}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, fmt.Errorf("entity type %q: %w", def.Name, err)
+		}
+	}
+	if cfg.snapshotEvery > 0 {
+		if sys.snapshots == nil {
+			return nil, fmt.Errorf("%w: entity type %q: WithSnapshotEvery needs a System WithSnapshotStore", ErrInvalid, def.Name)
+		}
+		if def.State == nil {
+			return nil, fmt.Errorf("%w: entity type %q: WithSnapshotEvery needs a State codec", ErrInvalid, def.Name)
+		}
+	}
+	if cfg.deleteEvents {
+		if cfg.snapshotEvery == 0 {
+			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot needs WithSnapshotEvery", ErrInvalid, def.Name)
+		}
+		if _, ok := sys.log.(eventlog.Deleter); !ok {
+			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot: the log (%T) cannot delete events", ErrInvalid, def.Name, sys.log)
+		}
+	}
+	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
+
+	sys.mu.Lock()
+	defer sys.mu.Unlock()
+	if sys.closed.Load() {
+		return nil, ErrClosed
+	}
+	if _, dup := sys.kinds[def.Name]; dup {
+		return nil, fmt.Errorf("%w: entity type %q is already registered", ErrInvalid, def.Name)
+	}
+	sys.kinds[def.Name] = k
+	if cfg.passivateAfter > 0 {
+		sys.bg.Add(1)
+		go k.passivateLoop()
+	}
+	return k, nil
+}
+
+// Name returns the entity type name.
+func (k *Kind[S, E]) Name() string { return k.def.Name }
+
+// Type returns the entity type definition.
+func (k *Kind[S, E]) Type() *Type[S, E] { return &k.def }
+
+// Ref returns a reference to the entity id. It is cheap and does not activate
+// the entity: the first command does.
+func (k *Kind[S, E]) Ref(id string) Ref[S, E] { return Ref[S, E]{kind: k, id: id} }
+
+// Live returns how many entities of this kind are active.
+func (k *Kind[S, E]) Live() int { return int(k.count.Load()) }
+
+// instance returns the live instance of id, activating it if needed.
+func (k *Kind[S, E]) instance(id string) (*instance[S, E], error) {
+	if v, ok := k.live.Load(id); ok {
+		return v.(*instance[S, E]), nil
+	}
+	// Spawn before publishing, so whoever finds the instance can wake it.
+	// Recovery is lazy, so losing the race below costs only the spawn.
+	in := newInstance(k, id)
+	k.sys.running.Add(1)
+	in.pid = k.sys.actors.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return in }))
+	if v, loaded := k.live.LoadOrStore(id, in); loaded {
+		in.stopped = true
+		k.sys.actors.Root.Stop(in.pid)
+		return v.(*instance[S, E]), nil
+	}
+	k.count.Add(1)
+	// Close may have swept the kinds between our closed check and the store
+	// above; then this instance is ours to stop.
+	if k.sys.closed.Load() {
+		k.retire(in)
+		return nil, ErrClosed
+	}
+	return in, nil
+}
+
+// retire stops in if it is still taking commands, failing those waiting.
+func (k *Kind[S, E]) retire(in *instance[S, E]) {
+	in.mu.Lock()
+	if in.stopped {
+		in.mu.Unlock()
+		return
+	}
+	in.stopped = true
+	waiting := in.queue
+	in.queue = nil
+	in.mu.Unlock()
+	for _, p := range waiting {
+		in.finish(p, ErrClosed)
+	}
+	if k.live.CompareAndDelete(in.id, in) {
+		k.count.Add(-1)
+	}
+	k.sys.actors.Root.Stop(in.pid)
+}
+
+func (k *Kind[S, E]) closeAll() {
+	k.live.Range(func(_, v any) bool {
+		k.retire(v.(*instance[S, E]))
+		return true
+	})
+}
+
+// passivateLoop stops idle entities until the System closes.
+func (k *Kind[S, E]) passivateLoop() {
+	defer k.sys.bg.Done()
+	idle := k.cfg.passivateAfter
+	tick := time.NewTicker(idle / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-k.sys.done:
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-idle).UnixNano()
+		k.live.Range(func(_, v any) bool {
+			in := v.(*instance[S, E])
+			if in.lastUsed.Load() > cutoff {
+				return true
+			}
+			in.mu.Lock()
+			busy := in.scheduled || len(in.queue) > 0 || in.stopped
+			if !busy {
+				in.stopped = true
+			}
+			in.mu.Unlock()
+			if !busy {
+				if k.live.CompareAndDelete(in.id, in) {
+					k.count.Add(-1)
+				}
+				k.sys.actors.Root.Stop(in.pid)
+			}
+			return true
+		})
+	}
+}
+
+// Ref is a cheap, copyable reference to one entity. The zero Ref is invalid.
+type Ref[S, E any] struct {
+	kind *Kind[S, E]
+	id   string
+}
+
+// ID returns the entity id.
+func (r Ref[S, E]) ID() string { return r.id }
+
+// Type returns the entity type name.
+func (r Ref[S, E]) Type() string {
+	if r.kind == nil {
+		return ""
+	}
+	return r.kind.def.Name
+}
+
+// String returns "type/id".
+func (r Ref[S, E]) String() string { return r.Type() + "/" + r.id }

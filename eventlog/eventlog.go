@@ -1,0 +1,149 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+)
+
+// Event is one event to append: its registered type name, the schema
+// revision its bytes were written with, the encoded bytes and optional
+// metadata. The log never interprets Data.
+type Event struct {
+	// Name is the event type name the binarizer registered, such as "Incremented".
+	Name string
+	// Revision is the schema revision of Data; 0 when the type has never changed.
+	Revision uint32
+	// Data is the encoded event. It may be empty.
+	Data []byte
+	// Metadata holds correlation id, causation id, trace context and the like.
+	Metadata map[string]string
+}
+
+// Record is a stored event as read back from a [Log].
+type Record struct {
+	// EntityType and EntityID name the stream the event belongs to.
+	EntityType string
+	EntityID   string
+	// Seq is the event's per-entity sequence number: 1, 2, 3 ... without gaps.
+	Seq uint64
+	// Position is the event's log-wide position. Positions grow with commit
+	// order within one entity type; readers by type use them as offsets.
+	Position uint64
+	// Name, Revision, Data and Metadata are as appended; see [Event].
+	Name     string
+	Revision uint32
+	Data     []byte
+	Metadata map[string]string
+	// Time is when the log committed the event.
+	Time time.Time
+}
+
+// Log is an append-only store of entity event streams. A stream is identified
+// by (entity type, entity id).
+//
+// Implementations must be safe for concurrent use and must pass
+// eventlogtest.Run.
+type Log interface {
+	// Append atomically appends events to the stream (typ, id) if and only if
+	// the stream's last Seq equals expected (0: the stream must not exist or
+	// have no events). The events get Seq expected+1, expected+2, ... On a
+	// mismatch it returns a *ConflictError and appends nothing. It returns the
+	// Position of the last appended event.
+	Append(ctx context.Context, typ, id string, expected uint64, events ...Event) (uint64, error)
+
+	// LastSeq returns the stream's last Seq, 0 if it has no events. Events
+	// deleted with [Deleter] still count: the last Seq never goes down.
+	LastSeq(ctx context.Context, typ, id string) (uint64, error)
+
+	// ReadEntity yields the stream's events with Seq >= from in Seq order and
+	// ends at the stream's current end. A stream that does not exist yields
+	// nothing. An error is yielded once, as the last element.
+	ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[Record, error]
+
+	// ReadType yields the events of every entity of type typ with Position >
+	// after, in Position order, and ends at the current end. It never skips an
+	// event that commits later with a smaller Position than one it yielded.
+	ReadType(ctx context.Context, typ string, after uint64) iter.Seq2[Record, error]
+
+	// Subscribe is ReadType that does not end: after the current end it waits
+	// for new events and yields them as they commit, until ctx is done, when
+	// it yields ctx.Err() and ends.
+	Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2[Record, error]
+}
+
+// Deleter is the optional capability to delete a stream's events up to and
+// including a Seq, typically those covered by a snapshot. Deleting never
+// lowers the stream's last Seq, and appends keep using it as expected.
+type Deleter interface {
+	// DeleteTo deletes the events of the stream (typ, id) with Seq <= seq.
+	// A seq of 0 deletes nothing; a seq beyond the stream's last Seq deletes
+	// all of its events. Deleted events are gone for every reader.
+	DeleteTo(ctx context.Context, typ, id string, seq uint64) error
+}
+
+// IDLister is the optional capability to list the ids of the entities of a
+// type that have at least one appended event, in no particular order.
+type IDLister interface {
+	// EntityIDs yields each id once. An error is yielded once, as the last
+	// element.
+	EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error]
+}
+
+// Closer is implemented by logs that hold resources to release.
+type Closer interface {
+	// Close releases the log's resources. Afterwards the log's methods
+	// return [ErrClosed].
+	Close() error
+}
+
+var (
+	// ErrConflict is matched by every [*ConflictError]: the stream's last Seq
+	// was not the expected one.
+	ErrConflict = errors.New("eventlog: conflict")
+	// ErrInvalid reports bad arguments: an empty type or id, no events, an
+	// event without a name, a negative bound.
+	ErrInvalid = errors.New("eventlog: invalid argument")
+	// ErrClosed reports use of a closed log.
+	ErrClosed = errors.New("eventlog: closed")
+)
+
+// ConflictError reports an optimistic concurrency conflict on one stream.
+type ConflictError struct {
+	EntityType string
+	EntityID   string
+	// Expected is the last Seq the appender expected.
+	Expected uint64
+	// Actual is the stream's last Seq when the append was refused, when the
+	// backend can tell; otherwise equal to Expected.
+	Actual uint64
+}
+
+// Error implements error.
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("eventlog: conflict on %s/%s: expected seq %d, actual %d", e.EntityType, e.EntityID, e.Expected, e.Actual)
+}
+
+// Is reports whether target is [ErrConflict].
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Validate checks the arguments of an Append as every Log must: type and id
+// not empty, at least one event, every event named. Backends call it first.
+func Validate(typ, id string, events []Event) error {
+	switch {
+	case typ == "":
+		return fmt.Errorf("%w: empty entity type", ErrInvalid)
+	case id == "":
+		return fmt.Errorf("%w: empty entity id for type %q", ErrInvalid, typ)
+	case len(events) == 0:
+		return fmt.Errorf("%w: append to %s/%s with no events", ErrInvalid, typ, id)
+	}
+	for i, ev := range events {
+		if ev.Name == "" {
+			return fmt.Errorf("%w: append to %s/%s: event %d has no name", ErrInvalid, typ, id, i)
+		}
+	}
+	return nil
+}
