@@ -104,7 +104,7 @@ var (
 	// was not the expected one.
 	ErrConflict = errors.New("eventlog: conflict")
 	// ErrInvalid reports bad arguments: an empty type or id, no events, an
-	// event without a name, a negative bound.
+	// event without a name.
 	ErrInvalid = errors.New("eventlog: invalid argument")
 	// ErrClosed reports use of a closed log.
 	ErrClosed = errors.New("eventlog: closed")
@@ -116,8 +116,8 @@ type ConflictError struct {
 	EntityID   string
 	// Expected is the last Seq the appender expected.
 	Expected uint64
-	// Actual is the stream's last Seq when the append was refused, when the
-	// backend can tell; otherwise equal to Expected.
+	// Actual is the stream's last Seq when the append was refused. Backends
+	// whose native error does not carry it read it on the conflict path.
 	Actual uint64
 }
 

@@ -1,0 +1,335 @@
+package eventlogtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// caseTimeout bounds every case, so a hung backend fails instead of hanging.
+const caseTimeout = 60 * time.Second
+
+// endTimeout bounds how long a subscription may take to end after its ctx is
+// canceled or its consumer breaks out.
+const endTimeout = 5 * time.Second
+
+// testContext returns a context canceled when the case ends or times out.
+func testContext(t TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// names makes entity types and ids unique to one run of one case, so that
+// backends sharing a database across cases and runs still see fresh streams.
+// They use only lower-case letters, digits and underscores, which every
+// backend accepts as a name.
+type names struct{ prefix string }
+
+func newNames(t TB) names {
+	name := t.Name()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 24 {
+			break
+		}
+	}
+	return names{prefix: fmt.Sprintf("%s_%08x", b.String(), rand.Uint32())}
+}
+
+// typ returns the entity type named s.
+func (n names) typ(s string) string { return "t_" + n.prefix + "_" + s }
+
+// id returns the entity id named s.
+func (n names) id(s string) string { return "i_" + n.prefix + "_" + s }
+
+// ruleErrorf reports a broken rule and carries on.
+func ruleErrorf(t TB, rule, format string, args ...any) {
+	t.Helper()
+	t.Errorf("rule: %s: %s", rule, fmt.Sprintf(format, args...))
+}
+
+// ruleFatalf reports a broken rule and ends the case.
+func ruleFatalf(t TB, rule, format string, args ...any) {
+	t.Helper()
+	t.Fatalf("rule: %s: %s", rule, fmt.Sprintf(format, args...))
+}
+
+// ev returns an event named name with data.
+func ev(name, data string) eventlog.Event {
+	return eventlog.Event{Name: name, Data: []byte(data)}
+}
+
+// evs returns n events named name-1 ... name-n with data of the same text.
+func evs(name string, from, n int) []eventlog.Event {
+	out := make([]eventlog.Event, n)
+	for i := range out {
+		s := fmt.Sprintf("%s-%d", name, from+i)
+		out[i] = ev(s, s)
+	}
+	return out
+}
+
+// mustAppend appends and ends the case on an error.
+func mustAppend(t TB, ctx context.Context, log eventlog.Log, typ, id string, expected uint64, events ...eventlog.Event) uint64 {
+	t.Helper()
+	pos, err := log.Append(ctx, typ, id, expected, events...)
+	if err != nil {
+		ruleFatalf(t, "an append at the stream's last Seq succeeds",
+			"Append(%s/%s, expected %d, %d events): %v", typ, id, expected, len(events), err)
+	}
+	return pos
+}
+
+// mustLastSeq returns the stream's last Seq and ends the case on an error.
+func mustLastSeq(t TB, ctx context.Context, log eventlog.Log, typ, id string) uint64 {
+	t.Helper()
+	seq, err := log.LastSeq(ctx, typ, id)
+	if err != nil {
+		ruleFatalf(t, "LastSeq of a valid stream succeeds", "LastSeq(%s/%s): %v", typ, id, err)
+	}
+	return seq
+}
+
+// collect consumes an iterator to its end and returns what it yielded before
+// an error and the error. It reports a broken rule if the iterator yields
+// anything after an error.
+func collect[T any](t TB, seq iter.Seq2[T, error]) ([]T, error) {
+	t.Helper()
+	var out []T
+	var firstErr error
+	extra := 0
+	for v, err := range seq {
+		switch {
+		case firstErr != nil:
+			extra++
+		case err != nil:
+			firstErr = err
+		default:
+			out = append(out, v)
+		}
+	}
+	if extra > 0 {
+		ruleErrorf(t, "an iterator yields an error once, as its last element",
+			"%d elements followed the error %v", extra, firstErr)
+	}
+	return out, firstErr
+}
+
+// mustCollect is collect that ends the case on an error.
+func mustCollect[T any](t TB, what string, seq iter.Seq2[T, error]) []T {
+	t.Helper()
+	out, err := collect(t, seq)
+	if err != nil {
+		ruleFatalf(t, "a read of valid arguments with a live ctx yields no error", "%s: %v", what, err)
+	}
+	return out
+}
+
+// readEntity reads a whole stream from a Seq.
+func readEntity(t TB, ctx context.Context, log eventlog.Log, typ, id string, from uint64) []eventlog.Record {
+	t.Helper()
+	return mustCollect(t, fmt.Sprintf("ReadEntity(%s/%s, from %d)", typ, id, from), log.ReadEntity(ctx, typ, id, from))
+}
+
+// readType reads a whole type after a Position.
+func readType(t TB, ctx context.Context, log eventlog.Log, typ string, after uint64) []eventlog.Record {
+	t.Helper()
+	return mustCollect(t, fmt.Sprintf("ReadType(%s, after %d)", typ, after), log.ReadType(ctx, typ, after))
+}
+
+// seqList is a list of Seqs that prints runs compactly: [1-3 5 7-250].
+type seqList []uint64
+
+// String implements fmt.Stringer.
+func (l seqList) String() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := 0; i < len(l); {
+		j := i
+		for j+1 < len(l) && l[j+1] == l[j]+1 {
+			j++
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", l[i], l[j])
+		} else {
+			fmt.Fprintf(&b, "%d", l[i])
+		}
+		i = j + 1
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// seqs returns the Seqs of records.
+func seqs(recs []eventlog.Record) seqList {
+	out := make(seqList, len(recs))
+	for i, r := range recs {
+		out[i] = r.Seq
+	}
+	return out
+}
+
+// span returns the Seqs from..to.
+func span(from, to uint64) seqList {
+	var out seqList
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// equalSeqs reports whether a and b are equal.
+func equalSeqs(a, b seqList) bool { return slices.Equal(a, b) }
+
+// key names a record for comparisons and reports.
+type key struct {
+	id  string
+	seq uint64
+}
+
+func keyOf(r eventlog.Record) key { return key{r.EntityID, r.Seq} }
+
+func (k key) String() string { return fmt.Sprintf("%s#%d", k.id, k.seq) }
+
+// diffKeys describes how got differs from want, briefly; "" if they match.
+func diffKeys(got, want []key) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("element %d is %v, want %v (%d elements, want %d)", i, got[i], want[i], len(got), len(want))
+		}
+	}
+	switch {
+	case len(got) > len(want):
+		return fmt.Sprintf("%d elements, want %d: extra %v", len(got), len(want), got[len(want)])
+	case len(got) < len(want):
+		return fmt.Sprintf("%d elements, want %d: missing %v", len(got), len(want), want[len(got)])
+	}
+	return ""
+}
+
+// conflict returns err as a *ConflictError, reporting a broken rule if it is
+// not one.
+func conflict(t TB, rule string, err error) *eventlog.ConflictError {
+	t.Helper()
+	if err == nil {
+		ruleErrorf(t, rule, "Append succeeded, want a conflict")
+		return nil
+	}
+	if !errors.Is(err, eventlog.ErrConflict) {
+		ruleErrorf(t, "a conflict matches errors.Is(err, eventlog.ErrConflict)", "got %v", err)
+	}
+	var ce *eventlog.ConflictError
+	if !errors.As(err, &ce) {
+		ruleErrorf(t, "a conflict is a *eventlog.ConflictError (errors.As)", "got %T: %v", err, err)
+		return nil
+	}
+	return ce
+}
+
+// checkConflict reports a broken rule unless err is a conflict on typ/id
+// with the given Expected and Actual.
+func checkConflict(t TB, rule string, err error, typ, id string, expected, actual uint64) {
+	t.Helper()
+	ce := conflict(t, rule, err)
+	if ce == nil {
+		return
+	}
+	if ce.EntityType != typ || ce.EntityID != id {
+		ruleErrorf(t, "a ConflictError names its stream", "got %s/%s, want %s/%s", ce.EntityType, ce.EntityID, typ, id)
+	}
+	if ce.Expected != expected || ce.Actual != actual {
+		ruleErrorf(t, "a ConflictError carries the expected Seq and the stream's actual last Seq",
+			"got Expected %d Actual %d, want Expected %d Actual %d", ce.Expected, ce.Actual, expected, actual)
+	}
+}
+
+// item is one element of an iterator, passed between goroutines.
+type item struct {
+	rec eventlog.Record
+	err error
+}
+
+// subscription consumes a Subscribe iterator in its own goroutine.
+type subscription struct {
+	items  chan item
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+// subscribe starts consuming log.Subscribe(typ, after) under a child of ctx.
+// Every element goes to s.items; s.done closes when the iterator returns.
+func subscribe(t TB, ctx context.Context, log eventlog.Log, typ string, after uint64) *subscription {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &subscription{items: make(chan item, 1024), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(s.done)
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("rule: an iterator is a well-behaved range function: Subscribe panicked: %v", p)
+			}
+		}()
+		for rec, err := range log.Subscribe(ctx, typ, after) {
+			select {
+			case s.items <- item{rec, err}:
+			case <-ctx.Done():
+				// Keep draining so the iterator sees the cancellation, but
+				// never block on a consumer that stopped listening.
+				select {
+				case s.items <- item{rec, err}:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if !s.waitDone(endTimeout) {
+			t.Errorf("rule: Subscribe ends when its ctx is canceled: it was still running %v after the case canceled it", endTimeout)
+		}
+	})
+	return s
+}
+
+// next returns the subscription's next element, or ok false after timeout.
+func (s *subscription) next(timeout time.Duration) (it item, ok bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case it := <-s.items:
+		return it, true
+	case <-timer.C:
+		return item{}, false
+	}
+}
+
+// waitDone reports whether the iterator returned within timeout.
+func (s *subscription) waitDone(timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-s.done:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
