@@ -14,9 +14,9 @@ import (
 // Kind is a registered entity type: it activates one actor per entity id on
 // demand and hands out [Ref]s. Create it with [Register].
 type Kind[S, E any] struct {
-	sys   *System
-	def   Type[S, E]
-	cfg   kindConfig
+	sys *System
+	def Type[S, E]
+	cfg kindConfig
 
 	live  sync.Map // entity id -> *instance[S, E]
 	count atomic.Int64
