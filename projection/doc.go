@@ -1,0 +1,81 @@
+// Package projection keeps read models up to date: a [Projection] runs a
+// [Handler] over the events of one entity type, in Position order, from an
+// offset that an [OffsetStore] keeps under the projection's name. It is the
+// read side of CQRS: entities write events, projections turn them into
+// whatever the queries need.
+//
+//	p, err := projection.New(log, "Tab", "open-tabs", projection.NewMemory(),
+//		projection.PerEvent(func(ctx context.Context, rec eventlog.Record) error {
+//			return openTabs.Apply(rec)
+//		}))
+//	...
+//	p.Start(ctx)
+//	defer p.Stop(context.Background())
+//
+// A projection reads the type with [eventlog.Log.Subscribe] after its stored
+// offset, reads ahead into a bounded buffer ([WithBufferSize]) and hands the
+// handler one event at a time or, with [WithBatchSize], whatever has arrived
+// up to the batch size. After each batch it moves the offset to the Position
+// of the batch's last event, through [OffsetStore.Commit].
+//
+// Several projections may follow one entity type, each under its own name
+// and with its own offset. [Projection.Reset] sets the offset back to 0, after
+// running a function that empties the read model, and the next start
+// rebuilds it from the first event.
+//
+// # Delivery guarantees
+//
+// How the handler's work and the offset update combine is the store's
+// business:
+//
+//   - A transactional store (package pgprojection) runs the handler inside
+//     the database transaction that moves the offset. A crash, a cancel or a
+//     failure anywhere before the commit rolls back both: each event changes
+//     the read model exactly once.
+//   - Other stores ([Memory], package natsprojection) run the handler, then
+//     save the offset. A crash between the two delivers the batch again on
+//     restart: at least once. Handlers must be idempotent, for instance by
+//     remembering the last Seq applied per entity and ignoring events at or
+//     below it.
+//
+// Commits are conditional on the offset the batch started from, so two
+// runners of the same name cannot both move it: the loser gets
+// [ErrOffsetMoved], reloads the offset and carries on from it.
+//
+// # Failures
+//
+// A failing batch is retried with exponential backoff ([WithRetry]). After
+// the configured number of attempts a batch of several events is retried
+// event by event; an event that still fails is poison. [WithPoison] decides:
+// [StopOnPoison] (the default) stops the projection before the event and
+// [Projection.Wait] returns a [*PoisonError]; [SkipPoison] moves past it and
+// records it in [Status.Skipped]. A panic in the handler counts as a failure.
+// Failures of the offset store and of the log are not the event's fault:
+// they are retried with the same backoff for as long as the projection runs.
+// [Projection.Status] reports the offset, the lag, the consecutive retries
+// and the last error.
+//
+// # Lag
+//
+// [Status.Lag] counts the events the projection has read from the log and
+// not yet handled. The contract of [eventlog.Log] has no cheap way to count
+// the events of a type after a Position (Positions have holes, since they are
+// shared between types), so the projection does not guess: it reads ahead up
+// to its buffer size and reports what it holds. When [Status.ReadAheadFull]
+// is set, more events may wait in the log and Lag is a lower bound.
+//
+// # Concurrency
+//
+// A [Projection]'s methods are safe for concurrent use. Each running
+// projection owns two goroutines, a reader and the handler loop, and
+// [Projection.Stop] waits for both. The handler is called from one goroutine
+// at a time, never concurrently with itself. [Memory] is safe for concurrent
+// use.
+//
+// # Errors
+//
+// Sentinels: [ErrInvalid] for bad arguments and options, [ErrRunning] for
+// Start or Reset on a running projection, [ErrOffsetMoved] from
+// [OffsetStore.Commit] when the stored offset is not the expected one, and
+// [ErrPoison], matched by [*PoisonError].
+package projection

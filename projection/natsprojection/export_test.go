@@ -1,0 +1,9 @@
+package natsprojection
+
+import "context"
+
+// SetBeforeOffset makes s run f between the handler and the offset update.
+func SetBeforeOffset(s *Store, f func(ctx context.Context) error) { s.beforeOffset = f }
+
+// Key exposes the key encoding.
+var Key = key

@@ -1,0 +1,247 @@
+package natsprojection
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/projection"
+)
+
+// Compile-time check that Store is a projection.OffsetStore.
+var _ projection.OffsetStore = (*Store)(nil)
+
+// DefaultBucket is the KV bucket's name unless [WithBucket] says otherwise.
+const DefaultBucket = "projection_offsets"
+
+// Store is a [projection.OffsetStore] in a JetStream key-value bucket: one
+// key per projection name, the offset as its decimal value. Commit runs the
+// handler, then updates the key if its revision has not changed since it
+// read it: at least once. Create it with [New].
+type Store struct {
+	kv jetstream.KeyValue
+
+	// mu guards last.
+	mu sync.Mutex
+	// last caches, by name, the offset and revision this Store last read or
+	// wrote, so a runner's commits cost one round trip, not two. A stale
+	// entry is harmless: the update's revision check catches it.
+	last map[string]entry
+
+	// beforeOffset, if set, runs between the handler and the offset update;
+	// tests use it to kill a commit there.
+	beforeOffset func(ctx context.Context) error
+}
+
+// Option configures [New].
+type Option func(*config) error
+
+type config struct {
+	bucket   string
+	replicas int
+	storage  jetstream.StorageType
+}
+
+// WithBucket names the KV bucket (default [DefaultBucket]). Bucket names
+// are letters, digits, '-' and '_'.
+func WithBucket(name string) Option {
+	return func(c *config) error {
+		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+			return fmt.Errorf("%w: natsprojection: WithBucket(%q): use letters, digits, '-' and '_'", projection.ErrInvalid, name)
+		}
+		c.bucket = name
+		return nil
+	}
+}
+
+// WithReplicas sets the bucket's replica count (default 1) when New creates it.
+func WithReplicas(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 5 {
+			return fmt.Errorf("%w: natsprojection: WithReplicas(%d): must be 1..5", projection.ErrInvalid, n)
+		}
+		c.replicas = n
+		return nil
+	}
+}
+
+// WithMemoryStorage keeps the bucket in server memory instead of files.
+func WithMemoryStorage() Option {
+	return func(c *config) error {
+		c.storage = jetstream.MemoryStorage
+		return nil
+	}
+}
+
+// New returns a Store in the bucket of js, creating the bucket if it does
+// not exist.
+func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, error) {
+	if js == nil {
+		return nil, fmt.Errorf("%w: natsprojection: nil JetStream", projection.ErrInvalid)
+	}
+	cfg := config{bucket: DefaultBucket, replicas: 1, storage: jetstream.FileStorage}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	kv, err := js.KeyValue(ctx, cfg.bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      cfg.bucket,
+			Description: "eventsourced projection offsets",
+			History:     1,
+			Replicas:    cfg.replicas,
+			Storage:     cfg.storage,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.bucket) // another process created it
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsprojection: bucket %s: %w", cfg.bucket, err)
+	}
+	return &Store{kv: kv, last: map[string]entry{}}, nil
+}
+
+// entry is a cached offset and the revision of the key that held it.
+type entry struct{ offset, revision uint64 }
+
+func (s *Store) cached(name string) (entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.last[name]
+	return e, ok
+}
+
+func (s *Store) remember(name string, e entry, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok {
+		s.last[name] = e
+	} else {
+		delete(s.last, name)
+	}
+}
+
+// Load implements [projection.OffsetStore].
+func (s *Store) Load(ctx context.Context, name string) (uint64, error) {
+	off, _, err := s.get(ctx, name)
+	return off, err
+}
+
+// get returns the offset of name and the key's revision, 0 and 0 if the key
+// does not exist.
+func (s *Store) get(ctx context.Context, name string) (offset, revision uint64, err error) {
+	e, err := s.kv.Get(ctx, key(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.remember(name, entry{}, true)
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("natsprojection: load offset of %s: %w", name, err)
+	}
+	off, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("natsprojection: offset of %s is %q: %w", name, e.Value(), err)
+	}
+	s.remember(name, entry{off, e.Revision()}, true)
+	return off, e.Revision(), nil
+}
+
+// Commit implements [projection.OffsetStore]: it checks the offset is
+// from (reading it and its revision unless this Store wrote or read it
+// last), runs handle, and updates the key only if its revision is
+// unchanged. A crash after handle and before the update leaves the offset
+// at from: the batch is delivered again.
+func (s *Store) Commit(ctx context.Context, name string, from, to uint64, handle func(ctx context.Context) error) error {
+	c, ok := s.cached(name)
+	cur, rev := c.offset, c.revision
+	if !ok || cur != from {
+		var err error
+		if cur, rev, err = s.get(ctx, name); err != nil {
+			return err
+		}
+	}
+	if cur != from {
+		return fmt.Errorf("natsprojection: commit %s: %w: at %d, not %d", name, projection.ErrOffsetMoved, cur, from)
+	}
+	if err := handle(ctx); err != nil {
+		return err
+	}
+	if s.beforeOffset != nil {
+		if err := s.beforeOffset(ctx); err != nil {
+			return err
+		}
+	}
+	val := []byte(strconv.FormatUint(to, 10))
+	var err error
+	if rev == 0 {
+		rev, err = s.kv.Create(ctx, key(name), val)
+	} else {
+		rev, err = s.kv.Update(ctx, key(name), val, rev)
+	}
+	if err != nil {
+		s.remember(name, entry{}, false)
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("natsprojection: commit %s: %w: %w", name, projection.ErrOffsetMoved, err)
+		}
+		return fmt.Errorf("natsprojection: commit %s: save offset: %w", name, err)
+	}
+	s.remember(name, entry{to, rev}, true)
+	return nil
+}
+
+// Reset implements [projection.OffsetStore]: it runs clear, then sets the
+// offset to 0. They are not atomic: if the reset fails after clear, the
+// read model is empty and the offset unchanged, and the Reset must be
+// retried.
+func (s *Store) Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error {
+	if clear != nil {
+		if err := clear(ctx); err != nil {
+			return err
+		}
+	}
+	rev, err := s.kv.Put(ctx, key(name), []byte("0"))
+	if err != nil {
+		s.remember(name, entry{}, false)
+		return fmt.Errorf("natsprojection: reset %s: %w", name, err)
+	}
+	s.remember(name, entry{0, rev}, true)
+	return nil
+}
+
+// encodedPrefix marks keys that hold an encoded projection name.
+const encodedPrefix = "b64_"
+
+// key maps a projection name to a KV key: itself if it is a valid key made
+// of letters, digits, '-', '_' and inner dots, else a base64url encoding
+// behind a prefix that plain names never get.
+func key(name string) string {
+	if !strings.HasPrefix(name, encodedPrefix) && validKey(name) {
+		return name
+	}
+	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+func validKey(name string) bool {
+	if name == "" {
+		return false
+	}
+	for tok := range strings.SplitSeq(name, ".") {
+		if tok == "" || strings.IndexFunc(tok, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenRune(r rune) bool {
+	return r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+}

@@ -1,0 +1,41 @@
+// Package pgprojection keeps projection offsets in PostgreSQL, in the same
+// transaction as the read model the projection writes: each event changes
+// the read model exactly once, whatever crashes.
+//
+//	store, _ := pgprojection.New(pool)
+//	store.Migrate(ctx)
+//	p, _ := projection.New(log, "Tab", "open-tabs", store,
+//		pgprojection.Handle(func(ctx context.Context, tx pgx.Tx, batch []eventlog.Record) error {
+//			for _, rec := range batch {
+//				if _, err := tx.Exec(ctx, "...", ...); err != nil {
+//					return err
+//				}
+//			}
+//			return nil
+//		}))
+//
+// [Store.Commit] begins a transaction, locks the projection's offset row,
+// checks it is the offset the batch starts from, runs the handler with the
+// transaction (handlers made with [Handle] get it as an argument; others find
+// it with [TxFrom]), moves the offset and commits. A handler error, a moved
+// offset, a canceled context or a crash before the commit rolls everything
+// back: the read model and the offset move together or not at all.
+// [Store.Reset] likewise empties the read model ([Clear]) and sets the
+// offset to 0 in one transaction.
+//
+// The offsets table is created by [Store.Migrate], which is idempotent; its
+// name is [DefaultTable] unless [WithTable] says otherwise. The Store takes
+// a *pgxpool.Pool the caller built, with its TLS and authentication.
+//
+// # Concurrency
+//
+// A [Store] is safe for concurrent use. Two runners of the same projection
+// name serialize on the offset row's lock; the second sees
+// projection.ErrOffsetMoved and reloads the offset.
+//
+// # Errors
+//
+// Errors are prefixed "pgprojection:" and wrap pgx's. A stale offset matches
+// projection.ErrOffsetMoved. [ErrNoTx] reports a [Handle] or [Clear]
+// function run outside of a Store's transaction.
+package pgprojection

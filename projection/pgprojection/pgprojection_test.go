@@ -1,0 +1,369 @@
+package pgprojection_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
+)
+
+// DSNEnv names the environment variable with the test server's DSN.
+const DSNEnv = "EVENTSOURCED_POSTGRES_DSN"
+
+// schema connects to the test server and returns a pool and a fresh schema
+// that is dropped when the test ends. Without a server the test is skipped,
+// unless CI=true, where a missing server is a failure.
+func schema(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	dsn := os.Getenv(DSNEnv)
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set; CI must provide a PostgreSQL server (make test does)", DSNEnv)
+		}
+		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", DSNEnv)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	name := "pgproj_" + strings.ToLower(rand.Text()[:10])
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{name}.Sanitize()+` CASCADE`); err != nil {
+			t.Error(err)
+		}
+	})
+	return pool, name
+}
+
+// fixture is a store and a read model in one schema: counts has one row per
+// entity counting the events applied to it, with no protection against
+// duplicates, and a total row count check catches any double apply.
+type fixture struct {
+	pool   *pgxpool.Pool
+	schema string
+	store  *pgprojection.Store
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pool, sch := schema(t)
+	store, err := pgprojection.New(pool, pgprojection.WithTable(sch+".offsets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if err := store.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+sch+`.counts (entity_id text PRIMARY KEY, events int NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{pool: pool, schema: sch, store: store}
+}
+
+// handler counts each event in the read model, in the commit's transaction.
+func (f *fixture) handler() projection.Handler {
+	return pgprojection.Handle(func(ctx context.Context, tx pgx.Tx, batch []eventlog.Record) error {
+		for _, rec := range batch {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+f.schema+`.counts (entity_id, events) VALUES ($1, 1)
+ON CONFLICT (entity_id) DO UPDATE SET events = counts.events + 1`, rec.EntityID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (f *fixture) counts(t *testing.T) map[string]int {
+	t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT entity_id, events FROM `+f.schema+`.counts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (f *fixture) offset(t *testing.T, name string) uint64 {
+	t.Helper()
+	off, err := f.store.Load(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return off
+}
+
+func appendN(t *testing.T, log eventlog.Log, id string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := log.Append(context.Background(), "Tab", id, uint64(i), eventlog.Event{Name: "E", Data: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 seconds: the projection talks to a real
+// server, so there is no fake clock to advance.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func equalCounts(got, want map[string]int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestKilledBetweenHandlerAndOffsetWrite kills a projection after its
+// handler wrote the read model and before the offset update: the
+// transaction rolls back, and after a restart every event is counted
+// exactly once.
+func TestKilledBetweenHandlerAndOffsetWrite(t *testing.T) {
+	f := newFixture(t)
+	log := eventlog.NewMemory()
+	appendN(t, log, "t1", 5)
+	appendN(t, log, "t2", 4)
+
+	ctx, kill := context.WithCancel(t.Context())
+	// The projection commits from one goroutine; the test reads commits
+	// after Wait.
+	commits := 0
+	pgprojection.SetBeforeOffset(f.store, func(context.Context) error {
+		commits++
+		if commits == 2 {
+			kill()
+			return errors.New("killed before the offset write")
+		}
+		return nil
+	})
+	p, err := projection.New(log, "Tab", "counts", f.store, f.handler(), projection.WithBatchSize(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(t.Context()); err != nil {
+		t.Fatalf("Wait after the kill: %v", err)
+	}
+	// Positions 1-5 are t1's events, 6-9 t2's. The read model must hold
+	// exactly the events up to the stored offset: the first batch, whose
+	// size depends on how many events the reader had fetched, and nothing
+	// of the killed one.
+	off := f.offset(t, "counts")
+	if off == 0 || off >= 9 || commits != 2 {
+		t.Fatalf("after the kill: offset %d, %d commits; want one committed batch, then the kill", off, commits)
+	}
+	want := map[string]int{"t1": min(int(off), 5)}
+	if off > 5 {
+		want["t2"] = int(off) - 5
+	}
+	if got := f.counts(t); !equalCounts(got, want) {
+		t.Errorf("read model after the kill at offset %d: %v, want %v: the killed batch rolled back", off, got, want)
+	}
+
+	pgprojection.SetBeforeOffset(f.store, nil)
+	p2, err := projection.New(log, "Tab", "counts", f.store, f.handler(), projection.WithBatchSize(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Stop(context.Background())
+	waitFor(t, "offset 9", func() bool { return f.offset(t, "counts") == 9 })
+	if got, want := f.counts(t), map[string]int{"t1": 5, "t2": 4}; !equalCounts(got, want) {
+		t.Errorf("read model after restart %v, want exactly %v", got, want)
+	}
+}
+
+// TestConcurrentRunnersSameName runs two runners of one projection: each
+// event is still counted exactly once.
+func TestConcurrentRunnersSameName(t *testing.T) {
+	f := newFixture(t)
+	log := eventlog.NewMemory()
+	for i := range 10 {
+		appendN(t, log, fmt.Sprint("t", i), 5)
+	}
+	for range 2 {
+		p, err := projection.New(log, "Tab", "counts", f.store, f.handler(), projection.WithRetry(time.Millisecond, 10*time.Millisecond, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop(context.Background())
+	}
+	waitFor(t, "offset 50", func() bool { return f.offset(t, "counts") == 50 })
+	want := map[string]int{}
+	for i := range 10 {
+		want[fmt.Sprint("t", i)] = 5
+	}
+	if got := f.counts(t); !equalCounts(got, want) {
+		t.Errorf("read model %v, want exactly %v", got, want)
+	}
+}
+
+func TestCommitFromStaleOffsetRollsBack(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	write := func(ctx context.Context) error {
+		tx, ok := pgprojection.TxFrom(ctx)
+		if !ok {
+			return pgprojection.ErrNoTx
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+f.schema+`.counts VALUES ('x', 1) ON CONFLICT (entity_id) DO UPDATE SET events = counts.events + 1`)
+		return err
+	}
+	if err := f.store.Commit(ctx, "p", 0, 4, write); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Commit(ctx, "p", 2, 6, write); !errors.Is(err, projection.ErrOffsetMoved) {
+		t.Errorf("Commit from a stale offset: %v, want ErrOffsetMoved", err)
+	}
+	boom := errors.New("boom")
+	if err := f.store.Commit(ctx, "p", 4, 6, func(ctx context.Context) error {
+		if err := write(ctx); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Errorf("Commit with a failing handler: %v, want boom", err)
+	}
+	if got := f.counts(t); !equalCounts(got, map[string]int{"x": 1}) {
+		t.Errorf("read model %v, want x:1 (only the first commit)", got)
+	}
+	if off := f.offset(t, "p"); off != 4 {
+		t.Errorf("offset %d, want 4", off)
+	}
+}
+
+func TestResetClearsInTheSameTransaction(t *testing.T) {
+	f := newFixture(t)
+	log := eventlog.NewMemory()
+	appendN(t, log, "t1", 3)
+	p, err := projection.New(log, "Tab", "counts", f.store, f.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() {
+		t.Helper()
+		if err := p.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "offset 3", func() bool { return f.offset(t, "counts") == 3 })
+		if err := p.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	clear := pgprojection.Clear(func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM `+f.schema+`.counts`)
+		return err
+	})
+	boom := errors.New("boom")
+	failing := pgprojection.Clear(func(ctx context.Context, tx pgx.Tx) error {
+		if err := clear(ctx); err != nil {
+			return err
+		}
+		return boom
+	})
+	if err := p.Reset(t.Context(), failing); !errors.Is(err, boom) {
+		t.Fatalf("Reset with a failing clear: %v, want boom", err)
+	}
+	if got := f.counts(t); !equalCounts(got, map[string]int{"t1": 3}) || f.offset(t, "counts") != 3 {
+		t.Fatalf("after a failed Reset: %v at %d, want t1:3 at 3 (rolled back)", got, f.offset(t, "counts"))
+	}
+	if err := p.Reset(t.Context(), clear); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.counts(t); len(got) != 0 || f.offset(t, "counts") != 0 {
+		t.Fatalf("after Reset: %v at %d, want empty at 0", got, f.offset(t, "counts"))
+	}
+	run()
+	if got := f.counts(t); !equalCounts(got, map[string]int{"t1": 3}) {
+		t.Errorf("rebuilt %v, want t1:3", got)
+	}
+}
+
+func TestHandleOutsideStore(t *testing.T) {
+	h := pgprojection.Handle(func(context.Context, pgx.Tx, []eventlog.Record) error { return nil })
+	if err := h(t.Context(), nil); !errors.Is(err, pgprojection.ErrNoTx) {
+		t.Errorf("Handle outside a Store: %v, want ErrNoTx", err)
+	}
+	if err := pgprojection.Clear(func(context.Context, pgx.Tx) error { return nil })(t.Context()); !errors.Is(err, pgprojection.ErrNoTx) {
+		t.Errorf("Clear outside a Store: %v, want ErrNoTx", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	if _, err := pgprojection.New(nil); !errors.Is(err, projection.ErrInvalid) {
+		t.Errorf("New(nil): %v, want ErrInvalid", err)
+	}
+	pool, sch := schema(t)
+	if _, err := pgprojection.New(pool, pgprojection.WithTable("")); !errors.Is(err, projection.ErrInvalid) {
+		t.Errorf("WithTable(\"\"): %v, want ErrInvalid", err)
+	}
+	// A name that needs quoting works end to end.
+	store, err := pgprojection.New(pool, pgprojection.WithTable(sch+`.odd "name"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Commit(ctx, "p", 0, 7, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := store.Load(ctx, "p"); err != nil || off != 7 {
+		t.Errorf("Load: %d, %v; want 7", off, err)
+	}
+	if off, err := store.Load(ctx, "other"); err != nil || off != 0 {
+		t.Errorf("Load of an unknown name: %d, %v; want 0", off, err)
+	}
+}

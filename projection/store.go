@@ -1,0 +1,108 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// OffsetStore keeps the offset of each projection, by name, and decides how a
+// handler's work and the offset update it pays for are combined. The offset
+// is the Position of the last event a projection handled; 0 means none.
+//
+// A store that runs the handler and the offset update in one transaction
+// (pgprojection) gives exactly-once effects on the read model; a store that
+// runs the handler, then saves the offset ([Memory], natsprojection) gives
+// at-least-once: a crash between the two delivers the batch again, so the
+// handler must be idempotent.
+type OffsetStore interface {
+	// Load returns the offset of the projection name, 0 if it has none.
+	Load(ctx context.Context, name string) (uint64, error)
+
+	// Commit runs handle, then moves the offset of name from from to to. If
+	// handle fails, Commit returns its error (possibly wrapped) and leaves
+	// the offset alone. If the stored offset is not from, Commit returns an
+	// error matching [ErrOffsetMoved]; transactional stores then undo
+	// handle's writes.
+	Commit(ctx context.Context, name string, from, to uint64, handle func(ctx context.Context) error) error
+
+	// Reset runs clear, if not nil, and sets the offset of name to 0, so the
+	// projection rebuilds its read model from the first event.
+	// Transactional stores run both in one transaction.
+	Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error
+}
+
+// Compile-time check that Memory is an OffsetStore.
+var _ OffsetStore = (*Memory)(nil)
+
+// Memory is an [OffsetStore] in process memory, for tests and for read
+// models that live in memory too and are rebuilt on every start. Commit runs
+// the handler, then saves the offset: at least once.
+//
+// The zero value is not usable; call [NewMemory].
+type Memory struct {
+	// mu guards offsets.
+	mu      sync.Mutex
+	offsets map[string]uint64
+}
+
+// NewMemory returns an empty in-memory offset store.
+func NewMemory() *Memory {
+	return &Memory{offsets: make(map[string]uint64)}
+}
+
+// Load implements [OffsetStore].
+func (m *Memory) Load(ctx context.Context, name string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.offsets[name], nil
+}
+
+// Commit implements [OffsetStore]. It checks the offset before and after
+// handle, and does not hold its lock while handle runs.
+func (m *Memory) Commit(ctx context.Context, name string, from, to uint64, handle func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := m.check(name, from); err != nil {
+		return err
+	}
+	if err := handle(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.offsets[name]; cur != from {
+		return fmt.Errorf("%w: %s is at %d, not %d", ErrOffsetMoved, name, cur, from)
+	}
+	m.offsets[name] = to
+	return nil
+}
+
+func (m *Memory) check(name string, from uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.offsets[name]; cur != from {
+		return fmt.Errorf("%w: %s is at %d, not %d", ErrOffsetMoved, name, cur, from)
+	}
+	return nil
+}
+
+// Reset implements [OffsetStore].
+func (m *Memory) Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if clear != nil {
+		if err := clear(ctx); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.offsets, name)
+	return nil
+}
