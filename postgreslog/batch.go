@@ -1,0 +1,338 @@
+package postgreslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// maxBatchBytes bounds the data of one group-commit transaction; an append
+// larger than it still commits, alone.
+const maxBatchBytes = 16 << 20
+
+// maxAttempts bounds how often a batch runs again after the server aborted
+// it to break a deadlock or a serialization conflict.
+const maxAttempts = 3
+
+// worker gathers queued appends into batches and commits each batch in one
+// transaction. While it commits, new appends queue up and form the next
+// batch: the busier the log, the larger the batches.
+func (l *Log) worker() {
+	defer l.wg.Done()
+	var carry *appendReq // taken from the queue but did not fit the last batch
+	batch := make([]*appendReq, 0, 256)
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-l.in:
+			case <-l.closing:
+				l.failQueued(nil)
+				return
+			}
+		}
+		// A closed log starts no new transaction, even if appends wait.
+		select {
+		case <-l.closing:
+			l.failQueued(first)
+			return
+		default:
+		}
+		batch = append(batch[:0], first)
+		events, bytes := len(first.events), first.size
+	gather:
+		for events < l.cfg.maxBatch {
+			select {
+			case r := <-l.in:
+				if events+len(r.events) > l.cfg.maxBatch || bytes+r.size > maxBatchBytes {
+					carry = r
+					break gather
+				}
+				batch = append(batch, r)
+				events += len(r.events)
+				bytes += r.size
+			default:
+				break gather
+			}
+		}
+		l.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// failQueued answers carry and every append still queued with ErrClosed.
+func (l *Log) failQueued(carry *appendReq) {
+	if carry != nil {
+		carry.reply <- appendResult{err: eventlog.ErrClosed}
+	}
+	for {
+		select {
+		case r := <-l.in:
+			r.reply <- appendResult{err: eventlog.ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// runBatch commits the appends of batch whose callers still wait, and
+// answers every one of them.
+func (l *Log) runBatch(batch []*appendReq) {
+	pending := make([]*appendReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			// Its caller has returned already; it never started.
+			r.reply <- appendResult{err: err}
+			continue
+		}
+		pending = append(pending, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.writeTimeout)
+	defer cancel()
+	// Appends to a stream that do not follow its first append in the batch
+	// are deferred to another round (see plan); each round settles at least
+	// the first append of every stream, so the loop ends.
+	for len(pending) > 0 {
+		outs, err := l.commitRetrying(ctx, pending)
+		if err != nil && uniqueViolation(err, l.n.eventsPkey) {
+			// Someone keeps inserting events without taking Positions
+			// (around this package). Commit the appends one by one, so
+			// only the one whose row collides fails.
+			outs, err = l.commitEach(ctx, pending), nil
+		}
+		if err != nil {
+			l.cfg.logger.Warn("postgreslog: group commit failed", slog.Int("appends", len(pending)), slog.Any("error", err))
+			for _, r := range pending {
+				l.stats.failures.Add(1)
+				r.reply <- appendResult{err: l.appendErr(r, err)}
+			}
+			return
+		}
+		var types []string
+		var committed, events uint64
+		next := pending[:0:0]
+		for i, r := range pending {
+			o := outs[i]
+			var ce *eventlog.ConflictError
+			switch {
+			case o.deferred:
+				next = append(next, r)
+				continue
+			case o.err == nil:
+				committed++
+				events += uint64(len(r.events))
+				if !slices.Contains(types, r.typ) {
+					types = append(types, r.typ)
+				}
+			case errors.As(o.err, &ce):
+				l.stats.conflicts.Add(1)
+			default:
+				l.stats.failures.Add(1)
+				o.err = l.appendErr(r, o.err)
+			}
+			r.reply <- o.appendResult
+		}
+		if committed > 0 {
+			l.stats.batches.Add(1)
+			l.stats.appends.Add(committed)
+			l.stats.events.Add(events)
+			l.hub.wake(types)
+		}
+		pending = next
+	}
+}
+
+// appendErr wraps a failure of r's batch for r's caller.
+func (l *Log) appendErr(r *appendReq, err error) error {
+	if l.closed.Load() && errors.Is(err, context.Canceled) {
+		err = eventlog.ErrClosed
+	}
+	return fmt.Errorf("postgreslog: append %s/%s at seq %d: %w", r.typ, r.id, r.expected+1, translate(err))
+}
+
+// outcome is what a round of commit decided for one append.
+type outcome struct {
+	appendResult
+	// deferred: the append did not take part; run it in another round.
+	deferred bool
+}
+
+// commitRetrying runs commit, again if the server aborted it to break a
+// deadlock, or if the unique key refused a row that a writer around this
+// package inserted (the next run sees that row and reports a conflict).
+func (l *Log) commitRetrying(ctx context.Context, reqs []*appendReq) ([]outcome, error) {
+	cache := l.cache
+	for attempt := 1; ; attempt++ {
+		outs, err := l.commit(ctx, reqs, cache)
+		if err == nil || attempt == maxAttempts || !(retryable(err) || uniqueViolation(err, l.n.eventsPkey)) {
+			return outs, err
+		}
+		if uniqueViolation(err, l.n.eventsPkey) {
+			// The cache vouched for a Seq that is no longer the last:
+			// check every stream in full.
+			cache = nil
+		}
+		l.stats.retries.Add(1)
+		l.cfg.logger.Info("postgreslog: batch aborted by the server, running it again",
+			slog.Int("attempt", attempt), slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
+	}
+}
+
+// commitEach commits reqs one at a time. An append that the unique key
+// still refuses fails with a ConflictError carrying the stream's last Seq.
+func (l *Log) commitEach(ctx context.Context, reqs []*appendReq) []outcome {
+	outs := make([]outcome, len(reqs))
+	for i, r := range reqs {
+		one, err := l.commit(ctx, reqs[i:i+1], nil)
+		switch {
+		case err == nil:
+			outs[i] = one[0]
+		case uniqueViolation(err, l.n.eventsPkey):
+			var actual int64
+			if err := l.pool.QueryRow(ctx, l.sql.lastSeq, r.typ, r.id).Scan(&actual); err != nil {
+				outs[i].err = fmt.Errorf("read the last seq after a unique violation: %w", err)
+				continue
+			}
+			outs[i].err = &eventlog.ConflictError{EntityType: r.typ, EntityID: r.id, Expected: r.expected, Actual: uint64(actual)}
+		default:
+			outs[i].err = err
+		}
+	}
+	return outs
+}
+
+// streamKey names a stream.
+type streamKey struct{ typ, id string }
+
+// batchPlan is how one round of a batch goes to the database.
+type batchPlan struct {
+	// streams lists the batch's streams once each, in batch order; base is
+	// the last Seq each must have: the expected Seq of its first append.
+	// known marks the streams whose base the Log's seqCache vouches for,
+	// which the database then checks without looking up the last event.
+	streams []streamKey
+	base    []uint64
+	known   []bool
+	// Per append: the index of its stream in streams, -1 if deferred, and
+	// the Seq of its first event.
+	stream []int
+	first  []uint64
+	// events is the number of events of the appends taking part.
+	events int
+}
+
+// plan groups the appends of a batch by stream. The first append to a
+// stream takes part with its expected Seq as the stream's base; later ones
+// take part if they continue it (they expect the Seq the appends before
+// them end at), and are deferred to another round otherwise, such as a
+// second creator of a new stream. So the appends to one stream in one batch
+// commit or fail together, and all behave as if they ran one after another.
+func plan(reqs []*appendReq, cache *seqCache) batchPlan {
+	p := batchPlan{stream: make([]int, len(reqs)), first: make([]uint64, len(reqs))}
+	index := make(map[streamKey]int, len(reqs))
+	var end []uint64 // per stream, the Seq its appends in the round end at
+	for i, r := range reqs {
+		k := streamKey{r.typ, r.id}
+		n := uint64(len(r.events))
+		s, seen := index[k]
+		switch {
+		case !seen:
+			s = len(p.streams)
+			index[k] = s
+			p.streams = append(p.streams, k)
+			p.base = append(p.base, r.expected)
+			p.known = append(p.known, cache != nil && cache.knows(k, r.expected))
+			end = append(end, r.expected)
+		case r.expected != end[s]:
+			p.stream[i] = -1
+			continue
+		}
+		p.stream[i] = s
+		p.first[i] = end[s] + 1
+		end[s] += n
+		p.events += int(n)
+	}
+	return p
+}
+
+// settle decides each append's outcome once the database has answered:
+// actual holds the actual last Seq of the streams whose base was wrong, and
+// lastPos the last of the Positions the round took.
+func (p *batchPlan) settle(reqs []*appendReq, actual map[int]uint64, lastPos uint64) []outcome {
+	outs := make([]outcome, len(reqs))
+	pos := lastPos - uint64(p.events)
+	for i, r := range reqs {
+		s := p.stream[i]
+		if s < 0 {
+			outs[i].deferred = true
+			continue
+		}
+		a, conflicted := actual[s]
+		switch {
+		case !conflicted:
+			pos += uint64(len(r.events))
+			outs[i].pos = pos
+		case r.expected == p.base[s] || r.expected != a:
+			// Also the Positions of refused events are skipped: they were
+			// taken under the lock, so no later commit can have them.
+			pos += uint64(len(r.events))
+			outs[i].err = &eventlog.ConflictError{EntityType: r.typ, EntityID: r.id, Expected: r.expected, Actual: a}
+		default:
+			// It continued an append that conflicted, and it matches the
+			// actual last Seq: it may well succeed on its own.
+			pos += uint64(len(r.events))
+			outs[i].deferred = true
+		}
+	}
+	return outs
+}
+
+// maxPayload keeps NOTIFY payloads well below PostgreSQL's limit of 8000
+// bytes.
+const maxPayload = 4000
+
+// notifyPayload lists the entity types a batch appended to, one a line, for
+// the listeners to wake only their subscriptions. An empty payload wakes all
+// of them: when the list would be long, or a type name holds a newline.
+func notifyPayload(streams []streamKey) string {
+	types := make([]string, len(streams))
+	for i, k := range streams {
+		types[i] = k.typ
+	}
+	slices.Sort(types)
+	types = slices.Compact(types)
+	size := 0
+	for _, t := range types {
+		size += len(t) + 1
+		if size > maxPayload || strings.ContainsRune(t, '\n') {
+			return ""
+		}
+	}
+	return strings.Join(types, "\n")
+}
+
+// rollbackConn ends the transaction open on conn, also when the context of
+// its work has ended. If that fails, the pool discards the connection, as it
+// does any connection released inside a transaction.
+func rollbackConn(conn *pgxpool.Conn) {
+	if conn.Conn().IsClosed() || conn.Conn().PgConn().TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = conn.Exec(ctx, "rollback")
+}

@@ -1,0 +1,280 @@
+package postgreslog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// defaultCopyThreshold is the size of a round, in events, from which commit
+// sends the events with COPY rather than in the one statement that also
+// checks them. COPY costs the server less per event but takes more round
+// trips, which only large rounds repay.
+const defaultCopyThreshold = 256
+
+// commit runs one group-commit round for reqs in one transaction: BEGIN;
+// take Positions from the meta row (waiting for the transaction holding it
+// to commit); check every stream's last Seq and insert the events of the
+// streams that match; NOTIFY; COMMIT. Small rounds do all of it in one
+// round trip and one statement; large ones check in the first round trip,
+// COPY the events that pass, and commit in a third. It returns an error if
+// the transaction failed as a whole; nothing of it committed then, unless
+// COMMIT itself was lost with the connection, when the outcome is unknown.
+func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (outs []outcome, err error) {
+	// The round works on the appends sorted by stream (stably, so the
+	// appends to one stream keep their order): the rows then go into the
+	// primary key in its order, which costs the server less than random
+	// order. order maps the sorted appends back.
+	order := make([]int, len(reqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return compareKeys(reqs[a], reqs[b]) })
+	sorted := make([]*appendReq, len(reqs))
+	for i, j := range order {
+		sorted[i] = reqs[j]
+	}
+	p := plan(sorted, cache)
+
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	var lastPos int64
+	actual := make(map[int]uint64)
+	if p.events >= l.cfg.copyThreshold {
+		err = l.commitCopy(ctx, conn, sorted, &p, &lastPos, actual)
+	} else {
+		err = l.commitInsert(ctx, conn, sorted, &p, &lastPos, actual)
+	}
+	if err != nil {
+		rollbackConn(conn)
+		return nil, err
+	}
+	settled := p.settle(sorted, actual, uint64(lastPos))
+	outs = make([]outcome, len(reqs))
+	for i, j := range order {
+		outs[j] = settled[i]
+	}
+	// What the round learned about the streams' last Seqs.
+	for s, k := range p.streams {
+		if a, refused := actual[s]; refused {
+			l.cache.learn(k, a)
+		}
+	}
+	for i, r := range sorted {
+		if s := p.stream[i]; s >= 0 && settled[i].err == nil && !settled[i].deferred {
+			l.cache.learn(p.streams[s], p.first[i]+uint64(len(r.events))-1)
+		}
+	}
+	return outs, nil
+}
+
+// compareKeys orders appends by stream.
+func compareKeys(a, b *appendReq) int {
+	if c := strings.Compare(a.typ, b.typ); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// baseOf returns the expected last Seq of stream s as a bigint; one beyond
+// the largest bigint cannot match any stream, and becomes -1.
+func (p *batchPlan) baseOf(s int) int64 {
+	if p.base[s] > math.MaxInt64 {
+		return -1
+	}
+	return int64(p.base[s])
+}
+
+// commitInsert is the one-round-trip commit: the statement appendEvents
+// checks and inserts, and reports the streams that did not match.
+func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]uint64) error {
+	n := p.events
+	var (
+		types, ids, names = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		bases, streams    = make([]int64, 0, n), make([]int64, 0, n)
+		known             = make([]bool, 0, n)
+		seqs, revs        = make([]int64, 0, n), make([]int64, 0, n)
+		data, meta        = make([][]byte, 0, n), make([][]byte, 0, n)
+	)
+	for i, r := range reqs {
+		s := p.stream[i]
+		if s < 0 {
+			continue
+		}
+		base := p.baseOf(s)
+		for j := range r.events {
+			e := &r.events[j]
+			types, ids, names = append(types, r.typ), append(ids, r.id), append(names, e.name)
+			bases, streams = append(bases, base), append(streams, int64(s))
+			known = append(known, p.known[s])
+			seqs, revs = append(seqs, int64(p.first[i]+uint64(j))), append(revs, e.rev)
+			data, meta = append(data, e.data), append(meta, e.meta)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(l.sql.takePositions, n).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
+	b.Queue(l.sql.appendEvents, n, types, ids, bases, streams, seqs, names, revs, data, meta, known).Query(func(rows pgx.Rows) error {
+		return scanActual(rows, actual, 0)
+	})
+	if l.cfg.notify {
+		b.Queue(l.sql.notify, l.n.channel, notifyPayload(p.streams))
+	}
+	b.Queue("commit")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		if unavailable(err) {
+			return fmt.Errorf("commit: connection lost, outcome unknown: %w", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// commitCopy is the commit of large rounds: the first round trip begins,
+// takes Positions and checks the streams (checkStreams); COPY sends the
+// events of the streams that passed; the last round trip notifies and
+// commits. The meta row stays locked from the first round trip to the
+// commit, so no other writer can commit in between and the check holds.
+func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]uint64) error {
+	types, ids, bases := make([]string, len(p.streams)), make([]string, len(p.streams)), make([]int64, len(p.streams))
+	for s, k := range p.streams {
+		types[s], ids[s], bases[s] = k.typ, k.id, p.baseOf(s)
+	}
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	// Between the round trips the transaction idles while holding the
+	// Position lock, which every writer waits for: should this process
+	// stall (or its connection hang), the server ends the transaction
+	// rather than let everyone wait.
+	b.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", l.cfg.writeTimeout.Milliseconds()))
+	b.Queue(l.sql.takePositions, p.events).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
+	b.Queue(l.sql.checkStreams, types, ids, bases, p.known).Query(func(rows pgx.Rows) error {
+		return scanActual(rows, actual, 1)
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("check streams: %w", err)
+	}
+
+	// The events of the streams that passed, with the Positions the plan
+	// gives them; those of refused streams leave their Positions unused.
+	var buf bytes.Buffer
+	buf.Grow(64 + p.events*96)
+	w := copyWriter{buf: &buf}
+	w.header()
+	pos := *lastPos - int64(p.events)
+	rows := 0
+	for i, r := range reqs {
+		s := p.stream[i]
+		if s < 0 {
+			continue
+		}
+		if _, refused := actual[s]; refused {
+			pos += int64(len(r.events))
+			continue
+		}
+		for j := range r.events {
+			pos++
+			e := &r.events[j]
+			w.row(r.typ, r.id, int64(p.first[i]+uint64(j)), pos, e)
+			rows++
+		}
+	}
+	w.trailer()
+	if rows > 0 {
+		if _, err := conn.Conn().PgConn().CopyFrom(ctx, &buf, l.sql.copyEvents); err != nil {
+			return fmt.Errorf("copy events: %w", err)
+		}
+	}
+
+	b = &pgx.Batch{}
+	if l.cfg.notify && rows > 0 {
+		b.Queue(l.sql.notify, l.n.channel, notifyPayload(p.streams))
+	}
+	b.Queue("commit")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		if unavailable(err) {
+			return fmt.Errorf("commit: connection lost, outcome unknown: %w", err)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// scanActual reads (stream ordinal, actual last Seq) rows into actual; the
+// ordinals count from first.
+func scanActual(rows pgx.Rows, actual map[int]uint64, first int) error {
+	var k, a int64
+	_, err := pgx.ForEachRow(rows, []any{&k, &a}, func() error {
+		actual[int(k)-first] = uint64(a)
+		return nil
+	})
+	return err
+}
+
+// copyWriter writes events in PostgreSQL's binary COPY format, the columns
+// of copyEvents: entity_type, entity_id, seq, position, name, revision,
+// data, metadata. Writing it by hand avoids the reflection and the extra
+// round trip (to learn the column types) of pgx.Conn.CopyFrom.
+type copyWriter struct{ buf *bytes.Buffer }
+
+func (w copyWriter) header() {
+	w.buf.WriteString("PGCOPY\n\xff\r\n\x00")
+	w.int32(0) // flags
+	w.int32(0) // header extension length
+}
+
+func (w copyWriter) trailer() { w.int16(-1) }
+
+func (w copyWriter) row(typ, id string, seq, pos int64, e *reqEvent) {
+	w.int16(8)
+	w.text(typ)
+	w.text(id)
+	w.int64(seq)
+	w.int64(pos)
+	w.text(e.name)
+	w.int64(e.rev)
+	w.int32(int32(len(e.data)))
+	w.buf.Write(e.data)
+	if e.meta == nil {
+		w.int32(-1) // NULL
+	} else {
+		// jsonb's binary format: a version byte, then the JSON text.
+		w.int32(int32(len(e.meta) + 1))
+		w.buf.WriteByte(1)
+		w.buf.Write(e.meta)
+	}
+}
+
+func (w copyWriter) text(s string) {
+	w.int32(int32(len(s)))
+	w.buf.WriteString(s)
+}
+
+func (w copyWriter) int64(v int64) {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], 8)
+	binary.BigEndian.PutUint64(b[4:], uint64(v))
+	w.buf.Write(b[:])
+}
+
+func (w copyWriter) int32(v int32) {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(v))
+	w.buf.Write(b[:])
+}
+
+func (w copyWriter) int16(v int16) {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], uint16(v))
+	w.buf.Write(b[:])
+}

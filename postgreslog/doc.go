@@ -1,0 +1,126 @@
+// Package postgreslog is an [eventlog.Log] and a [snapshotstore.Store] on
+// PostgreSQL, through a *pgxpool.Pool the caller builds (TLS, authentication
+// and pool size come from its config). Appends from many entities go out
+// together, in one transaction per batch, and readers by Position never skip
+// an event that commits late.
+//
+//	pool, _ := pgxpool.New(ctx, "postgres://app@db/app")
+//	log, _ := postgreslog.New(pool)
+//	defer log.Close()
+//	if err := log.Migrate(ctx); err != nil { ... } // idempotent
+//	snaps, _ := postgreslog.NewStore(pool)
+//	sys, _ := entity.NewSystem(log, entity.WithSnapshotStore(snaps))
+//
+// # Tables
+//
+// [Log.Migrate] (or [Store.Migrate]; each creates everything) creates four
+// tables, named <prefix>events, <prefix>streams, <prefix>snapshots and
+// <prefix>meta with the prefix "eventsourced_" unless [WithTablePrefix],
+// [WithTables] or [WithSchema] say otherwise. Names are validated and always
+// quoted. The meta table records the schema version ([SchemaVersion]), so a
+// later release can migrate; Migrate refuses tables of a newer version with
+// [ErrSchemaVersion]. Migrations take an advisory lock, so several processes
+// may run Migrate at once.
+//
+//   - events: one row per event, primary key (entity_type, entity_id, seq),
+//     unique index (entity_type, position); data is bytea and metadata jsonb.
+//     A stream's last Seq is its highest event.
+//   - streams: one row per stream that [Log.DeleteTo] deleted events of,
+//     with the highest Seq deleted, so a stream's last Seq never goes down.
+//   - snapshots: primary key (entity_type, entity_id, seq).
+//   - meta: one row: schema_version and last_position, the Position counter.
+//
+// # Group commit
+//
+// [Log.Append] hands its events to the Log's group-commit workers (see
+// [WithConcurrency]). A worker takes every append waiting in the queue (up to
+// [WithMaxBatch] events) and commits them in one transaction:
+//
+//  1. BEGIN, then take a block of Positions: UPDATE the meta row. The row
+//     stays locked until COMMIT, so this waits for the transaction that took
+//     Positions before, and no other writer commits events meanwhile.
+//  2. Check every stream of the batch (its last Seq must be the expected
+//     one) and insert the events of the streams that pass, in one INSERT
+//     ... SELECT FROM unnest($arrays) statement that also returns the
+//     streams that failed, with their actual last Seq. Large batches check
+//     with one statement and send the events with COPY instead, which costs
+//     the server less per event.
+//  3. pg_notify, COMMIT.
+//
+// A small batch takes one round trip. An append that fails the check gets
+// an [*eventlog.ConflictError] with Actual filled in; the others of its
+// batch are not affected. An append's events pass or fail together, so a
+// multi-event append stays atomic. Appends to one stream in one batch run as
+// if one after another; one that does not continue the previous one (a
+// second creator of a new stream) runs in a second round.
+//
+// The check runs after step 1, so it sees every earlier commit and nothing
+// can commit between it and the insert: it is exact, also across processes,
+// and the first write to a stream is exactly-once. No row of the events or
+// streams table is locked or updated, so batches cannot deadlock. To save
+// the server a lookup, a Log remembers the last Seq it appended or read for
+// recently used streams and skips looking up the last event of a stream
+// whose append expects exactly that Seq. If another process has appended
+// meanwhile, the primary key of the events table refuses the row (SQLSTATE
+// 23505): the batch runs again with every stream checked, and only the
+// stale append fails with a ConflictError. The same happens if a row was
+// written around this package while the batch ran.
+//
+// The busier the log, the larger the batches: while one transaction
+// commits, the next batch gathers in the queue.
+//
+// # Positions, ReadType and Subscribe
+//
+// Positions come from the counter in the meta row, which every append
+// transaction updates first and holds locked until it commits. So
+// transactions take Positions one after another, and a transaction with
+// larger Positions commits only after every transaction with smaller ones:
+// Positions are handed out in commit order. A reader's snapshot therefore
+// always holds every committed Position up to the largest it sees, and
+// [Log.ReadType] and [Log.Subscribe], which page by "position > after",
+// never skip an event that commits late (the sequence-gap bug of logs that
+// take Positions from a sequence). Positions of refused appends stay
+// unused; nothing fills them later. The lock is taken once per batch, not
+// once per event, so group commit amortizes it.
+//
+// Subscriptions wait between reads. Append transactions send a NOTIFY on a
+// channel named after the events table, listing the entity types they
+// appended to; each Log keeps one connection (taken out of the pool when the
+// first subscription starts) that LISTENs and wakes the subscriptions of the
+// types named, and reconnects with backoff when it fails. Appends of the
+// same Log wake its subscriptions directly. Subscriptions also poll every
+// [WithPollInterval], which covers a lost listener and [WithNotify](false).
+//
+// # Optional capabilities
+//
+// [Log] implements [eventlog.Deleter], [eventlog.IDLister] and
+// [eventlog.Closer]; [Store] implements [snapshotstore.Lister] and
+// [snapshotstore.Closer]. Closing them does not close the pool.
+//
+// # Concurrency
+//
+// [Log] and [Store] are safe for concurrent use, also by many processes on
+// the same tables. A Log owns [WithConcurrency] worker goroutines and, once
+// subscribed to, a listener goroutine; [Log.Close] stops them and waits for
+// them. Reads copy a page of rows and release their connection before the
+// consumer sees them, so a slow consumer holds no pooled connection.
+//
+// # Errors
+//
+// Appends report conflicts as [*eventlog.ConflictError] (matching
+// [eventlog.ErrConflict]) with Expected and Actual; bad arguments, including
+// appends over [WithMaxAppendEvents] or [WithMaxAppendBytes], as
+// [eventlog.ErrInvalid] and [snapshotstore.ErrInvalid]; use after Close as
+// [eventlog.ErrClosed] and [snapshotstore.ErrClosed]. Native errors are
+// translated by type and SQLSTATE, never by message, and keep the pgx error
+// in the chain for errors.As: [ErrUnavailable] (the server is down,
+// restarting or unreachable), [ErrPoolClosed] (the caller closed the pool),
+// [ErrNotMigrated] (the tables do not exist), [ErrSchemaVersion], and
+// [ErrInvalidOption] for bad options. Every error message starts with
+// "postgreslog: " and names the operation and the stream.
+//
+// If an append's ctx ends while its transaction is in flight, Append returns
+// an error matching ctx.Err() and the append may or may not commit; so may
+// one whose COMMIT failed with ErrUnavailable. The entity runtime handles
+// both by recovering the entity from the log before its next command.
+package postgreslog

@@ -1,0 +1,514 @@
+package postgreslog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Compile-time checks that Log provides the contract and its optional
+// capabilities.
+var (
+	_ eventlog.Log      = (*Log)(nil)
+	_ eventlog.Deleter  = (*Log)(nil)
+	_ eventlog.IDLister = (*Log)(nil)
+	_ eventlog.Closer   = (*Log)(nil)
+)
+
+// readPage is how many rows one read query returns. Reads copy a page and
+// release the connection before the consumer sees it, so a slow consumer
+// never holds a pooled connection.
+const readPage = 1000
+
+// Log is an [eventlog.Log] on PostgreSQL. It also implements
+// [eventlog.Deleter], [eventlog.IDLister] and [eventlog.Closer]. Create it
+// with [New], create its tables once with [Log.Migrate], and [Log.Close] it
+// when done; closing the Log does not close the pool.
+type Log struct {
+	pool *pgxpool.Pool
+	cfg  *config
+	n    names
+	sql  statements
+
+	// in carries appends to the group-commit workers.
+	in chan *appendReq
+	// closing is closed by Close: stop taking appends and subscriptions.
+	closing chan struct{}
+	// done is closed when Close has waited for every goroutine of the Log.
+	done chan struct{}
+	// bgCtx ends when Close starts; the listener runs under it.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	// wg counts the workers and the listener.
+	wg sync.WaitGroup
+	// closed is set, under mu, by Close; read without the lock on fast paths.
+	closed atomic.Bool
+
+	hub   *hub
+	cache *seqCache
+
+	mu        sync.Mutex // guards listening and the closing of the Log
+	listening bool       // the listener goroutine was started
+
+	// listenerPID is the server process id of the listener's connection, 0
+	// while it has none; tests use it to cut the connection.
+	listenerPID atomic.Uint32
+
+	stats struct {
+		batches, appends, events, conflicts, failures, retries atomic.Uint64
+	}
+}
+
+// Stats counts what a [Log] has done since [New].
+type Stats struct {
+	// Batches is the number of group-commit transactions that committed
+	// appends.
+	Batches uint64
+	// Appends and Events count the committed appends and their events.
+	Appends uint64
+	Events  uint64
+	// Conflicts counts appends refused with an *eventlog.ConflictError.
+	Conflicts uint64
+	// Failures counts appends that failed otherwise.
+	Failures uint64
+	// Retries counts group-commit transactions run again because the
+	// server aborted them (deadlock, serialization failure) or the unique
+	// key refused a row that a writer around this Log had inserted.
+	Retries uint64
+}
+
+// New returns a Log storing events in the tables the options name, through
+// pool. It does not touch the database: call [Log.Migrate] once (it is
+// idempotent) before the first append. New starts the group-commit workers;
+// [Log.Close] stops them.
+func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, fmt.Errorf("%w: New with a nil pool", ErrInvalidOption)
+	}
+	n := resolveNames(cfg)
+	l := &Log{
+		pool:    pool,
+		cfg:     cfg,
+		n:       n,
+		sql:     newStatements(n),
+		in:      make(chan *appendReq, 4*cfg.maxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		hub:     newHub(),
+		cache:   newSeqCache(defaultSeqCacheSize),
+	}
+	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
+	l.wg.Add(cfg.concurrency)
+	for range cfg.concurrency {
+		go l.worker()
+	}
+	return l, nil
+}
+
+// Migrate creates the tables, indexes and the schema (see [WithSchema]) if
+// they do not exist and brings them to [SchemaVersion]. It is idempotent and
+// safe to run from several processes at once. It fails with
+// [ErrSchemaVersion] if the tables were migrated by a newer release.
+func (l *Log) Migrate(ctx context.Context) error {
+	if l.closed.Load() {
+		return eventlog.ErrClosed
+	}
+	return migrate(ctx, l.pool, l.n)
+}
+
+// SchemaVersion returns the schema version recorded in the database, 0 if
+// the tables were never migrated.
+func (l *Log) SchemaVersion(ctx context.Context) (int, error) {
+	if l.closed.Load() {
+		return 0, eventlog.ErrClosed
+	}
+	return schemaVersion(ctx, l.pool, l.n)
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Batches:   l.stats.batches.Load(),
+		Appends:   l.stats.appends.Load(),
+		Events:    l.stats.events.Load(),
+		Conflicts: l.stats.conflicts.Load(),
+		Failures:  l.stats.failures.Load(),
+		Retries:   l.stats.retries.Load(),
+	}
+}
+
+// Append implements [eventlog.Log]. Appends from all goroutines go through
+// the group-commit workers, which commit many of them in one transaction;
+// see the package documentation. If ctx ends while the append's transaction
+// is in flight, Append returns an error matching ctx.Err() and the append
+// may or may not have committed.
+func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	if err := eventlog.Validate(typ, id, events); err != nil {
+		return 0, err
+	}
+	if len(events) > l.cfg.maxAppendEvents {
+		return 0, fmt.Errorf("%w: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)",
+			eventlog.ErrInvalid, typ, id, len(events), l.cfg.maxAppendEvents)
+	}
+	if l.closed.Load() {
+		return 0, eventlog.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	req, err := newAppendReq(ctx, typ, id, expected, events, l.cfg.maxAppendBytes)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case l.in <- req:
+	case <-l.closing:
+		return 0, eventlog.ErrClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		replies.Put(req.reply)
+		return res.pos, res.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("postgreslog: append %s/%s: gave up waiting for the commit, outcome unknown: %w", typ, id, ctx.Err())
+	case <-l.done:
+		// The workers are gone; a reply, if any, is already buffered.
+		select {
+		case res := <-req.reply:
+			return res.pos, res.err
+		default:
+			return 0, eventlog.ErrClosed
+		}
+	}
+}
+
+// LastSeq implements [eventlog.Log]: the stream's highest Seq, or the
+// highest deleted one if [Log.DeleteTo] removed everything above it.
+func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
+	if err := validateStream(typ, id); err != nil {
+		return 0, err
+	}
+	if l.closed.Load() {
+		return 0, eventlog.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var last int64
+	err := l.pool.QueryRow(ctx, l.sql.lastSeq, typ, id).Scan(&last)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, l.wrap(ctx, err, "last seq of %s/%s", typ, id)
+	}
+	return uint64(last), nil
+}
+
+// ReadEntity implements [eventlog.Log]. It reads a page of events at a time
+// and ends with the first page that is not full.
+func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
+	return func(yield func(eventlog.Record, error) bool) {
+		if err := validateStream(typ, id); err != nil {
+			yield(eventlog.Record{}, err)
+			return
+		}
+		from = max(from, 1)
+		var lastSeen uint64 // the Seq of the last record of the previous page
+		for {
+			if err := l.readErr(ctx); err != nil {
+				yield(eventlog.Record{}, err)
+				return
+			}
+			if from > math.MaxInt64 {
+				return
+			}
+			page, err := l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
+			if err != nil {
+				yield(eventlog.Record{}, l.wrap(ctx, err, "read %s/%s from seq %d", typ, id, from))
+				return
+			}
+			for i := range page {
+				if err := ctx.Err(); err != nil {
+					yield(eventlog.Record{}, err)
+					return
+				}
+				if !yield(page[i], nil) {
+					return
+				}
+			}
+			if len(page) < readPage {
+				// The read reached the end of the stream.
+				switch {
+				case len(page) > 0:
+					l.cache.learn(streamKey{typ, id}, page[len(page)-1].Seq)
+				case from == 1:
+					l.cache.learn(streamKey{typ, id}, 0)
+				case lastSeen > 0:
+					l.cache.learn(streamKey{typ, id}, lastSeen)
+				}
+				return
+			}
+			from = page[len(page)-1].Seq + 1
+			lastSeen = from - 1
+		}
+	}
+}
+
+// ReadType implements [eventlog.Log]. Positions are handed out in commit
+// order (see the package documentation), so every page it reads is a gap-free
+// continuation of the last. It ends with the first page that is not full.
+func (l *Log) ReadType(ctx context.Context, typ string, after uint64) iter.Seq2[eventlog.Record, error] {
+	return l.readType(ctx, typ, after, false)
+}
+
+// Subscribe implements [eventlog.Log]. After the current end it waits for a
+// notification that its type has new events (see [WithNotify]), at most the
+// poll interval (see [WithPollInterval]), and reads again. A database error
+// ends the subscription with that error; [Log.Close] ends it with
+// [eventlog.ErrClosed].
+func (l *Log) Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2[eventlog.Record, error] {
+	return l.readType(ctx, typ, after, true)
+}
+
+func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool) iter.Seq2[eventlog.Record, error] {
+	return func(yield func(eventlog.Record, error) bool) {
+		if typ == "" {
+			yield(eventlog.Record{}, fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
+			return
+		}
+		if live && l.cfg.notify {
+			l.startListener()
+		}
+		var timer *time.Timer
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+		for {
+			if err := l.readErr(ctx); err != nil {
+				yield(eventlog.Record{}, err)
+				return
+			}
+			// Take the wake-up channel before reading, so an append that
+			// commits after the read cannot go unnoticed.
+			var wake <-chan struct{}
+			if live {
+				wake = l.hub.wait(typ)
+			}
+			var page []eventlog.Record
+			if after <= math.MaxInt64 {
+				var err error
+				page, err = l.queryRecords(ctx, typ, "", l.sql.readType, typ, int64(after), readPage)
+				if err != nil {
+					yield(eventlog.Record{}, l.wrap(ctx, err, "read type %s after position %d", typ, after))
+					return
+				}
+			}
+			for i := range page {
+				if err := ctx.Err(); err != nil {
+					yield(eventlog.Record{}, err)
+					return
+				}
+				if !yield(page[i], nil) {
+					return
+				}
+				after = page[i].Position
+			}
+			if len(page) == readPage {
+				continue
+			}
+			if !live {
+				return
+			}
+			if timer == nil {
+				timer = time.NewTimer(l.cfg.pollInterval)
+			} else {
+				timer.Reset(l.cfg.pollInterval)
+			}
+			select {
+			case <-ctx.Done():
+				yield(eventlog.Record{}, ctx.Err())
+				return
+			case <-wake:
+			case <-timer.C:
+			}
+		}
+	}
+}
+
+// DeleteTo implements [eventlog.Deleter]. In the same transaction it records
+// the highest Seq it deleted in the streams table, so LastSeq and the Seq
+// check of appends do not go down.
+func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
+	if err := validateStream(typ, id); err != nil {
+		return err
+	}
+	if l.closed.Load() {
+		return eventlog.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if seq == 0 {
+		return nil
+	}
+	if _, err := l.pool.Exec(ctx, l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64))); err != nil {
+		return l.wrap(ctx, err, "delete %s/%s to seq %d", typ, id, seq)
+	}
+	return nil
+}
+
+// EntityIDs implements [eventlog.IDLister]. It lists every entity of the
+// type that has events or had them deleted, a page at a time in the
+// database's order of ids, skipping through the primary key rather than
+// reading every event.
+func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if typ == "" {
+			yield("", fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
+			return
+		}
+		after := ""
+		for {
+			if err := l.readErr(ctx); err != nil {
+				yield("", err)
+				return
+			}
+			rows, err := l.pool.Query(ctx, l.sql.entityIDs, typ, after, readPage)
+			var ids []string
+			if err == nil {
+				ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil {
+				yield("", l.wrap(ctx, err, "list ids of type %s", typ))
+				return
+			}
+			for _, id := range ids {
+				if err := ctx.Err(); err != nil {
+					yield("", err)
+					return
+				}
+				if !yield(id, nil) {
+					return
+				}
+			}
+			if len(ids) < readPage {
+				return
+			}
+			after = ids[len(ids)-1]
+		}
+	}
+}
+
+// Close implements [eventlog.Closer]. It stops taking appends (they fail with
+// [eventlog.ErrClosed]), lets the transactions in flight finish, fails the
+// appends still queued with ErrClosed, ends subscriptions with ErrClosed and
+// stops the listener. It does not close the pool. A second Close returns
+// ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return eventlog.ErrClosed
+	}
+	l.closed.Store(true)
+	close(l.closing)
+	l.bgCancel()
+	l.mu.Unlock()
+	l.hub.close()
+	l.wg.Wait()
+	close(l.done)
+	return nil
+}
+
+// readErr returns the error a read must end with before its next query, if
+// any.
+func (l *Log) readErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.closed.Load() {
+		return eventlog.ErrClosed
+	}
+	return nil
+}
+
+// wrap adds context to a database error of an operation. If ctx ended, the
+// driver's error is only a symptom and ctx.Err() is what the caller checks;
+// if the Log was closed meanwhile, ErrClosed is.
+func (l *Log) wrap(ctx context.Context, err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("postgreslog: %s: %w", what, ctxErr)
+	}
+	if l.closed.Load() {
+		return fmt.Errorf("postgreslog: %s: %w", what, eventlog.ErrClosed)
+	}
+	return fmt.Errorf("postgreslog: %s: %w", what, translate(err))
+}
+
+// queryRecords runs a read query and returns its rows as records. id is the
+// stream's id for ReadEntity, whose query does not select it; "" for
+// ReadType, whose does.
+func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any) ([]eventlog.Record, error) {
+	rows, err := l.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []eventlog.Record
+	var (
+		seq, pos, rev int64
+		md            []byte
+	)
+	for rows.Next() {
+		r := eventlog.Record{EntityType: typ, EntityID: id}
+		var err error
+		if id == "" {
+			err = rows.Scan(&r.EntityID, &seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time)
+		} else {
+			err = rows.Scan(&seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time)
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.Seq, r.Position, r.Revision = uint64(seq), uint64(pos), uint32(rev)
+		if len(md) > 0 {
+			if err := json.Unmarshal(md, &r.Metadata); err != nil {
+				return nil, fmt.Errorf("metadata of %s/%s seq %d: %w", typ, r.EntityID, seq, err)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// validateStream checks the stream arguments of a read or delete.
+func validateStream(typ, id string) error {
+	switch {
+	case typ == "":
+		return fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
+	case id == "":
+		return fmt.Errorf("%w: empty entity id for type %q", eventlog.ErrInvalid, typ)
+	}
+	return nil
+}

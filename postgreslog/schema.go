@@ -1,0 +1,148 @@
+package postgreslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// SchemaVersion is the version of the tables this release creates and
+// expects. [Log.Migrate] records it in the meta table; a later release adds
+// migration steps and raises it.
+const SchemaVersion = 1
+
+// migrations returns the SQL of each schema version, in order:
+// migrations(n)[v-1] takes the tables from version v-1 to v. Steps are
+// written to be harmless if their objects already exist.
+func migrations(n names) [][]string {
+	return [][]string{
+		// Version 1.
+		{
+			// One row per event. The primary key serves ReadEntity and the
+			// last-Seq check of appends, and is the last line of defense
+			// against two writers at one Seq; the (entity_type, position)
+			// index serves ReadType and Subscribe.
+			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	entity_type  text        NOT NULL,
+	entity_id    text        NOT NULL,
+	seq          bigint      NOT NULL CHECK (seq > 0),
+	position     bigint      NOT NULL CHECK (position > 0),
+	name         text        NOT NULL,
+	revision     bigint      NOT NULL,
+	data         bytea       NOT NULL,
+	metadata     jsonb,
+	committed_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT %s PRIMARY KEY (entity_type, entity_id, seq)
+)`, n.events, pgx.Identifier{n.eventsPkey}.Sanitize()),
+			fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (entity_type, position)`,
+				n.eventsTypePos, n.events),
+			// One row per stream whose events were deleted: the highest
+			// Seq deleted, so the stream's last Seq never goes down.
+			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	entity_type text   NOT NULL,
+	entity_id   text   NOT NULL,
+	deleted_to  bigint NOT NULL CHECK (deleted_to > 0),
+	PRIMARY KEY (entity_type, entity_id)
+)`, n.streams),
+			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	entity_type text        NOT NULL,
+	entity_id   text        NOT NULL,
+	seq         bigint      NOT NULL CHECK (seq > 0),
+	revision    bigint      NOT NULL,
+	data        bytea       NOT NULL,
+	saved_at    timestamptz NOT NULL,
+	PRIMARY KEY (entity_type, entity_id, seq)
+)`, n.snapshots),
+		},
+	}
+}
+
+// migrate brings the tables named n to [SchemaVersion] in one transaction.
+// An advisory lock serializes concurrent migrations of the same tables, from
+// any process, so CREATE ... IF NOT EXISTS cannot race.
+func migrate(ctx context.Context, pool *pgxpool.Pool, n names) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("postgreslog: migrate: %w", translate(err))
+		}
+	}()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			rollback(tx)
+		}
+	}()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, n.migrateLock); err != nil {
+		return err
+	}
+	if n.schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+n.schema); err != nil {
+			return err
+		}
+	}
+	// The meta row holds the schema version and the Position counter that
+	// appends lock and advance; see the package documentation.
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	id             int    PRIMARY KEY CHECK (id = 1),
+	schema_version int    NOT NULL,
+	last_position  bigint NOT NULL
+)`, n.meta),
+		fmt.Sprintf(`INSERT INTO %s (id, schema_version, last_position) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING`, n.meta),
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	var version int
+	if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT schema_version FROM %s WHERE id = 1 FOR UPDATE`, n.meta)).Scan(&version); err != nil {
+		return err
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("%w: tables %s are at version %d, this release knows up to %d", ErrSchemaVersion, n.meta, version, SchemaVersion)
+	}
+	steps := migrations(n)
+	for v := version + 1; v <= SchemaVersion; v++ {
+		for _, s := range steps[v-1] {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("to version %d: %w", v, err)
+			}
+		}
+	}
+	if version < SchemaVersion {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET schema_version = $1 WHERE id = 1`, n.meta), SchemaVersion); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// schemaVersion reads the version recorded in the meta table.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool, n names) (int, error) {
+	var v int
+	err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT schema_version FROM %s WHERE id = 1`, n.meta)).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgreslog: read schema version: %w", translate(err))
+	}
+	return v, nil
+}
+
+// rollback ends tx, also when the context of its work has ended. Its error
+// is of no use: the transaction is abandoned either way, and a connection
+// left in a transaction is not reused by the pool.
+func rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}

@@ -1,0 +1,178 @@
+package postgreslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
+)
+
+// Compile-time checks that Store provides the contract and its optional
+// capabilities.
+var (
+	_ snapshotstore.Store  = (*Store)(nil)
+	_ snapshotstore.Lister = (*Store)(nil)
+	_ snapshotstore.Closer = (*Store)(nil)
+)
+
+// Store is a [snapshotstore.Store] on PostgreSQL, in the snapshots table of
+// the same schema as the [Log]. It also implements [snapshotstore.Lister]
+// and [snapshotstore.Closer]. Create it with [NewStore]; closing it does not
+// close the pool.
+type Store struct {
+	pool   *pgxpool.Pool
+	n      names
+	sql    statements
+	closed atomic.Bool
+}
+
+// NewStore returns a Store keeping snapshots in the table the options name,
+// through pool. It takes the same options as [New] and ignores those about
+// appends and subscriptions. Like New it does not touch the database: run
+// [Store.Migrate] or [Log.Migrate] (either creates all tables) first.
+func NewStore(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, fmt.Errorf("%w: NewStore with a nil pool", ErrInvalidOption)
+	}
+	n := resolveNames(cfg)
+	return &Store{pool: pool, n: n, sql: newStatements(n)}, nil
+}
+
+// Migrate is [Log.Migrate]: it creates every table of the schema, the
+// snapshots table among them.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.closed.Load() {
+		return snapshotstore.ErrClosed
+	}
+	return migrate(ctx, s.pool, s.n)
+}
+
+// Save implements [snapshotstore.Store]. The upsert and the trimming to keep
+// snapshots run in one transaction.
+func (s *Store) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
+	if err := snapshotstore.Validate(snap); err != nil {
+		return err
+	}
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if snap.Seq > math.MaxInt64 {
+		return fmt.Errorf("%w: snapshot of %s/%s at seq %d beyond the largest bigint", snapshotstore.ErrInvalid, snap.EntityType, snap.EntityID, snap.Seq)
+	}
+	data := snap.Data
+	if data == nil {
+		data = []byte{}
+	}
+	// A batch without BEGIN runs as one implicit transaction.
+	b := &pgx.Batch{}
+	b.Queue(s.sql.saveSnapshot, snap.EntityType, snap.EntityID, int64(snap.Seq), int64(snap.Revision), data)
+	if keep > 0 {
+		b.Queue(s.sql.trimSnapshots, snap.EntityType, snap.EntityID, keep-1)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return s.wrap(ctx, err, "save snapshot of %s/%s at seq %d", snap.EntityType, snap.EntityID, snap.Seq)
+	}
+	return nil
+}
+
+// Load implements [snapshotstore.Store].
+func (s *Store) Load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
+	if err := snapshotstore.ValidateKey(typ, id); err != nil {
+		return snapshotstore.Snapshot{}, false, err
+	}
+	if err := s.ready(ctx); err != nil {
+		return snapshotstore.Snapshot{}, false, err
+	}
+	snap := snapshotstore.Snapshot{EntityType: typ, EntityID: id}
+	var seq, rev int64
+	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, typ, id).Scan(&seq, &rev, &snap.Data, &snap.Time)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return snapshotstore.Snapshot{}, false, nil
+	case err != nil:
+		return snapshotstore.Snapshot{}, false, s.wrap(ctx, err, "load snapshot of %s/%s", typ, id)
+	}
+	snap.Seq, snap.Revision = uint64(seq), uint32(rev)
+	return snap, true, nil
+}
+
+// Delete implements [snapshotstore.Store].
+func (s *Store) Delete(ctx context.Context, typ, id string) error {
+	if err := snapshotstore.ValidateKey(typ, id); err != nil {
+		return err
+	}
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, s.sql.deleteSnapshots, typ, id); err != nil {
+		return s.wrap(ctx, err, "delete snapshots of %s/%s", typ, id)
+	}
+	return nil
+}
+
+// List implements [snapshotstore.Lister].
+func (s *Store) List(ctx context.Context, typ, id string) ([]snapshotstore.Snapshot, error) {
+	if err := snapshotstore.ValidateKey(typ, id); err != nil {
+		return nil, err
+	}
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.sql.listSnapshots, typ, id)
+	if err != nil {
+		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", typ, id)
+	}
+	var out []snapshotstore.Snapshot
+	var seq, rev int64
+	var data []byte
+	var snap snapshotstore.Snapshot
+	_, err = pgx.ForEachRow(rows, []any{&seq, &rev, &data, &snap.Time}, func() error {
+		out = append(out, snapshotstore.Snapshot{
+			EntityType: typ, EntityID: id, Seq: uint64(seq), Revision: uint32(rev), Data: data, Time: snap.Time,
+		})
+		data = nil
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", typ, id)
+	}
+	return out, nil
+}
+
+// Close implements [snapshotstore.Closer]. Afterwards the Store's methods
+// return [snapshotstore.ErrClosed], Close included. It does not close the
+// pool.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return snapshotstore.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return snapshotstore.ErrClosed
+	}
+	return ctx.Err()
+}
+
+func (s *Store) wrap(ctx context.Context, err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("postgreslog: %s: %w", what, ctxErr)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("postgreslog: %s: %w", what, snapshotstore.ErrClosed)
+	}
+	return fmt.Errorf("postgreslog: %s: %w", what, translate(err))
+}
