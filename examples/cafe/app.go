@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
+)
+
+// backend is where the cafe keeps its events, snapshots, offsets and read
+// models, and how to release them.
+type backend struct {
+	log       eventlog.Log
+	snapshots snapshotstore.Store // may be nil
+	offsets   projection.OffsetStore
+	docs      docStore
+	close     func() // releases the backend; may be nil
+}
+
+// App is the cafe: the Tab entities (write side), the projections that keep
+// the read models, and the queries on them (read side).
+type App struct {
+	sys         *entity.System
+	tabs        *entity.Kind[Tab, Event]
+	log         eventlog.Log
+	docs        docStore
+	projections []*projection.Projection
+	Queries     Queries
+}
+
+// NewApp builds the cafe on b; [App.Start] starts its projections.
+func NewApp(b backend, logger *slog.Logger) (*App, error) {
+	opts := []entity.Option{entity.WithLogger(logger)}
+	if b.snapshots != nil {
+		opts = append(opts, entity.WithSnapshotStore(b.snapshots))
+	}
+	sys, err := entity.NewSystem(b.log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	kindOpts := []entity.KindOption{entity.WithPassivateAfter(time.Minute)}
+	if b.snapshots != nil {
+		kindOpts = append(kindOpts, entity.WithSnapshotEvery(50))
+	}
+	tabs, err := entity.Register(sys, TabType(), kindOpts...)
+	if err != nil {
+		sys.Close()
+		return nil, err
+	}
+	a := &App{sys: sys, tabs: tabs, log: b.log, docs: b.docs, Queries: Queries{docs: b.docs}}
+	reg := events()
+	for _, p := range []struct {
+		name string
+		h    projection.Handler
+	}{
+		{OpenTabsKind, viewHandler(b.docs, OpenTabsKind, reg, applyOpenTabs)},
+		{ChefTodoKind, viewHandler(b.docs, ChefTodoKind, reg, applyChefTodo)},
+	} {
+		pr, err := projection.New(b.log, TabTypeName, p.name, b.offsets, p.h,
+			projection.WithBatchSize(64), projection.WithLogger(logger))
+		if err != nil {
+			sys.Close()
+			return nil, err
+		}
+		a.projections = append(a.projections, pr)
+	}
+	return a, nil
+}
+
+// Start starts the projections; they run until [App.Shutdown].
+func (a *App) Start() error {
+	for _, p := range a.projections {
+		if err := p.Start(context.Background()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the projections and drains the entities.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, p := range a.projections {
+		errs = append(errs, p.Stop(ctx))
+	}
+	errs = append(errs, a.sys.Shutdown(ctx))
+	return errors.Join(errs...)
+}
+
+// Projections returns the status of each projection.
+func (a *App) Projections() []projection.Status {
+	var out []projection.Status
+	for _, p := range a.projections {
+		out = append(out, p.Status())
+	}
+	return out
+}
+
+// Rebuild stops the projection named name, empties its read model, sets
+// its offset to 0 and starts it again.
+func (a *App) Rebuild(ctx context.Context, name string) error {
+	for _, p := range a.projections {
+		if p.Name() != name {
+			continue
+		}
+		if err := p.Stop(ctx); err != nil {
+			return err
+		}
+		if err := p.Reset(ctx, func(ctx context.Context) error { return a.docs.clear(ctx, name) }); err != nil {
+			return err
+		}
+		return p.Start(context.Background())
+	}
+	return fmt.Errorf("%w: no projection %q", errNotFound, name)
+}
+
+var errNotFound = errors.New("not found")
+
+// OpenTab opens a tab for a table and returns its id.
+func (a *App) OpenTab(ctx context.Context, table int, waiter string) (string, error) {
+	id := "tab-" + strings.ToLower(rand.Text()[:12])
+	_, err := entity.Ask(ctx, a.tabs.Ref(id), OpenTab{TableNumber: table, Waiter: waiter})
+	return id, err
+}
+
+// Order places an order of menu items on a tab.
+func (a *App) Order(ctx context.Context, tab string, menuNumbers []int) error {
+	items := make([]OrderedItem, 0, len(menuNumbers))
+	for _, n := range menuNumbers {
+		it, ok := Menu[n]
+		if !ok {
+			return fmt.Errorf("order on %s: menu number %d: %w", tab, n, ErrNotOnMenu)
+		}
+		items = append(items, it)
+	}
+	_, err := entity.Ask(ctx, a.tabs.Ref(tab), PlaceOrder{Items: items})
+	return err
+}
+
+// DrinksServed marks drinks of a tab served.
+func (a *App) DrinksServed(ctx context.Context, tab string, menuNumbers []int) error {
+	_, err := entity.Ask(ctx, a.tabs.Ref(tab), MarkDrinksServed{MenuNumbers: menuNumbers})
+	return err
+}
+
+// FoodPrepared marks food of a tab prepared.
+func (a *App) FoodPrepared(ctx context.Context, tab string, menuNumbers []int) error {
+	_, err := entity.Ask(ctx, a.tabs.Ref(tab), MarkFoodPrepared{MenuNumbers: menuNumbers})
+	return err
+}
+
+// FoodServed marks food of a tab served.
+func (a *App) FoodServed(ctx context.Context, tab string, menuNumbers []int) error {
+	_, err := entity.Ask(ctx, a.tabs.Ref(tab), MarkFoodServed{MenuNumbers: menuNumbers})
+	return err
+}
+
+// Close closes a tab paid with amountPaid cents and returns the tip.
+func (a *App) Close(ctx context.Context, tab string, amountPaid int) (int, error) {
+	return entity.Ask(ctx, a.tabs.Ref(tab), CloseTab{AmountPaid: amountPaid})
+}
+
+// ErrNotOnMenu rejects an order of something the cafe does not serve.
+var ErrNotOnMenu = errors.New("not on the menu")
+
+// Menu is what the cafe serves, by menu number; prices in cents.
+var Menu = map[int]OrderedItem{
+	1:  {MenuNumber: 1, Description: "Coke", IsDrink: true, Price: 150},
+	4:  {MenuNumber: 4, Description: "Sprite", IsDrink: true, Price: 150},
+	10: {MenuNumber: 10, Description: "Beer", IsDrink: true, Price: 250},
+	16: {MenuNumber: 16, Description: "Beef Noodles", Price: 750},
+	25: {MenuNumber: 25, Description: "Vegetable Curry", Price: 600},
+}

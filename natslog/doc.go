@@ -1,0 +1,104 @@
+// Package natslog stores events in a NATS JetStream stream and snapshots in
+// a JetStream KV bucket: [Log] implements [eventlog.Log] and
+// [SnapshotStore] implements [snapshotstore.Store]. [StartEmbedded] runs a
+// nats-server inside the process, with JetStream keeping its files in a
+// directory, so nothing needs installing.
+//
+//	srv, _ := natslog.StartEmbedded("./.eventsourced-data")
+//	defer srv.Shutdown()
+//	nc, _ := srv.Connect() // or nats.Connect(url, tls, credentials ...)
+//	defer nc.Close()
+//	js, _ := jetstream.New(nc)
+//	_ = natslog.Setup(ctx, js)   // create or update the stream and bucket
+//	log, _ := natslog.New(ctx, js)
+//	snaps, _ := natslog.NewSnapshotStore(ctx, js)
+//	sys, _ := entity.NewSystem(log, entity.WithSnapshotStore(snaps))
+//
+// The caller supplies the JetStream context, so TLS, credentials, server
+// URLs, API prefix and domain come with its connection. [Setup] creates or
+// updates the stream and the bucket; [New] and [NewSnapshotStore] only check
+// them. Names, replicas, storage and limits are options ([WithStream],
+// [WithPrefix], [WithBucket], [WithReplicas], [WithStorage],
+// [WithMaxBytes], ...). natslog needs nats-server 2.12 or later, for atomic
+// batch publish.
+//
+// # Layout
+//
+// The events of entity (type, id) are messages on the subject
+// <prefix>.<type>.<id> (prefix "es" by default) with the event's data as
+// payload and headers Es-Seq (the per-entity Seq), Es-Event (the event
+// name), Es-Rev (the schema revision, when not 0) and Es-Meta (metadata).
+// A record's Position is its stream sequence. Types and ids that are not
+// plain subject tokens are escaped, never refused: letters, digits, '_' and
+// '-' stand for themselves and any other byte becomes '=' and two hex
+// digits, so id "user@x.io" is the token "user=40x=2Eio". Ids whose subject
+// would exceed 1 KiB are refused with [eventlog.ErrInvalid].
+//
+// # Appends
+//
+// An append publishes its events with the Nats-Expected-Last-Subject-Sequence
+// header set to the stream sequence of the entity's last message, 0 for a
+// new entity, so the server refuses it if anything else was appended since:
+// the first write is guarded too. The server's "wrong last sequence" errors
+// (JetStream codes 10071 and 10164) become a [*eventlog.ConflictError] whose
+// Actual is read from the entity's last message. The Log remembers the last
+// (Seq, stream sequence) of the entities it appended to or read (up to
+// [WithCacheSize] of them), so an append to a live entity is one round trip;
+// otherwise it looks up the entity's last message first.
+//
+// One event is one publish; several are one atomic batch (the
+// Nats-Batch-Id, Nats-Batch-Sequence and Nats-Batch-Commit headers): the
+// server stores all or none, and a conflict rejects the whole batch.
+// Appends from many goroutines are pipelined on the connection, each
+// waiting only for its own acknowledgement, so many entities appending at
+// once share round trips (group commit), and a conflict is reported only to
+// the append that caused it.
+//
+// Atomic batches cost more than single publishes: a server with file
+// storage and one replica stages a batch in files it flushes to disk before
+// committing, so a multi-event append waits for a disk sync (milliseconds on
+// slow disks), while single-event appends are acknowledged from memory and
+// synced in the background (see [WithServerSyncAlways]). At most
+// [DefaultMaxInflightBatches] (see [WithMaxInflightBatches]) are in flight
+// per Log; the server allows 50 per stream.
+//
+// # Reads
+//
+// [Log.ReadEntity] and [Log.ReadType] use batched direct gets (no consumer
+// is created); [Log.Subscribe] uses an ordered consumer that resumes after
+// the last Position it delivered, also across reconnects. Stream sequences
+// are assigned when messages are stored, so a reader by Position never
+// skips an event that commits later.
+//
+// # Optional capabilities
+//
+// [Log] implements [eventlog.Deleter] (purging an entity's subject below the
+// first event it keeps; deleting all events leaves a small marker message
+// that keeps the last Seq), [eventlog.IDLister] (from the stream's
+// per-subject state) and [eventlog.Closer]. [SnapshotStore] implements
+// [snapshotstore.Lister] and [snapshotstore.Closer].
+//
+// # Concurrency
+//
+// [Log] and [SnapshotStore] are safe for concurrent use. Appends to the same
+// entity from several goroutines or processes are serialized by the
+// server's expected-sequence check: one wins, the others get a conflict.
+// Iterators may be consumed in any goroutine, one at a time each. natslog
+// starts no goroutines of its own; the connection's dispatcher delivers
+// replies. Close a Log or SnapshotStore before closing its connection.
+//
+// # Errors
+//
+// Conflicts are [*eventlog.ConflictError], matching [eventlog.ErrConflict].
+// Bad arguments match [eventlog.ErrInvalid] or [snapshotstore.ErrInvalid];
+// an event over the server's max payload, or an append of more events than
+// one atomic batch holds, matches both [ErrTooLarge] and
+// [eventlog.ErrInvalid] and is refused before anything is sent. A server
+// without JetStream gives [ErrNoJetStream]; a missing or misconfigured
+// stream or bucket gives [ErrNotSetUp]; a bad option gives
+// [ErrInvalidOption]. Native errors are translated by JetStream error code,
+// never by message. Any other append error (a timeout, a lost connection)
+// leaves it unknown whether the events landed; the entity runtime then
+// recovers from the log. After Close, methods return [eventlog.ErrClosed] or
+// [snapshotstore.ErrClosed].
+package natslog

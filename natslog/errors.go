@@ -1,0 +1,83 @@
+package natslog
+
+import (
+	"errors"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+var (
+	// ErrNoJetStream reports a server, or an account, without JetStream.
+	ErrNoJetStream = errors.New("natslog: JetStream is not enabled on the server or account")
+	// ErrNotSetUp reports a missing stream or bucket, or one whose
+	// configuration lacks what natslog needs; [Setup] creates or fixes them.
+	ErrNotSetUp = errors.New("natslog: stream or bucket not set up")
+	// ErrTooLarge reports an event over the server's max payload or the
+	// stream's max message size, or an append of more events than one atomic
+	// batch may hold. Errors matching it also match [eventlog.ErrInvalid].
+	ErrTooLarge = errors.New("natslog: too large")
+	// ErrInvalidOption reports a bad option value; the message names it.
+	ErrInvalidOption = errors.New("natslog: invalid option")
+	// ErrNoResponse reports that nothing answered for the stream: it is not
+	// reachable, for instance while its server restarts. Whether an append
+	// that got this error landed is unknown only when the error also matches
+	// [context.DeadlineExceeded].
+	ErrNoResponse = errors.New("natslog: no response from the stream")
+)
+
+// JetStream error codes natslog translates. They are the server's
+// ErrorIdentifiers (nats-server/server/errors.json); names follow it.
+const (
+	codeWrongLastSequence         jetstream.ErrorCode = 10071
+	codeWrongLastSequenceConstant jetstream.ErrorCode = 10164
+	codeMessageExceedsMaximum     jetstream.ErrorCode = 10054
+	codeNotEnabled                jetstream.ErrorCode = 10076
+	codeNotEnabledForAccount      jetstream.ErrorCode = 10039
+	codeStreamNotFound            jetstream.ErrorCode = 10059
+	codeAtomicDisabled            jetstream.ErrorCode = 10174
+	codeAtomicIncomplete          jetstream.ErrorCode = 10176
+	codeAtomicTooLarge            jetstream.ErrorCode = 10199
+	codeAtomicTooManyInflight     jetstream.ErrorCode = 10210
+)
+
+// apiCode returns the JetStream error code err carries, 0 if none.
+func apiCode(err error) jetstream.ErrorCode {
+	var je jetstream.JetStreamError
+	if errors.As(err, &je) && je.APIError() != nil {
+		return je.APIError().ErrorCode
+	}
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode
+	}
+	return 0
+}
+
+// isWrongLast reports whether err is the server refusing a message whose
+// expected last subject sequence did not match: a possible conflict.
+func isWrongLast(err error) bool {
+	c := apiCode(err)
+	return c == codeWrongLastSequence || c == codeWrongLastSequenceConstant
+}
+
+// isNoJetStream reports whether err says JetStream is off.
+func isNoJetStream(err error) bool {
+	c := apiCode(err)
+	return c == codeNotEnabled || c == codeNotEnabledForAccount ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders)
+}
+
+// tooLarge wraps err so that it matches both [ErrTooLarge] and
+// [eventlog.ErrInvalid].
+type tooLarge struct{ msg string }
+
+func (e *tooLarge) Error() string { return e.msg }
+
+func (e *tooLarge) Is(target error) bool {
+	return target == ErrTooLarge || target == eventlog.ErrInvalid
+}

@@ -1,0 +1,570 @@
+package natslog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Compile-time checks that Log provides the contract and its optional
+// capabilities.
+var (
+	_ eventlog.Log      = (*Log)(nil)
+	_ eventlog.Deleter  = (*Log)(nil)
+	_ eventlog.IDLister = (*Log)(nil)
+	_ eventlog.Closer   = (*Log)(nil)
+)
+
+// errClosed is what a closed Log returns.
+var errClosed = eventlog.ErrClosed
+
+// Retry bounds for answers that say nothing was written.
+const (
+	// retryWait is the first pause before retrying a request nothing
+	// answered or a batch the server could not take; it doubles up to
+	// maxRetryWait.
+	retryWait    = 50 * time.Millisecond
+	maxRetryWait = time.Second
+	// maxAttempts bounds those retries; ctx may end them sooner.
+	maxAttempts = 20
+	// maxStaleRetries bounds appends retried because the remembered stream
+	// sequence was stale while the Seq matched.
+	maxStaleRetries = 3
+)
+
+// defaultTimeout applies when neither the ctx, [WithTimeout] nor the
+// JetStream context give one.
+const defaultTimeout = 5 * time.Second
+
+// Log is an [eventlog.Log] on a JetStream stream. It also implements
+// [eventlog.Deleter], [eventlog.IDLister] and [eventlog.Closer].
+//
+// The events of entity (type, id) are messages on the subject
+// <prefix>.<type>.<id>, type and id escaped as subject tokens (see the
+// package documentation). A record's Position is its stream sequence.
+//
+// Create it with [New] on a stream that [Setup] made.
+type Log struct {
+	cfg      *config
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	stream   jetstream.Stream
+	subjects subjects
+	// directLast is the direct-get subject prefix for the last message of a
+	// subject; directBatch is the direct-get subject for other requests.
+	directLast  string
+	directBatch string
+	timeout     time.Duration
+	inbox       *inbox
+	cache       *tailCache
+	batches     chan struct{} // a token per multi-event append in flight
+	logger      *slog.Logger
+
+	closed atomic.Bool
+	// closeCtx is canceled by Close, ending subscriptions.
+	closeCtx    context.Context
+	closeCancel context.CancelFunc
+}
+
+// New returns a Log on the stream the options name (default
+// [DefaultStream]), which must exist: [Setup] creates it. The JetStream
+// context js brings the connection, its TLS, credentials and server URLs,
+// and its API prefix or domain. New checks that JetStream answers and that
+// the stream takes the prefix's subjects and allows direct gets and atomic
+// batches. Close the Log when done; it does not close the connection.
+func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, error) {
+	if js == nil {
+		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.timeout
+	if timeout == 0 {
+		timeout = js.Options().DefaultTimeout
+	}
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	sctx, cancel := withDefaultTimeout(ctx, timeout)
+	defer cancel()
+	stream, err := js.Stream(sctx, cfg.stream)
+	if err != nil {
+		return nil, streamError(cfg, err)
+	}
+	if err := checkStream(cfg, stream.CachedInfo()); err != nil {
+		return nil, err
+	}
+	nc := js.Conn()
+	in, err := newInbox(nc)
+	if err != nil {
+		return nil, err
+	}
+	api := apiPrefix(js)
+	l := &Log{
+		cfg:         cfg,
+		js:          js,
+		nc:          nc,
+		stream:      stream,
+		subjects:    subjects{prefix: cfg.prefix + "."},
+		directLast:  api + "DIRECT.GET." + cfg.stream + ".",
+		directBatch: api + "DIRECT.GET." + cfg.stream,
+		timeout:     timeout,
+		inbox:       in,
+		cache:       newTailCache(cfg.cacheSize),
+		batches:     make(chan struct{}, cfg.maxBatches),
+		logger:      cfg.logger,
+	}
+	l.closeCtx, l.closeCancel = context.WithCancel(context.Background())
+	return l, nil
+}
+
+// apiPrefix returns the JetStream API subject prefix of js, with the
+// trailing dot.
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	}
+	return jetstream.DefaultAPIPrefix
+}
+
+// streamError translates the error of looking up the stream.
+func streamError(cfg *config, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) || apiCode(err) == codeStreamNotFound:
+		return fmt.Errorf("%w: stream %q does not exist; natslog.Setup creates it", ErrNotSetUp, cfg.stream)
+	case isNoJetStream(err):
+		return fmt.Errorf("%w: looking up stream %q: %w", ErrNoJetStream, cfg.stream, err)
+	}
+	return fmt.Errorf("natslog: look up stream %q: %w", cfg.stream, err)
+}
+
+// checkStream reports what the stream lacks.
+func checkStream(cfg *config, info *jetstream.StreamInfo) error {
+	if info == nil {
+		return fmt.Errorf("natslog: stream %q: no stream info", cfg.stream)
+	}
+	c := info.Config
+	want := cfg.prefix + ".>"
+	covered := false
+	for _, s := range c.Subjects {
+		if s == want || s == ">" {
+			covered = true
+		}
+	}
+	switch {
+	case !covered:
+		return fmt.Errorf("%w: stream %q does not take subjects %q (it has %q); natslog.Setup with the same options fixes it", ErrNotSetUp, cfg.stream, want, c.Subjects)
+	case !c.AllowDirect:
+		return fmt.Errorf("%w: stream %q does not allow direct gets; natslog.Setup fixes it", ErrNotSetUp, cfg.stream)
+	case !c.AllowAtomicPublish:
+		return fmt.Errorf("%w: stream %q does not allow atomic batch publish (nats-server 2.12 or later); natslog.Setup fixes it", ErrNotSetUp, cfg.stream)
+	}
+	return nil
+}
+
+// withDefaultTimeout bounds ctx by d unless it has a deadline already.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// reqCtx bounds one request: by ctx's deadline or the Log's timeout.
+func (l *Log) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withDefaultTimeout(ctx, l.timeout)
+}
+
+// Append implements [eventlog.Log].
+//
+// The events become messages on the stream's subject carrying their Seq,
+// and the first carries the Nats-Expected-Last-Subject-Sequence header, so
+// the server refuses the append if anything was written to the stream since
+// the expected Seq. The stream sequence that header needs comes from what
+// the Log remembers of the entity's last append or read; when it remembers
+// nothing matching, Append looks up the entity's last message first. A
+// single event is one publish; several are one atomic batch. Appends from
+// many goroutines are pipelined on the connection: none waits for another's
+// round trip.
+//
+// A refusal becomes a [*eventlog.ConflictError] whose Actual is read from the
+// entity's last message. Errors matching [eventlog.ErrInvalid] (including
+// [ErrTooLarge]) or [ErrNotSetUp] mean nothing was stored; any other error
+// (a timeout, a lost connection) leaves it unknown whether the events
+// landed, and the Log forgets what it remembered of the entity.
+func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	if err := eventlog.Validate(typ, id, events); err != nil {
+		return 0, err
+	}
+	if l.closed.Load() {
+		return 0, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	subj, err := l.subjects.entity(typ, id)
+	if err != nil {
+		return 0, err
+	}
+	out, err := l.eventMsgs(typ, id, subj, expected, events)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		for _, m := range out {
+			m.release()
+		}
+	}()
+	var one [1]*nats.Msg
+	msgs := one[:0]
+	if len(out) > 1 {
+		msgs = make([]*nats.Msg, 0, len(out))
+	}
+	for _, m := range out {
+		msgs = append(msgs, &m.Msg)
+	}
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+
+	fail := func(err error) (uint64, error) {
+		return 0, fmt.Errorf("natslog: append %s/%s at seq %d: %w", typ, id, expected+1, err)
+	}
+	conflict := func(actual uint64) (uint64, error) {
+		return 0, &eventlog.ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: actual}
+	}
+
+	// The stream sequence of the entity's last message, which the server
+	// must find for the append to go through.
+	var sseq uint64
+	if t, ok := l.cache.get(subj); ok && t.seq == expected {
+		sseq = t.sseq
+	} else if expected != 0 || ok {
+		last, found, err := l.last(ctx, subj)
+		if err != nil {
+			return fail(err)
+		}
+		if last.seq != expected {
+			return conflict(last.seq)
+		}
+		if found {
+			sseq = last.sseq
+		}
+	}
+	// An expected of 0 with nothing remembered needs no lookup: sseq 0
+	// means the subject must have no message, which guards the first write.
+
+	for attempt := 0; ; attempt++ {
+		msgs[0].Header[hdrExpectedLastSubjSeq] = []string{strconv.FormatUint(sseq, 10)}
+		pos, err := l.publish(ctx, msgs)
+		if err == nil {
+			l.cache.set(subj, tail{seq: expected + uint64(len(events)), sseq: pos})
+			return pos, nil
+		}
+		if !isWrongLast(err) {
+			var tl *tooLarge
+			if !errors.As(err, &tl) && !errors.Is(err, ErrNotSetUp) {
+				// The events may or may not have landed.
+				l.cache.forget(subj)
+			}
+			return fail(err)
+		}
+		// Refused: read what is there. A stale remembered sequence with the
+		// right Seq (the entity's last message was replaced by a deletion
+		// marker, or another Log appended and this one saw it through a
+		// read) is retried; anything else is a conflict.
+		last, found, lerr := l.last(ctx, subj)
+		if lerr != nil {
+			return fail(fmt.Errorf("refused (%w), and reading the actual seq failed: %w", err, lerr))
+		}
+		if last.seq != expected {
+			return conflict(last.seq)
+		}
+		if attempt == maxStaleRetries {
+			return fail(fmt.Errorf("refused %d times while the stream's last seq matched: %w", attempt+1, err))
+		}
+		sseq = 0
+		if found {
+			sseq = last.sseq
+		}
+	}
+}
+
+// eventMsgs builds the messages of an append and checks their size.
+func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog.Event) ([]*outMsg, error) {
+	maxPayload := int(l.nc.MaxPayload())
+	msgs := make([]*outMsg, len(events))
+	for i := range events {
+		m, size := eventMsg(subj, expected+uint64(i)+1, &events[i])
+		msgs[i] = m
+		if maxPayload > 0 && size > maxPayload {
+			for _, m := range msgs[:i+1] {
+				m.release()
+			}
+			return nil, &tooLarge{msg: fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
+				typ, id, i, events[i].Name, size, maxPayload)}
+		}
+	}
+	return msgs, nil
+}
+
+// pubAck is the server's reply to a publish.
+type pubAck struct {
+	Error  *jetstream.APIError `json:"error,omitempty"`
+	Stream string              `json:"stream"`
+	Seq    uint64              `json:"seq"`
+	Batch  string              `json:"batch,omitempty"`
+	Count  int                 `json:"count,omitempty"`
+}
+
+// publish publishes msgs, one message or one atomic batch, and returns the
+// stream sequence of the last. It retries only when the server said nothing
+// was stored: no responders, or a batch it could not take.
+func (l *Log) publish(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) > 1 {
+		select {
+		case l.batches <- struct{}{}:
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+		defer func() { <-l.batches }()
+	}
+	wait := retryWait
+	for attempt := 1; ; attempt++ {
+		pos, retry, err := l.publishOnce(ctx, msgs)
+		if !retry || attempt == maxAttempts {
+			return pos, err
+		}
+		l.logger.Debug("natslog: retrying a publish nothing stored", slog.String("subject", msgs[0].Subject), slog.Int("attempt", attempt), slog.Any("error", err))
+		if serr := sleep(ctx, wait); serr != nil {
+			return 0, fmt.Errorf("%w; before that: %w", serr, err)
+		}
+		wait = min(2*wait, maxRetryWait)
+	}
+}
+
+// publishOnce makes one attempt; retry reports that nothing was stored and
+// the attempt may be repeated.
+func (l *Log) publishOnce(ctx context.Context, msgs []*nats.Msg) (pos uint64, retry bool, err error) {
+	last := msgs[len(msgs)-1]
+	if len(msgs) > 1 {
+		// An atomic batch: every message names the batch and its place in
+		// it; only the last, the commit, asks for a reply. The server stores
+		// all or none, and checks the expected sequence of the first.
+		id := nuid.Next()
+		for i, m := range msgs {
+			m.Header[hdrBatchID] = []string{id}
+			m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
+		}
+		last.Header[hdrBatchCommit] = []string{"1"}
+		for _, m := range msgs[:len(msgs)-1] {
+			m.Reply = ""
+			if err := l.nc.PublishMsg(m); err != nil {
+				return 0, false, l.publishError(err)
+			}
+		}
+	}
+	reply, err := l.inbox.request(ctx, last)
+	if err != nil {
+		return 0, false, l.publishError(err)
+	}
+	if isStatus(reply, statusNoResponders) {
+		return 0, true, ErrNoResponse
+	}
+	if seq, ok := ackSeq(reply.Data); ok {
+		return seq, false, nil
+	}
+	var ack pubAck
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return 0, false, fmt.Errorf("natslog: bad publish ack %q: %w", reply.Data, err)
+	}
+	if ack.Error != nil {
+		switch ack.Error.ErrorCode {
+		case codeAtomicIncomplete, codeAtomicTooManyInflight:
+			return 0, true, ack.Error
+		case codeMessageExceedsMaximum:
+			return 0, false, &tooLarge{msg: fmt.Sprintf("an event is over the stream's max message size: %v", ack.Error)}
+		case codeAtomicTooLarge:
+			return 0, false, &tooLarge{msg: fmt.Sprintf("%d events are more than the server takes in one atomic batch: %v", len(msgs), ack.Error)}
+		case codeAtomicDisabled:
+			return 0, false, fmt.Errorf("%w: the stream does not allow atomic batch publish: %w", ErrNotSetUp, ack.Error)
+		}
+		return 0, false, ack.Error
+	}
+	if ack.Seq == 0 {
+		return 0, false, fmt.Errorf("natslog: bad publish ack %q", reply.Data)
+	}
+	return ack.Seq, false, nil
+}
+
+// ackSeq reads the stream sequence of a successful publish ack,
+// {"stream":"name","seq":42,...}, without a JSON decoder: this is on every
+// append's path. ok is false for anything else, errors included, which the
+// caller then decodes in full.
+func ackSeq(b []byte) (seq uint64, ok bool) {
+	if len(b) < 2 || b[0] != '{' || bytes.Contains(b, []byte(`"error"`)) {
+		return 0, false
+	}
+	i := bytes.Index(b, []byte(`"seq":`))
+	if i < 0 {
+		return 0, false
+	}
+	digits := b[i+len(`"seq":`):]
+	n := 0
+	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 19 || n == len(digits) || (digits[n] != ',' && digits[n] != '}') {
+		return 0, false
+	}
+	for _, d := range digits[:n] {
+		seq = seq*10 + uint64(d-'0')
+	}
+	return seq, seq > 0
+}
+
+// publishError translates an error of sending a message.
+func (l *Log) publishError(err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return &tooLarge{msg: fmt.Sprintf("an event is over the server's max payload of %d bytes: %v", l.nc.MaxPayload(), err)}
+	}
+	return err
+}
+
+// isStatus reports whether m is a status reply with code.
+func isStatus(m *nats.Msg, code string) bool {
+	return len(m.Data) == 0 && m.Header.Get(hdrStatus) == code
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// LastSeq implements [eventlog.Log]: one direct get of the entity's last
+// message.
+func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
+	if err := validateStream(typ, id); err != nil {
+		return 0, err
+	}
+	if l.closed.Load() {
+		return 0, errClosed
+	}
+	subj, err := l.subjects.entity(typ, id)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	last, _, err := l.last(ctx, subj)
+	if err != nil {
+		return 0, fmt.Errorf("natslog: last seq of %s/%s: %w", typ, id, err)
+	}
+	return last.seq, nil
+}
+
+// last returns the last message on subj (a zero stored if there is none)
+// and remembers it.
+func (l *Log) last(ctx context.Context, subj string) (stored, bool, error) {
+	m := &nats.Msg{Subject: l.directLast + subj}
+	reply, err := l.requestRetry(ctx, m)
+	if err != nil {
+		return stored{}, false, err
+	}
+	if isStatus(reply, statusNotFound) {
+		l.cache.forget(subj)
+		return stored{}, false, nil
+	}
+	if err := statusError(reply); err != nil {
+		return stored{}, false, err
+	}
+	s, err := parseDirect(reply)
+	if err != nil {
+		return stored{}, false, err
+	}
+	l.cache.set(subj, tail{seq: s.seq, sseq: s.sseq})
+	return s, true, nil
+}
+
+// requestRetry sends a read request and waits for its one reply, retrying
+// while nothing answers.
+func (l *Log) requestRetry(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	wait := retryWait
+	for attempt := 1; ; attempt++ {
+		reply, err := l.inbox.request(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if !isStatus(reply, statusNoResponders) {
+			return reply, nil
+		}
+		if attempt == maxAttempts {
+			return nil, ErrNoResponse
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNoResponse, err)
+		}
+		wait = min(2*wait, maxRetryWait)
+	}
+}
+
+// statusError returns the error a status reply carries, nil for a message.
+func statusError(m *nats.Msg) error {
+	code := m.Header.Get(hdrStatus)
+	if code == "" || len(m.Data) > 0 {
+		return nil
+	}
+	if code == statusNoResponders {
+		return ErrNoResponse
+	}
+	return fmt.Errorf("natslog: direct get: status %s %s", code, m.Header.Get(hdrDescription))
+}
+
+// validateStream checks the stream arguments of a read or delete.
+func validateStream(typ, id string) error {
+	switch {
+	case typ == "":
+		return fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
+	case id == "":
+		return fmt.Errorf("%w: empty entity id for type %q", eventlog.ErrInvalid, typ)
+	}
+	return nil
+}
+
+// Close implements [eventlog.Closer]. It ends every subscription with
+// [eventlog.ErrClosed] and unsubscribes from replies; calls still waiting
+// for one get [eventlog.ErrClosed]. It does not close the connection.
+// Afterwards every method returns [eventlog.ErrClosed], Close included.
+func (l *Log) Close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return errClosed
+	}
+	l.closeCancel()
+	l.inbox.shutdown()
+	return nil
+}

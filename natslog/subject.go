@@ -1,0 +1,121 @@
+package natslog
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// maxSubject bounds the length of an event subject. The NATS protocol line
+// that carries a subject is limited (4 KiB by default) and must also hold
+// the reply subject and sizes.
+const maxSubject = 1024
+
+// literal reports whether b stands for itself in a token. Every other byte
+// is escaped, so a token is a valid subject token and a valid KV key token
+// whatever the entity type or id.
+func literal(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// encodeToken returns s as one subject token: letters, digits, '_' and '-'
+// stand for themselves and every other byte becomes '=' and two upper-case
+// hex digits, so "user@x.io" is "user=40x=2Eio". Distinct strings give
+// distinct tokens, and [decodeToken] reverses it. A string that needs no
+// escaping is returned as is, without allocating.
+func encodeToken(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !literal(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if literal(c) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '=', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return string(b)
+}
+
+// decodeToken reverses [encodeToken].
+func decodeToken(tok string) (string, error) {
+	i := strings.IndexByte(tok, '=')
+	if i < 0 {
+		return tok, nil
+	}
+	b := make([]byte, 0, len(tok))
+	b = append(b, tok[:i]...)
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		if c != '=' {
+			b = append(b, c)
+			continue
+		}
+		if i+2 >= len(tok) {
+			return "", fmt.Errorf("natslog: bad token %q: truncated escape", tok)
+		}
+		hi, ok1 := unhex(tok[i+1])
+		lo, ok2 := unhex(tok[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("natslog: bad token %q: bad escape %q", tok, tok[i:i+3])
+		}
+		b = append(b, hi<<4|lo)
+		i += 2
+	}
+	return string(b), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// subjects builds and parses the subjects of one stream prefix.
+type subjects struct {
+	prefix string // with a trailing dot
+}
+
+// entity returns the subject of the stream (typ, id), or an error matching
+// [eventlog.ErrInvalid] if it would be too long.
+func (s subjects) entity(typ, id string) (string, error) {
+	t, i := encodeToken(typ), encodeToken(id)
+	n := len(s.prefix) + len(t) + 1 + len(i)
+	if n > maxSubject {
+		return "", fmt.Errorf("%w: natslog: the subject of %.40q/%.40q would be %d bytes, over the limit of %d", eventlog.ErrInvalid, typ, id, n, maxSubject)
+	}
+	return s.prefix + t + "." + i, nil
+}
+
+// typeFilter returns the subject filter of every stream of type typ.
+func (s subjects) typeFilter(typ string) (string, error) {
+	t := encodeToken(typ)
+	if n := len(s.prefix) + len(t) + 2; n > maxSubject {
+		return "", fmt.Errorf("%w: natslog: the subject of type %.40q would be %d bytes, over the limit of %d", eventlog.ErrInvalid, typ, n, maxSubject)
+	}
+	return s.prefix + t + ".*", nil
+}
+
+// id returns the entity id of subject subj, whose type filter is filter.
+func (s subjects) id(filter, subj string) (string, error) {
+	base := filter[:len(filter)-1] // without the '*'
+	if !strings.HasPrefix(subj, base) || strings.IndexByte(subj[len(base):], '.') >= 0 {
+		return "", fmt.Errorf("natslog: subject %q is not an event subject of %q", subj, filter)
+	}
+	return decodeToken(subj[len(base):])
+}

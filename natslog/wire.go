@@ -1,0 +1,219 @@
+package natslog
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// The headers of an event message. The payload is the event's data,
+// untouched, so other NATS clients can read it.
+const (
+	// hdrSeq carries the event's per-entity Seq in decimal. On a deletion
+	// marker it carries the last Seq deleted.
+	hdrSeq = "Es-Seq"
+	// hdrEvent carries the event's name, path-escaped (url.PathEscape), so
+	// any name survives the header syntax.
+	hdrEvent = "Es-Event"
+	// hdrRev carries the event's schema revision in decimal, when not 0.
+	hdrRev = "Es-Rev"
+	// hdrMeta carries the event's metadata, when not empty, query-encoded
+	// (k=v&k2=v2, keys sorted).
+	hdrMeta = "Es-Meta"
+	// hdrMarker marks a message that stands in for deleted events: it keeps
+	// the stream's last Seq when every event was deleted. Readers skip it.
+	hdrMarker = "Es-Deleted"
+)
+
+// JetStream's headers.
+const (
+	hdrExpectedLastSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrBatchID             = "Nats-Batch-Id"
+	hdrBatchSeq            = "Nats-Batch-Sequence"
+	hdrBatchCommit         = "Nats-Batch-Commit"
+	hdrStream              = "Nats-Stream"
+	hdrSubject             = "Nats-Subject"
+	hdrSequence            = "Nats-Sequence"
+	hdrTimeStamp           = "Nats-Time-Stamp"
+	hdrNumPending          = "Nats-Num-Pending"
+	hdrStatus              = "Status"
+	hdrDescription         = "Description"
+)
+
+// Status codes of replies without payload.
+const (
+	statusNoResponders = "503"
+	statusNotFound     = "404"
+	statusEOB          = "204"
+)
+
+// outMsg is an event message on its way out. Appends recycle them through
+// outPool, header map included: nats.go copies a message into its write
+// buffer during PublishMsg and keeps no reference to it, so after the append
+// nothing points into an outMsg.
+type outMsg struct {
+	nats.Msg
+	// vals backs the header values, one slot per header this package sets.
+	vals [4]string
+}
+
+var outPool = sync.Pool{New: func() any { return &outMsg{Msg: nats.Msg{Header: make(nats.Header, 8)}} }}
+
+// eventMsg returns the message for event ev with Seq seq on subj, without
+// the expected-sequence and batch headers, and its header and payload
+// length as the client will send it. Give it back with release.
+func eventMsg(subj string, seq uint64, ev *eventlog.Event) (m *outMsg, size int) {
+	m = outPool.Get().(*outMsg)
+	m.Subject, m.Data = subj, ev.Data
+	h := m.Header
+	m.vals[0] = strconv.FormatUint(seq, 10)
+	h[hdrSeq] = m.vals[0:1:1]
+	m.vals[1] = url.PathEscape(ev.Name)
+	h[hdrEvent] = m.vals[1:2:2]
+	if ev.Revision != 0 {
+		m.vals[2] = strconv.FormatUint(uint64(ev.Revision), 10)
+		h[hdrRev] = m.vals[2:3:3]
+	}
+	if len(ev.Metadata) > 0 {
+		m.vals[3] = encodeMeta(ev.Metadata)
+		h[hdrMeta] = m.vals[3:4:4]
+	}
+	return m, headerSize(h) + len(ev.Data)
+}
+
+// release returns m to outPool.
+func (m *outMsg) release() {
+	clear(m.Header)
+	h := m.Header
+	*m = outMsg{Msg: nats.Msg{Header: h}}
+	outPool.Put(m)
+}
+
+// headerSize returns the encoded size of h plus the headers a publish may
+// add: the expected sequence and the atomic batch headers.
+func headerSize(h nats.Header) int {
+	const reserve = len("NATS/1.0\r\n\r\n") +
+		len(hdrExpectedLastSubjSeq+": 18446744073709551615\r\n") +
+		len(hdrBatchID+": 0123456789012345678901\r\n") +
+		len(hdrBatchSeq+": 1000000\r\n") +
+		len(hdrBatchCommit+": 1\r\n")
+	n := reserve
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// encodeMeta encodes metadata for [hdrMeta].
+func encodeMeta(md map[string]string) string {
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(md)) {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(k))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(md[k]))
+	}
+	return b.String()
+}
+
+// decodeMeta reverses [encodeMeta].
+func decodeMeta(s string) (map[string]string, error) {
+	md := make(map[string]string)
+	for pair := range strings.SplitSeq(s, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return nil, err
+		}
+		md[k] = v
+	}
+	return md, nil
+}
+
+// stored is an event message as read back from the stream.
+type stored struct {
+	subject string
+	sseq    uint64 // stream sequence: the record's Position
+	seq     uint64 // Es-Seq
+	marker  bool   // a deletion marker, not an event
+	time    time.Time
+	header  nats.Header
+	data    []byte
+}
+
+// parseDirect reads a message returned by a direct get: the stored headers
+// plus Nats-Subject, Nats-Sequence and Nats-Time-Stamp.
+func parseDirect(m *nats.Msg) (stored, error) {
+	h := m.Header
+	s := stored{subject: h.Get(hdrSubject), header: h, data: m.Data}
+	var err error
+	if s.sseq, err = strconv.ParseUint(h.Get(hdrSequence), 10, 64); err != nil {
+		return s, fmt.Errorf("natslog: direct get reply without a valid %s header: %q", hdrSequence, h.Get(hdrSequence))
+	}
+	if s.time, err = time.Parse(time.RFC3339Nano, h.Get(hdrTimeStamp)); err != nil {
+		return s, fmt.Errorf("natslog: message %d: bad %s header: %w", s.sseq, hdrTimeStamp, err)
+	}
+	return s, s.parseSeq()
+}
+
+// parseSeq reads the Es-Seq header and the marker flag.
+func (s *stored) parseSeq() error {
+	v := s.header.Get(hdrSeq)
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || seq == 0 {
+		return fmt.Errorf("natslog: message %d on %s is not an event of this log: %s header %q", s.sseq, s.subject, hdrSeq, v)
+	}
+	s.seq = seq
+	s.marker = s.header.Get(hdrMarker) != ""
+	return nil
+}
+
+// record builds the Record of an event message of stream (typ, id).
+func (s *stored) record(typ, id string) (eventlog.Record, error) {
+	r := eventlog.Record{
+		EntityType: typ,
+		EntityID:   id,
+		Seq:        s.seq,
+		Position:   s.sseq,
+		Time:       s.time,
+	}
+	if len(s.data) > 0 {
+		r.Data = s.data
+	}
+	name, err := url.PathUnescape(s.header.Get(hdrEvent))
+	if err != nil || name == "" {
+		return r, fmt.Errorf("natslog: message %d on %s: bad %s header %q", s.sseq, s.subject, hdrEvent, s.header.Get(hdrEvent))
+	}
+	r.Name = name
+	if v := s.header.Get(hdrRev); v != "" {
+		rev, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return r, fmt.Errorf("natslog: message %d on %s: bad %s header %q", s.sseq, s.subject, hdrRev, v)
+		}
+		r.Revision = uint32(rev)
+	}
+	if v := s.header.Get(hdrMeta); v != "" {
+		md, err := decodeMeta(v)
+		if err != nil {
+			return r, fmt.Errorf("natslog: message %d on %s: bad %s header: %w", s.sseq, s.subject, hdrMeta, err)
+		}
+		r.Metadata = md
+	}
+	return r, nil
+}
