@@ -38,11 +38,16 @@ func MetadataFrom(ctx context.Context) map[string]string {
 }
 
 // Ask sends cmd to the entity ref and waits for its reply. The reply comes
-// after the command's events are durable. Errors: the handler's rejection as
-// returned; a *PanicError if user code panicked; a *PersistError if the
-// append failed; a *RecoveryError if the entity could not be recovered;
-// [ErrMailboxFull]; [ErrClosed]; ctx.Err() if ctx ends first (the command may
-// still run, unless it had not started, in which case it never will).
+// after the command's events are durable. If the entity is idle, the command
+// runs on the calling goroutine, and ctx bounds its append as the store
+// timeout does. Errors: the handler's rejection as returned; a *PanicError
+// if user code panicked; a *PersistError if the append failed (it matches
+// ctx's error if ctx ended during the append; whether the events landed is
+// then unknown, and the entity recovers from the log before its next
+// command); a *RecoveryError if the entity could not be recovered;
+// [ErrMailboxFull]; [ErrClosed]; ctx.Err() if ctx ends while the command
+// waits behind others (the command may still run, unless it had not
+// started, in which case it never will).
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
 	var zero R
 	if ref.kind == nil {
@@ -54,9 +59,13 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx), done: make(chan struct{}, 1)}
-	if err := ref.kind.submit(ref.id, req); err != nil {
+	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx)}
+	ran, err := ref.kind.submit(ctx, ref.id, req)
+	if err != nil {
 		return zero, err
+	}
+	if ran {
+		return req.reply, req.err
 	}
 	select {
 	case <-req.done:
@@ -72,30 +81,32 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 	}
 }
 
-// submit queues p for entity id, activating it if needed.
-func (k *Kind[S, E]) submit(id string, p pending[S, E]) error {
+// submit runs p for entity id at once if the entity is idle (ran true: p
+// has been delivered), or queues it, activating the entity if needed.
+func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ran bool, err error) {
 	if id == "" {
-		return fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.def.Name)
+		return false, fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.def.Name)
 	}
 	sys := k.sys
-	sys.inflight.Add(1)
+	flight := sys.flightOf(id)
+	flight.Add(1)
 	for {
 		if sys.closed.Load() {
-			sys.inflight.Add(-1)
-			return ErrClosed
+			flight.Add(-1)
+			return false, ErrClosed
 		}
 		in, err := k.instance(id)
 		if err != nil {
-			sys.inflight.Add(-1)
-			return err
+			flight.Add(-1)
+			return false, err
 		}
-		accepted, err := in.enqueue(p)
+		ran, accepted, err := in.submit(ctx, p)
 		if err != nil {
-			sys.inflight.Add(-1)
-			return err
+			flight.Add(-1)
+			return false, err
 		}
 		if accepted {
-			return nil
+			return ran, nil
 		}
 		// The instance was passivated or retired after we found it; its
 		// successor takes the command.
@@ -113,6 +124,9 @@ const (
 
 // pending is a queued command with its reply type erased.
 type pending[S, E any] interface {
+	// arm prepares the command to wait in a queue: its caller will wait
+	// for deliver. A command run at once by its caller is never armed.
+	arm()
 	// start marks the command started; false if its caller gave up first.
 	start() bool
 	run(tx *Tx[S, E]) error
@@ -128,6 +142,8 @@ type request[S, E, R any] struct {
 	err   error
 	done  chan struct{}
 }
+
+func (r *request[S, E, R]) arm() { r.done = make(chan struct{}, 1) }
 
 func (r *request[S, E, R]) start() bool {
 	return r.state.CompareAndSwap(reqWaiting, reqStarted)
@@ -149,5 +165,7 @@ func (r *request[S, E, R]) deliver(err error) {
 		r.reply = zero
 	}
 	r.err = err
-	r.done <- struct{}{}
+	if r.done != nil {
+		r.done <- struct{}{}
+	}
 }

@@ -21,13 +21,16 @@
 //
 // # Batching
 //
-// Commands wait in a per-entity queue, not in the actor's mailbox. When the
-// actor wakes it takes every waiting command (up to [WithMaxBatch]), handles
-// them in order against its in-memory state, persists all their events in one
-// atomic append and only then releases all replies, rejections included. So a
-// hot entity is not limited to one storage round trip per command, and
-// per-entity order and read-your-writes hold. If the append fails, every
-// command of the batch gets the error.
+// A command to an idle entity runs at once, on the caller's goroutine: no
+// hand-off to another goroutine and back. Commands that arrive while one
+// runs wait in a per-entity queue, not in an actor's mailbox; when the
+// running command is done, the entity's actor (spawned the first time
+// commands queue up) takes every waiting command (up to [WithMaxBatch]),
+// handles them in order against its in-memory state, persists all their
+// events in one atomic append and only then releases all replies,
+// rejections included. So a hot entity is not limited to one storage round
+// trip per command, and per-entity order and read-your-writes hold. If the
+// append fails, every command of the batch gets the error.
 //
 // # Failure semantics
 //
@@ -49,9 +52,13 @@
 // # Concurrency
 //
 // [System], [Kind] and [Ref] are safe for concurrent use. Command handlers and
-// Apply run on the entity's actor, one command at a time per entity; they must
-// not block. The local command path uses a reply channel, not protoactor-go
-// futures; protoactor-go provides the actor lifecycle and supervision.
+// Apply run one command at a time per entity, on the goroutine of the caller
+// that found the entity idle or on the entity's actor; they must not block.
+// The local command path uses no protoactor-go futures and, for an idle
+// entity, no actor at all; protoactor-go provides the actors that drain
+// queued commands, their lifecycle and supervision. An entity that has never
+// had commands queue up has no actor, so an idle live entity costs a few
+// hundred bytes.
 //
 // # Errors
 //

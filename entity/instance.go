@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -22,54 +22,132 @@ type wake struct{}
 
 var wakeMsg = &wake{}
 
-// instance is one live entity: a protoactor-go actor plus its command queue.
+// instance is one live entity: its state, its command queue and, while
+// commands queue up behind one another, a protoactor-go actor that drains
+// the queue.
+//
+// Whoever sets busy owns the entity: it alone runs commands and touches the
+// fields below "Owned by the busy holder". A command that finds the entity
+// idle (not busy, nothing queued) runs at once on the caller's goroutine:
+// no hand-off to another goroutine and back, which is most of the cost of a
+// command against a fast log. A command that finds it busy waits in the
+// queue; when the owner is done it hands a non-empty queue to the entity's
+// actor (spawned on first need), which takes every waiting command as one
+// batch. So an entity that is never contended never needs an actor, and a
+// contended one gets command batching. Invariant: the queue is empty unless
+// busy is set.
 type instance[S, E any] struct {
-	kind *Kind[S, E]
-	id   string
-	pid  *actor.PID
+	kind   *Kind[S, E]
+	id     string
+	flight *atomic.Int64 // the System's in-flight counter for this id
 
-	mu        sync.Mutex // guards queue, scheduled and stopped
-	queue     []pending[S, E]
-	scheduled bool // a wake is on its way or the actor is draining
-	stopped   bool // passivated or retired: takes no more commands
+	mu      sync.Mutex // guards queue, spare, busy, stopped and pid
+	queue   []pending[S, E]
+	spare   []pending[S, E] // the other queue buffer, swapped in by drain
+	busy    bool            // a caller or the actor is running commands
+	stopped bool            // passivated or retired: takes no more commands
+	pid     *actor.PID      // the draining actor; nil until first needed
 
-	lastUsed atomic.Int64 // unix nanoseconds of the last accepted command
-	snapSeq  atomic.Uint64
-	snapping atomic.Bool
+	lastUsed  atomic.Int64  // housekeeping tick of the last accepted command
+	actorUsed atomic.Int64  // housekeeping tick of the last hand-off to the actor
+	snapSeq   atomic.Uint64 // Seq of the latest saved snapshot
+	snapRetry atomic.Bool   // a save failed: encode again after the next persist
 
-	// Owned by the actor: only the goroutine running Receive touches these.
-	ready bool
-	state S
-	seq   uint64
+	snapMu   sync.Mutex              // guards snapNext and snapping
+	snapNext *snapshotstore.Snapshot // encoded, waiting for the saver
+	snapping bool                    // a saver goroutine is running
+
+	// Owned by the busy holder.
+	ready    bool
+	state    S
+	seq      uint64
+	outcomes []outcome[S, E]
+	events   []eventlog.Event
+	evBuf    []E
+	snapDone uint64 // Seq of the latest snapshot encoded (saved or not)
 }
 
 func newInstance[S, E any](k *Kind[S, E], id string) *instance[S, E] {
-	in := &instance[S, E]{kind: k, id: id}
-	in.lastUsed.Store(time.Now().UnixNano())
+	in := &instance[S, E]{kind: k, id: id, flight: k.sys.flightOf(id)}
+	in.lastUsed.Store(k.clock.Load())
 	return in
 }
 
-// enqueue adds p to the queue. It returns false without an error when the
-// instance no longer takes commands.
-func (in *instance[S, E]) enqueue(p pending[S, E]) (bool, error) {
+// touch records a use for passivation.
+func (in *instance[S, E]) touch() {
+	if in.kind.cfg.passivateAfter > 0 {
+		in.lastUsed.Store(in.kind.clock.Load())
+	}
+}
+
+// submit runs p at once if the entity is idle (ran true: p has been
+// delivered), or queues it for the current owner. accepted is false without
+// an error when the instance no longer takes commands.
+func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, accepted bool, err error) {
 	in.mu.Lock()
 	if in.stopped {
 		in.mu.Unlock()
-		return false, nil
+		return false, false, nil
+	}
+	if !in.busy {
+		in.busy = true
+		in.mu.Unlock()
+		in.touch()
+		in.runInline(ctx, p)
+		return true, true, nil
 	}
 	if n := len(in.queue); n >= in.kind.cfg.mailbox {
 		in.mu.Unlock()
-		return false, fmt.Errorf("%w: %s/%s has %d commands waiting", ErrMailboxFull, in.kind.def.Name, in.id, n)
+		return false, false, fmt.Errorf("%w: %s/%s has %d commands waiting", ErrMailboxFull, in.kind.def.Name, in.id, n)
 	}
+	p.arm()
 	in.queue = append(in.queue, p)
-	wakeUp := !in.scheduled
-	in.scheduled = true
 	in.mu.Unlock()
-	in.lastUsed.Store(time.Now().UnixNano())
-	if wakeUp {
-		in.kind.sys.actors.Root.Send(in.pid, wakeMsg)
+	in.touch()
+	return false, true, nil
+}
+
+// runInline runs p, whose caller owns the entity, then releases it.
+func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
+	var one [1]pending[S, E]
+	one[0] = p
+	in.process(ctx, one[:])
+	in.release()
+}
+
+// release gives up ownership, or hands it to the actor if commands queued
+// up meanwhile: the releasing caller's own reply is not held up by them.
+func (in *instance[S, E]) release() {
+	in.mu.Lock()
+	if len(in.queue) == 0 || in.stopped {
+		in.busy = false
+		in.mu.Unlock()
+		return
 	}
-	return true, nil
+	k := in.kind
+	in.actorUsed.Store(k.clock.Load())
+	pid := in.pid
+	if pid == nil {
+		k.sys.running.Add(1)
+		pid = k.sys.actors.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return in }))
+		in.pid = pid
+		k.actors.LoadOrStore(in.id, in)
+	}
+	in.mu.Unlock()
+	k.sys.actors.Root.Send(pid, wakeMsg)
+}
+
+// stopActor stops the entity's actor, if it has one. The caller has set
+// stopped.
+func (in *instance[S, E]) stopActor() {
+	in.mu.Lock()
+	pid := in.pid
+	in.pid = nil
+	in.mu.Unlock()
+	in.kind.actors.CompareAndDelete(in.id, in)
+	if pid != nil {
+		in.kind.sys.actors.Root.Stop(pid)
+	}
 }
 
 // Receive implements actor.Actor.
@@ -82,38 +160,51 @@ func (in *instance[S, E]) Receive(c actor.Context) {
 	}
 }
 
-// drain handles queued commands, a batch at a time, until the queue is empty.
+// drain handles queued commands, a batch at a time, until the queue is
+// empty, then releases the entity. It runs on the actor, which owns the
+// entity from the wake on.
 func (in *instance[S, E]) drain() {
 	maxBatch := in.kind.cfg.maxBatch
-	var batch []pending[S, E]
+	ctx := context.Background()
 	for {
 		in.mu.Lock()
 		n := min(len(in.queue), maxBatch)
 		if n == 0 {
-			in.scheduled = false
+			in.busy = false
 			in.mu.Unlock()
 			return
 		}
-		batch = append(batch[:0], in.queue[:n]...)
-		clear(in.queue[:n])
-		in.queue = in.queue[n:]
-		if len(in.queue) == 0 {
-			in.queue = nil
+		var batch []pending[S, E]
+		if n == len(in.queue) {
+			// Take the whole queue and give the callers the other buffer.
+			batch = in.queue
+			in.queue, in.spare = in.spare[:0], nil
+		} else {
+			batch = append(in.spare[:0], in.queue[:n]...)
+			in.spare = nil
+			clear(in.queue[:n])
+			in.queue = in.queue[n:]
 		}
 		in.mu.Unlock()
-		in.process(batch)
+		in.process(ctx, batch)
 		clear(batch)
+		in.mu.Lock()
+		if in.spare == nil && cap(batch) <= 4*maxBatch {
+			in.spare = batch[:0]
+		}
+		in.mu.Unlock()
 	}
 }
 
 // finish delivers the outcome of an accepted command.
 func (in *instance[S, E]) finish(p pending[S, E], err error) {
 	p.deliver(err)
-	in.kind.sys.inflight.Add(-1)
+	in.flight.Add(-1)
 }
 
-// process handles a batch of commands in order.
-func (in *instance[S, E]) process(batch []pending[S, E]) {
+// process handles a batch of commands in order. ctx bounds the appends and
+// recoveries on behalf of an inline caller; the actor passes Background.
+func (in *instance[S, E]) process(ctx context.Context, batch []pending[S, E]) {
 	for len(batch) > 0 {
 		if !in.ready {
 			if err := in.recover(); err != nil {
@@ -123,7 +214,7 @@ func (in *instance[S, E]) process(batch []pending[S, E]) {
 				return
 			}
 		}
-		batch = batch[in.runGroup(batch):]
+		batch = batch[in.runGroup(ctx, batch):]
 	}
 }
 
@@ -138,30 +229,29 @@ type outcome[S, E any] struct {
 // after a command whose failure may have left the state modified (a panic, or
 // an error after Persist); the entity then recovers before the rest. It
 // returns how many commands it consumed.
-func (in *instance[S, E]) runGroup(batch []pending[S, E]) int {
+func (in *instance[S, E]) runGroup(ctx context.Context, batch []pending[S, E]) int {
 	k := in.kind
 	def := &k.def
 	state, seq := in.state, in.seq
-	var events []eventlog.Event
-	outcomes := make([]outcome[S, E], 0, len(batch))
+	events := in.events[:0]
+	outcomes := in.outcomes[:0]
 	dirty := false
 	consumed := 0
 	for _, p := range batch {
 		consumed++
 		if !p.start() {
 			// The caller gave up before the command started; it never runs.
-			k.sys.inflight.Add(-1)
+			in.flight.Add(-1)
 			continue
 		}
-		tx := Tx[S, E]{def: def, id: in.id, state: state, seq: seq, meta: p.metadata()}
-		err := guard(def.Name, in.id, func() error { return p.run(&tx) })
-		var pe *PanicError
+		// The Tx comes from a pool: a command's handler gets a pointer
+		// through an interface, which would move a local Tx to the heap,
+		// and a Tx in every instance would cost idle entities memory.
+		tx := k.txPool.Get().(*Tx[S, E])
+		*tx = Tx[S, E]{def: def, id: in.id, state: state, seq: seq, meta: p.metadata(), events: in.evBuf[:0]}
+		err := in.run(p, tx)
 		switch {
-		case errors.As(err, &pe):
-			dirty = true
-		case err != nil:
-			dirty = len(tx.events) > 0
-		default:
+		case err == nil:
 			mark := len(events)
 			events, err = in.encode(events, tx.events, seq, tx.meta)
 			if err != nil {
@@ -170,14 +260,24 @@ func (in *instance[S, E]) runGroup(batch []pending[S, E]) int {
 			} else {
 				state, seq = tx.state, tx.seq
 			}
+		case isPanic(err):
+			dirty = true
+		default:
+			dirty = len(tx.events) > 0
 		}
+		clear(tx.events)
+		if cap(tx.events) <= 64 {
+			in.evBuf = tx.events[:0]
+		}
+		*tx = Tx[S, E]{}
+		k.txPool.Put(tx)
 		outcomes = append(outcomes, outcome[S, E]{p: p, err: err, own: dirty})
 		if dirty {
 			break
 		}
 	}
 	if len(events) > 0 {
-		if err := in.persist(events); err != nil {
+		if err := in.persist(ctx, events); err != nil {
 			in.ready = false
 			for i := range outcomes {
 				if !outcomes[i].own {
@@ -192,24 +292,40 @@ func (in *instance[S, E]) runGroup(batch []pending[S, E]) int {
 	if dirty {
 		in.ready = false
 	}
+	clear(events)
+	in.events = events[:0]
 	for _, o := range outcomes {
 		in.finish(o.p, o.err)
 	}
+	clear(outcomes)
+	in.outcomes = outcomes[:0]
 	return consumed
+}
+
+// isPanic reports whether err is a *PanicError. It is a function of its own
+// so that the target variable of errors.As is allocated only when a
+// command failed.
+func isPanic(err error) bool {
+	var pe *PanicError
+	return errors.As(err, &pe)
+}
+
+// run runs p's handler, turning a panic into a *PanicError.
+func (in *instance[S, E]) run(p pending[S, E], tx *Tx[S, E]) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{EntityType: in.kind.def.Name, EntityID: in.id, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return p.run(tx)
 }
 
 // encode appends the log form of evs, which follow Seq seq, to out.
 func (in *instance[S, E]) encode(out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
-	def := &in.kind.def
 	for i, e := range evs {
-		var ev eventlog.Event
-		err := guard(def.Name, in.id, func() error {
-			var err error
-			ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
-			return err
-		})
+		ev, err := in.encodeOne(e)
 		if err != nil {
-			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, def.Name, in.id, seq+uint64(i)+1, err)
+			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, in.kind.def.Name, in.id, seq+uint64(i)+1, err)
 		}
 		ev.Metadata = meta
 		out = append(out, ev)
@@ -217,10 +333,21 @@ func (in *instance[S, E]) encode(out []eventlog.Event, evs []E, seq uint64, meta
 	return out, nil
 }
 
-func (in *instance[S, E]) persist(events []eventlog.Event) error {
+// encodeOne encodes e, turning a panic of the codec into a *PanicError.
+func (in *instance[S, E]) encodeOne(e E) (ev eventlog.Event, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{EntityType: in.kind.def.Name, EntityID: in.id, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	ev.Name, ev.Revision, ev.Data, err = in.kind.def.Events.Encode(e)
+	return ev, err
+}
+
+func (in *instance[S, E]) persist(parent context.Context, events []eventlog.Event) error {
 	k := in.kind
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.timeout)
-	defer cancel()
+	ctx := newStoreCtx(parent, k.cfg.timeout)
+	defer ctx.release()
 	if _, err := k.sys.log.Append(ctx, k.def.Name, in.id, in.seq, events...); err != nil {
 		return &PersistError{EntityType: k.def.Name, EntityID: in.id, FirstSeq: in.seq + 1, Err: err}
 	}
@@ -232,8 +359,8 @@ func (in *instance[S, E]) persist(events []eventlog.Event) error {
 // newer snapshot covers; then it loads again.
 func (in *instance[S, E]) recover() error {
 	k := in.kind
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.timeout)
-	defer cancel()
+	ctx := newStoreCtx(context.Background(), k.cfg.timeout)
+	defer ctx.release()
 	var snaps snapshotstore.Store
 	if k.cfg.snapshotEvery > 0 {
 		snaps = k.sys.snapshots
@@ -245,6 +372,7 @@ func (in *instance[S, E]) recover() error {
 		if err == nil {
 			in.state, in.seq, in.ready = r.state, r.seq, true
 			in.snapSeq.Store(r.snapSeq)
+			in.snapDone = r.snapSeq
 			return nil
 		}
 		if !errors.Is(err, errGap) || !k.cfg.deleteEvents {
@@ -308,13 +436,23 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], log eventlog.Log, sn
 	return r, nil
 }
 
-// maybeSnapshot starts saving a snapshot when enough events have passed since
-// the last one. The state is encoded here, on the actor, and saved in the
-// background; a failure is retried after the next persist.
+// maybeSnapshot takes a snapshot every snapshotEvery events. The state is
+// encoded here, by the entity's owner, and saved in the background by one
+// saver goroutine at a time. A snapshot is never skipped because an earlier
+// one is still being saved: the saver takes the latest encoded one next, so
+// recovery never has more than snapshotEvery events to replay after the
+// latest snapshot (plus what one batch overshoots). A failure is logged and
+// retried after the next persist.
 func (in *instance[S, E]) maybeSnapshot() {
 	k := in.kind
 	every := k.cfg.snapshotEvery
-	if every == 0 || in.seq-in.snapSeq.Load() < every || !in.snapping.CompareAndSwap(false, true) {
+	if every == 0 {
+		return
+	}
+	if in.snapRetry.Swap(false) {
+		in.snapDone = min(in.snapDone, in.snapSeq.Load())
+	}
+	if in.seq-in.snapDone < every {
 		return
 	}
 	def := &k.def
@@ -325,27 +463,51 @@ func (in *instance[S, E]) maybeSnapshot() {
 		return err
 	})
 	if err != nil {
-		in.snapping.Store(false)
 		k.sys.logger.Error("entity: encode snapshot", slog.String("type", def.Name), slog.String("id", in.id), slog.Uint64("seq", in.seq), slog.Any("error", err))
 		return
 	}
-	snap := snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Data: data}
-	k.sys.bg.Add(1)
-	go func() {
-		defer k.sys.bg.Done()
-		defer in.snapping.Store(false)
-		in.saveSnapshot(snap)
-	}()
+	in.snapDone = in.seq
+	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Data: data}
+	in.snapMu.Lock()
+	in.snapNext = snap
+	start := !in.snapping
+	in.snapping = true
+	in.snapMu.Unlock()
+	if start {
+		k.sys.bg.Add(1)
+		go in.saveSnapshots()
+	}
 }
 
-func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) {
+// saveSnapshots saves the latest encoded snapshot until there is none.
+func (in *instance[S, E]) saveSnapshots() {
+	defer in.kind.sys.bg.Done()
+	for {
+		in.snapMu.Lock()
+		snap := in.snapNext
+		in.snapNext = nil
+		if snap == nil {
+			in.snapping = false
+			in.snapMu.Unlock()
+			return
+		}
+		in.snapMu.Unlock()
+		if !in.saveSnapshot(*snap) {
+			in.snapRetry.Store(true)
+		}
+	}
+}
+
+// saveSnapshot saves snap and deletes the events it covers if configured;
+// it reports whether the snapshot was saved.
+func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) bool {
 	k := in.kind
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.timeout)
 	defer cancel()
 	log := k.sys.logger.With(slog.String("type", snap.EntityType), slog.String("id", snap.EntityID), slog.Uint64("seq", snap.Seq))
 	if err := k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {
 		log.Error("entity: save snapshot", slog.Any("error", err))
-		return
+		return false
 	}
 	in.snapSeq.Store(snap.Seq)
 	if k.cfg.deleteEvents {
@@ -353,4 +515,5 @@ func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) {
 			log.Error("entity: delete events covered by snapshot", slog.Any("error", err))
 		}
 	}
+	return true
 }

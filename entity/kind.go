@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -18,8 +16,14 @@ type Kind[S, E any] struct {
 	def Type[S, E]
 	cfg kindConfig
 
-	live  sync.Map // entity id -> *instance[S, E]
-	count atomic.Int64
+	live liveMap[*instance[S, E]]
+	// actors holds the live instances that have an actor.
+	actors liveMap[*instance[S, E]]
+	count  atomic.Int64
+	txPool sync.Pool // of *Tx[S, E], see runGroup
+	// clock counts housekeeping ticks (see housekeep); an instance records
+	// the tick of its last use instead of reading the time.
+	clock atomic.Int64
 }
 
 type kindConfig struct {
@@ -108,7 +112,10 @@ func WithMaxBatch(n int) KindOption {
 
 // WithStoreTimeout bounds each call an entity makes to the log or snapshot
 // store: a recovery, an append, a snapshot (default 30 s). An append that
-// times out fails its commands with a *PersistError.
+// times out fails its commands with a *PersistError. The bound reaches the
+// store as the Deadline and Done of the call's ctx; its clock starts when
+// the store first asks for either, so a call to a store that never blocks
+// (the in-memory log only checks Err) starts no timer.
 func WithStoreTimeout(d time.Duration) KindOption {
 	return func(c *kindConfig) error {
 		if d <= 0 {
@@ -151,6 +158,9 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		}
 	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
+	k.live.init()
+	k.actors.init()
+	k.txPool.New = func() any { return new(Tx[S, E]) }
 
 	sys.mu.Lock()
 	defer sys.mu.Unlock()
@@ -161,10 +171,8 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		return nil, fmt.Errorf("%w: entity type %q is already registered", ErrInvalid, def.Name)
 	}
 	sys.kinds[def.Name] = k
-	if cfg.passivateAfter > 0 {
-		sys.bg.Add(1)
-		go k.passivateLoop()
-	}
+	sys.bg.Add(1)
+	go k.housekeep()
 	return k, nil
 }
 
@@ -182,19 +190,15 @@ func (k *Kind[S, E]) Ref(id string) Ref[S, E] { return Ref[S, E]{kind: k, id: id
 func (k *Kind[S, E]) Live() int { return int(k.count.Load()) }
 
 // instance returns the live instance of id, activating it if needed.
+// Activation is cheap: recovery runs with the first command, and the actor
+// is spawned only when commands queue up (see instance).
 func (k *Kind[S, E]) instance(id string) (*instance[S, E], error) {
-	if v, ok := k.live.Load(id); ok {
-		return v.(*instance[S, E]), nil
+	if in, ok := k.live.Load(id); ok {
+		return in, nil
 	}
-	// Spawn before publishing, so whoever finds the instance can wake it.
-	// Recovery is lazy, so losing the race below costs only the spawn.
 	in := newInstance(k, id)
-	k.sys.running.Add(1)
-	in.pid = k.sys.actors.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return in }))
 	if v, loaded := k.live.LoadOrStore(id, in); loaded {
-		in.stopped = true
-		k.sys.actors.Root.Stop(in.pid)
-		return v.(*instance[S, E]), nil
+		return v, nil
 	}
 	k.count.Add(1)
 	// Close may have swept the kinds between our closed check and the store
@@ -223,21 +227,39 @@ func (k *Kind[S, E]) retire(in *instance[S, E]) {
 	if k.live.CompareAndDelete(in.id, in) {
 		k.count.Add(-1)
 	}
-	k.sys.actors.Root.Stop(in.pid)
+	in.stopActor()
 }
 
 func (k *Kind[S, E]) closeAll() {
-	k.live.Range(func(_, v any) bool {
-		k.retire(v.(*instance[S, E]))
+	k.live.Range(func(in *instance[S, E]) bool {
+		k.retire(in)
 		return true
 	})
 }
 
-// passivateLoop stops idle entities until the System closes.
-func (k *Kind[S, E]) passivateLoop() {
+// actorIdleTick is the housekeeping period when passivation is off or
+// slower: an entity's actor is stopped after 2 to 3 ticks without queued
+// commands.
+const actorIdleTick = time.Second
+
+// housekeep runs until the System closes. Every tick it stops the actors of
+// entities whose commands have not queued up for 2 ticks (the entity stays
+// live, state and all; an actor costs more memory than the rest of an idle
+// entity, and is spawned again when commands queue up), and, with
+// WithPassivateAfter(d), it passivates entities idle for more than d (and
+// less than 1.5 d): the tick is at most d/4.
+func (k *Kind[S, E]) housekeep() {
 	defer k.sys.bg.Done()
-	idle := k.cfg.passivateAfter
-	tick := time.NewTicker(idle / 2)
+	period, idleTicks, every := actorIdleTick, int64(0), int64(1)
+	if d := k.cfg.passivateAfter; d > 0 {
+		period = min(period, max(d/4, time.Nanosecond))
+		// Idle for idleTicks ticks means idle for more than (idleTicks-1)
+		// periods, at least d. Looking every d/4 (every ticks) notices it
+		// within d/4 more.
+		idleTicks = int64((d+period-1)/period) + 1
+		every = max(1, int64(d/4/period))
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -245,27 +267,61 @@ func (k *Kind[S, E]) passivateLoop() {
 			return
 		case <-tick.C:
 		}
-		cutoff := time.Now().Add(-idle).UnixNano()
-		k.live.Range(func(_, v any) bool {
-			in := v.(*instance[S, E])
-			if in.lastUsed.Load() > cutoff {
-				return true
+		now := k.clock.Add(1)
+		k.actors.Range(func(in *instance[S, E]) bool {
+			if now-in.actorUsed.Load() >= 2 {
+				k.stopIdleActor(in)
 			}
-			in.mu.Lock()
-			busy := in.scheduled || len(in.queue) > 0 || in.stopped
-			if !busy {
-				in.stopped = true
-			}
-			in.mu.Unlock()
-			if !busy {
-				if k.live.CompareAndDelete(in.id, in) {
-					k.count.Add(-1)
-				}
-				k.sys.actors.Root.Stop(in.pid)
+			return true
+		})
+		if idleTicks == 0 || now%every != 0 {
+			continue
+		}
+		k.live.Range(func(in *instance[S, E]) bool {
+			if now-in.lastUsed.Load() >= idleTicks {
+				k.passivate(in)
 			}
 			return true
 		})
 	}
+}
+
+// stopIdleActor stops in's actor if no commands are queued or running;
+// the entity stays live.
+func (k *Kind[S, E]) stopIdleActor(in *instance[S, E]) {
+	in.mu.Lock()
+	if in.busy || len(in.queue) > 0 {
+		in.mu.Unlock()
+		return
+	}
+	pid := in.pid
+	in.pid = nil
+	in.spare = nil
+	in.mu.Unlock()
+	k.actors.CompareAndDelete(in.id, in)
+	if pid != nil {
+		k.sys.actors.Root.Stop(pid)
+	}
+}
+
+// passivate stops in if it is idle; it reports false if it is busy.
+func (k *Kind[S, E]) passivate(in *instance[S, E]) bool {
+	in.mu.Lock()
+	if in.busy || len(in.queue) > 0 {
+		in.mu.Unlock()
+		return false
+	}
+	wasStopped := in.stopped
+	in.stopped = true
+	in.mu.Unlock()
+	if wasStopped {
+		return true
+	}
+	if k.live.CompareAndDelete(in.id, in) {
+		k.count.Add(-1)
+	}
+	in.stopActor()
+	return true
 }
 
 // Ref is a cheap, copyable reference to one entity. The zero Ref is invalid.

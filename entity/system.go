@@ -3,6 +3,7 @@ package entity
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,15 +25,44 @@ type System struct {
 	actors    *actor.ActorSystem
 	ownActors bool
 
-	closed   atomic.Bool
-	inflight atomic.Int64 // commands accepted and not yet answered
-	running  atomic.Int64 // spawned actors not yet stopped
-	done     chan struct{}
-	stopOnce sync.Once
-	bg       sync.WaitGroup // snapshot and passivation goroutines
+	closed atomic.Bool
+	// flight counts the commands accepted and not yet answered, striped by
+	// entity id so that commands to different entities do not all update
+	// one cache line; a command is counted and uncounted in the stripe of
+	// its entity id.
+	flightSeed maphash.Seed
+	flight     [flightStripes]flightStripe
+	running    atomic.Int64 // spawned actors not yet stopped
+	done       chan struct{}
+	stopOnce   sync.Once
+	bg         sync.WaitGroup // snapshot and passivation goroutines
 
 	mu    sync.Mutex // guards kinds
 	kinds map[string]kindHandle
+}
+
+const flightStripes = 32
+
+type flightStripe struct {
+	n atomic.Int64
+	_ [56]byte // one cache line per stripe
+}
+
+// flightOf returns the in-flight counter of entity id's stripe.
+func (s *System) flightOf(id string) *atomic.Int64 {
+	return &s.flight[maphash.String(s.flightSeed, id)%flightStripes].n
+}
+
+// inflight returns how many accepted commands are not yet answered. A
+// command accepted after closed is set is not missed: it is counted before
+// it checks closed, so a sum that reads its stripe before the count sees
+// closed set, and the command is refused.
+func (s *System) inflight() int64 {
+	var n int64
+	for i := range s.flight {
+		n += s.flight[i].n.Load()
+	}
+	return n
 }
 
 // kindHandle is what the System needs of a Kind, whatever its type parameters.
@@ -88,7 +118,9 @@ func NewSystem(log eventlog.Log, opts ...Option) (*System, error) {
 		log:    log,
 		logger: slog.New(slog.DiscardHandler),
 		done:   make(chan struct{}),
-		kinds:  make(map[string]kindHandle),
+
+		flightSeed: maphash.MakeSeed(),
+		kinds:      make(map[string]kindHandle),
 	}
 	for _, opt := range opts {
 		if err := opt(sys); err != nil {
@@ -114,7 +146,7 @@ func (s *System) Log() eventlog.Log { return s.log }
 // snapshots. If ctx ends first it calls [System.Close] and returns ctx.Err().
 func (s *System) Shutdown(ctx context.Context) error {
 	s.closed.Store(true)
-	if err := s.waitZero(ctx, &s.inflight); err != nil {
+	if err := s.waitZero(ctx, s.inflight); err != nil {
 		s.Close()
 		return err
 	}
@@ -137,7 +169,11 @@ func (s *System) Close() error {
 		for _, k := range kinds {
 			k.closeAll()
 		}
-		_ = s.waitZero(context.Background(), &s.running)
+		// Commands already running (on an actor, or on the goroutine of
+		// the caller that found its entity idle) finish; then the actors
+		// stop.
+		_ = s.waitZero(context.Background(), s.inflight)
+		_ = s.waitZero(context.Background(), s.running.Load)
 		s.bg.Wait()
 		if s.ownActors {
 			s.actors.Shutdown()
@@ -148,9 +184,9 @@ func (s *System) Close() error {
 
 // waitZero polls n until it is zero or ctx ends. Shutdown is rare, so a
 // short poll beats making every command pay for a condition variable.
-func (s *System) waitZero(ctx context.Context, n *atomic.Int64) error {
+func (s *System) waitZero(ctx context.Context, n func() int64) error {
 	delay := 100 * time.Microsecond
-	for n.Load() > 0 {
+	for n() > 0 {
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -11,6 +11,10 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The go command to use (overridable, e.g. GO=go1.26rc1).
 GO=${GO:-go}
 
+# Test and check every module as its users build it: without the repository's
+# go.work, which would otherwise hide go.sum entries a module lacks.
+export GOWORK=off
+
 # ---------------------------------------------------------------------------
 # Logging. Everything goes to stderr so that functions can print results on
 # stdout.

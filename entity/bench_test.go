@@ -1,0 +1,81 @@
+package entity_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/eventsourced-go/eventsourced/binarize"
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// The benchmarks use a counter without the test domain's history, whose
+// Apply copies a growing slice on purpose.
+type benchState struct{ N int64 }
+
+type benchEvent interface{ isBenchEvent() }
+
+type benchAdded struct {
+	By int64 `json:"by"`
+}
+
+func (benchAdded) isBenchEvent() {}
+
+type benchAdd struct{}
+
+func (benchAdd) Handle(tx *entity.Tx[benchState, benchEvent]) (int64, error) {
+	return tx.Persist(benchAdded{By: 1}).N, nil
+}
+
+func benchType() entity.Type[benchState, benchEvent] {
+	events := binarize.NewRegistry[benchEvent](binarize.Msgpack)
+	binarize.MustRegister[benchAdded](events, "Added")
+	return entity.Type[benchState, benchEvent]{
+		Name: "Counter",
+		Apply: func(s benchState, e benchEvent) benchState {
+			if e, ok := e.(benchAdded); ok {
+				s.N += e.By
+			}
+			return s
+		},
+		Events: events,
+	}
+}
+
+// BenchmarkAsk measures a command round trip (one event, in-memory log):
+// "idle" gives every goroutine an entity of its own, so commands never wait
+// for one another; "hot" sends every command to one entity, so commands
+// queue up and are batched.
+func BenchmarkAsk(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		entities int64
+	}{{"idle", 1 << 30}, {"hot", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			sys, err := entity.NewSystem(eventlog.NewMemory())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			k, err := entity.Register(sys, benchType())
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			ctx := context.Background()
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ref := k.Ref(fmt.Sprint(next.Add(1) % tc.entities))
+				for pb.Next() {
+					if _, err := entity.Ask(ctx, ref, benchAdd{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,203 @@
+package entity
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/binarize"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+type tState struct{ N int }
+type tEvent struct{ By int }
+type tAdd struct{}
+
+func (tAdd) Handle(tx *Tx[tState, tEvent]) (int, error) { return tx.Persist(tEvent{By: 1}).N, nil }
+
+func tType() Type[tState, tEvent] {
+	events := binarize.NewRegistry[tEvent](binarize.JSON)
+	binarize.MustRegister[tEvent](events, "Added")
+	return Type[tState, tEvent]{
+		Name:   "T",
+		Apply:  func(s tState, e tEvent) tState { s.N += e.By; return s },
+		Events: events,
+	}
+}
+
+// gatedLog holds appends while gate is open.
+type gatedLog struct {
+	*eventlog.Memory
+	mu   sync.Mutex // guards gate
+	gate chan struct{}
+}
+
+func (l *gatedLog) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	l.mu.Lock()
+	g := l.gate
+	l.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	return l.Memory.Append(ctx, typ, id, expected, events...)
+}
+
+// An entity whose commands never wait for one another has no actor: it
+// costs its instance and map entry only. The first time commands queue up,
+// an actor is spawned to drain them; it stops with the entity.
+func TestActorSpawnedOnlyWhenCommandsQueue(t *testing.T) {
+	gate := make(chan struct{})
+	log := &gatedLog{Memory: eventlog.NewMemory()}
+	sys, err := NewSystem(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := Register(sys, tType())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 100 {
+		if n, err := Ask(ctx, k.Ref("calm"), tAdd{}); err != nil || n != i+1 {
+			t.Fatalf("Ask %d: %d, %v", i, n, err)
+		}
+	}
+	in, _ := k.live.Load("calm")
+	in.mu.Lock()
+	pid := in.pid
+	in.mu.Unlock()
+	if pid != nil || sys.running.Load() != 0 {
+		t.Fatalf("uncontended entity: pid %v, %d actors running; want none", pid, sys.running.Load())
+	}
+
+	log.mu.Lock()
+	log.gate = gate
+	log.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if _, err := Ask(ctx, k.Ref("busy"), tAdd{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, ok := k.live.Load("busy")
+		if ok {
+			b.mu.Lock()
+			queued := len(b.queue)
+			b.mu.Unlock()
+			if queued == 9 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("commands did not queue up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	log.mu.Lock()
+	log.gate = nil
+	log.mu.Unlock()
+	close(gate)
+	wg.Wait()
+	if got := sys.running.Load(); got != 1 {
+		t.Errorf("after contention: %d actors running, want 1", got)
+	}
+	if err := sys.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sys.running.Load(); got != 0 {
+		t.Errorf("after Shutdown: %d actors running, want 0", got)
+	}
+}
+
+func TestLiveMap(t *testing.T) {
+	var m liveMap[*int]
+	m.init()
+	a, b := new(int), new(int)
+	if v, loaded := m.LoadOrStore("x", a); loaded || v != a {
+		t.Fatalf("LoadOrStore new: %v %t", v, loaded)
+	}
+	if v, loaded := m.LoadOrStore("x", b); !loaded || v != a {
+		t.Fatalf("LoadOrStore existing: %v %t, want a true", v, loaded)
+	}
+	if m.CompareAndDelete("x", b) {
+		t.Fatal("CompareAndDelete with another value deleted")
+	}
+	for i := range 1000 {
+		m.LoadOrStore(string(rune('a'+i%26))+string(rune(i)), b)
+	}
+	n := 0
+	m.Range(func(*int) bool { n++; return true })
+	if n != 1001 {
+		t.Errorf("Range saw %d values, want 1001", n)
+	}
+	if !m.CompareAndDelete("x", a) {
+		t.Fatal("CompareAndDelete with the value did not delete")
+	}
+	if _, ok := m.Load("x"); ok {
+		t.Error("Load after delete found the value")
+	}
+}
+
+// An entity's actor stops after a few seconds without queued commands; the
+// entity stays live with its state (no recovery) and gets an actor again
+// when commands queue up again.
+func TestIdleActorStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &gatedLog{Memory: eventlog.NewMemory()}
+		sys, err := NewSystem(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sys.Close()
+		k, err := Register(sys, tType())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		contend := func() {
+			gate := make(chan struct{})
+			log.mu.Lock()
+			log.gate = gate
+			log.mu.Unlock()
+			var wg sync.WaitGroup
+			for range 5 {
+				wg.Go(func() {
+					if _, err := Ask(ctx, k.Ref("e"), tAdd{}); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			synctest.Wait() // one command in Append, four queued
+			log.mu.Lock()
+			log.gate = nil
+			log.mu.Unlock()
+			close(gate)
+			wg.Wait()
+		}
+		contend()
+		if got := sys.running.Load(); got != 1 {
+			t.Fatalf("after contention: %d actors, want 1", got)
+		}
+		time.Sleep(4 * actorIdleTick)
+		synctest.Wait()
+		if got := sys.running.Load(); got != 0 {
+			t.Fatalf("after %v idle: %d actors, want 0", 4*actorIdleTick, got)
+		}
+		if got := k.Live(); got != 1 {
+			t.Fatalf("%d live entities, want 1: stopping the actor keeps the entity", got)
+		}
+		contend()
+		if n, err := Ask(ctx, k.Ref("e"), tAdd{}); err != nil || n != 11 {
+			t.Fatalf("after a second contention: %d, %v; want 11", n, err)
+		}
+		if got := sys.running.Load(); got != 1 {
+			t.Errorf("after the second contention: %d actors, want 1", got)
+		}
+	})
+}
