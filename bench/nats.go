@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/natslog"
+)
+
+// The nats scenario: 10,000 entities, one caller each, every command
+// persisting one event, request/reply, on a NATS server embedded in the
+// process (JetStream, file storage in a fresh temporary directory per system
+// run), or on -nats-url. The subject is the entity runtime on natslog. It is
+// compared with
+//   - raw-async, the ceiling: this program publishing the messages natslog
+//     writes for the same workload (same subjects, headers, payloads and
+//     expected-last-subject-sequence checks) to the same stream with
+//     jetstream's PublishMsgAsync from one goroutine, as fast as the acks
+//     come back, no runtime;
+//   - raw-async-nocheck: the same without the expected-sequence header, to
+//     show what the server's optimistic concurrency check costs;
+//   - raw-sync: the same messages, but request/reply like the workload: one
+//     goroutine per entity, each publishing its entity's messages with
+//     jetstream's synchronous PublishMsg, the expected sequence taken from
+//     the previous ack; what the stock client costs per round trip;
+//   - log-direct: no runtime, one goroutine per entity calling natslog's
+//     Append itself (encode, conditional append, apply), to separate the
+//     log's cost from the runtime's.
+
+var natsFlags struct {
+	url      string
+	entities int
+	commands int
+	pending  int
+}
+
+func init() {
+	RegisterFlags(func(fs *flag.FlagSet) {
+		fs.StringVar(&natsFlags.url, "nats-url", "", "nats: URL of a NATS server with JetStream (default: an embedded server per system run)")
+		fs.IntVar(&natsFlags.entities, "nats-entities", 10_000, "nats: entities (one caller each)")
+		fs.IntVar(&natsFlags.commands, "nats-commands", 10, "nats: commands per entity, one after the other")
+		fs.IntVar(&natsFlags.pending, "nats-raw-pending", 4000, "nats: max async publishes in flight for the raw ceilings")
+	})
+	Register(Scenario{
+		Name:      "nats",
+		Doc:       "10,000 entities, 1 event/command, request/reply, on an embedded NATS server (JetStream, file storage)",
+		Unit:      "commands",
+		Reference: "raw-async",
+		Timeout:   4 * time.Minute,
+		Targets: []Target{{
+			Desc: "eventsourced >= 80% of raw async publish of the same messages",
+			Check: func(s *Summary) (string, bool) {
+				v, ok := s.Ratio("eventsourced", "raw-async")
+				return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.8
+			},
+		}},
+		Systems: []System{
+			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over natslog (pipelined publishes, expected-sequence check)", Run: natsEventsourced},
+			{Name: "raw-async", Role: Ceiling, Doc: "the same messages, headers and expected-sequence checks, jetstream PublishMsgAsync from one goroutine, no runtime", Run: natsRaw(true)},
+			{Name: "raw-async-nocheck", Role: Variant, Doc: "raw-async without the expected-last-subject-sequence header", Run: natsRaw(false)},
+			{Name: "raw-sync", Role: Variant, Doc: "the same messages, one goroutine per entity, jetstream PublishMsg (request/reply) with the expected sequence from the previous ack", Run: natsRawSync},
+			{Name: "log-direct", Role: Variant, Doc: "no runtime: one goroutine per entity encodes and calls natslog's Append itself", Run: natsLogDirect},
+		},
+	})
+}
+
+// natsSize returns the scenario's entities and commands per entity.
+func natsSize(env *Env) (entities, commands int) {
+	return env.Scale(natsFlags.entities, 200), env.Scale(natsFlags.commands, 3)
+}
+
+// natsEnv is a connection to a server, embedded or not, with the stream
+// and bucket set up under names unique to the run.
+type natsEnv struct {
+	srv    *natslog.EmbeddedServer // nil with -nats-url
+	dir    string
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream string
+	prefix string
+	opts   []natslog.Option
+}
+
+func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv, error) {
+	e := &natsEnv{}
+	url := natsFlags.url
+	if url == "" {
+		dir, err := os.MkdirTemp("", "bench-nats-")
+		if err != nil {
+			return nil, err
+		}
+		e.dir = dir
+		if e.srv, err = natslog.StartEmbedded(dir); err != nil {
+			e.close()
+			return nil, err
+		}
+		url = e.srv.ClientURL()
+	}
+	var err error
+	if e.nc, err = nats.Connect(url, nats.MaxReconnects(-1)); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.js, err = jetstream.New(e.nc, jsOpts...); err != nil {
+		e.close()
+		return nil, err
+	}
+	// Unique names, so runs against one external server do not mix.
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.stream, e.prefix = "bench_"+suffix, "bench_"+suffix
+	e.opts = []natslog.Option{natslog.WithStream(e.stream), natslog.WithPrefix(e.prefix), natslog.WithBucket("bench_snaps_" + suffix)}
+	if err := natslog.Setup(ctx, e.js, e.opts...); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// streamMsgs returns how many messages the stream holds.
+func (e *natsEnv) streamMsgs(ctx context.Context) (uint64, error) {
+	s, err := e.js.Stream(ctx, e.stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+func (e *natsEnv) close() {
+	if e.js != nil && e.srv == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = e.js.DeleteStream(ctx, e.stream)
+		_ = e.js.DeleteKeyValue(ctx, "bench_snaps_"+e.stream[len("bench_"):])
+		cancel()
+	}
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+func natsEventsourced(ctx context.Context, env *Env) (Result, error) {
+	ne, err := natsSetup(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer ne.close()
+	log, err := natslog.New(ctx, ne.js, ne.opts...)
+	if err != nil {
+		return Result{}, err
+	}
+	defer log.Close()
+	n, cmds := natsSize(env)
+	before := ne.nc.Stats()
+	res, err := runCounters(ctx, env, log, n, cmds)
+	if err != nil {
+		return res, err
+	}
+	after := ne.nc.Stats()
+	stored, err := ne.streamMsgs(ctx)
+	if err != nil {
+		return res, err
+	}
+	if stored != uint64(res.Ops) {
+		return res, fmt.Errorf("the stream holds %d events after %d acknowledged commands", stored, res.Ops)
+	}
+	// Activation sends one read per entity; every command after it should
+	// cost one publish.
+	res.Metrics = map[string]float64{
+		"client msgs/command": float64(after.OutMsgs-before.OutMsgs-uint64(n)) / float64(max(1, res.Ops)),
+	}
+	return res, nil
+}
+
+// natsLogDirect drives natslog without the entity runtime: caller c is
+// entity c and appends its commands' events one after the other, as the
+// runtime would, with the runtime's store timeout on each append.
+func natsLogDirect(ctx context.Context, env *Env) (Result, error) {
+	ne, err := natsSetup(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer ne.close()
+	log, err := natslog.New(ctx, ne.js, ne.opts...)
+	if err != nil {
+		return Result{}, err
+	}
+	defer log.Close()
+	n, cmds := natsSize(env)
+	def := counterType()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = entityID(i)
+	}
+	states := make([]Counter, n)
+	ctx, cancel := Budget(ctx, env, 90*time.Second)
+	defer cancel()
+	res, err := Drive(ctx, env, n, cmds, func(ctx context.Context, c, i int) error {
+		ev := Incremented{By: 1}
+		name, rev, data, err := def.Events.Encode(ev)
+		if err != nil {
+			return err
+		}
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = log.Append(actx, def.Name, ids[c], uint64(i), eventlog.Event{Name: name, Revision: rev, Data: data})
+		acancel()
+		if err != nil {
+			return err
+		}
+		states[c] = def.Apply(states[c], ev)
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	stored, err := ne.streamMsgs(ctx)
+	if err != nil {
+		return res, err
+	}
+	if stored != uint64(res.Ops) {
+		return res, fmt.Errorf("the stream holds %d events after %d acknowledged appends", stored, res.Ops)
+	}
+	return res, nil
+}
+
+// natsRawSync publishes the messages of natsRaw request/reply, one goroutine
+// per entity, each waiting for its ack before the next: the workload's shape
+// with the stock client and no runtime.
+func natsRawSync(ctx context.Context, env *Env) (Result, error) {
+	ne, err := natsSetup(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer ne.close()
+	n, cmds := natsSize(env)
+	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	if err != nil {
+		return Result{}, err
+	}
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = ne.prefix + ".Counter." + entityID(i)
+	}
+	last := make([]uint64, n) // stream sequence of each entity's last message
+	ctx, cancel := Budget(ctx, env, 90*time.Second)
+	defer cancel()
+	return Drive(ctx, env, n, cmds, func(ctx context.Context, c, i int) error {
+		m := &nats.Msg{Subject: subjects[c], Data: data, Header: nats.Header{
+			"Es-Seq":                              []string{strconv.Itoa(i + 1)},
+			"Es-Event":                            []string{"Incremented"},
+			"Nats-Expected-Last-Subject-Sequence": []string{strconv.FormatUint(last[c], 10)},
+		}}
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		ack, err := ne.js.PublishMsg(pctx, m)
+		pcancel()
+		if err != nil {
+			return err
+		}
+		last[c] = ack.Sequence
+		return nil
+	})
+}
+
+// natsRaw is the ceiling: the messages natslog publishes for the workload,
+// published asynchronously from one goroutine in the order the workload
+// commits them (round after round of one event per entity), so the stream
+// sequence of every message, and so every expected-last-subject-sequence
+// header, is known in advance. check false leaves that header out.
+func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		var failed atomic.Int64
+		var firstErr atomic.Value
+		ne, err := natsSetup(ctx,
+			jetstream.WithPublishAsyncMaxPending(natsFlags.pending),
+			jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+				if failed.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+			}))
+		if err != nil {
+			return Result{}, err
+		}
+		defer ne.close()
+		n, cmds := natsSize(env)
+		_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+		if err != nil {
+			return Result{}, err
+		}
+		subjects := make([]string, n)
+		for i := range subjects {
+			subjects[i] = ne.prefix + ".Counter." + entityID(i)
+		}
+		// Build every message before the clock starts, as natslog's would
+		// be: Es-Seq, Es-Event, the expected sequence, the payload.
+		total := n * cmds
+		msgs := make([]*nats.Msg, 0, total)
+		for r := range cmds {
+			for e := range n {
+				h := nats.Header{
+					"Es-Seq":   []string{strconv.Itoa(r + 1)},
+					"Es-Event": []string{"Incremented"},
+				}
+				if check {
+					var last int
+					if r > 0 {
+						last = (r-1)*n + e + 1
+					}
+					h["Nats-Expected-Last-Subject-Sequence"] = []string{strconv.Itoa(last)}
+				}
+				msgs = append(msgs, &nats.Msg{Subject: subjects[e], Header: h, Data: data})
+			}
+		}
+		ctx, cancel := Budget(ctx, env, 90*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		for i, m := range msgs {
+			for {
+				_, err := ne.js.PublishMsgAsync(m)
+				if err == nil {
+					break
+				}
+				// A full pipeline (max pending) stalls the publisher for at
+				// most 200ms, then refuses; nothing was sent, try again.
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+					return Result{}, fmt.Errorf("publish %d: %w", i, err)
+				}
+			}
+			if i&1023 == 0 {
+				env.Progress(int64(i), int64(total))
+				if ctx.Err() != nil {
+					return Result{}, ctx.Err()
+				}
+			}
+		}
+		select {
+		case <-ne.js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("waiting for acks: %w", ctx.Err())
+		}
+		elapsed := time.Since(t0)
+		if k := failed.Load(); k > 0 {
+			return Result{}, fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, firstErr.Load())
+		}
+		stored, err := ne.streamMsgs(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if stored != uint64(total) {
+			return Result{}, fmt.Errorf("the stream holds %d messages, want %d", stored, total)
+		}
+		return Result{
+			Ops: int64(total), Elapsed: elapsed,
+			Metrics: map[string]float64{"max pending": float64(natsFlags.pending)},
+			Notes:   []string{"no per-message latency: one pipeline of async publishes"},
+		}, nil
+	}
+}
