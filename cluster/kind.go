@@ -1,0 +1,282 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/binarize"
+	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Kind is an entity type served by a cluster: registered with the member's
+// [entity.System] and as a protoactor-go cluster kind whose identities are
+// entity ids. Create it with [Register], add its commands with
+// [RegisterCommand] and reach its entities with [Kind.Ref].
+type Kind[S, E any] struct {
+	m     *Member
+	local *entity.Kind[S, E]
+
+	mu     sync.RWMutex // guards byName and byType; writes only before Start
+	byName map[string]*command[S, E]
+	byType map[reflect.Type]*command[S, E]
+
+	active sync.Map // entity id -> *activity: entities that ran a command here
+}
+
+type activity struct{ last time.Time }
+
+// command is one registered command type, its type parameters C and R erased.
+type command[S, E any] struct {
+	name string
+	// serve decodes a payload, runs it on the local entity and encodes the reply.
+	serve func(ctx context.Context, ref entity.Ref[S, E], payload []byte) ([]byte, error)
+	// encode encodes a command value (a C) for the wire.
+	encode func(cmd any) ([]byte, error)
+	// decode decodes a reply payload into an R, boxed.
+	decode func(payload []byte) (any, error)
+	// run runs a command value (a C) on the local entity, reply boxed.
+	run func(ctx context.Context, ref entity.Ref[S, E], cmd any) (any, error)
+}
+
+// Register registers entity type def with m, before [Member.Start]: on the
+// member's entity system, with opts, and as a protoactor-go cluster kind of
+// the same name. Every member serving the type must register it, with the
+// same commands.
+func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOption) (*Kind[S, E], error) {
+	if m == nil {
+		return nil, fmt.Errorf("%w: Register with a nil Member", ErrInvalid)
+	}
+	local, err := entity.Register(m.sys, def, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	k := &Kind[S, E]{
+		m:      m,
+		local:  local,
+		byName: make(map[string]*command[S, E]),
+		byType: make(map[reflect.Type]*command[S, E]),
+	}
+	if err := m.addKind(def.Name, k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// RegisterCommand registers the command type C of entity kind k under name,
+// with the codecs of the command and of its reply. Register every command on
+// every member before [Member.Start]. Commands are found by name on the owner
+// and by Go type on the caller, so a name and a type are registered once each.
+func RegisterCommand[C entity.Command[S, E, R], S, E, R any](k *Kind[S, E], name string, cmd binarize.Codec[C], reply binarize.Codec[R]) error {
+	switch {
+	case k == nil:
+		return fmt.Errorf("%w: RegisterCommand(%q) with a nil Kind", ErrInvalid, name)
+	case name == "":
+		return fmt.Errorf("%w: RegisterCommand with an empty name", ErrInvalid)
+	case cmd == nil || reply == nil:
+		return fmt.Errorf("%w: RegisterCommand(%q) with a nil codec", ErrInvalid, name)
+	}
+	typ := reflect.TypeFor[C]()
+	c := &command[S, E]{
+		name: name,
+		serve: func(ctx context.Context, ref entity.Ref[S, E], payload []byte) ([]byte, error) {
+			v, err := cmd.Decode(payload)
+			if err != nil {
+				return nil, fmt.Errorf("%w: command %q of %s: %v", ErrDecode, name, ref, err)
+			}
+			r, err := entity.Ask[S, E, R](ctx, ref, v)
+			if err != nil {
+				return nil, err
+			}
+			b, err := reply.Encode(r)
+			if err != nil {
+				return nil, fmt.Errorf("%w: encode reply of %q from %s (the command ran): %v", ErrDecode, name, ref, err)
+			}
+			return b, nil
+		},
+		encode: func(v any) ([]byte, error) { return cmd.Encode(v.(C)) },
+		decode: func(b []byte) (any, error) { return reply.Decode(b) },
+		run: func(ctx context.Context, ref entity.Ref[S, E], v any) (any, error) {
+			return entity.Ask[S, E, R](ctx, ref, v.(C))
+		},
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m.mu.RLock()
+	started := k.m.started
+	k.m.mu.RUnlock()
+	if started {
+		return fmt.Errorf("%w: RegisterCommand(%q) after Start", ErrInvalid, name)
+	}
+	if _, dup := k.byName[name]; dup {
+		return fmt.Errorf("%w: command %q of %s is already registered", ErrInvalid, name, k.local.Name())
+	}
+	if prev, dup := k.byType[typ]; dup {
+		return fmt.Errorf("%w: command type %v of %s is already registered as %q", ErrInvalid, typ, k.local.Name(), prev.name)
+	}
+	k.byName[name] = c
+	k.byType[typ] = c
+	return nil
+}
+
+// Name returns the entity type name.
+func (k *Kind[S, E]) Name() string { return k.local.Name() }
+
+// Local returns the kind in the member's own entity system. Commands sent
+// through it bypass the cluster: use it only for entities this member owns.
+func (k *Kind[S, E]) Local() *entity.Kind[S, E] { return k.local }
+
+// Ref returns a reference to entity id, wherever in the cluster it lives. It
+// is cheap and activates nothing; [Ask] finds the owner.
+func (k *Kind[S, E]) Ref(id string) Ref[S, E] { return Ref[S, E]{kind: k, id: id} }
+
+// Ref is a cheap, copyable reference to one entity of a cluster [Kind]. The
+// zero Ref is invalid.
+type Ref[S, E any] struct {
+	kind *Kind[S, E]
+	id   string
+}
+
+// ID returns the entity id.
+func (r Ref[S, E]) ID() string { return r.id }
+
+// String returns "type/id".
+func (r Ref[S, E]) String() string {
+	if r.kind == nil {
+		return "/" + r.id
+	}
+	return r.kind.Name() + "/" + r.id
+}
+
+// Ask sends cmd to the entity ref on the member that owns it and waits for
+// the reply, like [entity.Ask] does for a local entity. The command travels
+// encoded with its registered codec; errors registered with [RegisterError]
+// (and the sentinels of entity, eventlog and cluster) match with errors.Is on
+// the caller, others arrive as a [*RemoteError] with their text.
+//
+// A command that surely did not run (the owner was leaving, the message was
+// not delivered, or its append conflicted because another member wrote the
+// entity meanwhile) is retried against the current owner, a bounded number
+// of times with backoff (see [WithRetry]). A command that may have run is
+// never sent twice: a timeout is [ErrTimeout]; other errors are the owner's.
+func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, E, R]) (R, error) {
+	var zero R
+	k := ref.kind
+	if k == nil {
+		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
+	}
+	if ref.id == "" {
+		return zero, fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.Name())
+	}
+	if cmd == nil {
+		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
+	}
+	k.mu.RLock()
+	c := k.byType[reflect.TypeOf(cmd)]
+	k.mu.RUnlock()
+	if c == nil {
+		return zero, fmt.Errorf("%w: command type %T of %s is not registered (RegisterCommand)", ErrUnknownCommand, cmd, k.Name())
+	}
+	payload, err := c.encode(cmd)
+	if err != nil {
+		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref, err)
+	}
+	env := &clusterpb.CommandEnvelope{
+		EntityType: k.Name(),
+		EntityId:   ref.id,
+		Command:    c.name,
+		Payload:    payload,
+		Metadata:   entity.MetadataFrom(ctx),
+	}
+	var local R
+	rep, err := k.m.request(ctx, env, func(ctx context.Context) error {
+		k.touch(ref.id)
+		r, err := entity.Ask(ctx, k.local.Ref(ref.id), cmd)
+		if err != nil {
+			k.stale(ref.id, err)
+			return err
+		}
+		local = r
+		return nil
+	})
+	if err != nil {
+		return zero, err
+	}
+	if rep == nil { // ran locally
+		return local, nil
+	}
+	v, err := c.decode(rep.GetPayload())
+	if err != nil {
+		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref, err)
+	}
+	return v.(R), nil
+}
+
+// handle runs one envelope from another member on the local entity.
+func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope) *clusterpb.ReplyEnvelope {
+	k.mu.RLock()
+	c := k.byName[env.GetCommand()]
+	k.mu.RUnlock()
+	if c == nil {
+		return failure(fmt.Errorf("%w: %q is not a registered command of %s", ErrUnknownCommand, env.GetCommand(), k.Name()))
+	}
+	id := env.GetEntityId()
+	if id == "" {
+		return failure(fmt.Errorf("%w: command %q of %s with an empty entity id", ErrInvalid, env.GetCommand(), k.Name()))
+	}
+	if md := env.GetMetadata(); len(md) > 0 {
+		ctx = entity.WithMetadata(ctx, md)
+	}
+	k.touch(id)
+	b, err := c.serve(ctx, k.local.Ref(id), env.GetPayload())
+	if err != nil {
+		k.stale(id, err)
+		return failure(err)
+	}
+	return &clusterpb.ReplyEnvelope{Payload: b}
+}
+
+// touch records that entity id ran a command here, for the sweeper.
+func (k *Kind[S, E]) touch(id string) {
+	now := time.Now()
+	if v, ok := k.active.Load(id); ok {
+		a := v.(*activity)
+		if now.Sub(a.last) < time.Second {
+			return
+		}
+	}
+	k.active.Store(id, &activity{last: now})
+}
+
+// stale stops the local activation of id after a conflict: another member
+// wrote the entity, so this one is stale. The next command here, if any,
+// recovers it from the log.
+func (k *Kind[S, E]) stale(id string, err error) {
+	if errors.Is(err, eventlog.ErrConflict) {
+		k.local.Passivate(id)
+	}
+}
+
+// sweep passivates the local entities this member no longer owns and, if
+// idleBefore is not 0, those idle since before it.
+func (k *Kind[S, E]) sweep(v *view, self string, idleBefore int64) {
+	name := k.Name()
+	k.active.Range(func(key, val any) bool {
+		id := key.(string)
+		a := val.(*activity)
+		moved := v.owner(name, id) != self
+		idle := idleBefore != 0 && a.last.UnixNano() < idleBefore
+		if !moved && !idle {
+			return true
+		}
+		if k.active.CompareAndDelete(id, a) && !k.local.Passivate(id) {
+			k.active.LoadOrStore(id, a) // busy: try again next sweep
+		}
+		return true
+	})
+}
