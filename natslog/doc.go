@@ -64,9 +64,16 @@
 //
 // # Reads
 //
-// [Log.ReadEntity] and [Log.ReadType] use batched direct gets (no consumer
-// is created); [Log.Subscribe] uses an ordered consumer that resumes after
-// the last Position it delivered, also across reconnects. Stream sequences
+// [Log.ReadEntity] and [Log.ReadType] use direct gets (no consumer is
+// created). ReadEntity reads the last few events of an entity, as a
+// recovery after a snapshot does, by following them back from its last
+// message, each stored message naming the stream sequence of the one
+// before it (Nats-Expected-Last-Subject-Sequence): a direct get of the next
+// message on a subject makes the server step over every other entity's
+// messages in between, which for many interleaved entities costs about a
+// read of the stream per recovery. Longer reads use batched direct gets.
+// [Log.Subscribe] uses an ordered consumer that resumes after the last
+// Position it delivered, also across reconnects. Stream sequences
 // are assigned when messages are stored, so a reader by Position never
 // skips an event that commits later.
 //

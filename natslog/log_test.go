@@ -93,7 +93,12 @@ func TestAppendRoundTrips(t *testing.T) {
 	sent("append by a Log that never saw the entity", 2, func() { mustAppend(t, l2, typ, id, 5, ev("x")) })
 	sent("its next append", 1, func() { mustAppend(t, l2, typ, id, 6, ev("y")) })
 	sent("append by a Log whose memory is stale", 2, func() { mustAppend(t, l1, typ, id, 7, ev("z")) })
-	sent("a full read", 1, func() {
+	// A read of a short entity looks up its last message and follows the
+	// chain back, one direct get by stream sequence per earlier message:
+	// more round trips than one batched get of the subject, but each costs
+	// the server one lookup instead of a walk over every other entity's
+	// messages in between (see TestReadEntityTail).
+	sent("a full read", 8, func() {
 		if recs := collect(t, l3.ReadEntity(testCtx(t), typ, id, 1)); len(recs) != 8 {
 			t.Fatalf("read %d records, want 8", len(recs))
 		}
@@ -519,4 +524,56 @@ func ExampleStartEmbedded() {
 	// eventlog: conflict on Account/alice@example.com: expected seq 0, actual 2
 	// alice@example.com 1 Opened ""
 	// alice@example.com 2 Deposited "10"
+}
+
+// TestReadEntityTail covers reading the last few events of entities whose
+// events are interleaved with many others', as recovery after a snapshot
+// does, and all the events of short entities: the records are exact for every from, across single appends,
+// atomic batches and deletion markers, and only the records' own messages
+// are received (plus the entity's last), not every event since the
+// entity's first. A scan from the start of the stream made every
+// recovery cost about a read of the whole stream on the server, so that
+// after a restart, with every entity recovering at once, recoveries
+// outlasted their timeouts and never caught up.
+func TestReadEntityTail(t *testing.T) {
+	_, js := setup(t)
+	l := newLog(t, js)
+	ctx := testCtx(t)
+	const typ, entities, rounds = "Tail", 50, 6
+	id := func(i int) string { return "t-" + strconv.Itoa(i) }
+	last := make([]uint64, entities)
+	var deleted uint64 // entity 0's last Seq when its events were deleted
+	for r := range rounds {
+		for i := range entities {
+			n := 1 + (i+r)%3 // one event or an atomic batch of two or three
+			mustAppend(t, l, typ, id(i), last[i], evs("e", n)...)
+			last[i] += uint64(n)
+		}
+		if r == rounds/2 {
+			// A deletion marker in the middle of entity 0's chain.
+			if err := l.DeleteTo(ctx, typ, id(0), last[0]); err != nil {
+				t.Fatal(err)
+			}
+			deleted = last[0]
+		}
+	}
+	nc := js.Conn()
+	for i := range entities {
+		for _, from := range append([]uint64{1}, span(last[i]-8, last[i]+1)...) {
+			before := nc.Stats().InMsgs
+			recs := collect(t, l.ReadEntity(ctx, typ, id(i), from))
+			received := nc.Stats().InMsgs - before
+			want := span(from, last[i])
+			if i == 0 {
+				// Entity 0 kept only the events after its deletion.
+				want = span(max(from, deleted+1), last[i])
+			}
+			if got := seqsOf(recs); !slices.Equal(got, want) {
+				t.Errorf("%s from %d: Seqs %v, want %v", id(i), from, got, want)
+			}
+			if i != 0 && received > uint64(len(recs))+1 {
+				t.Errorf("%s from %d: received %d messages for %d records, want at most %d", id(i), from, received, len(recs), len(recs)+1)
+			}
+		}
+	}
 }

@@ -153,10 +153,102 @@ func (l *Log) seek(ctx context.Context, subj string, lo, hi, from uint64) (uint6
 	return lo, nil
 }
 
-// ReadEntity implements [eventlog.Log] with batched direct gets of the
-// entity's subject. Reading from a Seq above 1 first looks up the entity's
-// last message, then skips the events before from by binary search rather
-// than reading them. It ends at the entity's last message as of its start.
+// maxWalkBack bounds how many messages [Log.ReadEntity] follows back from
+// an entity's last message before it scans the subject instead.
+const maxWalkBack = 64
+
+// walkBack returns the messages on subj from last back to the first whose
+// Seq is below from (or the subject's first), newest first, with one direct
+// get by stream sequence per message. It follows the chain the stored
+// headers make: a message of an atomic batch after the batch's first comes
+// right after the one before it in the stream, and any other message
+// carries in Nats-Expected-Last-Subject-Sequence the stream sequence of
+// the subject's previous message, which the server checked when it stored
+// it. ok is false when the chain cannot be followed within [maxWalkBack]
+// messages (a purged or unexpected message, or a message without those
+// headers); the caller then scans.
+//
+// A direct get by stream sequence costs the server one lookup, while a get
+// of the next message on a subject scans every message of other subjects
+// in between: with many entities interleaved in the stream, scanning an
+// entity's subject from the start costs about as much as reading the whole
+// stream, and a server restart makes every entity recover at once.
+func (l *Log) walkBack(ctx context.Context, subj string, last stored, from uint64) (msgs []stored, ok bool, err error) {
+	msgs = append(msgs, last)
+	cur := last
+	for {
+		if !cur.marker && cur.seq <= from {
+			// The previous message has a Seq below from.
+			return msgs, true, nil
+		}
+		prev, want, known := prevSseq(&cur)
+		switch {
+		case !known:
+			return nil, false, nil
+		case prev == 0 || len(msgs) == maxWalkBack:
+			// The subject starts after from (events before it were
+			// purged), or the chain is long (deletion markers): scan.
+			return nil, false, nil
+		}
+		rctx, cancel := l.reqCtx(ctx)
+		body := strconv.AppendUint([]byte(`{"seq":`), prev, 10)
+		reply, err := l.requestRetry(rctx, &nats.Msg{Subject: l.directBatch, Data: append(body, '}')})
+		cancel()
+		if err != nil {
+			return nil, false, err
+		}
+		if isStatus(reply, statusNotFound) {
+			return nil, false, nil // purged meanwhile
+		}
+		if err := statusError(reply); err != nil {
+			return nil, false, err
+		}
+		p, err := parseDirect(reply)
+		if err != nil || p.subject != subj || p.sseq != prev || !want(&p) {
+			return nil, false, nil
+		}
+		msgs = append(msgs, p)
+		if p.seq < from {
+			return msgs, true, nil
+		}
+		cur = p
+	}
+}
+
+// prevSseq returns the stream sequence of the message before m on its
+// subject (0: none) and a check that a message found there is that one:
+// the previous message of an event with Seq n has Seq n-1 (an event or a
+// deletion marker), and a marker follows the event whose Seq it keeps.
+// known is false when m's headers do not say.
+func prevSseq(m *stored) (prev uint64, want func(*stored) bool, known bool) {
+	wantSeq := m.seq - 1
+	if m.marker {
+		wantSeq = m.seq
+	}
+	if bs, _ := strconv.Atoi(m.header.Get(hdrBatchSeq)); bs > 1 {
+		id := m.header.Get(hdrBatchID)
+		return m.sseq - 1, func(p *stored) bool {
+			return p.seq == wantSeq && !p.marker && p.header.Get(hdrBatchID) == id && p.header.Get(hdrBatchSeq) == strconv.Itoa(bs-1)
+		}, id != ""
+	}
+	v := m.header.Get(hdrExpectedLastSubjSeq)
+	if v == "" {
+		return 0, nil, false
+	}
+	prev, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || prev >= m.sseq {
+		return 0, nil, false
+	}
+	return prev, func(p *stored) bool { return p.seq == wantSeq }, true
+}
+
+// ReadEntity implements [eventlog.Log]. It first looks up the entity's last
+// message. When fewer than maxWalkBack events are wanted, as in a recovery
+// after a snapshot or of a short-lived entity, it follows them back from
+// there with one direct get by stream sequence each;
+// otherwise it uses batched direct gets of the entity's subject, skipping
+// the events before from by binary search rather than reading them. It ends
+// at the entity's last message as of its start.
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		fail := func(err error) {
@@ -180,10 +272,9 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 			return
 		}
 		from = max(from, 1)
-		// end is the stream sequence of the entity's last message when it is
-		// known, or 0 when the read ends by count instead.
+		// end is the stream sequence of the entity's last message.
 		var end uint64
-		if from > 1 {
+		{
 			rctx, cancel := l.reqCtx(ctx)
 			last, found, err := l.last(rctx, subj)
 			cancel()
@@ -205,10 +296,40 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				return
 			}
 			end = last.sseq
+			// Recovery after a snapshot wants the few events at the end:
+			// follow them back from the last message rather than scan the
+			// subject from the start of the stream.
+			var tail []stored
+			ok := false
+			if last.seq-from < maxWalkBack {
+				if tail, ok, err = l.walkBack(ctx, subj, last, from); err != nil {
+					fail(err)
+					return
+				}
+			}
+			if ok {
+				for i := len(tail) - 1; i >= 0; i-- {
+					s := &tail[i]
+					if s.marker || s.seq < from {
+						continue
+					}
+					rec, err := s.record(typ, id)
+					if err != nil {
+						fail(err)
+						return
+					}
+					if err := ctx.Err(); err != nil {
+						yield(eventlog.Record{}, err)
+						return
+					}
+					if !yield(rec, nil) {
+						return
+					}
+				}
+				return
+			}
 		}
 		seq := uint64(1)
-		var remaining uint64 // messages left before the end, when end is 0
-		first := true
 		for {
 			p, err := l.fetch(ctx, seq, subj)
 			if err != nil {
@@ -218,17 +339,10 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 			if len(p.msgs) == 0 {
 				return
 			}
-			if first && end == 0 {
-				remaining = p.total
-			}
-			first = false
 			for i := range p.msgs {
 				s := &p.msgs[i]
-				if end != 0 && s.sseq > end {
+				if s.sseq > end {
 					return
-				}
-				if end == 0 {
-					remaining--
 				}
 				if !s.marker && s.seq >= from {
 					rec, err := s.record(typ, id)
@@ -244,7 +358,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 						return
 					}
 				}
-				if (end != 0 && s.sseq == end) || (end == 0 && remaining == 0) {
+				if s.sseq == end {
 					if i == len(p.msgs)-1 && p.pending == 0 {
 						l.cache.observe(subj, tail{seq: s.seq, sseq: s.sseq})
 					}
@@ -257,7 +371,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				return
 			}
 			seq = lastMsg.sseq + 1
-			if end != 0 && lastMsg.seq < from && from-lastMsg.seq > readBatch {
+			if lastMsg.seq < from && from-lastMsg.seq > readBatch {
 				// Far before from: skip the gap by binary search.
 				if seq, err = l.seek(ctx, subj, seq, end, from); err != nil {
 					fail(err)
