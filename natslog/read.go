@@ -382,6 +382,21 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 	}
 }
 
+// startTypeRead checks what ReadType and Subscribe need before reading typ
+// and returns its subject filter.
+func (l *Log) startTypeRead(ctx context.Context, typ string) (string, error) {
+	switch {
+	case typ == "":
+		return "", fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
+	case l.closed.Load():
+		return "", errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return l.subjects.typeFilter(typ)
+}
+
 // ReadType implements [eventlog.Log] with batched direct gets of the
 // subjects <prefix>.<type>.*. It ends after as many messages as matched
 // when it started.
@@ -391,19 +406,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 // appear later below a Position already read.
 func (l *Log) ReadType(ctx context.Context, typ string, after uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
-		if typ == "" {
-			yield(eventlog.Record{}, fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
-			return
-		}
-		if l.closed.Load() {
-			yield(eventlog.Record{}, errClosed)
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			yield(eventlog.Record{}, err)
-			return
-		}
-		filter, err := l.subjects.typeFilter(typ)
+		filter, err := l.startTypeRead(ctx, typ)
 		if err != nil {
 			yield(eventlog.Record{}, err)
 			return
@@ -474,19 +477,7 @@ func (l *Log) typeRecord(typ, filter string, s *stored) (eventlog.Record, error)
 // [eventlog.ErrClosed].
 func (l *Log) Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
-		if typ == "" {
-			yield(eventlog.Record{}, fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
-			return
-		}
-		if l.closed.Load() {
-			yield(eventlog.Record{}, errClosed)
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			yield(eventlog.Record{}, err)
-			return
-		}
-		filter, err := l.subjects.typeFilter(typ)
+		filter, err := l.startTypeRead(ctx, typ)
 		if err != nil {
 			yield(eventlog.Record{}, err)
 			return
