@@ -254,6 +254,20 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 		fail := func(err error) {
 			yield(eventlog.Record{}, fmt.Errorf("natslog: read %s/%s from seq %d: %w", typ, id, from, err))
 		}
+		// emit yields s as a record; false means stop (an error was
+		// yielded or the consumer broke off).
+		emit := func(s *stored) bool {
+			rec, err := s.record(typ, id)
+			if err != nil {
+				fail(err)
+				return false
+			}
+			if err := ctx.Err(); err != nil {
+				yield(eventlog.Record{}, err)
+				return false
+			}
+			return yield(rec, nil)
+		}
 		if err := validateStream(typ, id); err != nil {
 			yield(eventlog.Record{}, err)
 			return
@@ -313,16 +327,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 					if s.marker || s.seq < from {
 						continue
 					}
-					rec, err := s.record(typ, id)
-					if err != nil {
-						fail(err)
-						return
-					}
-					if err := ctx.Err(); err != nil {
-						yield(eventlog.Record{}, err)
-						return
-					}
-					if !yield(rec, nil) {
+					if !emit(s) {
 						return
 					}
 				}
@@ -344,19 +349,8 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				if s.sseq > end {
 					return
 				}
-				if !s.marker && s.seq >= from {
-					rec, err := s.record(typ, id)
-					if err != nil {
-						fail(err)
-						return
-					}
-					if err := ctx.Err(); err != nil {
-						yield(eventlog.Record{}, err)
-						return
-					}
-					if !yield(rec, nil) {
-						return
-					}
+				if !s.marker && s.seq >= from && !emit(s) {
+					return
 				}
 				if s.sseq == end {
 					if i == len(p.msgs)-1 && p.pending == 0 {
