@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -55,43 +56,63 @@ type streamKey struct{ typ, id string }
 
 // stream is one entity's events. The stored events are recs; recs[i] has Seq
 // first+i. After deletions first may exceed last by one, when recs is empty.
+//
+// Nothing a stream stores for an event holds a pointer: the event data lives
+// back to back in data, names in the type's table, metadata (rare) in md. So
+// the garbage collector never scans the records, and an append allocates
+// nothing beyond amortized slice growth.
 type stream struct {
 	key   streamKey
 	ti    *typeIndex
+	index uint32 // in ti.streams
 	first uint64 // Seq of recs[0]
 	last  uint64 // last Seq ever appended; deletions never lower it
 	recs  []stored
+	// data holds the data of recs, back to back. Bytes below len(data) are
+	// never written again (a deletion builds a new slice), so readers may
+	// copy them without holding the lock while an append adds more.
+	data []byte
+	// md holds the metadata of the events that have any, by Seq. The maps
+	// are private copies, never written after the append.
+	md map[uint64]map[string]string
 }
 
-// stored is an event as kept in memory. Its data and md are private copies
-// that are never written after the append, so readers may copy them without
-// holding the lock.
+// stored is an event as kept in memory.
 type stored struct {
 	pos  uint64
-	name string
-	rev  uint32
-	data []byte
-	md   map[string]string
 	unix int64 // commit time, nanoseconds since the Unix epoch
+	off  int   // of its data in stream.data
+	size uint32
+	name uint32 // in typeIndex.names
+	rev  uint32
 }
+
+// entryChunk is how many entries a chunk of a type index holds. The index
+// grows a chunk at a time, so an append never copies the index.
+const entryChunk = 4096
 
 // typeIndex lists the events of one entity type in Position order.
 type typeIndex struct {
-	entries []typeEntry
+	// chunks hold the entries; every chunk but the last is full.
+	chunks [][]typeEntry
+	n      int // entries in all chunks
 	// dead counts entries whose events were deleted; the index is compacted
 	// when they dominate.
 	dead    int
 	streams []*stream
+	names   []string          // event names, by stored.name
+	nameIdx map[string]uint32 // index of each name in names
 	// notify is closed, and set to nil, by the next append to the type. It is
 	// nil while no subscriber waits, so appends allocate no channel.
 	notify chan struct{}
 }
 
-// typeEntry points at one event of a type.
+// typeEntry points at one event of a type. It holds no pointer, so the
+// index costs the garbage collector nothing.
 type typeEntry struct {
-	st  *stream
-	seq uint64
-	pos uint64
+	pos    uint64
+	seq    uint64
+	stream uint32 // in typeIndex.streams
 }
 
 // NewMemory returns an empty in-memory log.
@@ -102,42 +123,15 @@ func NewMemory() *Memory {
 	}
 }
 
-// Append implements [Log]. It copies the events' data and metadata before it
-// takes the lock, and allocates nothing else for an append to an existing
-// stream beyond amortized slice growth.
+// Append implements [Log]. It copies the events' data and metadata, and
+// allocates nothing else for an append to an existing stream beyond
+// amortized slice growth.
 func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, events ...Event) (uint64, error) {
 	if err := Validate(typ, id, events); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
-	}
-
-	// One buffer holds the data of every event of the append.
-	size := 0
-	for i := range events {
-		size += len(events[i].Data)
-	}
-	var buf []byte
-	if size > 0 {
-		buf = make([]byte, 0, size)
-	}
-	// Metadata copies go into a small array that stays on the stack for
-	// the usual appends of a few events.
-	var mdArr [8]map[string]string
-	var mds []map[string]string
-	for i := range events {
-		if len(events[i].Metadata) == 0 {
-			continue
-		}
-		if mds == nil {
-			if len(events) <= len(mdArr) {
-				mds = mdArr[:len(events)]
-			} else {
-				mds = make([]map[string]string, len(events))
-			}
-		}
-		mds[i] = maps.Clone(events[i].Metadata)
 	}
 	now := time.Now().UnixNano()
 
@@ -156,40 +150,47 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 		return 0, &ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: last}
 	}
 	if st == nil {
-		ti := m.types[typ]
-		if ti == nil {
-			ti = &typeIndex{}
-			m.types[typ] = ti
-		}
-		st = &stream{key: key, ti: ti, first: 1}
+		ti := m.typeIndex(typ)
+		st = &stream{key: key, ti: ti, index: uint32(len(ti.streams)), first: 1}
 		m.streams[key] = st
 		ti.streams = append(ti.streams, st)
 	}
 	ti := st.ti
 	st.recs = slices.Grow(st.recs, len(events))
-	ti.entries = slices.Grow(ti.entries, len(events))
 	for i := range events {
 		ev := &events[i]
-		var data []byte
-		if n := len(ev.Data); n > 0 {
-			start := len(buf)
-			buf = append(buf, ev.Data...)
-			data = buf[start : start+n : start+n]
-		}
-		var md map[string]string
-		if mds != nil {
-			md = mds[i]
-		}
 		m.pos++
 		st.last++
-		st.recs = append(st.recs, stored{pos: m.pos, name: ev.Name, rev: ev.Revision, data: data, md: md, unix: now})
-		ti.entries = append(ti.entries, typeEntry{st: st, seq: st.last, pos: m.pos})
+		if len(ev.Metadata) > 0 {
+			if st.md == nil {
+				st.md = make(map[uint64]map[string]string)
+			}
+			st.md[st.last] = maps.Clone(ev.Metadata)
+		}
+		st.recs = append(st.recs, stored{
+			pos: m.pos, unix: now,
+			off: len(st.data), size: uint32(len(ev.Data)),
+			name: ti.name(ev.Name), rev: ev.Revision,
+		})
+		st.data = append(st.data, ev.Data...)
+		ti.add(typeEntry{pos: m.pos, seq: st.last, stream: st.index})
 	}
 	if ti.notify != nil {
 		close(ti.notify)
 		ti.notify = nil
 	}
 	return m.pos, nil
+}
+
+// typeIndex returns the index of typ, creating it if needed. The caller
+// holds the exclusive lock.
+func (m *Memory) typeIndex(typ string) *typeIndex {
+	ti := m.types[typ]
+	if ti == nil {
+		ti = &typeIndex{nameIdx: make(map[string]uint32)}
+		m.types[typ] = ti
+	}
+	return ti
 }
 
 // LastSeq implements [Log].
@@ -354,12 +355,8 @@ func (m *Memory) waitChan(typ string, after uint64) (<-chan struct{}, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	ti := m.types[typ]
-	if ti == nil {
-		ti = &typeIndex{}
-		m.types[typ] = ti
-	}
-	if n := len(ti.entries); n > 0 && ti.entries[n-1].pos > after {
+	ti := m.typeIndex(typ)
+	if ti.lastPos() > after {
 		return nil, nil
 	}
 	if ti.notify == nil {
@@ -389,13 +386,7 @@ func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 	}
 	seq = min(seq, st.last)
 	n := int(seq - st.first + 1)
-	// Clone rather than reslice so the deleted events' memory is released.
-	if n == len(st.recs) {
-		st.recs = nil
-	} else {
-		st.recs = slices.Clone(st.recs[n:])
-	}
-	st.first = seq + 1
+	st.dropFirst(n)
 	st.ti.dead += n
 	st.ti.compact()
 	return nil
@@ -490,20 +481,92 @@ func (st *stream) copyRange(dst []Record, from, end uint64) []Record {
 	return dst
 }
 
-// record builds the Record of recs[k].
+// record builds the Record of recs[k]. Its Data and Metadata are shared
+// with the stream; see [ownCopies].
 func (st *stream) record(k int) Record {
 	r := &st.recs[k]
+	seq := st.first + uint64(k)
+	var data []byte
+	if r.size > 0 {
+		end := r.off + int(r.size)
+		data = st.data[r.off:end:end]
+	}
+	var md map[string]string
+	if st.md != nil {
+		md = st.md[seq]
+	}
 	return Record{
 		EntityType: st.key.typ,
 		EntityID:   st.key.id,
-		Seq:        st.first + uint64(k),
+		Seq:        seq,
 		Position:   r.pos,
-		Name:       r.name,
+		Name:       st.ti.names[r.name],
 		Revision:   r.rev,
-		Data:       r.data,
-		Metadata:   r.md,
+		Data:       data,
+		Metadata:   md,
 		Time:       time.Unix(0, r.unix),
 	}
+}
+
+// dropFirst deletes the stream's first n events. It builds new slices rather
+// than reslicing, so the deleted events' memory is released and readers
+// copying from the old ones are undisturbed.
+func (st *stream) dropFirst(n int) {
+	if n == len(st.recs) {
+		st.recs, st.data, st.md = nil, nil, nil
+		st.first = st.last + 1
+		return
+	}
+	base := st.recs[n].off
+	st.recs = slices.Clone(st.recs[n:])
+	for i := range st.recs {
+		st.recs[i].off -= base
+	}
+	st.data = slices.Clone(st.data[base:])
+	for seq := range st.md {
+		if seq < st.first+uint64(n) {
+			delete(st.md, seq)
+		}
+	}
+	if len(st.md) == 0 {
+		st.md = nil
+	}
+	st.first += uint64(n)
+}
+
+// name returns the index of an event name in the type's table, adding it
+// if new. Types have a handful of event names, so the table stays small.
+func (ti *typeIndex) name(name string) uint32 {
+	if n := len(ti.names); n > 0 && ti.names[n-1] == name {
+		return uint32(n - 1) // the common case: the same event again
+	}
+	i, ok := ti.nameIdx[name]
+	if !ok {
+		i = uint32(len(ti.names))
+		ti.names = append(ti.names, name)
+		ti.nameIdx[name] = i
+	}
+	return i
+}
+
+// add appends e to the index.
+func (ti *typeIndex) add(e typeEntry) {
+	if n := len(ti.chunks); n == 0 || len(ti.chunks[n-1]) == entryChunk {
+		ti.chunks = append(ti.chunks, make([]typeEntry, 0, entryChunk))
+	}
+	last := &ti.chunks[len(ti.chunks)-1]
+	*last = append(*last, e)
+	ti.n++
+}
+
+// lastPos returns the Position of the type's latest event, deleted or not; 0
+// if it has none.
+func (ti *typeIndex) lastPos() uint64 {
+	if ti == nil || len(ti.chunks) == 0 {
+		return 0
+	}
+	c := ti.chunks[len(ti.chunks)-1]
+	return c[len(c)-1].pos
 }
 
 // copyAfter appends to dst up to readChunk records of the type with
@@ -514,25 +577,30 @@ func (ti *typeIndex) copyAfter(dst []Record, after, end uint64) ([]Record, uint6
 	if ti == nil {
 		return dst, 0
 	}
-	// The comparison never reports a match, so the search returns the first
-	// entry with a Position above after.
-	i, _ := slices.BinarySearchFunc(ti.entries, after, func(e typeEntry, after uint64) int {
-		if e.pos <= after {
-			return -1
-		}
-		return 1
+	// The first chunk whose last entry is above after, then the first entry
+	// in it above after. Every chunk is non-empty.
+	c := sort.Search(len(ti.chunks), func(i int) bool {
+		ch := ti.chunks[i]
+		return ch[len(ch)-1].pos > after
 	})
+	if c == len(ti.chunks) {
+		return dst, 0
+	}
+	i := sort.Search(len(ti.chunks[c]), func(i int) bool { return ti.chunks[c][i].pos > after })
 	var scanned uint64
-	for ; i < len(ti.entries) && len(dst) < readChunk; i++ {
-		e := ti.entries[i]
-		if e.pos > end {
-			break
+	for ; c < len(ti.chunks) && len(dst) < readChunk; c, i = c+1, 0 {
+		for ch := ti.chunks[c]; i < len(ch) && len(dst) < readChunk; i++ {
+			e := ch[i]
+			if e.pos > end {
+				return dst, scanned
+			}
+			scanned = e.pos
+			st := ti.streams[e.stream]
+			if e.seq < st.first {
+				continue // deleted
+			}
+			dst = append(dst, st.record(int(e.seq-st.first)))
 		}
-		scanned = e.pos
-		if e.seq < e.st.first {
-			continue // deleted
-		}
-		dst = append(dst, e.st.record(int(e.seq-e.st.first)))
 	}
 	return dst, scanned
 }
@@ -540,16 +608,18 @@ func (ti *typeIndex) copyAfter(dst []Record, after, end uint64) ([]Record, uint6
 // compact drops the entries of deleted events once they are the majority,
 // keeping the index proportional to the events still stored.
 func (ti *typeIndex) compact() {
-	if ti.dead < 1024 || ti.dead*2 < len(ti.entries) {
+	if ti.dead < 1024 || ti.dead*2 < ti.n {
 		return
 	}
-	live := make([]typeEntry, 0, len(ti.entries)-ti.dead)
-	for _, e := range ti.entries {
-		if e.seq >= e.st.first {
-			live = append(live, e)
+	old := ti.chunks
+	ti.chunks, ti.n, ti.dead = nil, 0, 0
+	for _, ch := range old {
+		for _, e := range ch {
+			if e.seq >= ti.streams[e.stream].first {
+				ti.add(e)
+			}
 		}
 	}
-	ti.entries, ti.dead = live, 0
 }
 
 // ownCopies replaces the stored data and metadata the records share with
