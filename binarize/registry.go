@@ -40,6 +40,32 @@ type registryState[E any] struct {
 	byName map[string]*nameEntry[E]
 	byType map[reflect.Type]typeEntry
 	names  []string // sorted names of the current types
+	// small lists byType's entries while there are few: a scan comparing
+	// type pointers beats hashing an interface key.
+	small []typeKey
+}
+
+// smallTypes is how many types a registry scans for rather than hashes.
+const smallTypes = 8
+
+// typeKey is a registered type with its entry.
+type typeKey struct {
+	t  reflect.Type
+	te typeEntry
+}
+
+// typeOf returns the entry of type t.
+func (s *registryState[E]) typeOf(t reflect.Type) (typeEntry, bool) {
+	if len(s.byType) <= smallTypes {
+		for i := range s.small {
+			if s.small[i].t == t {
+				return s.small[i].te, true
+			}
+		}
+		return typeEntry{}, false
+	}
+	te, ok := s.byType[t]
+	return te, ok
 }
 
 // nameEntry holds the decoders of one event name: its current type, if the
@@ -85,7 +111,7 @@ func (r *Registry[E]) Encode(e E) (string, uint32, []byte, error) {
 	if t == nil {
 		return "", 0, nil, fmt.Errorf("%w: nil event", ErrNotRegistered)
 	}
-	te, ok := r.load().byType[t]
+	te, ok := r.load().typeOf(t)
 	if !ok {
 		return "", 0, nil, fmt.Errorf("%w: %T", ErrNotRegistered, v)
 	}
@@ -150,7 +176,7 @@ func (r *Registry[E]) Name(e E) (string, bool) {
 	if t == nil {
 		return "", false
 	}
-	te, ok := r.load().byType[t]
+	te, ok := r.load().typeOf(t)
 	return te.name, ok
 }
 
@@ -249,6 +275,9 @@ func Register[T, E any](r *Registry[E], name string, opts ...Option) error {
 	ns := s.clone()
 	ns.byName[name] = ne
 	ns.byType[t] = typeEntry{name: name, revision: o.revision, ptr: t.Kind() == reflect.Pointer}
+	if len(ns.byType) <= smallTypes {
+		ns.small = append(ns.small, typeKey{t, ns.byType[t]})
+	}
 	ns.names = append(ns.names, name)
 	sort.Strings(ns.names)
 	r.state.Store(ns)
@@ -371,5 +400,6 @@ func (s *registryState[E]) clone() *registryState[E] {
 		byName: maps.Clone(s.byName),
 		byType: maps.Clone(s.byType),
 		names:  slices.Clone(s.names),
+		small:  slices.Clone(s.small),
 	}
 }

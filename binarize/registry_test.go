@@ -359,3 +359,54 @@ func TestZeroRegistry(t *testing.T) {
 		t.Errorf("zero Registry: Names() = %q, want none", got)
 	}
 }
+
+// sized is a family of distinct event types: sized[[1]byte], sized[[2]byte] ...
+type sized[T any] struct {
+	N   int `json:"n"`
+	Pad T   `json:"-"`
+}
+
+// TestRegistryManyTypes checks lookups by type below and above the number of
+// types a registry scans for rather than hashes: every type encodes under its
+// own name before and after more types are registered.
+func TestRegistryManyTypes(t *testing.T) {
+	r := binarize.NewRegistry[any](binarize.JSON)
+	events := []any{}
+	add := func(e any, register func() error) {
+		t.Helper()
+		if err := register(); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	check := func() {
+		t.Helper()
+		for i, e := range events {
+			name, _, data, err := r.Encode(e)
+			if err != nil {
+				t.Fatalf("%d types registered: Encode %T: %v", len(events), e, err)
+			}
+			if want := "E" + string(rune('a'+i)); name != want || string(data) != `{"n":7}` {
+				t.Fatalf("%d types registered: Encode %T = %q %s, want %q {\"n\":7}", len(events), e, name, data, want)
+			}
+			if got, ok := r.Name(e); !ok || got != name {
+				t.Fatalf("Name(%T) = %q %v, want %q", e, got, ok, name)
+			}
+		}
+		if _, _, _, err := r.Encode(sized[[99]byte]{}); !errors.Is(err, binarize.ErrNotRegistered) {
+			t.Fatalf("%d types registered: unregistered type: %v, want ErrNotRegistered", len(events), err)
+		}
+	}
+	add(sized[[1]byte]{N: 7}, func() error { return binarize.Register[sized[[1]byte]](r, "Ea") })
+	add(sized[[2]byte]{N: 7}, func() error { return binarize.Register[sized[[2]byte]](r, "Eb") })
+	add(sized[[3]byte]{N: 7}, func() error { return binarize.Register[sized[[3]byte]](r, "Ec") })
+	add(sized[[4]byte]{N: 7}, func() error { return binarize.Register[sized[[4]byte]](r, "Ed") })
+	add(sized[[5]byte]{N: 7}, func() error { return binarize.Register[sized[[5]byte]](r, "Ee") })
+	add(sized[[6]byte]{N: 7}, func() error { return binarize.Register[sized[[6]byte]](r, "Ef") })
+	add(sized[[7]byte]{N: 7}, func() error { return binarize.Register[sized[[7]byte]](r, "Eg") })
+	add(sized[[8]byte]{N: 7}, func() error { return binarize.Register[sized[[8]byte]](r, "Eh") })
+	check()
+	add(sized[[9]byte]{N: 7}, func() error { return binarize.Register[sized[[9]byte]](r, "Ei") })
+	add(sized[[10]byte]{N: 7}, func() error { return binarize.Register[sized[[10]byte]](r, "Ej") })
+	check()
+}

@@ -88,26 +88,30 @@ func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ra
 		return false, fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.def.Name)
 	}
 	sys := k.sys
-	flight := sys.flightOf(id)
-	flight.Add(1)
 	for {
 		if sys.closed.Load() {
-			flight.Add(-1)
 			return false, ErrClosed
 		}
 		in, err := k.instance(id)
 		if err != nil {
-			flight.Add(-1)
 			return false, err
+		}
+		// Counted before closed is checked again: see System.inflight.
+		// The instance holds its id's counter, so the id is hashed once.
+		in.flight.Add(1)
+		if sys.closed.Load() {
+			in.flight.Add(-1)
+			return false, ErrClosed
 		}
 		ran, accepted, err := in.submit(ctx, p)
 		if err != nil {
-			flight.Add(-1)
+			in.flight.Add(-1)
 			return false, err
 		}
 		if accepted {
 			return ran, nil
 		}
+		in.flight.Add(-1)
 		// The instance was passivated or retired after we found it; its
 		// successor takes the command.
 		if k.live.CompareAndDelete(id, in) {
@@ -132,6 +136,11 @@ type pending[S, E any] interface {
 	run(tx *Tx[S, E]) error
 	metadata() map[string]string
 	deliver(err error)
+	// storeCtx returns room for the context of one store call made on
+	// behalf of this command alone, so a command run at once by its
+	// caller needs no allocation of its own for it. It is used at most
+	// once.
+	storeCtx() *storeCtx
 }
 
 type request[S, E, R any] struct {
@@ -141,6 +150,7 @@ type request[S, E, R any] struct {
 	reply R
 	err   error
 	done  chan struct{}
+	sctx  storeCtx
 }
 
 func (r *request[S, E, R]) arm() { r.done = make(chan struct{}, 1) }
@@ -158,6 +168,8 @@ func (r *request[S, E, R]) run(tx *Tx[S, E]) error {
 }
 
 func (r *request[S, E, R]) metadata() map[string]string { return r.meta }
+
+func (r *request[S, E, R]) storeCtx() *storeCtx { return &r.sctx }
 
 func (r *request[S, E, R]) deliver(err error) {
 	if err != nil {

@@ -111,7 +111,7 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
 	var one [1]pending[S, E]
 	one[0] = p
-	in.process(ctx, one[:])
+	in.process(ctx, p.storeCtx(), one[:])
 	in.release()
 }
 
@@ -186,7 +186,7 @@ func (in *instance[S, E]) drain() {
 			in.queue = in.queue[n:]
 		}
 		in.mu.Unlock()
-		in.process(ctx, batch)
+		in.process(ctx, nil, batch)
 		clear(batch)
 		in.mu.Lock()
 		if in.spare == nil && cap(batch) <= 4*maxBatch {
@@ -204,7 +204,8 @@ func (in *instance[S, E]) finish(p pending[S, E], err error) {
 
 // process handles a batch of commands in order. ctx bounds the appends and
 // recoveries on behalf of an inline caller; the actor passes Background.
-func (in *instance[S, E]) process(ctx context.Context, batch []pending[S, E]) {
+// sctx, if not nil, is unused room for the context of the first append.
+func (in *instance[S, E]) process(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) {
 	for len(batch) > 0 {
 		if !in.ready {
 			if err := in.recover(); err != nil {
@@ -214,7 +215,8 @@ func (in *instance[S, E]) process(ctx context.Context, batch []pending[S, E]) {
 				return
 			}
 		}
-		batch = batch[in.runGroup(ctx, batch):]
+		batch = batch[in.runGroup(ctx, sctx, batch):]
+		sctx = nil
 	}
 }
 
@@ -228,8 +230,8 @@ type outcome[S, E any] struct {
 // state, appends all their events at once, then answers them. It stops early
 // after a command whose failure may have left the state modified (a panic, or
 // an error after Persist); the entity then recovers before the rest. It
-// returns how many commands it consumed.
-func (in *instance[S, E]) runGroup(ctx context.Context, batch []pending[S, E]) int {
+// returns how many commands it consumed. sctx is as for process.
+func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) int {
 	k := in.kind
 	def := &k.def
 	state, seq := in.state, in.seq
@@ -277,7 +279,7 @@ func (in *instance[S, E]) runGroup(ctx context.Context, batch []pending[S, E]) i
 		}
 	}
 	if len(events) > 0 {
-		if err := in.persist(ctx, events); err != nil {
+		if err := in.persist(ctx, sctx, events); err != nil {
 			in.ready = false
 			for i := range outcomes {
 				if !outcomes[i].own {
@@ -344,9 +346,14 @@ func (in *instance[S, E]) encodeOne(e E) (ev eventlog.Event, err error) {
 	return ev, err
 }
 
-func (in *instance[S, E]) persist(parent context.Context, events []eventlog.Event) error {
+// persist appends events. ctx, if not nil, is unused room for the store
+// context; else one is allocated.
+func (in *instance[S, E]) persist(parent context.Context, ctx *storeCtx, events []eventlog.Event) error {
 	k := in.kind
-	ctx := newStoreCtx(parent, k.cfg.timeout)
+	if ctx == nil {
+		ctx = new(storeCtx)
+	}
+	ctx.parent, ctx.timeout = parent, k.cfg.timeout
 	defer ctx.release()
 	if _, err := k.sys.log.Append(ctx, k.def.Name, in.id, in.seq, events...); err != nil {
 		return &PersistError{EntityType: k.def.Name, EntityID: in.id, FirstSeq: in.seq + 1, Err: err}

@@ -3,12 +3,14 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"maps"
 	"math"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,9 +24,13 @@ var (
 )
 
 // readChunk is how many records a read copies per lock acquisition. Readers
-// never hold the lock while the consumer runs, so a slow consumer cannot stall
+// never hold a lock while the consumer runs, so a slow consumer cannot stall
 // appenders.
 const readChunk = 256
+
+// memShards is how many shards a Memory splits its streams into. Appends to
+// streams of different shards take different locks.
+const memShards = 64
 
 // Memory is a [Log] that keeps everything in process memory. It is the
 // reference implementation of the contract and the backend for tests and
@@ -39,15 +45,27 @@ const readChunk = 256
 // entity type are strictly increasing in commit order and readers by type
 // never see a gap fill in later.
 //
+// Streams are sharded by id, each shard with its own lock; the Positions and
+// index of an entity type have a lock of their own, held only to number and
+// index the events of an append. So appends to different entities barely
+// contend, even on many cores.
+//
 // The zero value is not usable; call [NewMemory].
 type Memory struct {
-	// mu guards every field below it. Appends and deletes take it
-	// exclusively; reads take it shared just long enough to copy a chunk.
-	mu      sync.RWMutex
-	closed  bool
-	pos     uint64 // the last Position handed out
-	streams map[streamKey]*stream
+	closed atomic.Bool
+	pos    atomic.Uint64 // the last Position handed out
+	seed   maphash.Seed
+	shards [memShards]memShard
+
+	typesMu sync.RWMutex // guards types
 	types   map[string]*typeIndex
+}
+
+// memShard holds the streams whose id hashes to it.
+type memShard struct {
+	mu      sync.Mutex // guards streams and the streams' contents
+	streams map[streamKey]*stream
+	_       [40]byte // keeps shards on separate cache lines
 }
 
 // streamKey identifies a stream; a struct key avoids building a combined
@@ -61,11 +79,16 @@ type streamKey struct{ typ, id string }
 // back to back in data, names in the type's table, metadata (rare) in md. So
 // the garbage collector never scans the records, and an append allocates
 // nothing beyond amortized slice growth.
+//
+// A stream's fields are guarded by its shard's lock, except key, ti and
+// index, which never change, and first, which may also be read without it.
 type stream struct {
 	key   streamKey
 	ti    *typeIndex
 	index uint32 // in ti.streams
-	first uint64 // Seq of recs[0]
+	// first is the Seq of recs[0]. It is written under the shard's lock and
+	// read without it by the type index's compaction.
+	first atomic.Uint64
 	last  uint64 // last Seq ever appended; deletions never lower it
 	recs  []stored
 	// data holds the data of recs, back to back. Bytes below len(data) are
@@ -93,6 +116,10 @@ const entryChunk = 4096
 
 // typeIndex lists the events of one entity type in Position order.
 type typeIndex struct {
+	// mu guards the fields below. An append holds it, inside its shard's
+	// lock, while it takes Positions and indexes its events, so index
+	// order is Position order.
+	mu sync.Mutex
 	// chunks hold the entries; every chunk but the last is full.
 	chunks [][]typeEntry
 	n      int // entries in all chunks
@@ -100,8 +127,10 @@ type typeIndex struct {
 	// when they dominate.
 	dead    int
 	streams []*stream
-	names   []string          // event names, by stored.name
-	nameIdx map[string]uint32 // index of each name in names
+	// names holds the event names by stored.name. It is replaced, never
+	// modified, when a name is added, so appenders and readers use it
+	// without the lock.
+	names atomic.Pointer[nameTable]
 	// notify is closed, and set to nil, by the next append to the type. It is
 	// nil while no subscriber waits, so appends allocate no channel.
 	notify chan struct{}
@@ -117,10 +146,16 @@ type typeEntry struct {
 
 // NewMemory returns an empty in-memory log.
 func NewMemory() *Memory {
-	return &Memory{
-		streams: make(map[streamKey]*stream),
-		types:   make(map[string]*typeIndex),
+	m := &Memory{seed: maphash.MakeSeed(), types: make(map[string]*typeIndex)}
+	for i := range m.shards {
+		m.shards[i].streams = make(map[streamKey]*stream)
 	}
+	return m
+}
+
+// shard returns the shard of the streams with id.
+func (m *Memory) shard(id string) *memShard {
+	return &m.shards[maphash.String(m.seed, id)%memShards]
 }
 
 // Append implements [Log]. It copies the events' data and metadata, and
@@ -135,13 +170,14 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 	}
 	now := time.Now().UnixNano()
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m.closed.Load() {
 		return 0, ErrClosed
 	}
 	key := streamKey{typ, id}
-	st := m.streams[key]
+	st := sh.streams[key]
 	var last uint64
 	if st != nil {
 		last = st.last
@@ -151,46 +187,78 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 	}
 	if st == nil {
 		ti := m.typeIndex(typ)
-		st = &stream{key: key, ti: ti, index: uint32(len(ti.streams)), first: 1}
-		m.streams[key] = st
+		st = &stream{key: key, ti: ti}
+		st.first.Store(1)
+		ti.mu.Lock()
+		st.index = uint32(len(ti.streams))
 		ti.streams = append(ti.streams, st)
+		ti.mu.Unlock()
+		sh.streams[key] = st
 	}
-	ti := st.ti
 	st.recs = slices.Grow(st.recs, len(events))
+	ti := st.ti
+	var nameArr [8]uint32
+	names := nameArr[:0]
+	for i := range events {
+		names = append(names, ti.nameOf(events[i].Name))
+	}
+
+	// Number and index the events, holding the index lock as briefly as
+	// possible. Readers by type that find an entry take this shard's lock
+	// to read its event, so they wait for the records written below.
+	ti.mu.Lock()
+	pos := m.pos.Add(uint64(len(events))) - uint64(len(events))
+	for i := range events {
+		ti.add(typeEntry{pos: pos + uint64(i) + 1, seq: st.last + uint64(i) + 1, stream: st.index})
+	}
+	if ti.notify != nil {
+		close(ti.notify)
+		ti.notify = nil
+	}
+	ti.mu.Unlock()
+
 	for i := range events {
 		ev := &events[i]
-		m.pos++
 		st.last++
+		st.recs = append(st.recs, stored{
+			pos: pos + uint64(i) + 1, unix: now,
+			off: len(st.data), size: uint32(len(ev.Data)),
+			name: names[i], rev: ev.Revision,
+		})
+		st.data = append(st.data, ev.Data...)
 		if len(ev.Metadata) > 0 {
 			if st.md == nil {
 				st.md = make(map[uint64]map[string]string)
 			}
 			st.md[st.last] = maps.Clone(ev.Metadata)
 		}
-		st.recs = append(st.recs, stored{
-			pos: m.pos, unix: now,
-			off: len(st.data), size: uint32(len(ev.Data)),
-			name: ti.name(ev.Name), rev: ev.Revision,
-		})
-		st.data = append(st.data, ev.Data...)
-		ti.add(typeEntry{pos: m.pos, seq: st.last, stream: st.index})
 	}
-	if ti.notify != nil {
-		close(ti.notify)
-		ti.notify = nil
-	}
-	return m.pos, nil
+	return pos + uint64(len(events)), nil
 }
 
-// typeIndex returns the index of typ, creating it if needed. The caller
-// holds the exclusive lock.
+// typeIndex returns the index of typ, creating it if needed.
 func (m *Memory) typeIndex(typ string) *typeIndex {
+	m.typesMu.RLock()
 	ti := m.types[typ]
-	if ti == nil {
-		ti = &typeIndex{nameIdx: make(map[string]uint32)}
+	m.typesMu.RUnlock()
+	if ti != nil {
+		return ti
+	}
+	m.typesMu.Lock()
+	defer m.typesMu.Unlock()
+	if ti = m.types[typ]; ti == nil {
+		ti = &typeIndex{}
+		ti.names.Store(&nameTable{})
 		m.types[typ] = ti
 	}
 	return ti
+}
+
+// lookupType returns the index of typ, nil if it has none.
+func (m *Memory) lookupType(typ string) *typeIndex {
+	m.typesMu.RLock()
+	defer m.typesMu.RUnlock()
+	return m.types[typ]
 }
 
 // LastSeq implements [Log].
@@ -201,12 +269,13 @@ func (m *Memory) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m.closed.Load() {
 		return 0, ErrClosed
 	}
-	if st := m.streams[streamKey{typ, id}]; st != nil {
+	if st := sh.streams[streamKey{typ, id}]; st != nil {
 		return st.last, nil
 	}
 	return 0, nil
@@ -222,6 +291,7 @@ func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) it
 		}
 		from = max(from, 1)
 		key := streamKey{typ, id}
+		sh := m.shard(id)
 		var end uint64
 		started := false
 		var chunk []Record
@@ -230,22 +300,22 @@ func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) it
 				yield(Record{}, err)
 				return
 			}
-			m.mu.RLock()
-			if m.closed {
-				m.mu.RUnlock()
+			sh.mu.Lock()
+			if m.closed.Load() {
+				sh.mu.Unlock()
 				yield(Record{}, ErrClosed)
 				return
 			}
-			st := m.streams[key]
+			st := sh.streams[key]
 			if st == nil {
-				m.mu.RUnlock()
+				sh.mu.Unlock()
 				return
 			}
 			if !started {
 				end, started = st.last, true
 			}
 			chunk = st.copyRange(chunk[:0], from, end)
-			m.mu.RUnlock()
+			sh.mu.Unlock()
 
 			if len(chunk) == 0 {
 				return
@@ -268,7 +338,7 @@ func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) it
 	}
 }
 
-// ReadType implements [Log]. It ends at the log's last Position as of the
+// ReadType implements [Log]. It ends at the type's last Position as of the
 // first chunk it reads, even if events are appended while it runs.
 func (m *Memory) ReadType(ctx context.Context, typ string, after uint64) iter.Seq2[Record, error] {
 	return m.readType(ctx, typ, after, false)
@@ -289,24 +359,35 @@ func (m *Memory) readType(ctx context.Context, typ string, after uint64, live bo
 		}
 		end := uint64(math.MaxUint64)
 		started := live
+		var entries []typeEntry
 		var chunk []Record
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(Record{}, err)
 				return
 			}
-			m.mu.RLock()
-			if m.closed {
-				m.mu.RUnlock()
+			if m.closed.Load() {
 				yield(Record{}, ErrClosed)
 				return
 			}
-			if !started {
-				end, started = m.pos, true
+			ti := m.lookupType(typ)
+			if ti == nil && live {
+				ti = m.typeIndex(typ)
 			}
 			var scanned uint64
-			chunk, scanned = m.types[typ].copyAfter(chunk[:0], after, end)
-			m.mu.RUnlock()
+			if ti != nil {
+				ti.mu.Lock()
+				if !started {
+					end, started = ti.lastPos(), true
+				}
+				entries, scanned = ti.entriesAfter(entries[:0], after, end)
+				ti.mu.Unlock()
+			}
+			chunk = m.records(chunk[:0], ti, entries)
+			if m.closed.Load() {
+				yield(Record{}, ErrClosed)
+				return
+			}
 			after = max(after, scanned)
 
 			if len(chunk) == 0 {
@@ -316,7 +397,7 @@ func (m *Memory) readType(ctx context.Context, typ string, after uint64, live bo
 				if !live {
 					return
 				}
-				wait, err := m.waitChan(typ, after)
+				wait, err := m.waitChan(ti, after)
 				if err != nil {
 					yield(Record{}, err)
 					return
@@ -346,16 +427,45 @@ func (m *Memory) readType(ctx context.Context, typ string, after uint64, live bo
 	}
 }
 
-// waitChan returns a channel that is closed by the next append to typ, or
-// nil if typ already has events after after. Checking and registering under
-// the exclusive lock means no append can slip in between unnoticed.
-func (m *Memory) waitChan(typ string, after uint64) (<-chan struct{}, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+// records appends to dst the records of entries, skipping deleted events.
+// It takes each stream's shard lock to read its record, so it waits for an
+// append that has indexed its events but not yet stored them.
+func (m *Memory) records(dst []Record, ti *typeIndex, entries []typeEntry) []Record {
+	if len(entries) == 0 {
+		return dst
+	}
+	ti.mu.Lock()
+	streams := ti.streams
+	ti.mu.Unlock()
+	var held *memShard
+	for _, e := range entries {
+		st := streams[e.stream]
+		if sh := m.shard(st.key.id); sh != held {
+			if held != nil {
+				held.mu.Unlock()
+			}
+			held = sh
+			held.mu.Lock()
+		}
+		if first := st.first.Load(); e.seq >= first {
+			dst = append(dst, st.record(int(e.seq-first)))
+		}
+	}
+	held.mu.Unlock()
+	return dst
+}
+
+// waitChan returns a channel that is closed by the next append to ti's
+// type, or nil if the type already has events after after. Checking and
+// registering under the index's lock means no append can slip in between
+// unnoticed.
+func (m *Memory) waitChan(ti *typeIndex, after uint64) (<-chan struct{}, error) {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	// Close sets closed before it takes the index locks to wake waiters.
+	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	ti := m.typeIndex(typ)
 	if ti.lastPos() > after {
 		return nil, nil
 	}
@@ -375,20 +485,24 @@ func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m.closed.Load() {
 		return ErrClosed
 	}
-	st := m.streams[streamKey{typ, id}]
-	if st == nil || seq < st.first {
+	st := sh.streams[streamKey{typ, id}]
+	if st == nil || seq < st.first.Load() {
 		return nil
 	}
 	seq = min(seq, st.last)
-	n := int(seq - st.first + 1)
+	n := int(seq - st.first.Load() + 1)
 	st.dropFirst(n)
-	st.ti.dead += n
-	st.ti.compact()
+	ti := st.ti
+	ti.mu.Lock()
+	ti.dead += n
+	ti.compact()
+	ti.mu.Unlock()
 	return nil
 }
 
@@ -404,20 +518,19 @@ func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, er
 			yield("", err)
 			return
 		}
-		m.mu.RLock()
-		if m.closed {
-			m.mu.RUnlock()
+		if m.closed.Load() {
 			yield("", ErrClosed)
 			return
 		}
 		var ids []string
-		if ti := m.types[typ]; ti != nil {
+		if ti := m.lookupType(typ); ti != nil {
+			ti.mu.Lock()
 			ids = make([]string, len(ti.streams))
 			for i, st := range ti.streams {
 				ids[i] = st.key.id
 			}
+			ti.mu.Unlock()
 		}
-		m.mu.RUnlock()
 		for _, id := range ids {
 			if err := ctx.Err(); err != nil {
 				yield("", err)
@@ -433,19 +546,27 @@ func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, er
 // Close implements [Closer]. It releases the stored events and ends every
 // subscription; afterwards every method returns [ErrClosed], Close included.
 func (m *Memory) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if !m.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	m.closed = true
-	for _, ti := range m.types {
+	m.typesMu.Lock()
+	types := m.types
+	m.types = make(map[string]*typeIndex)
+	m.typesMu.Unlock()
+	for _, ti := range types {
+		ti.mu.Lock()
 		if ti.notify != nil {
 			close(ti.notify)
 			ti.notify = nil
 		}
+		ti.mu.Unlock()
 	}
-	m.streams, m.types = nil, nil
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		sh.streams = make(map[streamKey]*stream)
+		sh.mu.Unlock()
+	}
 	return nil
 }
 
@@ -461,17 +582,17 @@ func validateStream(typ, id string) error {
 }
 
 // copyRange appends to dst up to readChunk records with from <= Seq <= end.
-// The records share the stored data and metadata; see [ownCopies].
+// The records share the stored data and metadata; see [ownCopies]. The
+// caller holds the shard's lock.
 func (st *stream) copyRange(dst []Record, from, end uint64) []Record {
-	if from < st.first {
-		from = st.first
-	}
+	first := st.first.Load()
+	from = max(from, first)
 	end = min(end, st.last)
 	if from > end {
 		return dst
 	}
-	i := int(from - st.first)
-	j := min(int(end-st.first)+1, i+readChunk)
+	i := int(from - first)
+	j := min(int(end-first)+1, i+readChunk)
 	if cap(dst) == 0 {
 		dst = make([]Record, 0, j-i)
 	}
@@ -482,10 +603,10 @@ func (st *stream) copyRange(dst []Record, from, end uint64) []Record {
 }
 
 // record builds the Record of recs[k]. Its Data and Metadata are shared
-// with the stream; see [ownCopies].
+// with the stream; see [ownCopies]. The caller holds the shard's lock.
 func (st *stream) record(k int) Record {
 	r := &st.recs[k]
-	seq := st.first + uint64(k)
+	seq := st.first.Load() + uint64(k)
 	var data []byte
 	if r.size > 0 {
 		end := r.off + int(r.size)
@@ -495,12 +616,13 @@ func (st *stream) record(k int) Record {
 	if st.md != nil {
 		md = st.md[seq]
 	}
+	name := st.ti.names.Load().list[r.name]
 	return Record{
 		EntityType: st.key.typ,
 		EntityID:   st.key.id,
 		Seq:        seq,
 		Position:   r.pos,
-		Name:       st.ti.names[r.name],
+		Name:       name,
 		Revision:   r.rev,
 		Data:       data,
 		Metadata:   md,
@@ -510,11 +632,13 @@ func (st *stream) record(k int) Record {
 
 // dropFirst deletes the stream's first n events. It builds new slices rather
 // than reslicing, so the deleted events' memory is released and readers
-// copying from the old ones are undisturbed.
+// copying from the old ones are undisturbed. The caller holds the shard's
+// lock.
 func (st *stream) dropFirst(n int) {
+	first := st.first.Load()
 	if n == len(st.recs) {
 		st.recs, st.data, st.md = nil, nil, nil
-		st.first = st.last + 1
+		st.first.Store(st.last + 1)
 		return
 	}
 	base := st.recs[n].off
@@ -524,32 +648,63 @@ func (st *stream) dropFirst(n int) {
 	}
 	st.data = slices.Clone(st.data[base:])
 	for seq := range st.md {
-		if seq < st.first+uint64(n) {
+		if seq < first+uint64(n) {
 			delete(st.md, seq)
 		}
 	}
 	if len(st.md) == 0 {
 		st.md = nil
 	}
-	st.first += uint64(n)
+	st.first.Store(first + uint64(n))
 }
 
-// name returns the index of an event name in the type's table, adding it
-// if new. Types have a handful of event names, so the table stays small.
-func (ti *typeIndex) name(name string) uint32 {
-	if n := len(ti.names); n > 0 && ti.names[n-1] == name {
-		return uint32(n - 1) // the common case: the same event again
+// nameTable is the event names of a type, by index, and the index of each.
+type nameTable struct {
+	list []string
+	idx  map[string]uint32
+}
+
+// smallNames is how many names a table scans for rather than hashes.
+const smallNames = 8
+
+// nameOf returns the index of an event name in the type's table, adding it
+// if new. Types have a handful of event names, so adding is rare and
+// looking up takes no lock.
+func (ti *typeIndex) nameOf(name string) uint32 {
+	if i, ok := ti.names.Load().lookup(name); ok {
+		return i
 	}
-	i, ok := ti.nameIdx[name]
-	if !ok {
-		i = uint32(len(ti.names))
-		ti.names = append(ti.names, name)
-		ti.nameIdx[name] = i
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	t := ti.names.Load()
+	if i, ok := t.lookup(name); ok {
+		return i
 	}
+	i := uint32(len(t.list))
+	grown := &nameTable{list: append(slices.Clip(t.list), name), idx: maps.Clone(t.idx)}
+	if grown.idx == nil {
+		grown.idx = make(map[string]uint32)
+	}
+	grown.idx[name] = i
+	ti.names.Store(grown)
 	return i
 }
 
-// add appends e to the index.
+// lookup returns the index of name.
+func (t *nameTable) lookup(name string) (uint32, bool) {
+	if len(t.list) <= smallNames {
+		for i, n := range t.list {
+			if n == name {
+				return uint32(i), true
+			}
+		}
+		return 0, false
+	}
+	i, ok := t.idx[name]
+	return i, ok
+}
+
+// add appends e to the index. The caller holds ti.mu.
 func (ti *typeIndex) add(e typeEntry) {
 	if n := len(ti.chunks); n == 0 || len(ti.chunks[n-1]) == entryChunk {
 		ti.chunks = append(ti.chunks, make([]typeEntry, 0, entryChunk))
@@ -560,23 +715,20 @@ func (ti *typeIndex) add(e typeEntry) {
 }
 
 // lastPos returns the Position of the type's latest event, deleted or not; 0
-// if it has none.
+// if it has none. The caller holds ti.mu.
 func (ti *typeIndex) lastPos() uint64 {
-	if ti == nil || len(ti.chunks) == 0 {
+	if len(ti.chunks) == 0 {
 		return 0
 	}
 	c := ti.chunks[len(ti.chunks)-1]
 	return c[len(c)-1].pos
 }
 
-// copyAfter appends to dst up to readChunk records of the type with
-// after < Position <= end, in Position order. It also returns the Position of
-// the last index entry it looked at, deleted or not, so the caller can resume
-// after it; 0 if it looked at none. A nil index holds nothing.
-func (ti *typeIndex) copyAfter(dst []Record, after, end uint64) ([]Record, uint64) {
-	if ti == nil {
-		return dst, 0
-	}
+// entriesAfter appends to dst up to readChunk entries of the type with
+// after < Position <= end, in Position order, deleted events included. It
+// also returns the Position of the last entry it appended, so the caller can
+// resume after it; 0 if none. The caller holds ti.mu.
+func (ti *typeIndex) entriesAfter(dst []typeEntry, after, end uint64) ([]typeEntry, uint64) {
 	// The first chunk whose last entry is above after, then the first entry
 	// in it above after. Every chunk is non-empty.
 	c := sort.Search(len(ti.chunks), func(i int) bool {
@@ -595,18 +747,16 @@ func (ti *typeIndex) copyAfter(dst []Record, after, end uint64) ([]Record, uint6
 				return dst, scanned
 			}
 			scanned = e.pos
-			st := ti.streams[e.stream]
-			if e.seq < st.first {
-				continue // deleted
-			}
-			dst = append(dst, st.record(int(e.seq-st.first)))
+			dst = append(dst, e)
 		}
 	}
 	return dst, scanned
 }
 
 // compact drops the entries of deleted events once they are the majority,
-// keeping the index proportional to the events still stored.
+// keeping the index proportional to the events still stored. The caller
+// holds ti.mu. A deletion racing with it in another shard only leaves an
+// entry for the next compaction.
 func (ti *typeIndex) compact() {
 	if ti.dead < 1024 || ti.dead*2 < ti.n {
 		return
@@ -615,7 +765,7 @@ func (ti *typeIndex) compact() {
 	ti.chunks, ti.n, ti.dead = nil, 0, 0
 	for _, ch := range old {
 		for _, e := range ch {
-			if e.seq >= ti.streams[e.stream].first {
+			if e.seq >= ti.streams[e.stream].first.Load() {
 				ti.add(e)
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"maps"
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,10 +267,10 @@ func TestMemoryAppendAllocs(t *testing.T) {
 		}
 		seq++
 	})
-	// One allocation is the stored copy of the data; slice growth adds a
-	// fraction.
-	if allocs > 1.5 {
-		t.Errorf("Append of one event to an existing stream: %.2f allocations, want at most 1.5", allocs)
+	// The data is copied into the stream's buffer: only slice growth
+	// allocates, a fraction of the appends.
+	if allocs > 0.5 {
+		t.Errorf("Append of one event to an existing stream: %.2f allocations, want at most 0.5", allocs)
 	}
 }
 
@@ -283,5 +285,156 @@ func TestMemoryReadBoundsAtMax(t *testing.T) {
 	}
 	for r := range m.ReadEntity(ctx, "t", "a", math.MaxUint64) {
 		t.Errorf("ReadEntity from MaxUint64 yielded %+v", r)
+	}
+}
+
+// TestMemoryConcurrentShards appends to many entities (spread over the
+// shards) with many event names from several goroutines while another
+// deletes their oldest events and a subscriber and repeated readers by type
+// watch: every record read carries its own event's name and data, Positions
+// only go up, and at the end exactly the events not deleted remain.
+func TestMemoryConcurrentShards(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := newMemory(t)
+	const writers, perWriter, rounds, names = 6, 20, 60, 12
+	name := func(id string, seq uint64) string { return fmt.Sprintf("E%d", (len(id)+int(seq))%names) }
+	data := func(id string, seq uint64) string { return fmt.Sprintf("%s#%d", id, seq) }
+	// check verifies that a record is the event its stream and Seq say.
+	check := func(r eventlog.Record) error {
+		if r.Name != name(r.EntityID, r.Seq) || string(r.Data) != data(r.EntityID, r.Seq) {
+			return fmt.Errorf("record %s#%d: name %q data %q", r.EntityID, r.Seq, r.Name, r.Data)
+		}
+		return nil
+	}
+	var total atomic.Int64
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for round := range rounds {
+				for e := range perWriter {
+					id := fmt.Sprintf("w%d-%d", w, e)
+					seq := uint64(round * 2)
+					batch := []eventlog.Event{
+						{Name: name(id, seq+1), Data: []byte(data(id, seq+1))},
+						{Name: name(id, seq+2), Data: []byte(data(id, seq+2))},
+					}
+					if _, err := m.Append(ctx, "t", id, seq, batch...); err != nil {
+						errs <- err
+						return
+					}
+					total.Add(2)
+				}
+			}
+		})
+	}
+	deleted := make(map[string]uint64)
+	stopDeleting := make(chan struct{})
+	var dwg sync.WaitGroup
+	dwg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopDeleting:
+				return
+			default:
+			}
+			id := fmt.Sprintf("w%d-%d", i%writers, (i/writers)%perWriter)
+			last, err := m.LastSeq(ctx, "t", id)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if last > 3 {
+				if err := m.DeleteTo(ctx, "t", id, last-3); err != nil {
+					errs <- err
+					return
+				}
+				deleted[id] = last - 3
+			}
+		}
+	})
+	readers := func() error {
+		var prev uint64
+		for r, err := range m.ReadType(ctx, "t", 0) {
+			if err != nil {
+				return err
+			}
+			if r.Position <= prev {
+				return fmt.Errorf("ReadType: Position %d after %d", r.Position, prev)
+			}
+			prev = r.Position
+			if err := check(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	const all = writers * perWriter * rounds * 2
+	sub := make(chan error, 1)
+	go func() {
+		var prev uint64
+		for r, err := range m.Subscribe(ctx, "t", 0) {
+			if err != nil {
+				sub <- err
+				return
+			}
+			if r.Position <= prev {
+				sub <- fmt.Errorf("Subscribe: Position %d after %d", r.Position, prev)
+				return
+			}
+			prev = r.Position
+			if err := check(r); err != nil {
+				sub <- err
+				return
+			}
+			if r.Position == all {
+				sub <- nil
+				return
+			}
+		}
+	}()
+	for range 5 {
+		if err := readers(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(stopDeleting)
+	dwg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := <-sub; err != nil {
+		t.Fatal(err)
+	}
+	if err := readers(); err != nil {
+		t.Fatal(err)
+	}
+	// Exactly the events after each entity's deletion point remain.
+	for w := range writers {
+		for e := range perWriter {
+			id := fmt.Sprintf("w%d-%d", w, e)
+			want := deleted[id] + 1
+			for r, err := range m.ReadEntity(ctx, "t", id, 0) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Seq != want {
+					t.Fatalf("%s: Seq %d, want %d", id, r.Seq, want)
+				}
+				if err := check(r); err != nil {
+					t.Fatal(err)
+				}
+				want++
+			}
+			if want != rounds*2+1 {
+				t.Fatalf("%s: read up to Seq %d, want %d", id, want-1, rounds*2)
+			}
+		}
+	}
+	if got := total.Load(); got != all {
+		t.Fatalf("appended %d events, want %d", got, all)
 	}
 }
