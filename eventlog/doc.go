@@ -67,7 +67,7 @@
 //
 // Every [Log] is safe for concurrent use by multiple goroutines, and so is
 // [Memory]. Iterators may be consumed in any goroutine, but one iterator by
-// one goroutine at a time. [Memory] never holds its lock while the consumer
+// one goroutine at a time. [Memory] never holds a lock while the consumer
 // of a read runs, so a slow reader does not block appenders.
 //
 // # Errors
