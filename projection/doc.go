@@ -19,9 +19,10 @@
 // of the batch's last event, through [OffsetStore.Commit].
 //
 // Several projections may follow one entity type, each under its own name
-// and with its own offset. [Projection.Reset] sets the offset back to 0, after
-// running a function that empties the read model, and the next start
-// rebuilds it from the first event.
+// and with its own offset. [Projection.Reset] sets the offset back to 0 and
+// runs a function that empties the read model, and the next start rebuilds
+// it from the first event. Stores that cannot do both atomically set the
+// offset first.
 //
 // # Delivery guarantees
 //

@@ -28,7 +28,9 @@ type OffsetStore interface {
 
 	// Reset runs clear, if not nil, and sets the offset of name to 0, so the
 	// projection rebuilds its read model from the first event.
-	// Transactional stores run both in one transaction.
+	// Transactional stores run both in one transaction; others set the
+	// offset first, so that a failure never leaves an emptied read model
+	// behind an old offset.
 	Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error
 }
 
@@ -96,13 +98,11 @@ func (m *Memory) Reset(ctx context.Context, name string, clear func(ctx context.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if clear != nil {
-		if err := clear(ctx); err != nil {
-			return err
-		}
-	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	delete(m.offsets, name)
+	m.mu.Unlock()
+	if clear != nil {
+		return clear(ctx)
+	}
 	return nil
 }

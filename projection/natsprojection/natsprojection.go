@@ -198,22 +198,25 @@ func (s *Store) Commit(ctx context.Context, name string, from, to uint64, handle
 	return nil
 }
 
-// Reset implements [projection.OffsetStore]: it runs clear, then sets the
-// offset to 0. They are not atomic: if the reset fails after clear, the
-// read model is empty and the offset unchanged, and the Reset must be
-// retried.
+// Reset implements [projection.OffsetStore]: it sets the offset to 0, then
+// runs clear. They are not atomic, so the order is the safe one: if clear
+// fails, or the process dies before it ends, the projection rebuilds from
+// the first event over a read model not yet (fully) emptied, which an
+// at-least-once handler tolerates; the opposite order could leave an
+// emptied read model behind the old offset, silently missing every event
+// before it. Retry a Reset that failed.
 func (s *Store) Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error {
-	if clear != nil {
-		if err := clear(ctx); err != nil {
-			return err
-		}
-	}
 	rev, err := s.kv.Put(ctx, key(name), []byte("0"))
 	if err != nil {
 		s.remember(name, entry{}, false)
 		return fmt.Errorf("natsprojection: reset %s: %w", name, err)
 	}
 	s.remember(name, entry{0, rev}, true)
+	if clear != nil {
+		if err := clear(ctx); err != nil {
+			return fmt.Errorf("natsprojection: reset %s: offset set to 0, clear failed: %w", name, err)
+		}
+	}
 	return nil
 }
 

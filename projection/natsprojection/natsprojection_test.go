@@ -222,6 +222,20 @@ func TestResetAndNames(t *testing.T) {
 	if err := store.Commit(ctx, "chef.todo", 0, 9, nop); err != nil {
 		t.Errorf("Commit from 0 after Reset: %v", err)
 	}
+	// The offset goes to 0 before clear runs, so a failed clear can only
+	// cause a rebuild over stale rows, never missing events.
+	failing := errors.New("clear failed")
+	err := store.Reset(ctx, "chef.todo", func(context.Context) error { return failing })
+	if !errors.Is(err, failing) {
+		t.Fatalf("Reset with failing clear: %v, want %v", err, failing)
+	}
+	if off, err := store.Load(ctx, "chef.todo"); err != nil || off != 0 {
+		t.Errorf("offset after Reset with failing clear: %d, %v; want 0", off, err)
+	}
+	fresh := newStore(t, js)
+	if off, err := fresh.Load(ctx, "chef.todo"); err != nil || off != 0 {
+		t.Errorf("offset seen by another Store after Reset with failing clear: %d, %v; want 0", off, err)
+	}
 }
 
 func TestKeys(t *testing.T) {
