@@ -117,16 +117,17 @@ func (l *Log) runBatch(batch []*appendReq) {
 			}
 			return
 		}
+		// Count the round before answering anyone, so a caller that has its
+		// answer sees it in Stats.
 		var types []string
 		var committed, events uint64
 		next := pending[:0:0]
 		for i, r := range pending {
-			o := outs[i]
+			o := &outs[i]
 			var ce *eventlog.ConflictError
 			switch {
 			case o.deferred:
 				next = append(next, r)
-				continue
 			case o.err == nil:
 				committed++
 				events += uint64(len(r.events))
@@ -139,12 +140,18 @@ func (l *Log) runBatch(batch []*appendReq) {
 				l.stats.failures.Add(1)
 				o.err = l.appendErr(r, o.err)
 			}
-			r.reply <- o.appendResult
 		}
 		if committed > 0 {
 			l.stats.batches.Add(1)
 			l.stats.appends.Add(committed)
 			l.stats.events.Add(events)
+		}
+		for i, r := range pending {
+			if !outs[i].deferred {
+				r.reply <- outs[i].appendResult
+			}
+		}
+		if committed > 0 {
 			l.hub.wake(types)
 		}
 		pending = next

@@ -70,7 +70,9 @@ type Log struct {
 	}
 }
 
-// Stats counts what a [Log] has done since [New].
+// Stats counts what a [Log] has done since [New]. An append is counted
+// before its caller gets its answer, so once Append returns, Stats includes
+// it and its batch.
 type Stats struct {
 	// Batches is the number of group-commit transactions that committed
 	// appends.
