@@ -35,16 +35,27 @@ func newStoreCtx(parent context.Context, timeout time.Duration) *storeCtx {
 	return &storeCtx{parent: parent, timeout: timeout}
 }
 
-// start fixes the deadline and starts the timer, once.
+// start fixes the deadline and starts the timer, once. A parent that ends
+// no later than the store timeout bounds the call by itself: then there is
+// no timer, and no registration with the parent.
 func (c *storeCtx) start() context.Context {
 	c.once.Do(func() {
 		c.deadline = time.Now().Add(c.timeout)
+		if d, ok := c.parent.Deadline(); ok && !d.After(c.deadline) {
+			c.deadline, c.cancel = d, nopCancel
+			inner := c.parent
+			c.inner.Store(&inner)
+			return
+		}
 		inner, cancel := context.WithDeadline(c.parent, c.deadline)
 		c.cancel = cancel
 		c.inner.Store(&inner)
 	})
 	return *c.inner.Load()
 }
+
+// nopCancel is the cancel function of a storeCtx without a timer.
+func nopCancel() {}
 
 // Deadline implements context.Context: the sooner of the parent's and the
 // store timeout from the first call of Deadline or Done.
@@ -62,8 +73,17 @@ func (c *storeCtx) Err() error {
 	return c.parent.Err()
 }
 
-// Value implements context.Context.
-func (c *storeCtx) Value(key any) any { return c.parent.Value(key) }
+// Value implements context.Context. Once the timer is started it asks the
+// timer's context, which has the parent's values and also identifies itself
+// to the context package as the canceler behind Done: context.AfterFunc
+// (pgx registers one per query) then attaches to it instead of starting a
+// goroutine to watch Done.
+func (c *storeCtx) Value(key any) any {
+	if p := c.inner.Load(); p != nil {
+		return (*p).Value(key)
+	}
+	return c.parent.Value(key)
+}
 
 // release stops the timer, if one was started.
 func (c *storeCtx) release() {

@@ -3,7 +3,9 @@ package entity
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -54,14 +56,26 @@ func TestStoreCtx(t *testing.T) {
 		lazy.release()
 		timed.release()
 
-		// A sooner parent deadline wins.
+		// A sooner parent deadline wins, and then the parent bounds the
+		// call by itself: its own Done channel, no timer of ours.
 		short, cancelShort := context.WithTimeout(parent, time.Millisecond)
 		defer cancelShort()
 		c = newStoreCtx(short, time.Hour)
 		if d, _ := c.Deadline(); !d.Equal(time.Now().Add(time.Millisecond)) {
 			t.Errorf("Deadline %v, want the parent's", d)
 		}
+		if c.Done() != short.Done() {
+			t.Error("with a sooner parent deadline, Done is not the parent's channel")
+		}
+		time.Sleep(time.Millisecond)
+		<-c.Done()
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Errorf("after the parent's deadline: Err %v, want DeadlineExceeded", c.Err())
+		}
 		c.release()
+		if got := c.Value(ctxKey{}); got != "v" {
+			t.Errorf("Value after start %v, want the parent's", got)
+		}
 	})
 }
 
@@ -79,4 +93,41 @@ func TestStoreCtxWatchedAfterRelease(t *testing.T) {
 		wg.Go(cancel)
 	}
 	wg.Wait()
+}
+
+// TestStoreCtxAfterFuncNoGoroutine checks that context.AfterFunc, which pgx
+// registers on every query's context, attaches to a started storeCtx like to
+// a context of the context package, instead of starting a goroutine per
+// call to watch Done.
+func TestStoreCtxAfterFuncNoGoroutine(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 100
+	ctxs := make([]*storeCtx, n)
+	for i := range ctxs {
+		ctxs[i] = newStoreCtx(parent, time.Minute)
+		_ = ctxs[i].Done()
+	}
+	before := runtime.NumGoroutine()
+	var ran atomic.Int32
+	stops := make([]func() bool, n)
+	for i, c := range ctxs {
+		stops[i] = context.AfterFunc(c, func() { ran.Add(1) })
+	}
+	if after := runtime.NumGoroutine(); after > before+n/10 {
+		t.Errorf("%d goroutines after %d AfterFunc registrations, %d before: they watch Done in goroutines", after, n, before)
+	}
+	// The registrations work: canceling the parent runs them all.
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for ran.Load() != n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := ran.Load(); got != n {
+		t.Fatalf("%d of %d AfterFunc functions ran after the parent was canceled", got, n)
+	}
+	for i, c := range ctxs {
+		stops[i]()
+		c.release()
+	}
 }
