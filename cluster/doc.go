@@ -66,6 +66,10 @@
 // for the caller to resolve, like an [entity.PersistError]. So no command is
 // applied twice and no acknowledged event is lost.
 //
+// A caller whose ctx ends stops waiting at once and gets ctx's error. If its
+// command was still waiting to be sent it never is; if it was sent, whether
+// it ran is unknown, as for a timeout.
+//
 // After a topology change each member stops the activations of the
 // entities it no longer owns; with [WithPassivateAfter] it also stops the
 // idle ones. The next command activates them again.

@@ -62,6 +62,7 @@ type Member struct {
 	changed   chan struct{}   // topology changed; buffered 1
 	done      chan struct{}   // closed by Shutdown
 	inflight  sync.WaitGroup  // goroutines running commands for other members
+	flushes   sync.WaitGroup  // goroutines sending batches for callers that may give up
 	tasks     chan func()     // to the idle workers; unbuffered
 	bg        sync.WaitGroup  // the sweeper
 	stopOnce  sync.Once
@@ -744,7 +745,7 @@ func (m *Member) attempt(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	rep, err := m.pipe(owner, env.GetEntityType()).do(env, timeout)
+	rep, err := m.pipe(owner, env.GetEntityType()).do(ctx, env, timeout)
 	if err != nil {
 		if errors.Is(err, ErrTimeout) && ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -788,6 +789,9 @@ const drainingFor = 10 * time.Second
 // ownerLeft completes a request whose owner left the cluster: protoactor-go
 // blocks members that left, so their answer would never arrive.
 type ownerLeft struct{ addr string }
+
+// memberClosed completes a request this member sent when it shuts down.
+type memberClosed struct{}
 
 // failLeft completes the requests waiting for members that left.
 func (m *Member) failLeft(left []*protocluster.Member) {
@@ -866,6 +870,13 @@ func (m *Member) shutdown(ctx context.Context) error {
 	}
 	m.closed.Store(true)
 	close(m.done)
+	// Replies to requests still waiting no longer matter: end them, and with
+	// them the goroutines sending them (a send after closed ends itself).
+	m.waiting.Range(func(k, _ any) bool {
+		m.actors.Root.Send(k.(*actor.Future).PID(), memberClosed{})
+		return true
+	})
+	m.flushes.Wait()
 	if started {
 		close(m.tasks) // nothing is spawned any more: inflight is drained
 	}

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,22 +17,36 @@ import (
 // Batching of remote commands. Commands asked concurrently for entities of
 // one type owned by one member travel together: a pipe per (owner, type)
 // sends at most pipeInflight batches at a time, and commands that arrive
-// while they are in flight wait and leave together as the next batch. No
-// goroutine is added: the caller whose command starts a batch sends it,
-// waits for the answer and hands every command its reply; if more commands
-// are waiting by then, it hands the next batch to one of their callers.
-// Under no load a batch has one command and costs what a single request
-// would; under load one message carries hundreds of commands.
+// while they are in flight wait and leave together as the next batch. The
+// caller whose command starts a batch sends it (on a goroutine of its own if
+// its context can be canceled, so that it can stop waiting) and hands every
+// command its reply; if more commands are waiting by then, it hands the next
+// batch to one of their callers. Under no load a batch has one command and
+// costs what a single request would; under load one message carries
+// hundreds of commands.
+//
+// A caller whose context ends stops waiting at once. If its command has not
+// been sent yet it never will be; if it has, whether it ran is unknown, as
+// for any command whose caller gave up. A caller that gave up is never
+// handed a batch to send.
 
 const (
 	pipeInflight = 1
 	pipeMaxBatch = 512
 )
 
+// The states of a call.
+const (
+	callWaiting   int32 = iota
+	callLeading         // handed a batch to send: its caller must take it
+	callAbandoned       // its caller gave up: skip it
+)
+
 // call is one command waiting in a pipe.
 type call struct {
 	env     *clusterpb.CommandEnvelope
 	timeout time.Duration
+	state   atomic.Int32
 	rep     *clusterpb.ReplyEnvelope
 	err     error
 	lead    []*call // set instead of rep/err: send this batch
@@ -59,8 +75,9 @@ func (m *Member) pipe(owner, kind string) *pipe {
 	return p.(*pipe)
 }
 
-// do sends env through the pipe and returns its reply.
-func (p *pipe) do(env *clusterpb.CommandEnvelope, timeout time.Duration) (*clusterpb.ReplyEnvelope, error) {
+// do sends env through the pipe and returns its reply, or ctx's error as
+// soon as ctx ends.
+func (p *pipe) do(ctx context.Context, env *clusterpb.CommandEnvelope, timeout time.Duration) (*clusterpb.ReplyEnvelope, error) {
 	c := &call{env: env, timeout: timeout, done: make(chan struct{}, 1)}
 	p.mu.Lock()
 	var batch []*call
@@ -73,22 +90,57 @@ func (p *pipe) do(env *clusterpb.CommandEnvelope, timeout time.Duration) (*clust
 	p.mu.Unlock()
 	for {
 		if batch != nil {
-			p.flush(batch)
+			if ctx.Done() == nil {
+				p.flush(batch)
+			} else {
+				// Ends within the batch's timeout, or when Shutdown
+				// fails the requests still waiting.
+				p.m.flushes.Add(1)
+				go func(batch []*call) {
+					defer p.m.flushes.Done()
+					p.flush(batch)
+				}(batch)
+			}
 			batch = nil
 		}
-		<-c.done
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+				select {
+				case <-c.done: // answered meanwhile
+					return c.rep, c.err
+				default:
+				}
+				return nil, ctx.Err()
+			}
+			<-c.done // handed a batch meanwhile: send it first
+		}
 		if c.lead == nil {
 			return c.rep, c.err
 		}
 		batch, c.lead = c.lead, nil
+		c.state.Store(callWaiting) // its own command is in that batch
 	}
 }
 
-// take removes up to pipeMaxBatch-1 waiting calls; p.mu must be held.
+// take removes up to pipeMaxBatch-1 waiting calls, skipping those whose
+// callers gave up; p.mu must be held.
 func (p *pipe) take() []*call {
-	n := min(len(p.queue), pipeMaxBatch-1)
-	b := make([]*call, n, n+1)
-	copy(b, p.queue[:n])
+	var b []*call
+	n := 0
+	for _, c := range p.queue {
+		if len(b) == pipeMaxBatch-1 {
+			break
+		}
+		n++
+		if c.state.Load() != callAbandoned {
+			if b == nil {
+				b = make([]*call, 0, min(len(p.queue), pipeMaxBatch-1)+1)
+			}
+			b = append(b, c)
+		}
+	}
 	clear(p.queue[:n])
 	p.queue = p.queue[n:]
 	if len(p.queue) == 0 {
@@ -97,35 +149,54 @@ func (p *pipe) take() []*call {
 	return b
 }
 
-// flush sends batch, answers its calls and passes the pipe on.
+// flush sends batch, answers its calls and passes the pipe on. Calls whose
+// callers gave up before the batch left are not sent.
 func (p *pipe) flush(batch []*call) {
-	timeout := batch[0].timeout
-	envs := make([]*clusterpb.CommandEnvelope, len(batch))
-	for i, c := range batch {
-		envs[i] = c.env
-		timeout = min(timeout, c.timeout)
-	}
-	reps, err := p.m.send(p.owner, p.pid, envs, timeout)
-	p.mu.Lock()
-	var next []*call
-	if len(p.queue) > 0 {
-		next = p.take() // this flush's inflight slot passes to next
-	} else {
-		p.inflight--
-	}
-	p.mu.Unlock()
-	for i, c := range batch {
-		if err != nil {
-			c.err = err
-		} else {
-			c.rep = reps[i]
+	for {
+		sent := batch[:0:0]
+		for _, c := range batch {
+			if c.state.Load() != callAbandoned {
+				sent = append(sent, c)
+			}
 		}
-		c.done <- struct{}{}
-	}
-	if next != nil {
-		leader := next[0]
-		leader.lead = next
-		leader.done <- struct{}{}
+		var reps []*clusterpb.ReplyEnvelope
+		var err error
+		if len(sent) > 0 {
+			timeout := sent[0].timeout
+			envs := make([]*clusterpb.CommandEnvelope, len(sent))
+			for i, c := range sent {
+				envs[i] = c.env
+				timeout = min(timeout, c.timeout)
+			}
+			reps, err = p.m.send(p.owner, p.pid, envs, timeout)
+		}
+		for i, c := range sent {
+			if err != nil {
+				c.err = err
+			} else {
+				c.rep = reps[i]
+			}
+			c.done <- struct{}{}
+		}
+		// Pass the pipe on to the caller of a waiting call, or send the
+		// next batch from here if every one of them gave up.
+		p.mu.Lock()
+		next := p.take() // this flush's inflight slot passes to next
+		if next == nil {
+			p.inflight--
+		}
+		p.mu.Unlock()
+		if next == nil {
+			return
+		}
+		for _, c := range next {
+			if c.state.CompareAndSwap(callWaiting, callLeading) {
+				c.lead = next
+				c.done <- struct{}{}
+				return
+			}
+		}
+		batch = next
 	}
 }
 
@@ -139,7 +210,10 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	m.remote.Add(int64(len(envs)))
 	fut := m.actors.Root.RequestFuture(pid, msg, timeout)
 	m.waiting.Store(fut, owner)
-	if !m.view.Load().has(owner) {
+	switch {
+	case m.closed.Load(): // Shutdown fails those it finds waiting, maybe not this one
+		m.actors.Root.Send(fut.PID(), memberClosed{})
+	case !m.view.Load().has(owner):
 		m.failFuture(fut, owner)
 	}
 	res, err := fut.Result()
@@ -150,8 +224,11 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	if len(envs) > 1 {
 		what = fmt.Sprintf("%d commands for %s", len(envs), envs[0].GetEntityType())
 	}
-	if left, ok := res.(ownerLeft); ok {
-		return nil, fmt.Errorf("%w: %s: owner %s left the cluster before answering", ErrTimeout, what, left.addr)
+	switch r := res.(type) {
+	case ownerLeft:
+		return nil, fmt.Errorf("%w: %s: owner %s left the cluster before answering", ErrTimeout, what, r.addr)
+	case memberClosed:
+		return nil, fmt.Errorf("%w: %s: this member shut down before %s answered", ErrTimeout, what, owner)
 	}
 	switch {
 	case err == nil:
