@@ -168,6 +168,11 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	for i := range events {
+		if len(events[i].Data) > math.MaxUint32 {
+			return 0, fmt.Errorf("%w: append to %s/%s: event %d has %d bytes, more than Memory keeps per event (4 GiB)", ErrInvalid, typ, id, i, len(events[i].Data))
+		}
+	}
 	now := time.Now().UnixNano()
 
 	sh := m.shard(id)
