@@ -290,3 +290,6 @@ func (sc *ServerControl) command(program string, args ...string) *exec.Cmd {
 	cmd.Dir = sc.dir
 	return cmd
 }
+
+// ReadQueueLen returns how many first reads of streams wait for a reader.
+func ReadQueueLen(l *Log) int { return len(l.reads) }

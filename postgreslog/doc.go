@@ -91,6 +91,17 @@
 // same Log wake its subscriptions directly. Subscriptions also poll every
 // [WithPollInterval], which covers a lost listener and [WithNotify](false).
 //
+// # ReadEntity and recoveries
+//
+// [Log.ReadEntity] reads pages of up to 1,000 events by the primary key.
+// Its first page goes through the Log's readers: a reader takes every first
+// read waiting and answers them with one query (up to 100 events per
+// stream; a longer stream continues with queries of its own). So the
+// recoveries of many entities activated at once, after a restart or in a
+// burst, share a few queries instead of taking one each; a lone read is
+// sent at once, under its caller's context. [Stats] counts the first reads
+// and the queries that served them.
+//
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter], [eventlog.IDLister] and

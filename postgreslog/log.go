@@ -43,6 +43,8 @@ type Log struct {
 
 	// in carries appends to the group-commit workers.
 	in chan *appendReq
+	// reads carries first reads of streams to the readers (readbatch.go).
+	reads chan *readReq
 	// closing is closed by Close: stop taking appends and subscriptions.
 	closing chan struct{}
 	// done is closed when Close has waited for every goroutine of the Log.
@@ -67,6 +69,7 @@ type Log struct {
 
 	stats struct {
 		batches, appends, events, conflicts, failures, retries atomic.Uint64
+		entityReads, entityReadQueries                         atomic.Uint64
 	}
 }
 
@@ -88,12 +91,17 @@ type Stats struct {
 	// server aborted them (deadlock, serialization failure) or the unique
 	// key refused a row that a writer around this Log had inserted.
 	Retries uint64
+	// EntityReads counts the first pages ReadEntity read (one per read
+	// that got that far), and EntityReadQueries the queries that read
+	// them: first reads that wait together share one query.
+	EntityReads       uint64
+	EntityReadQueries uint64
 }
 
 // New returns a Log storing events in the tables the options name, through
 // pool. It does not touch the database: call [Log.Migrate] once (it is
-// idempotent) before the first append. New starts the group-commit workers;
-// [Log.Close] stops them.
+// idempotent) before the first append. New starts the group-commit workers
+// and the readers that batch first reads of streams; [Log.Close] stops them.
 func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -109,15 +117,19 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		n:       n,
 		sql:     newStatements(n),
 		in:      make(chan *appendReq, 4*cfg.maxBatch),
+		reads:   make(chan *readReq, 4*readBatchMax),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		hub:     newHub(),
 		cache:   newSeqCache(defaultSeqCacheSize),
 	}
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
-	l.wg.Add(cfg.concurrency)
+	l.wg.Add(cfg.concurrency + readers)
 	for range cfg.concurrency {
 		go l.worker()
+	}
+	for range readers {
+		go l.reader()
 	}
 	return l, nil
 }
@@ -145,12 +157,14 @@ func (l *Log) SchemaVersion(ctx context.Context) (int, error) {
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{
-		Batches:   l.stats.batches.Load(),
-		Appends:   l.stats.appends.Load(),
-		Events:    l.stats.events.Load(),
-		Conflicts: l.stats.conflicts.Load(),
-		Failures:  l.stats.failures.Load(),
-		Retries:   l.stats.retries.Load(),
+		Batches:           l.stats.batches.Load(),
+		Appends:           l.stats.appends.Load(),
+		Events:            l.stats.events.Load(),
+		Conflicts:         l.stats.conflicts.Load(),
+		Failures:          l.stats.failures.Load(),
+		Retries:           l.stats.retries.Load(),
+		EntityReads:       l.stats.entityReads.Load(),
+		EntityReadQueries: l.stats.entityReadQueries.Load(),
 	}
 }
 
@@ -234,7 +248,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 		}
 		from = max(from, 1)
 		var lastSeen uint64 // the Seq of the last record of the previous page
-		for {
+		for first := true; ; first = false {
 			if err := l.readErr(ctx); err != nil {
 				yield(eventlog.Record{}, err)
 				return
@@ -242,7 +256,16 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 			if from > math.MaxInt64 {
 				return
 			}
-			page, err := l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
+			var page []eventlog.Record
+			var err error
+			limit := readPage
+			if first {
+				// Through the readers, which read the first pages of
+				// many streams at once (readbatch.go).
+				page, limit, err = l.firstPage(ctx, typ, id, from)
+			} else {
+				page, err = l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
+			}
 			if err != nil {
 				yield(eventlog.Record{}, l.wrap(ctx, err, "read %s/%s from seq %d", typ, id, from))
 				return
@@ -256,7 +279,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 					return
 				}
 			}
-			if len(page) < readPage {
+			if len(page) < limit {
 				// The read reached the end of the stream.
 				switch {
 				case len(page) > 0:
@@ -493,15 +516,23 @@ func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any
 		if err != nil {
 			return nil, err
 		}
-		r.Seq, r.Position, r.Revision = uint64(seq), uint64(pos), uint32(rev)
-		if len(md) > 0 {
-			if err := json.Unmarshal(md, &r.Metadata); err != nil {
-				return nil, fmt.Errorf("metadata of %s/%s seq %d: %w", typ, r.EntityID, seq, err)
-			}
+		if err := setScanned(&r, seq, pos, rev, md); err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// setScanned fills in the fields of r that a query returns as other types.
+func setScanned(r *eventlog.Record, seq, pos, rev int64, md []byte) error {
+	r.Seq, r.Position, r.Revision = uint64(seq), uint64(pos), uint32(rev)
+	if len(md) > 0 {
+		if err := json.Unmarshal(md, &r.Metadata); err != nil {
+			return fmt.Errorf("metadata of %s/%s seq %d: %w", r.EntityType, r.EntityID, seq, err)
+		}
+	}
+	return nil
 }
 
 // validateStream checks the stream arguments of a read or delete.

@@ -17,9 +17,11 @@ type statements struct {
 
 	lastSeq    string
 	readEntity string
-	readType   string
-	deleteTo   string
-	entityIDs  string
+	// readFirstPages reads the first page of many streams at once.
+	readFirstPages string
+	readType       string
+	deleteTo       string
+	entityIDs      string
 
 	saveSnapshot    string
 	trimSnapshots   string
@@ -91,6 +93,16 @@ SELECT DISTINCT k, a FROM v WHERE a <> b`, n.events, n.streams, n.meta),
 	coalesce((SELECT deleted_to FROM %s WHERE entity_type = $1 AND entity_id = $2), 0))`, n.events, n.streams),
 		readEntity: fmt.Sprintf(`SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
 WHERE entity_type = $1 AND entity_id = $2 AND seq >= $3 ORDER BY seq LIMIT $4`, n.events),
+		// One row source per stream, numbered by its place in the arrays;
+		// each takes the first $4 events of its stream from its Seq on, by
+		// the primary key.
+		readFirstPages: fmt.Sprintf(`SELECT r.i, e.seq, e.position, e.name, e.revision, e.data, e.metadata, e.committed_at
+FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS r(t, id, f, i)
+CROSS JOIN LATERAL (
+	SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
+	WHERE entity_type = r.t AND entity_id = r.id AND seq >= r.f ORDER BY seq LIMIT $4
+) e
+ORDER BY r.i, e.seq`, n.events),
 		readType: fmt.Sprintf(`SELECT entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
 WHERE entity_type = $1 AND position > $2 ORDER BY position LIMIT $3`, n.events),
 		// Deleting records the highest Seq deleted, so the stream's last Seq
