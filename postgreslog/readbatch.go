@@ -122,11 +122,16 @@ func (l *Log) readBatch(batch []*readReq) {
 	case 0:
 		return
 	case 1:
-		// Alone: the plain query, under its caller's context.
+		// Alone: the plain query, under its caller's context, and ended
+		// by Close like every query of the Log's goroutines.
 		r := live[0]
 		l.stats.entityReadQueries.Add(1)
 		l.stats.entityReads.Add(1)
-		page, err := l.queryRecords(r.ctx, r.typ, r.id, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
+		ctx, cancel := context.WithCancel(r.ctx)
+		stop := context.AfterFunc(l.bgCtx, cancel)
+		page, err := l.queryRecords(ctx, r.typ, r.id, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
+		stop()
+		cancel()
 		r.reply <- readRes{page: page, limit: readPage, err: err}
 		return
 	}

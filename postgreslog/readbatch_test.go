@@ -2,6 +2,7 @@ package postgreslog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -102,5 +103,51 @@ func TestFirstReadsAreBatched(t *testing.T) {
 	// two queries (the readers may split them).
 	if queries := st.EntityReadQueries - before.EntityReadQueries; queries > 4 {
 		t.Errorf("%d first reads took %d queries, want at most 4", len(streams), queries)
+	}
+}
+
+// TestCloseEndsBlockedFirstRead checks that Close does not wait for a first
+// read stuck in the database under a context that never ends: the read ends
+// with ErrClosed and Close returns.
+func TestCloseEndsBlockedFirstRead(t *testing.T) {
+	pool := postgreslog.NewTestPool(t, nil)
+	l := postgreslog.NewTestLog(t, pool)
+	ctx := testCtx(t, 60*time.Second)
+	mustAppend(t, ctx, l, "account", "a", 0, events("a", 3)...)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+postgreslog.EventsTable(l)+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		var last error
+		for _, err := range l.ReadEntity(context.Background(), "account", "a", 1) {
+			last = err
+		}
+		res <- last
+	}()
+	waitFor(t, 10*time.Second, "a reader to take the read", func() bool { return postgreslog.ReadQueueLen(l) == 0 })
+	time.Sleep(100 * time.Millisecond) // the reader's query now waits for the lock
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while a first read waited in the database")
+	}
+	select {
+	case err := <-res:
+		if !errors.Is(err, eventlog.ErrClosed) {
+			t.Errorf("the blocked read ended with %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked read did not end after Close")
 	}
 }
