@@ -72,6 +72,10 @@
 // message on a subject makes the server step over every other entity's
 // messages in between, which for many interleaved entities costs about a
 // read of the stream per recovery. Longer reads use batched direct gets.
+// The first step, looking up the entity's last message, goes through the
+// Log's readers: a reader takes every lookup waiting and answers them with
+// one multi-subject direct get, so entities activated together (a restart,
+// a burst) recover with a few requests instead of one each.
 // [Log.Subscribe] uses an ordered consumer that resumes after the last
 // Position it delivered, also across reconnects. Stream sequences
 // are assigned when messages are stored, so a reader by Position never

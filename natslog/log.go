@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,14 @@ type Log struct {
 	// closeCtx is canceled by Close, ending subscriptions.
 	closeCtx    context.Context
 	closeCancel context.CancelFunc
+
+	// lasts carries ReadEntity's lookups to the readers (lastbatch.go);
+	// lastLookups and lastQueries count them and the requests that served
+	// them.
+	lasts                    chan *lastReq
+	lastLookups, lastQueries atomic.Uint64
+	// wg counts the readers.
+	wg sync.WaitGroup
 }
 
 // New returns a Log on the stream the options name (default
@@ -130,6 +139,11 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		logger:      cfg.logger,
 	}
 	l.closeCtx, l.closeCancel = context.WithCancel(context.Background())
+	l.lasts = make(chan *lastReq, 4*lastBatchMax)
+	l.wg.Add(lastReaders)
+	for range lastReaders {
+		go l.lastReader()
+	}
 	return l, nil
 }
 
@@ -566,5 +580,6 @@ func (l *Log) Close() error {
 	}
 	l.closeCancel()
 	l.inbox.shutdown()
+	l.wg.Wait()
 	return nil
 }

@@ -290,7 +290,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 		var end uint64
 		{
 			rctx, cancel := l.reqCtx(ctx)
-			last, found, err := l.last(rctx, subj)
+			last, found, err := l.lastBatched(rctx, subj)
 			cancel()
 			switch {
 			case err != nil:
