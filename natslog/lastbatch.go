@@ -54,6 +54,14 @@ func (l *Log) lastBatched(ctx context.Context, subj string) (stored, bool, error
 		return res.s, res.found, res.err
 	case <-ctx.Done():
 		return stored{}, false, context.Cause(ctx)
+	case <-l.readersDone:
+		// Closed: the readers are gone; a reply, if any, is buffered.
+		select {
+		case res := <-r.reply:
+			return res.s, res.found, res.err
+		default:
+			return stored{}, false, errClosed
+		}
 	}
 }
 
@@ -117,7 +125,7 @@ func (l *Log) lastBatch(batch []*lastReq) {
 		s, found, err := l.last(ctx, subj)
 		stop()
 		cancel()
-		answer(subj, lastRes{s: s, found: found, err: err})
+		answer(subj, lastRes{s: s, found: found, err: l.closedErr(err)})
 	}
 	switch len(subjects) {
 	case 0:
@@ -134,6 +142,7 @@ func (l *Log) lastBatch(batch []*lastReq) {
 	defer cancel()
 	found, complete, err := l.multiLast(ctx, subjects)
 	if err != nil {
+		err = l.closedErr(err)
 		for _, subj := range subjects {
 			answer(subj, lastRes{err: err})
 		}
@@ -203,4 +212,12 @@ func (l *Log) multiLast(ctx context.Context, subjects []string) (map[string]stor
 			return nil, false, statusError(m)
 		}
 	}
+}
+
+// closedErr returns errClosed for a failure caused by Close, else err.
+func (l *Log) closedErr(err error) error {
+	if err != nil && l.closed.Load() {
+		return errClosed
+	}
+	return err
 }

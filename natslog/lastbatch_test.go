@@ -2,10 +2,12 @@ package natslog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/natslog"
@@ -91,5 +93,45 @@ func TestConcurrentReadsOfManyEntities(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestCloseEndsReads starts many reads and closes the Log under them: every
+// read ends at once, with its events or with an error matching
+// eventlog.ErrClosed, and Close returns.
+func TestCloseEndsReads(t *testing.T) {
+	_, js := setup(t)
+	l, err := natslog.New(context.Background(), js, natslog.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := l.Append(ctx, "account", fmt.Sprint("e", i), 0, eventlog.Event{Name: "E"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for i := range 400 {
+		wg.Go(func() {
+			for _, err := range l.ReadEntity(ctx, "account", fmt.Sprint("e", i%60), 1) {
+				if err != nil && !errors.Is(err, eventlog.ErrClosed) {
+					errs <- err
+				}
+			}
+		})
+	}
+	start := time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("reads took %v to end after Close", d)
+	}
+	close(errs)
+	for err := range errs {
+		t.Errorf("read during Close: %v, want its events or ErrClosed", err)
 	}
 }

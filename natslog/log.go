@@ -84,8 +84,10 @@ type Log struct {
 	// them.
 	lasts                    chan *lastReq
 	lastLookups, lastQueries atomic.Uint64
-	// wg counts the readers.
-	wg sync.WaitGroup
+	// wg counts the readers; readersDone is closed once Close has waited
+	// for them.
+	wg          sync.WaitGroup
+	readersDone chan struct{}
 }
 
 // New returns a Log on the stream the options name (default
@@ -140,6 +142,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 	}
 	l.closeCtx, l.closeCancel = context.WithCancel(context.Background())
 	l.lasts = make(chan *lastReq, 4*lastBatchMax)
+	l.readersDone = make(chan struct{})
 	l.wg.Add(lastReaders)
 	for range lastReaders {
 		go l.lastReader()
@@ -581,5 +584,6 @@ func (l *Log) Close() error {
 	l.closeCancel()
 	l.inbox.shutdown()
 	l.wg.Wait()
+	close(l.readersDone)
 	return nil
 }
