@@ -67,6 +67,7 @@ func runMemberProcess() int {
 	if err != nil {
 		return fail(err)
 	}
+	defer log.Close()
 	port, _ := strconv.Atoi(os.Getenv("MP_AUTOMAN_PORT"))
 	provider := automanaged.NewWithConfig(300*time.Millisecond, port, strings.Split(os.Getenv("MP_AUTOMAN_HOSTS"), ",")...)
 	n := newNode(&processTB{fail: func(s string) { say("fatal %s", s); os.Exit(1) }}, "mp", log, provider,
@@ -174,6 +175,7 @@ func TestMultiProcessMemberKilledUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer log.Close()
 
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	hosts := make([]string, len(ports))

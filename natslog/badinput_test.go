@@ -182,8 +182,10 @@ func TestNotSetUp(t *testing.T) {
 	if err := natslog.Setup(ctx, js, natslog.WithStream("plain"), natslog.WithPrefix("p")); err != nil {
 		t.Fatalf("Setup updating an existing stream: %v", err)
 	}
-	if _, err := natslog.New(ctx, js, natslog.WithStream("plain"), natslog.WithPrefix("p")); err != nil {
+	if l, err := natslog.New(ctx, js, natslog.WithStream("plain"), natslog.WithPrefix("p")); err != nil {
 		t.Errorf("New after Setup fixed the stream: %v", err)
+	} else {
+		_ = l.Close()
 	}
 	// Setup is idempotent.
 	for range 2 {

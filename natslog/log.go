@@ -95,7 +95,9 @@ type Log struct {
 // context js brings the connection, its TLS, credentials and server URLs,
 // and its API prefix or domain. New checks that JetStream answers and that
 // the stream takes the prefix's subjects and allows direct gets and atomic
-// batches. Close the Log when done; it does not close the connection.
+// batches. New starts the Log's readers (see the package documentation on
+// reads); Close stops them. Close the Log when done; it does not close the
+// connection.
 func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, error) {
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)

@@ -125,6 +125,7 @@ func runMember(ctx context.Context, idx int, url, portList string) error {
 	if err != nil {
 		return err
 	}
+	defer log.Close()
 	m, err := cluster.NewMember("counters", log, automanaged.NewWithConfig(300*time.Millisecond, port, hosts...),
 		cluster.WithPassivateAfter(time.Minute))
 	if err != nil {
@@ -274,6 +275,7 @@ func printCounters(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
+	defer log.Close()
 	var lines []string
 	for i := range counters {
 		id := fmt.Sprintf("counter-%d", i)
