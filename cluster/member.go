@@ -63,6 +63,8 @@ type Member struct {
 	done      chan struct{}   // closed by Shutdown
 	inflight  sync.WaitGroup  // goroutines running commands for other members
 	flushes   sync.WaitGroup  // goroutines sending batches for callers that may give up
+	flushMu   sync.RWMutex    // guards noFlush, and orders flushes.Add before Wait
+	noFlush   bool            // set by Shutdown: send batches without a goroutine
 	tasks     chan func()     // to the idle workers; unbuffered
 	bg        sync.WaitGroup  // the sweeper
 	stopOnce  sync.Once
@@ -793,6 +795,18 @@ type ownerLeft struct{ addr string }
 // memberClosed completes a request this member sent when it shuts down.
 type memberClosed struct{}
 
+// startFlush counts a goroutine about to send a batch, unless Shutdown has
+// begun waiting for them (then the caller sends it itself).
+func (m *Member) startFlush() bool {
+	m.flushMu.RLock()
+	defer m.flushMu.RUnlock()
+	if m.noFlush {
+		return false
+	}
+	m.flushes.Add(1)
+	return true
+}
+
 // failLeft completes the requests waiting for members that left.
 func (m *Member) failLeft(left []*protocluster.Member) {
 	if len(left) == 0 {
@@ -872,6 +886,9 @@ func (m *Member) shutdown(ctx context.Context) error {
 	close(m.done)
 	// Replies to requests still waiting no longer matter: end them, and with
 	// them the goroutines sending them (a send after closed ends itself).
+	m.flushMu.Lock()
+	m.noFlush = true
+	m.flushMu.Unlock()
 	m.waiting.Range(func(k, _ any) bool {
 		m.actors.Root.Send(k.(*actor.Future).PID(), memberClosed{})
 		return true

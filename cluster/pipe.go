@@ -90,12 +90,11 @@ func (p *pipe) do(ctx context.Context, env *clusterpb.CommandEnvelope, timeout t
 	p.mu.Unlock()
 	for {
 		if batch != nil {
-			if ctx.Done() == nil {
+			if ctx.Done() == nil || !p.m.startFlush() {
 				p.flush(batch)
 			} else {
 				// Ends within the batch's timeout, or when Shutdown
 				// fails the requests still waiting.
-				p.m.flushes.Add(1)
 				go func(batch []*call) {
 					defer p.m.flushes.Done()
 					p.flush(batch)
