@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 )
@@ -36,14 +38,7 @@ func TestFirstReadsAreBatched(t *testing.T) {
 		streams[i] = s
 	}
 
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+postgreslog.EventsTable(l)+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockEvents(t, ctx, pool, l)
 	before := l.Stats()
 	got := make([][]eventlog.Record, len(streams))
 	errs := make([]error, len(streams))
@@ -71,9 +66,7 @@ func TestFirstReadsAreBatched(t *testing.T) {
 		read(i)
 	}
 	waitFor(t, 10*time.Second, "the reads to queue", func() bool { return postgreslog.ReadQueueLen(l) == len(streams)-2 })
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	wg.Wait()
 
 	for i, s := range streams {
@@ -114,14 +107,7 @@ func TestCloseEndsBlockedFirstRead(t *testing.T) {
 	l := postgreslog.NewTestLog(t, pool)
 	ctx := testCtx(t, 60*time.Second)
 	mustAppend(t, ctx, l, "account", "a", 0, events("a", 3)...)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+postgreslog.EventsTable(l)+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lockEvents(t, ctx, pool, l) // released when the test ends
 	res := make(chan error, 1)
 	go func() {
 		var last error
@@ -150,4 +136,20 @@ func TestCloseEndsBlockedFirstRead(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the blocked read did not end after Close")
 	}
+}
+
+// lockEvents locks l's events table in a transaction of its own, so that
+// every read waits; unlock (also run when t ends) releases it.
+func lockEvents(t *testing.T, ctx context.Context, pool *pgxpool.Pool, l *postgreslog.Log) (unlock func()) {
+	t.Helper()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock = func() { _ = tx.Rollback(context.Background()) }
+	t.Cleanup(unlock)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+postgreslog.EventsTable(l)+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return unlock
 }
