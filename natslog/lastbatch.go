@@ -132,12 +132,10 @@ func (l *Log) lastBatch(batch []*lastReq) {
 		return
 	case 1:
 		l.lastQueries.Add(1)
-		l.lastLookups.Add(uint64(len(bySubj[subjects[0]])))
 		lone(subjects[0])
 		return
 	}
 	l.lastQueries.Add(1)
-	l.lastLookups.Add(uint64(len(batch)))
 	ctx, cancel := l.reqCtx(l.closeCtx)
 	defer cancel()
 	found, complete, err := l.multiLast(ctx, subjects)

@@ -80,10 +80,9 @@ type Log struct {
 	closeCancel context.CancelFunc
 
 	// lasts carries ReadEntity's lookups to the readers (lastbatch.go);
-	// lastLookups and lastQueries count them and the requests that served
-	// them.
-	lasts                    chan *lastReq
-	lastLookups, lastQueries atomic.Uint64
+	// lastQueries counts the requests that served them.
+	lasts       chan *lastReq
+	lastQueries atomic.Uint64
 	// wg counts the readers; readersDone is closed once Close has waited
 	// for them.
 	wg          sync.WaitGroup
