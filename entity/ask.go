@@ -38,16 +38,29 @@ func MetadataFrom(ctx context.Context) map[string]string {
 }
 
 // Ask sends cmd to the entity ref and waits for its reply. The reply comes
-// after the command's events are durable. If the entity is idle, the command
-// runs on the calling goroutine, and ctx bounds its append as the store
-// timeout does. Errors: the handler's rejection as returned; a *PanicError
-// if user code panicked; a *PersistError if the append failed (it matches
-// ctx's error if ctx ended during the append; whether the events landed is
-// then unknown, and the entity recovers from the log before its next
-// command); a *RecoveryError if the entity could not be recovered;
-// [ErrMailboxFull]; [ErrClosed]; ctx.Err() if ctx ends while the command
-// waits behind others (the command may still run, unless it had not
-// started, in which case it never will).
+// after the command's events are durable.
+//
+// Ask returns by ctx's deadline, whatever the entity is doing: a command to
+// an idle, live entity runs on the calling goroutine, and ctx bounds its
+// append as the store timeout ([WithStoreTimeout]) does; a command that
+// waits behind others, or for the entity to recover from the log, waits
+// only as long as ctx lets it. A recovery goes on after its first caller
+// gave up, bounded by the store timeout, for the commands that follow.
+//
+// What a caller may assume when Ask fails:
+//   - If the error matches [ErrOutcomeUnknown], the command may or may not
+//     have taken effect: its append failed with an unknown outcome (a
+//     [*PersistError], matching ctx's error if ctx ended during the
+//     append), or ctx ended after the command had started (the error then
+//     matches ctx's error too). The entity recovers from the log before its
+//     next command; a later command sees what happened.
+//   - Any other error means that nothing of the command was persisted and
+//     that it will not run later: ctx's error itself if ctx ended before the
+//     command started (while it waited behind others or for a recovery),
+//     the handler's rejection, a [*PersistError] for a conflict, a
+//     [*PanicError] if user code panicked, a [*RecoveryError] if the entity
+//     could not be recovered (it matches [eventlog.ErrUnavailable] if the
+//     store was out of reach), [ErrMailboxFull] or [ErrClosed].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
 	var zero R
 	if ref.kind == nil {
@@ -76,10 +89,27 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 			return req.reply, req.err
 		default:
 		}
-		req.state.CompareAndSwap(reqWaiting, reqAbandoned)
-		return zero, ctx.Err()
+		if req.state.CompareAndSwap(reqWaiting, reqAbandoned) {
+			// It had not started, and now never will.
+			return zero, ctx.Err()
+		}
+		return zero, &abandonedError{ref: ref.String(), err: ctx.Err()}
 	}
 }
+
+// abandonedError is Ask's error when ctx ended after the command started.
+type abandonedError struct {
+	ref string
+	err error // ctx's error
+}
+
+func (e *abandonedError) Error() string {
+	return fmt.Sprintf("entity: %s: the command had started when its caller gave up, its outcome is unknown: %v", e.ref, e.err)
+}
+
+func (e *abandonedError) Is(target error) bool { return target == ErrOutcomeUnknown }
+
+func (e *abandonedError) Unwrap() error { return e.err }
 
 // submit runs p for entity id at once if the entity is idle (ran true: p
 // has been delivered), or queues it, activating the entity if needed.

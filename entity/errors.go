@@ -3,6 +3,8 @@ package entity
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 var (
@@ -19,6 +21,15 @@ var (
 	ErrPersist = errors.New("entity: persist failed")
 	// ErrPanic is matched by every [*PanicError].
 	ErrPanic = errors.New("entity: panic")
+	// ErrOutcomeUnknown is matched by an error from [Ask] after which the
+	// command may or may not have taken effect: its append failed in a way
+	// that leaves it unknown whether the events landed (a [*PersistError]
+	// whose cause is not a conflict or a refusal), or its caller gave up
+	// after the command had started. The entity recovers from the log
+	// before its next command, so a later command sees what happened. An
+	// error from Ask that does not match it means that nothing of the
+	// command was persisted and that it will not run later.
+	ErrOutcomeUnknown = errors.New("entity: outcome unknown")
 )
 
 // PanicError reports a panic in user code (a command handler, Apply or a
@@ -69,10 +80,12 @@ func (e *RecoveryError) Is(target error) bool { return target == ErrRecovery }
 func (e *RecoveryError) Unwrap() error { return e.Err }
 
 // PersistError reports that appending a batch of events failed. Unless the
-// cause is a conflict, whether the events landed is unknown: the entity
-// recovers from the log before its next command, so the outcome becomes
-// visible there and nothing is applied twice. FirstSeq is the Seq the first
-// event of the batch would have had.
+// cause is a conflict ([eventlog.ErrConflict]) or a refusal of the events
+// ([eventlog.ErrInvalid]), whether the events landed is unknown, and the
+// error matches [ErrOutcomeUnknown]. Either way the entity recovers from the
+// log before its next command, so the outcome becomes visible there and
+// nothing is applied twice. FirstSeq is the Seq the first event of the batch
+// would have had.
 type PersistError struct {
 	EntityType string
 	EntityID   string
@@ -85,8 +98,17 @@ func (e *PersistError) Error() string {
 	return fmt.Sprintf("entity: persist %s/%s at seq %d: %v", e.EntityType, e.EntityID, e.FirstSeq, e.Err)
 }
 
-// Is reports whether target is [ErrPersist].
-func (e *PersistError) Is(target error) bool { return target == ErrPersist }
+// Is reports whether target is [ErrPersist], or [ErrOutcomeUnknown] unless
+// the log said that nothing was written.
+func (e *PersistError) Is(target error) bool {
+	switch target {
+	case ErrPersist:
+		return true
+	case ErrOutcomeUnknown:
+		return !errors.Is(e.Err, eventlog.ErrConflict) && !errors.Is(e.Err, eventlog.ErrInvalid)
+	}
+	return false
+}
 
 // Unwrap returns the cause, so errors.Is(err, eventlog.ErrConflict) works.
 func (e *PersistError) Unwrap() error { return e.Err }

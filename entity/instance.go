@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -93,6 +94,14 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 		in.busy = true
 		in.mu.Unlock()
 		in.touch()
+		if !in.ready && ctx.Done() != nil {
+			// The entity must recover first, which may take as long as
+			// the store timeout; a caller that can give up must not be
+			// held by it. The actor recovers and runs the command, and
+			// the caller waits for its reply as long as ctx lets it.
+			in.handOff(p)
+			return false, true, nil
+		}
 		in.runInline(ctx, p)
 		return true, true, nil
 	}
@@ -112,6 +121,23 @@ func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
 	var one [1]pending[S, E]
 	one[0] = p
 	in.process(ctx, p.storeCtx(), one[:])
+	in.release()
+}
+
+// handOff queues p, whose caller owns the entity, ahead of the commands
+// that queued up since, and hands the entity to the actor.
+func (in *instance[S, E]) handOff(p pending[S, E]) {
+	p.arm()
+	in.mu.Lock()
+	if in.stopped {
+		// Retired (the System closed) since p's caller took the entity.
+		in.busy = false
+		in.mu.Unlock()
+		in.finish(p, ErrClosed)
+		return
+	}
+	in.queue = slices.Insert(in.queue, 0, p)
+	in.mu.Unlock()
 	in.release()
 }
 

@@ -110,12 +110,26 @@ func WithMaxBatch(n int) KindOption {
 	}
 }
 
+// DefaultStoreTimeout is the default of [WithStoreTimeout].
+const DefaultStoreTimeout = 10 * time.Second
+
 // WithStoreTimeout bounds each call an entity makes to the log or snapshot
-// store: a recovery, an append, a snapshot (default 30 s). An append that
-// times out fails its commands with a *PersistError. The bound reaches the
-// store as the Deadline and Done of the call's ctx; its clock starts when
-// the store first asks for either, so a call to a store that never blocks
-// (the in-memory log only checks Err) starts no timer.
+// store: a recovery, an append, a snapshot (default [DefaultStoreTimeout]).
+// An append that times out fails its commands with a *PersistError.
+//
+// Callers never wait for it longer than their ctx allows (see [Ask]): the
+// store timeout bounds the work that goes on without a caller's deadline,
+// such as a recovery that a caller gave up on while other commands wait
+// for it, an append of queued commands, or a snapshot. It is a backstop
+// for a store that stops answering without dropping the connection, so it
+// should be well above the store's slowest healthy answer: 10 s is as
+// Akka's journal circuit breaker. A connection that drops fails the calls
+// on it at once, whatever the timeout.
+//
+// The bound reaches the store as the Deadline and Done of the call's ctx;
+// its clock starts when the store first asks for either, so a call to a
+// store that never blocks (the in-memory log only checks Err) starts no
+// timer.
 func WithStoreTimeout(d time.Duration) KindOption {
 	return func(c *kindConfig) error {
 		if d <= 0 {
@@ -135,7 +149,7 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 	if err := def.validate(); err != nil {
 		return nil, err
 	}
-	cfg := kindConfig{keepSnapshots: 2, mailbox: 4096, maxBatch: 256, timeout: 30 * time.Second}
+	cfg := kindConfig{keepSnapshots: 2, mailbox: 4096, maxBatch: 256, timeout: DefaultStoreTimeout}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, fmt.Errorf("entity type %q: %w", def.Name, err)

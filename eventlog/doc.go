@@ -75,7 +75,14 @@
 // Each condition has one sentinel, matched with [errors.Is]:
 // [ErrConflict] (always a [*ConflictError], whose Expected and Actual fields
 // [errors.As] gives access to), [ErrInvalid] for bad arguments, and
-// [ErrClosed] after [Closer.Close]. Reads stopped by their context yield the
-// context's error, matching [context.Canceled] or
-// [context.DeadlineExceeded].
+// [ErrClosed] after [Closer.Close], and [ErrUnavailable] when the store is out
+// of reach (a read may be retried; an append's outcome is unknown). Reads
+// stopped by their context yield the context's error, matching
+// [context.Canceled] or [context.DeadlineExceeded].
+//
+// # Waiting
+//
+// Every method that can block returns by its context's deadline (plus the
+// time to notice it), and a backend fails the calls in flight on a
+// connection it has lost at once, rather than waiting for their deadline.
 package eventlog

@@ -108,6 +108,13 @@ var (
 	ErrInvalid = errors.New("eventlog: invalid argument")
 	// ErrClosed reports use of a closed log.
 	ErrClosed = errors.New("eventlog: closed")
+	// ErrUnavailable reports that the store could not be reached or that the
+	// connection to it broke: the server is down, restarting or cut off. A
+	// read that fails with it may be retried as it is. An append that fails
+	// with it may or may not have landed: read the stream before deciding
+	// what to append next, as the entity runtime does. Backends wrap their
+	// own sentinel and the native error around it.
+	ErrUnavailable = errors.New("eventlog: store unavailable")
 )
 
 // ConflictError reports an optimistic concurrency conflict on one stream.
