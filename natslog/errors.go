@@ -24,9 +24,41 @@ var (
 	// ErrNoResponse reports that nothing answered for the stream: it is not
 	// reachable, for instance while its server restarts. Whether an append
 	// that got this error landed is unknown only when the error also matches
-	// [context.DeadlineExceeded].
+	// [context.DeadlineExceeded]. Errors matching it also match
+	// [ErrUnavailable].
 	ErrNoResponse = errors.New("natslog: no response from the stream")
+	// ErrUnavailable reports that the server could not be reached: the
+	// connection dropped while the call was in flight, it was down when the
+	// call was made (the client is reconnecting), or nothing answered for the
+	// stream. A read that fails with it may be retried as it is; an append
+	// that fails with it may or may not have landed. Errors matching it also
+	// match [eventlog.ErrUnavailable].
+	ErrUnavailable = errors.New("natslog: server unavailable")
 )
+
+// unavailableError is an error matching [ErrUnavailable] and
+// [eventlog.ErrUnavailable]; err, if not nil, is a more specific cause.
+type unavailableError struct {
+	why string
+	err error
+}
+
+func (e *unavailableError) Error() string {
+	if e.why == "" {
+		return e.err.Error()
+	}
+	return "server unavailable: " + e.why
+}
+
+func (e *unavailableError) Is(target error) bool {
+	return target == ErrUnavailable || target == eventlog.ErrUnavailable
+}
+
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// errNoResponse is [ErrNoResponse] as it is returned: matching
+// [ErrUnavailable] too.
+var errNoResponse = &unavailableError{err: ErrNoResponse}
 
 // JetStream error codes natslog translates. They are the server's
 // ErrorIdentifiers (nats-server/server/errors.json); names follow it.

@@ -24,6 +24,8 @@ type inbox struct {
 	nc     *nats.Conn
 	prefix string // the reply subject prefix, ending in '.'
 	sub    *nats.Subscription
+	// watch fails requests whose connection drops (see connWatch).
+	watch *connWatch
 
 	// done is closed by shutdown; waiting requests then end with errClosed.
 	done chan struct{}
@@ -41,8 +43,8 @@ type inbox struct {
 // their channels.
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg, 1)} }}
 
-func newInbox(nc *nats.Conn) (*inbox, error) {
-	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", calls: make(map[uint64]*call), done: make(chan struct{})}
+func newInbox(nc *nats.Conn, watch *connWatch) (*inbox, error) {
+	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call), done: make(chan struct{})}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
@@ -82,10 +84,16 @@ type call struct {
 	id    uint64
 	reply string
 	ch    chan *nats.Msg
+	lost  <-chan struct{} // closed if the connection drops
 }
 
-// open registers a request that may get up to replies replies.
+// open registers a request that may get up to replies replies. It fails at
+// once, with an error matching ErrUnavailable, while the connection is down.
 func (b *inbox) open(replies int) (*call, error) {
+	e, err := b.watch.epoch()
+	if err != nil {
+		return nil, err
+	}
 	var c *call
 	if replies == 1 {
 		c = callPool.Get().(*call)
@@ -98,7 +106,7 @@ func (b *inbox) open(replies int) (*call, error) {
 		return nil, errClosed
 	}
 	b.next++
-	c.b, c.id = b, b.next
+	c.b, c.id, c.lost = b, b.next, e.ctx.Done()
 	b.calls[c.id] = c
 	b.mu.Unlock()
 	c.reply = b.prefix + strconv.FormatUint(c.id, 36)
@@ -115,12 +123,14 @@ func (c *call) close() {
 	}
 	b.mu.Unlock()
 	if cap(c.ch) == 1 {
-		c.b, c.reply = nil, ""
+		c.b, c.reply, c.lost = nil, "", nil
 		callPool.Put(c)
 	}
 }
 
-// next waits for the request's next reply.
+// next waits for the request's next reply. If the connection dropped, a
+// reply that arrived before is still taken; otherwise next fails with
+// errLost.
 func (c *call) next(ctx context.Context) (*nats.Msg, error) {
 	select {
 	case m := <-c.ch:
@@ -129,18 +139,35 @@ func (c *call) next(ctx context.Context) (*nats.Msg, error) {
 		return nil, context.Cause(ctx)
 	case <-c.b.done:
 		return nil, errClosed
+	case <-c.lost:
+		select {
+		case m := <-c.ch:
+			return m, nil
+		default:
+			return nil, errLost
+		}
 	}
 }
 
-// request publishes m with a fresh reply subject and waits for one reply.
-func (b *inbox) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+// request publishes msgs, the last with a fresh reply subject and the
+// others without one (the parts of an atomic batch), and waits for one
+// reply. All of them go out on one connection: if it drops before the
+// reply, request fails with errLost.
+func (b *inbox) request(ctx context.Context, msgs ...*nats.Msg) (*nats.Msg, error) {
 	c, err := b.open(1)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	m.Reply = c.reply
-	if err := b.nc.PublishMsg(m); err != nil {
+	last := msgs[len(msgs)-1]
+	for _, m := range msgs[:len(msgs)-1] {
+		m.Reply = ""
+		if err := b.nc.PublishMsg(m); err != nil {
+			return nil, err
+		}
+	}
+	last.Reply = c.reply
+	if err := b.nc.PublishMsg(last); err != nil {
 		return nil, err
 	}
 	return c.next(ctx)

@@ -205,7 +205,7 @@ func (l *Log) multiLast(ctx context.Context, subjects []string) (map[string]stor
 		case code == statusNotFound && len(found) == 0:
 			return found, true, nil
 		case code == statusNoResponders && len(found) == 0:
-			return nil, false, ErrNoResponse
+			return nil, false, errNoResponse
 		default:
 			return nil, false, statusError(m)
 		}

@@ -70,6 +70,7 @@ type Log struct {
 	directBatch string
 	timeout     time.Duration
 	inbox       *inbox
+	watch       *connWatch
 	cache       *tailCache
 	batches     chan struct{} // a token per multi-event append in flight
 	logger      *slog.Logger
@@ -122,8 +123,10 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		return nil, err
 	}
 	nc := js.Conn()
-	in, err := newInbox(nc)
+	watch := watchConn(nc)
+	in, err := newInbox(nc, watch)
 	if err != nil {
+		watch.close()
 		return nil, err
 	}
 	api := apiPrefix(js)
@@ -137,6 +140,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		directBatch: api + "DIRECT.GET." + cfg.stream,
 		timeout:     timeout,
 		inbox:       in,
+		watch:       watch,
 		cache:       newTailCache(cfg.cacheSize),
 		batches:     make(chan struct{}, cfg.maxBatches),
 		logger:      cfg.logger,
@@ -393,19 +397,13 @@ func (l *Log) publishOnce(ctx context.Context, msgs []*nats.Msg) (pos uint64, re
 			m.Header[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
 		}
 		last.Header[hdrBatchCommit] = []string{"1"}
-		for _, m := range msgs[:len(msgs)-1] {
-			m.Reply = ""
-			if err := l.nc.PublishMsg(m); err != nil {
-				return 0, false, l.publishError(err)
-			}
-		}
 	}
-	reply, err := l.inbox.request(ctx, last)
+	reply, err := l.inbox.request(ctx, msgs...)
 	if err != nil {
 		return 0, false, l.publishError(err)
 	}
 	if isStatus(reply, statusNoResponders) {
-		return 0, true, ErrNoResponse
+		return 0, true, errNoResponse
 	}
 	if seq, ok := ackSeq(reply.Data); ok {
 		return seq, false, nil
@@ -542,10 +540,10 @@ func (l *Log) requestRetry(ctx context.Context, m *nats.Msg) (*nats.Msg, error) 
 			return reply, nil
 		}
 		if attempt == maxAttempts {
-			return nil, ErrNoResponse
+			return nil, errNoResponse
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNoResponse, err)
+			return nil, fmt.Errorf("%w: %w", errNoResponse, err)
 		}
 		wait = min(2*wait, maxRetryWait)
 	}
@@ -558,7 +556,7 @@ func statusError(m *nats.Msg) error {
 		return nil
 	}
 	if code == statusNoResponders {
-		return ErrNoResponse
+		return errNoResponse
 	}
 	return fmt.Errorf("natslog: direct get: status %s %s", code, m.Header.Get(hdrDescription))
 }
@@ -586,5 +584,6 @@ func (l *Log) Close() error {
 	l.inbox.shutdown()
 	l.wg.Wait()
 	close(l.readersDone)
+	l.watch.close()
 	return nil
 }

@@ -97,7 +97,7 @@ func (l *Log) fetchOnce(ctx context.Context, body []byte) (p page, retry bool, e
 		case code == statusNotFound && len(p.msgs) == 0:
 			return page{}, false, nil
 		case code == statusNoResponders && len(p.msgs) == 0:
-			return page{}, true, ErrNoResponse
+			return page{}, true, errNoResponse
 		default:
 			return page{}, false, statusError(m)
 		}
@@ -578,7 +578,12 @@ func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error
 			return
 		}
 		rctx, cancel := l.reqCtx(ctx)
-		info, err := l.stream.Info(rctx, jetstream.WithSubjectFilter(filter))
+		var info *jetstream.StreamInfo
+		err = l.watch.do(rctx, func(ctx context.Context) error {
+			var err error
+			info, err = l.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+			return err
+		})
 		cancel()
 		if err != nil {
 			yield("", fmt.Errorf("natslog: entity ids of type %s: %w", typ, err))
@@ -665,7 +670,10 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 		if below <= 1 {
 			return nil
 		}
-		if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(below)); err != nil {
+		err = l.watch.do(ctx, func(ctx context.Context) error {
+			return l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(below))
+		})
+		if err != nil {
 			return fail(err)
 		}
 		return nil

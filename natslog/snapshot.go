@@ -64,6 +64,7 @@ type SnapshotStore struct {
 	chunk   int
 	timeout time.Duration
 	logger  *slog.Logger
+	watch   *connWatch
 	closed  atomic.Bool
 }
 
@@ -108,6 +109,7 @@ func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts ...Optio
 		chunk:   chunk,
 		timeout: timeout,
 		logger:  cfg.logger,
+		watch:   watchConn(js.Conn()),
 	}, nil
 }
 
@@ -170,9 +172,15 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	fail := func(err error) error {
+	err := s.watch.do(ctx, func(ctx context.Context) error { return s.save(ctx, snap, keep) })
+	if err != nil {
 		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", snap.EntityType, snap.EntityID, snap.Seq, err)
 	}
+	return nil
+}
+
+// save is Save under a bound ctx.
+func (s *SnapshotStore) save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
 	key := snapKey(snap.EntityType, snap.EntityID)
 	entry := snapEntry{
 		Seq:  snap.Seq,
@@ -189,14 +197,14 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	for n := range entry.Chunks {
 		part := snap.Data[n*s.chunk : min((n+1)*s.chunk, len(snap.Data))]
 		if _, err := s.kv.Put(ctx, chunkKey(key, entry, n), part); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	var dropped []snapEntry
 	for attempt := 0; ; attempt++ {
 		idx, rev, err := s.index(ctx, key)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		dropped = dropped[:0]
 		list := idx.Snaps
@@ -221,7 +229,7 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 		}
 		value, err := json.Marshal(snapIndex{Snaps: list})
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, key, value)
@@ -233,13 +241,13 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 		}
 		if !(errors.Is(err, jetstream.ErrKeyExists) || isWrongLast(err)) || attempt == maxIndexRetries {
 			_ = s.purgeData(ctx, key, []snapEntry{entry})
-			return fail(err)
+			return err
 		}
 		// Another Save of the entity won: back off a random while, so
 		// racing savers spread out, and merge into its index.
 		if err := sleep(ctx, time.Duration(rand.Int64N(int64(min(attempt+1, 20))*int64(time.Millisecond)))); err != nil {
 			_ = s.purgeData(context.WithoutCancel(ctx), key, []snapEntry{entry})
-			return fail(err)
+			return err
 		}
 	}
 	// The index no longer names the dropped snapshots; their data can go.
@@ -279,11 +287,26 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	var snap snapshotstore.Snapshot
+	var found bool
+	err := s.watch.do(ctx, func(ctx context.Context) error {
+		var err error
+		snap, found, err = s.loadLatest(ctx, typ, id)
+		return err
+	})
+	if err != nil {
+		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", typ, id, err)
+	}
+	return snap, found, nil
+}
+
+// loadLatest is Load under a bound ctx.
+func (s *SnapshotStore) loadLatest(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
 	key := snapKey(typ, id)
 	for attempt := 0; ; attempt++ {
 		idx, _, err := s.index(ctx, key)
 		if err != nil {
-			return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", typ, id, err)
+			return snapshotstore.Snapshot{}, false, err
 		}
 		if len(idx.Snaps) == 0 {
 			return snapshotstore.Snapshot{}, false, nil
@@ -293,7 +316,7 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 			continue // replaced by a concurrent Save: read the index again
 		}
 		if err != nil {
-			return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", typ, id, err)
+			return snapshotstore.Snapshot{}, false, err
 		}
 		return snap, true, nil
 	}
@@ -333,11 +356,25 @@ func (s *SnapshotStore) List(ctx context.Context, typ, id string) ([]snapshotsto
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	var out []snapshotstore.Snapshot
+	err := s.watch.do(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = s.list(ctx, typ, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", typ, id, err)
+	}
+	return out, nil
+}
+
+// list is List under a bound ctx.
+func (s *SnapshotStore) list(ctx context.Context, typ, id string) ([]snapshotstore.Snapshot, error) {
 	key := snapKey(typ, id)
 	for attempt := 0; ; attempt++ {
 		idx, _, err := s.index(ctx, key)
 		if err != nil {
-			return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", typ, id, err)
+			return nil, err
 		}
 		var out []snapshotstore.Snapshot
 		for _, e := range idx.Snaps {
@@ -351,7 +388,7 @@ func (s *SnapshotStore) List(ctx context.Context, typ, id string) ([]snapshotsto
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", typ, id, err)
+			return nil, err
 		}
 		return out, nil
 	}
@@ -372,10 +409,16 @@ func (s *SnapshotStore) Delete(ctx context.Context, typ, id string) error {
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	key := snapKey(typ, id)
-	for _, subj := range []string{s.subject + key, s.subject + key + ".>"} {
-		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-			return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", typ, id, err)
+	err := s.watch.do(ctx, func(ctx context.Context) error {
+		for _, subj := range []string{s.subject + key, s.subject + key + ".>"} {
+			if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", typ, id, err)
 	}
 	return nil
 }
@@ -387,5 +430,6 @@ func (s *SnapshotStore) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return snapshotstore.ErrClosed
 	}
+	s.watch.close()
 	return nil
 }

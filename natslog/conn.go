@@ -1,0 +1,163 @@
+package natslog
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+)
+
+// A request sent on a connection that then drops may never be answered:
+// the server may not have received it, or its reply was lost with the
+// connection, and nats.go keeps waiting until the request's ctx ends. For an
+// entity's append that is its store timeout, during which every command of
+// the entity waits. So the Log and the SnapshotStore follow the connection's
+// status (nats.Conn.StatusChanged, which leaves the application's own
+// handlers alone) and fail what is in flight the moment it drops, and what
+// is asked while it is down at once, with an error matching
+// [ErrUnavailable].
+
+// connWatch follows the status of a connection. Each period the connection
+// is up is an epoch, whose context is canceled, with an *unavailableError
+// as its cause, when the connection drops; calls made in an epoch end with
+// it. While the connection is down the current epoch is down: calls fail
+// without sending anything.
+type connWatch struct {
+	nc      *nats.Conn
+	events  chan nats.Status
+	current atomic.Pointer[epoch]
+	// reconnects is the connection's reconnect count when the current
+	// epoch began: a count that moved means the connection dropped and came
+	// back since, even if the events that said so were missed.
+	reconnects uint64 // owned by the watching goroutine
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// epoch is one period of the connection's status.
+type epoch struct {
+	ctx    context.Context // canceled when the connection drops; nil while down
+	cancel context.CancelCauseFunc
+	down   error // why calls fail now; nil while up
+}
+
+var (
+	// errLost ends the calls in flight when the connection drops.
+	errLost = &unavailableError{why: "the connection to the server dropped with the call in flight"}
+	// errDown fails calls made while the connection is down; nothing was
+	// sent for them.
+	errDown = &unavailableError{why: "not connected to the server (reconnecting); nothing was sent"}
+	// errConnClosed fails calls made after the connection was closed.
+	errConnClosed = &unavailableError{why: "the connection is closed", err: nats.ErrConnectionClosed}
+)
+
+// watchConn starts following nc's status; stop ends it.
+func watchConn(nc *nats.Conn) *connWatch {
+	w := &connWatch{
+		nc:     nc,
+		events: nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	w.current.Store(&epoch{down: errDown}) // until update says otherwise
+	w.update()
+	go w.watch()
+	return w
+}
+
+func (w *connWatch) watch() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case _, ok := <-w.events:
+			if !ok {
+				return
+			}
+			w.update()
+		}
+	}
+}
+
+// update looks at the connection as it is now, whichever event woke it: an
+// event may have been dropped (the channel holds 10), and the status may
+// have moved on since the event.
+func (w *connWatch) update() {
+	status := w.nc.Status()
+	reconnects := w.nc.Stats().Reconnects
+	cur := w.current.Load()
+	if status == nats.CONNECTED && cur.down == nil && reconnects == w.reconnects {
+		return // still the same connection
+	}
+	if cur.down == nil {
+		cur.cancel(errLost)
+	}
+	switch status {
+	case nats.CONNECTED:
+		ctx, cancel := context.WithCancelCause(context.Background())
+		w.reconnects = reconnects
+		w.current.Store(&epoch{ctx: ctx, cancel: cancel})
+	case nats.CLOSED:
+		w.current.Store(&epoch{down: errConnClosed})
+	default:
+		if cur.down == nil {
+			w.current.Store(&epoch{down: errDown})
+		}
+	}
+}
+
+// epoch returns the current epoch, or the error of a call made now.
+func (w *connWatch) epoch() (*epoch, error) {
+	e := w.current.Load()
+	if e.down != nil {
+		return nil, e.down
+	}
+	return e, nil
+}
+
+// bind returns ctx, also ended when the connection drops, for calls that go
+// through nats.go's own requests (JetStream API, KV). Call release when the
+// call returns, and pass its error to [unavailable].
+func (w *connWatch) bind(ctx context.Context) (context.Context, func(), error) {
+	e, err := w.epoch()
+	if err != nil {
+		return nil, nil, err
+	}
+	bound, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(e.ctx, func() { cancel(errLost) })
+	return bound, func() { stop(); cancel(context.Canceled) }, nil
+}
+
+// do runs f under ctx bound to the connection (see bind), and returns its
+// error as [unavailable] translates it.
+func (w *connWatch) do(ctx context.Context, f func(ctx context.Context) error) error {
+	bound, release, err := w.bind(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return unavailable(bound, f(bound))
+}
+
+// unavailable returns err, or the reason the connection gave if bound ended
+// because it dropped: nats.go then reports only that the ctx ended.
+func unavailable(bound context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *unavailableError
+	if cause := context.Cause(bound); errors.As(cause, &ue) && !errors.As(err, &ue) {
+		return ue
+	}
+	return err
+}
+
+// close stops following the connection. Calls still in flight are the
+// owner's to end.
+func (w *connWatch) close() {
+	close(w.stop)
+	<-w.done
+	w.nc.RemoveStatusListener(w.events)
+}
