@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/cluster"
+	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -104,12 +105,12 @@ func TestCancelStopsWaiting(t *testing.T) {
 	queued(2)
 
 	cancelB()
-	if r := within("queued caller after cancel", resB, 2*time.Second); !errors.Is(r.err, context.Canceled) {
-		t.Errorf("queued caller after cancel: %d, %v; want context.Canceled", r.n, r.err)
+	if r := within("queued caller after cancel", resB, 2*time.Second); !errors.Is(r.err, context.Canceled) || errors.Is(r.err, entity.ErrOutcomeUnknown) {
+		t.Errorf("queued caller after cancel: %d, %v; want context.Canceled, not ErrOutcomeUnknown (never sent)", r.n, r.err)
 	}
 	cancelA()
-	if r := within("in-flight caller after cancel", resA, 2*time.Second); !errors.Is(r.err, context.Canceled) {
-		t.Errorf("in-flight caller after cancel: %d, %v; want context.Canceled", r.n, r.err)
+	if r := within("in-flight caller after cancel", resA, 2*time.Second); !errors.Is(r.err, context.Canceled) || !errors.Is(r.err, entity.ErrOutcomeUnknown) {
+		t.Errorf("in-flight caller after cancel: %d, %v; want context.Canceled and ErrOutcomeUnknown (sent)", r.n, r.err)
 	}
 	select {
 	case r := <-resC:
@@ -138,6 +139,66 @@ func TestCancelStopsWaiting(t *testing.T) {
 	}
 	if n, err := cluster.Ask(ctx, from.k.Ref(b), Add{Op: "b2", N: 1}); err != nil || n != 1 {
 		t.Errorf("a later command to %s: %d, %v; want 1", b, n, err)
+	}
+}
+
+// TestOwnerRunsUnderCallersDeadline checks that a remote command runs on
+// its owner under its caller's deadline: a command that waits there for its
+// entity (busy with a command of the owner's own, held in the log) past the
+// deadline never runs, although the owner's request timeout is long. Its
+// caller returns at its deadline with an error matching ErrOutcomeUnknown:
+// from where it stands the command was sent and may have run.
+func TestOwnerRunsUnderCallersDeadline(t *testing.T) {
+	log := &gatedLog{Log: eventlog.NewMemory(), gate: make(chan struct{}), entered: make(chan string, 4)}
+	nodes := startNodes(t, 2, log, cluster.WithRequestTimeout(time.Minute))
+	opened := false
+	open := func() {
+		if !opened {
+			opened = true
+			close(log.gate)
+		}
+	}
+	t.Cleanup(open)
+	from, owner := nodes[0], nodes[1]
+	var slow string
+	for i := 0; ; i++ {
+		if slow = fmt.Sprintf("slow-%d", i); from.m.Owner("Tally", slow) == owner.m.Address() {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	held := make(chan error, 1)
+	go func() {
+		_, err := cluster.Ask(ctx, owner.k.Ref(slow), Add{Op: "held", N: 1})
+		held <- err
+	}()
+	select {
+	case <-log.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the owner's own command never reached the log")
+	}
+	const deadline = 300 * time.Millisecond
+	dctx, dcancel := context.WithTimeout(ctx, deadline)
+	defer dcancel()
+	start := time.Now()
+	_, err := cluster.Ask(dctx, from.k.Ref(slow), Add{Op: "late", N: 10})
+	if took := time.Since(start); took > deadline+500*time.Millisecond {
+		t.Errorf("the remote Ask returned after %v, its deadline was %v", took.Round(time.Millisecond), deadline)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, entity.ErrOutcomeUnknown) {
+		t.Fatalf("remote Ask past its deadline: %v, want DeadlineExceeded and ErrOutcomeUnknown", err)
+	}
+	time.Sleep(2 * deadline) // the owner's copy of the deadline passes too
+	open()
+	if err := <-held; err != nil {
+		t.Fatalf("the owner's own command: %v", err)
+	}
+	if n, err := cluster.Ask(ctx, from.k.Ref(slow), Get{}); err != nil || n != 1 {
+		t.Fatalf("%s = %d, %v; want 1: the late command must not run after its caller's deadline", slow, n, err)
+	}
+	if ops := opsIn(t, log, []string{slow}); ops["late"] != 0 || ops["held"] != 1 {
+		t.Errorf("events in the log: %v, want held once and late never", ops)
 	}
 }
 

@@ -62,13 +62,21 @@
 // leaving ([ErrUnavailable]), the message was a dead letter, or the owner's
 // entity system was closed. Retries are bounded, with exponential backoff
 // and jitter ([WithRetry]). A command that may have run is never sent
-// twice: a timeout or an owner that left before answering is [ErrTimeout],
-// for the caller to resolve, like an [entity.PersistError]. So no command is
+// twice: a timeout or an owner that left before answering is [ErrTimeout]
+// (matching [entity.ErrOutcomeUnknown]), for the caller to resolve, like an
+// [entity.PersistError]. So no command is
 // applied twice and no acknowledged event is lost.
 //
-// A caller whose ctx ends stops waiting at once and gets ctx's error. If its
-// command was still waiting to be sent it never is; if it was sent, whether
-// it ran is unknown, as for a timeout.
+// A caller whose ctx ends stops waiting at once. If its command was still
+// waiting to be sent it never is, and the caller gets ctx's error itself; if
+// it was sent, whether it ran is unknown, and the error matches
+// [entity.ErrOutcomeUnknown] and ctx's error, as a timeout does. The
+// envelope carries how long the caller waits, and the owner runs the
+// command under that deadline (at most [WithRequestTimeout]): a command
+// that waits on the owner for its entity past it never runs, as with
+// [entity.Ask] in one process. So the rule of entity.Ask holds across
+// members: an error that does not match entity.ErrOutcomeUnknown means the
+// command did not run and will not.
 //
 // After a topology change each member stops the activations of the
 // entities it no longer owns; with [WithPassivateAfter] it also stops the

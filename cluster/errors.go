@@ -28,7 +28,8 @@ var (
 	// decoded comes from a command that ran.
 	ErrDecode = errors.New("cluster: decode failed")
 	// ErrTimeout reports that no answer came in time. Whether the command ran
-	// is unknown, as with an [entity.PersistError]; it is not retried.
+	// is unknown: errors matching it also match [entity.ErrOutcomeUnknown].
+	// It is not retried.
 	ErrTimeout = errors.New("cluster: request timed out")
 )
 
@@ -55,7 +56,9 @@ func init() {
 		{"entity.recovery", entity.ErrRecovery},
 		{"entity.persist", entity.ErrPersist},
 		{"entity.panic", entity.ErrPanic},
+		{"entity.outcome_unknown", entity.ErrOutcomeUnknown},
 		{"eventlog.conflict", eventlog.ErrConflict},
+		{"eventlog.unavailable", eventlog.ErrUnavailable},
 		{"eventlog.closed", eventlog.ErrClosed},
 		{"eventlog.invalid", eventlog.ErrInvalid},
 		{"cluster.closed", ErrClosed},

@@ -164,8 +164,11 @@ func (r Ref[S, E]) String() string {
 // entity meanwhile) is retried against the current owner, a bounded number
 // of times with backoff (see [WithRetry]). A command that may have run is
 // never sent twice: a timeout is [ErrTimeout]; other errors are the owner's.
-// If ctx ends, Ask returns ctx's error at once; the command then never runs
-// if it had not been sent yet, and may have run if it had.
+// If ctx ends, Ask returns at once: ctx's error itself if the command had
+// not been sent (it never runs), else an error matching
+// [entity.ErrOutcomeUnknown] and ctx's error. The owner runs the command
+// under the caller's deadline, so what entity.Ask promises about errors
+// holds here too.
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, E, R]) (R, error) {
 	var zero R
 	k := ref.kind

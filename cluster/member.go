@@ -593,7 +593,7 @@ func (m *Member) serve(sender *actor.PID, env *clusterpb.CommandEnvelope) {
 	m.mu.RUnlock()
 	m.spawn(func() {
 		defer m.inflight.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.requestTimeout)
+		ctx, cancel := m.commandCtx(env)
 		defer cancel()
 		m.reply(sender, h.handle(ctx, env))
 	})
@@ -635,14 +635,14 @@ func (m *Member) serveBatch(sender *actor.PID, b *clusterpb.CommandBatch) {
 	m.mu.RUnlock()
 	m.spawn(func() {
 		defer m.inflight.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.requestTimeout)
-		defer cancel()
 		envs := b.GetCommands()
 		reps := make([]*clusterpb.ReplyEnvelope, len(envs))
 		var wg sync.WaitGroup
 		for i, env := range envs {
 			run := func() {
 				if h := m.served[env.GetEntityType()]; h != nil {
+					ctx, cancel := m.commandCtx(env)
+					defer cancel()
 					reps[i] = h.handle(ctx, env)
 				} else {
 					reps[i] = failure(fmt.Errorf("%w: entity type %q is not served by %s", ErrUnknownCommand, env.GetEntityType(), m.self))
@@ -663,6 +663,18 @@ func (m *Member) serveBatch(sender *actor.PID, b *clusterpb.CommandBatch) {
 			m.actors.Root.Send(sender, &clusterpb.ReplyBatch{Replies: reps})
 		}
 	})
+}
+
+// commandCtx returns the context a command from another member runs
+// under: its caller's deadline as the envelope carries it, at most the
+// request timeout. A command still waiting for its entity when the deadline
+// passes never runs (see entity.Ask).
+func (m *Member) commandCtx(env *clusterpb.CommandEnvelope) (context.Context, context.CancelFunc) {
+	timeout := m.cfg.requestTimeout
+	if us := env.GetTimeoutMicros(); us > 0 {
+		timeout = min(timeout, time.Duration(us)*time.Microsecond)
+	}
+	return context.WithTimeout(context.Background(), timeout)
 }
 
 func (m *Member) reply(to *actor.PID, r *clusterpb.ReplyEnvelope) {
@@ -750,7 +762,8 @@ func (m *Member) attempt(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 	rep, err := m.pipe(owner, env.GetEntityType()).do(ctx, env, timeout)
 	if err != nil {
 		if errors.Is(err, ErrTimeout) && ctx.Err() != nil {
-			return nil, ctx.Err()
+			// The answer did not come before the caller's deadline.
+			return nil, &sentError{env: env, err: ctx.Err()}
 		}
 		return nil, err
 	}

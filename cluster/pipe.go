@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
+	"github.com/eventsourced-go/eventsourced/entity"
 )
 
 // Batching of remote commands. Commands asked concurrently for entities of
@@ -39,14 +40,15 @@ const (
 const (
 	callWaiting   int32 = iota
 	callLeading         // handed a batch to send: its caller must take it
-	callAbandoned       // its caller gave up: skip it
+	callAbandoned       // its caller gave up before it was sent: skip it
+	callSent            // on its way to the owner: it may run
 )
 
 // call is one command waiting in a pipe.
 type call struct {
-	env     *clusterpb.CommandEnvelope
-	timeout time.Duration
-	state   atomic.Int32
+	env      *clusterpb.CommandEnvelope
+	deadline time.Time // when its caller stops waiting
+	state    atomic.Int32
 	rep     *clusterpb.ReplyEnvelope
 	err     error
 	lead    []*call // set instead of rep/err: send this batch
@@ -75,10 +77,12 @@ func (m *Member) pipe(owner, kind string) *pipe {
 	return p.(*pipe)
 }
 
-// do sends env through the pipe and returns its reply, or ctx's error as
-// soon as ctx ends.
+// do sends env through the pipe and returns its reply, or an error as soon
+// as ctx ends: ctx's error if the command was not sent (it never will be),
+// else one matching entity.ErrOutcomeUnknown and ctx's error. The owner
+// gets at most timeout to answer, and runs the command under that deadline.
 func (p *pipe) do(ctx context.Context, env *clusterpb.CommandEnvelope, timeout time.Duration) (*clusterpb.ReplyEnvelope, error) {
-	c := &call{env: env, timeout: timeout, done: make(chan struct{}, 1)}
+	c := &call{env: env, deadline: time.Now().Add(timeout), done: make(chan struct{}, 1)}
 	p.mu.Lock()
 	var batch []*call
 	if p.inflight < pipeInflight {
@@ -106,12 +110,15 @@ func (p *pipe) do(ctx context.Context, env *clusterpb.CommandEnvelope, timeout t
 		case <-c.done:
 		case <-ctx.Done():
 			if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+				return nil, ctx.Err()
+			}
+			if c.state.Load() == callSent {
 				select {
 				case <-c.done: // answered meanwhile
 					return c.rep, c.err
 				default:
 				}
-				return nil, ctx.Err()
+				return nil, &sentError{env: env, err: ctx.Err()}
 			}
 			<-c.done // handed a batch meanwhile: send it first
 		}
@@ -154,18 +161,23 @@ func (p *pipe) flush(batch []*call) {
 	for {
 		sent := batch[:0:0]
 		for _, c := range batch {
-			if c.state.Load() != callAbandoned {
+			if c.state.CompareAndSwap(callWaiting, callSent) {
 				sent = append(sent, c)
 			}
 		}
 		var reps []*clusterpb.ReplyEnvelope
 		var err error
 		if len(sent) > 0 {
-			timeout := sent[0].timeout
+			// The batch's answer may take as long as its most patient
+			// caller waits; each command runs under its own caller's
+			// deadline on the owner.
+			var timeout time.Duration
 			envs := make([]*clusterpb.CommandEnvelope, len(sent))
 			for i, c := range sent {
+				left := max(time.Until(c.deadline), time.Microsecond)
+				c.env.TimeoutMicros = left.Microseconds()
 				envs[i] = c.env
-				timeout = min(timeout, c.timeout)
+				timeout = max(timeout, left)
 			}
 			reps, err = p.m.send(p.owner, p.pid, envs, timeout)
 		}
@@ -225,16 +237,16 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	}
 	switch r := res.(type) {
 	case ownerLeft:
-		return nil, fmt.Errorf("%w: %s: owner %s left the cluster before answering", ErrTimeout, what, r.addr)
+		return nil, fmt.Errorf("%w: %w: %s: owner %s left the cluster before answering", ErrTimeout, entity.ErrOutcomeUnknown, what, r.addr)
 	case memberClosed:
-		return nil, fmt.Errorf("%w: %s: this member shut down before %s answered", ErrTimeout, what, owner)
+		return nil, fmt.Errorf("%w: %w: %s: this member shut down before %s answered", ErrTimeout, entity.ErrOutcomeUnknown, what, owner)
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter):
 		return nil, fmt.Errorf("%w: %s not delivered to %s", ErrUnavailable, what, owner)
 	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s at %s after %v", ErrTimeout, what, owner, timeout)
+		return nil, fmt.Errorf("%w: %w: %s at %s after %v", ErrTimeout, entity.ErrOutcomeUnknown, what, owner, timeout.Round(time.Millisecond))
 	default:
 		return nil, fmt.Errorf("cluster: %s at %s: %w", what, owner, err)
 	}
@@ -257,3 +269,19 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	}
 	return nil, fmt.Errorf("%w: %s answered %T to %s", ErrDecode, owner, res, what)
 }
+
+// sentError is the error of a command whose caller gave up after it was
+// sent: it may have run.
+type sentError struct {
+	env *clusterpb.CommandEnvelope
+	err error // ctx's error
+}
+
+func (e *sentError) Error() string {
+	return fmt.Sprintf("cluster: %s/%s: the command was on its way to its owner when its caller gave up, its outcome is unknown: %v",
+		e.env.GetEntityType(), e.env.GetEntityId(), e.err)
+}
+
+func (e *sentError) Is(target error) bool { return target == entity.ErrOutcomeUnknown }
+
+func (e *sentError) Unwrap() error { return e.err }

@@ -125,7 +125,8 @@
 // [eventlog.ErrClosed] and [snapshotstore.ErrClosed]. Native errors are
 // translated by type and SQLSTATE, never by message, and keep the pgx error
 // in the chain for errors.As: [ErrUnavailable] (the server is down,
-// restarting or unreachable), [ErrPoolClosed] (the caller closed the pool),
+// restarting or unreachable; it also matches [eventlog.ErrUnavailable]),
+// [ErrPoolClosed] (the caller closed the pool),
 // [ErrNotMigrated] (the tables do not exist), [ErrSchemaVersion], and
 // [ErrInvalidOption] for bad options. Every error message starts with
 // "postgreslog: " and names the operation and the stream.
@@ -134,4 +135,15 @@
 // an error matching ctx.Err() and the append may or may not commit; so may
 // one whose COMMIT failed with ErrUnavailable. The entity runtime handles
 // both by recovering the entity from the log before its next command.
+//
+// # Waiting
+//
+// Every method returns by its ctx's deadline, [Log.Migrate] and
+// [Store.Migrate] included: pgx gives up a connect, a query or a
+// transaction when its ctx ends. Give them a ctx with a deadline, and give
+// the pool a connect timeout (connect_timeout in the DSN, or
+// ConnConfig.ConnectTimeout) so that connections the pool opens in the
+// background give up too. A broken connection fails the statements on it at
+// once with [ErrUnavailable]; after a restart, the pool opens new
+// connections, so service is back as soon as the server accepts them.
 package postgreslog

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 var (
@@ -25,7 +27,8 @@ var (
 	// ErrUnavailable reports that the server could not be reached or the
 	// connection broke: the server is down, restarting or unreachable. It is
 	// worth retrying later. An append that fails with it during its commit
-	// may or may not have committed.
+	// may or may not have committed. Errors matching it also match
+	// [eventlog.ErrUnavailable].
 	ErrUnavailable = errors.New("postgreslog: database unavailable")
 )
 
@@ -75,7 +78,12 @@ func (e *classified) Error() string {
 	return strings.TrimPrefix(e.sentinel.Error(), "postgreslog: ") + ": " + e.err.Error()
 }
 
-func (e *classified) Unwrap() []error { return []error{e.sentinel, e.err} }
+func (e *classified) Unwrap() []error {
+	if e.sentinel == ErrUnavailable {
+		return []error{e.sentinel, eventlog.ErrUnavailable, e.err}
+	}
+	return []error{e.sentinel, e.err}
+}
 
 // unavailable reports whether err says the server is out of reach rather
 // than that it refused a statement: a failed connect, a broken or closed

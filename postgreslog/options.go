@@ -21,7 +21,7 @@ const (
 	// DefaultPollInterval is the default of [WithPollInterval].
 	DefaultPollInterval = time.Second
 	// DefaultWriteTimeout is the default of [WithWriteTimeout].
-	DefaultWriteTimeout = 30 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
 	// DefaultConcurrency is the default of [WithConcurrency].
 	DefaultConcurrency = 2
 )
@@ -227,8 +227,10 @@ func WithNotify(enabled bool) Option {
 
 // WithWriteTimeout bounds one group-commit transaction (default
 // [DefaultWriteTimeout]), whatever the contexts of the appends in it. An
-// append's own context still decides how long its caller waits. d must be
-// positive.
+// append's own context still decides how long its caller waits: the bound
+// is for the worker, which a transaction stuck behind a lock would
+// otherwise hold, and with it every append queued for that worker. d must
+// be positive.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

@@ -37,7 +37,13 @@ type CommandEnvelope struct {
 	// payload is the command encoded with its registered codec.
 	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// metadata is the command metadata (correlation id, trace context ...).
-	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// timeout_micros is how long, in microseconds from when the envelope was
+	// sent, its caller waits for the answer; 0 means the owner's own request
+	// timeout. The owner runs the command under this deadline, so a command
+	// still waiting when it passes never runs. A duration rather than a time,
+	// so the members' clocks need not agree.
+	TimeoutMicros int64 `protobuf:"varint,6,opt,name=timeout_micros,json=timeoutMicros,proto3" json:"timeout_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -105,6 +111,13 @@ func (x *CommandEnvelope) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *CommandEnvelope) GetTimeoutMicros() int64 {
+	if x != nil {
+		return x.TimeoutMicros
+	}
+	return 0
 }
 
 // ReplyEnvelope carries the reply or the error of one command.
@@ -276,14 +289,15 @@ var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\x17eventsourced.cluster.v1\"\x94\x02\n" +
+	"\x0eenvelope.proto\x12\x17eventsourced.cluster.v1\"\xbb\x02\n" +
 	"\x0fCommandEnvelope\x12\x1f\n" +
 	"\ventity_type\x18\x01 \x01(\tR\n" +
 	"entityType\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x18\n" +
 	"\acommand\x18\x03 \x01(\tR\acommand\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12R\n" +
-	"\bmetadata\x18\x05 \x03(\v26.eventsourced.cluster.v1.CommandEnvelope.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v26.eventsourced.cluster.v1.CommandEnvelope.MetadataEntryR\bmetadata\x12%\n" +
+	"\x0etimeout_micros\x18\x06 \x01(\x03R\rtimeoutMicros\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x01\n" +

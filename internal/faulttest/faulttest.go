@@ -338,3 +338,35 @@ func CheckLate(t testing.TB, r *Run) {
 		t.Errorf("an Ask with a %v deadline returned after %v (slack %v): %v", r.load.Deadline, f.Took.Round(time.Millisecond), r.load.Slack, f.Err)
 	}
 }
+
+// CheckBackQuickly checks that commands succeed again within d of up, the
+// time the store accepted connections again after an outage that began at
+// before: the first one, and a tenth of the rate of the second before the
+// outage, over half a second. (A stuck client shows no success at all for
+// as long as it is stuck; the full rate takes longer on a shared machine,
+// where the store also reloads its data: it logs when half the rate was
+// back, as a measurement.)
+func CheckBackQuickly(t testing.TB, r *Run, before, up, d time.Duration) {
+	t.Helper()
+	first, ok := r.FirstSuccessAfter(up)
+	if !ok {
+		t.Fatalf("no command succeeded after the store was back")
+	}
+	rateBefore := r.Rate(before-time.Second, before)
+	tenth, tenthOK := r.RecoveredAfter(up, rateBefore/10, 500*time.Millisecond)
+	half, halfOK := r.RecoveredAfter(up, rateBefore/2, 500*time.Millisecond)
+	show := func(d time.Duration, ok bool) string {
+		if !ok {
+			return "never"
+		}
+		return d.Round(time.Millisecond).String()
+	}
+	t.Logf("%.0f commands/s before the outage; after the store accepted connections again: first success after %v, a tenth of that rate after %s, half after %s; %.0f/s 3-4 s after",
+		rateBefore, first.Round(time.Millisecond), show(tenth, tenthOK), show(half, halfOK), r.Rate(up+3*time.Second, up+4*time.Second))
+	if first > d {
+		t.Errorf("the first command succeeded %v after the store accepted connections again, want within %v", first.Round(time.Millisecond), d)
+	}
+	if !tenthOK || tenth > d {
+		t.Errorf("commands were back to a tenth of their rate after %s, want within %v", show(tenth, tenthOK), d)
+	}
+}
