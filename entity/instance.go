@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -94,14 +93,6 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 		in.busy = true
 		in.mu.Unlock()
 		in.touch()
-		if !in.ready && ctx.Done() != nil {
-			// The entity must recover first, which may take as long as
-			// the store timeout; a caller that can give up must not be
-			// held by it. The actor recovers and runs the command, and
-			// the caller waits for its reply as long as ctx lets it.
-			in.handOff(p)
-			return false, true, nil
-		}
 		in.runInline(ctx, p)
 		return true, true, nil
 	}
@@ -116,28 +107,42 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 	return false, true, nil
 }
 
-// runInline runs p, whose caller owns the entity, then releases it.
+// runInline runs p, whose caller owns the entity, then releases it. The
+// caller's ctx bounds everything, a recovery included: if it ends first, p
+// never runs, and a recovery it cut short goes on in the background (see
+// recoverBehind).
 func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
+	if !in.ready {
+		err := in.recover(ctx)
+		if cerr := ctx.Err(); cerr != nil {
+			if !in.ready {
+				in.kind.sys.bg.Add(1) // before p is finished: Close waits for p first
+				go in.recoverBehind()
+				in.finish(p, cerr)
+				return // the entity is the goroutine's now
+			}
+			err = cerr
+		}
+		if err != nil {
+			in.finish(p, err)
+			in.release()
+			return
+		}
+	}
 	var one [1]pending[S, E]
 	one[0] = p
 	in.process(ctx, p.storeCtx(), one[:])
 	in.release()
 }
 
-// handOff queues p, whose caller owns the entity, ahead of the commands
-// that queued up since, and hands the entity to the actor.
-func (in *instance[S, E]) handOff(p pending[S, E]) {
-	p.arm()
-	in.mu.Lock()
-	if in.stopped {
-		// Retired (the System closed) since p's caller took the entity.
-		in.busy = false
-		in.mu.Unlock()
-		in.finish(p, ErrClosed)
-		return
-	}
-	in.queue = slices.Insert(in.queue, 0, p)
-	in.mu.Unlock()
+// recoverBehind recovers the entity, whose ownership it took over from a
+// caller that gave up during its recovery, then releases it: the commands
+// that queued up meanwhile, or come next, find the work done, or as far as
+// the store timeout let it go. A failure is not reported here; the next
+// command recovers again and gets it.
+func (in *instance[S, E]) recoverBehind() {
+	defer in.kind.sys.bg.Done()
+	_ = in.recover(context.Background())
 	in.release()
 }
 
@@ -234,7 +239,7 @@ func (in *instance[S, E]) finish(p pending[S, E], err error) {
 func (in *instance[S, E]) process(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) {
 	for len(batch) > 0 {
 		if !in.ready {
-			if err := in.recover(); err != nil {
+			if err := in.recover(ctx); err != nil {
 				for _, p := range batch {
 					in.finish(p, err)
 				}
@@ -387,12 +392,13 @@ func (in *instance[S, E]) persist(parent context.Context, ctx *storeCtx, events 
 	return nil
 }
 
-// recover rebuilds the state from the latest snapshot and the events after it.
-// A gap right after the snapshot can be a race with the deletion of events a
-// newer snapshot covers; then it loads again.
-func (in *instance[S, E]) recover() error {
+// recover rebuilds the state from the latest snapshot and the events after
+// it, under parent and the store timeout. A gap right after the snapshot can
+// be a race with the deletion of events a newer snapshot covers; then it
+// loads again.
+func (in *instance[S, E]) recover(parent context.Context) error {
 	k := in.kind
-	ctx := newStoreCtx(context.Background(), k.cfg.timeout)
+	ctx := newStoreCtx(parent, k.cfg.timeout)
 	defer ctx.release()
 	var snaps snapshotstore.Store
 	if k.cfg.snapshotEvery > 0 {

@@ -35,7 +35,7 @@ type System struct {
 	running    atomic.Int64 // spawned actors not yet stopped
 	done       chan struct{}
 	stopOnce   sync.Once
-	bg         sync.WaitGroup // snapshot and passivation goroutines
+	bg         sync.WaitGroup // snapshot savers, housekeepers, recoveries for callers that can give up
 
 	mu    sync.Mutex // guards kinds
 	kinds map[string]kindHandle

@@ -15,6 +15,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
 	"github.com/eventsourced-go/eventsourced/internal/faulttest"
 	"github.com/eventsourced-go/eventsourced/natslog"
+	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -398,4 +399,97 @@ func TestRestartTimeToFirstSuccess(t *testing.T) {
 // snapshotOf returns a small snapshot of Acct/id at seq.
 func snapshotOf(id string, seq uint64) snapshotstore.Snapshot {
 	return snapshotstore.Snapshot{EntityType: "Acct", EntityID: id, Seq: seq, Data: []byte(`{"n":1}`)}
+}
+
+// Against a server that stops answering without dropping the connection
+// (a proxy that forwards nothing), every call returns by its ctx's
+// deadline, Setup and the constructors included, with an error matching
+// the ctx's.
+func TestStalledServerCallsReturnByDeadline(t *testing.T) {
+	_, p, _, js := proxied(t)
+	l := newLog(t, js)
+	snaps, err := natslog.NewSnapshotStore(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snaps.Close() })
+	offsets, err := natsprojection.New(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain := func(seq func(func(eventlog.Record, error) bool)) error {
+		for _, err := range seq {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	calls := map[string]func(ctx context.Context) error{
+		"Setup": func(ctx context.Context) error { return natslog.Setup(ctx, js) },
+		"New": func(ctx context.Context) error {
+			l, err := natslog.New(ctx, js)
+			if err == nil {
+				l.Close()
+			}
+			return err
+		},
+		"NewSnapshotStore": func(ctx context.Context) error {
+			s, err := natslog.NewSnapshotStore(ctx, js)
+			if err == nil {
+				s.Close()
+			}
+			return err
+		},
+		"natsprojection.New": func(ctx context.Context) error { _, err := natsprojection.New(ctx, js); return err },
+		"Append": func(ctx context.Context) error {
+			_, err := l.Append(ctx, "Acct", "a", 0, eventlog.Event{Name: "Opened"})
+			return err
+		},
+		"LastSeq":    func(ctx context.Context) error { _, err := l.LastSeq(ctx, "Acct", "a"); return err },
+		"ReadEntity": func(ctx context.Context) error { return drain(l.ReadEntity(ctx, "Acct", "a", 1)) },
+		"ReadType":   func(ctx context.Context) error { return drain(l.ReadType(ctx, "Acct", 0)) },
+		"Subscribe":  func(ctx context.Context) error { return drain(l.Subscribe(ctx, "Acct", 0)) },
+		"EntityIDs": func(ctx context.Context) error {
+			for _, err := range l.EntityIDs(ctx, "Acct") {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"DeleteTo":      func(ctx context.Context) error { return l.DeleteTo(ctx, "Acct", "a", 1) },
+		"Snapshot Save": func(ctx context.Context) error { return snaps.Save(ctx, snapshotOf("a", 1), 1) },
+		"Snapshot Load": func(ctx context.Context) error { _, _, err := snaps.Load(ctx, "Acct", "a"); return err },
+		"offsets Load":  func(ctx context.Context) error { _, err := offsets.Load(ctx, "p"); return err },
+		"offsets Commit": func(ctx context.Context) error {
+			return offsets.Commit(ctx, "p", 0, 1, func(context.Context) error { return nil })
+		},
+	}
+	p.Stall()
+	const deadline = time.Second
+	type result struct {
+		what string
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, len(calls))
+	for what, f := range calls {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := f(ctx)
+			results <- result{what, err, time.Since(start)}
+		}()
+	}
+	for range calls {
+		r := <-results
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("%s against a stalled server: %v, want an error matching DeadlineExceeded", r.what, r.err)
+		}
+		if r.took > deadline+slack {
+			t.Errorf("%s returned after %v, more than its deadline %v plus %v", r.what, r.took.Round(time.Millisecond), deadline, slack)
+		}
+	}
 }

@@ -94,9 +94,29 @@
 // [Log] and [SnapshotStore] are safe for concurrent use. Appends to the same
 // entity from several goroutines or processes are serialized by the
 // server's expected-sequence check: one wins, the others get a conflict.
-// Iterators may be consumed in any goroutine, one at a time each. natslog
-// starts no goroutines of its own; the connection's dispatcher delivers
-// replies. Close a Log or SnapshotStore before closing its connection.
+// Iterators may be consumed in any goroutine, one at a time each. A Log owns
+// its readers and a goroutine that follows the connection's status; a
+// SnapshotStore owns one that follows the status. Close stops them: close a
+// Log or SnapshotStore before closing its connection.
+//
+// # Waiting and connection loss
+//
+// Every method returns by its ctx's deadline; without one, a call is bounded
+// by [WithTimeout] or the JetStream context's default timeout. A request
+// whose connection drops may never be answered, so the Log and the
+// SnapshotStore follow the connection's status (nats.Conn.StatusChanged,
+// which leaves the application's handlers alone): the calls in flight when
+// it drops fail at once, and calls made while it is down fail without
+// sending anything, both with [ErrUnavailable]. A read that fails with it
+// may be retried; an append may or may not have landed (the entity runtime
+// recovers the entity from the log before its next command). Subscriptions
+// are not failed: their ordered consumers resume after the last Position
+// they delivered once the client is back.
+//
+// So service comes back as soon as the client reconnects, which its
+// options decide. Connect with nats.MaxReconnects(-1) (never give up) and a
+// short nats.ReconnectWait, such as 100 to 250 ms rather than the default
+// 2 s; [EmbeddedServer.Connect] does (100 ms).
 //
 // # Errors
 //
@@ -107,9 +127,11 @@
 // [eventlog.ErrInvalid] and is refused before anything is sent. A server
 // without JetStream gives [ErrNoJetStream]; a missing or misconfigured
 // stream or bucket gives [ErrNotSetUp]; a bad option gives
-// [ErrInvalidOption]. Native errors are translated by JetStream error code,
-// never by message. Any other append error (a timeout, a lost connection)
-// leaves it unknown whether the events landed; the entity runtime then
-// recovers from the log. After Close, methods return [eventlog.ErrClosed] or
-// [snapshotstore.ErrClosed].
+// [ErrInvalidOption]; a server out of reach gives [ErrUnavailable] (see
+// above; it also matches [eventlog.ErrUnavailable]), and a stream nothing
+// answers for [ErrNoResponse], which matches ErrUnavailable too. Native
+// errors are translated by JetStream error code, never by message. Any other
+// append error (a timeout, a lost connection) leaves it unknown whether the
+// events landed; the entity runtime then recovers from the log. After
+// Close, methods return [eventlog.ErrClosed] or [snapshotstore.ErrClosed].
 package natslog

@@ -96,8 +96,9 @@ type Log struct {
 // and its API prefix or domain. New checks that JetStream answers and that
 // the stream takes the prefix's subjects and allows direct gets and atomic
 // batches. New starts the Log's readers (see the package documentation on
-// reads); Close stops them. Close the Log when done; it does not close the
-// connection.
+// reads) and a goroutine that follows the connection's status (see
+// "Waiting and connection loss"); Close stops them. Close the Log when done;
+// it does not close the connection.
 func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, error) {
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)

@@ -69,7 +69,10 @@ type SnapshotStore struct {
 }
 
 // NewSnapshotStore returns a store on the KV bucket the options name
-// (default [DefaultBucket]), which must exist: [Setup] creates it.
+// (default [DefaultBucket]), which must exist: [Setup] creates it. It starts
+// a goroutine that follows the connection's status, so that calls fail at
+// once when the connection drops (see "Waiting and connection loss" in the
+// package documentation); Close stops it.
 func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts ...Option) (*SnapshotStore, error) {
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)

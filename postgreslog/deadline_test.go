@@ -15,6 +15,8 @@ import (
 	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
 	"github.com/eventsourced-go/eventsourced/internal/faulttest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -58,6 +60,14 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	offsets, err := pgprojection.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj, err := projection.New(l, "T", "silent", offsets, projection.PerEvent(func(context.Context, eventlog.Record) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Cleanups run last first: the proxy closes first, which ends the
 	// connects the pool still waits for, and with them the transaction the
 	// Log's worker has in flight, so that the Log and the pool can close.
@@ -93,6 +103,13 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 		},
 		"Store.Save": func(ctx context.Context) error {
 			return s.Save(ctx, snapshotstore.Snapshot{EntityType: "T", EntityID: "a", Seq: 1, Data: []byte("x")}, 1)
+		},
+		"pgprojection Migrate": offsets.Migrate,
+		"projection Run": func(ctx context.Context) error {
+			if err := proj.Run(ctx); err != nil {
+				return err
+			}
+			return ctx.Err() // Run ends with nil when its ctx ends
 		},
 	}
 	const deadline = time.Second

@@ -85,7 +85,7 @@ func serveNATS(ctx context.Context, dir string, port int) error {
 }
 
 func setupLog(ctx context.Context, url string) error {
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func runMember(ctx context.Context, idx int, url, portList string) error {
 	for i, p := range portStrs {
 		hosts[i] = "127.0.0.1:" + p
 	}
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,7 @@ func demo(ctx context.Context, ports string) error {
 
 // printCounters prints each counter's events as the log has them.
 func printCounters(ctx context.Context, url string) error {
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return err
 	}

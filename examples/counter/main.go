@@ -122,7 +122,7 @@ func openNATS(ctx context.Context, cfg config) (_ *stores, err error) {
 		cleanup = append(cleanup, srv.Shutdown)
 		url, where = srv.ClientURL(), "embedded NATS, data in "+cfg.dataDir
 	}
-	nc, err := nats.Connect(url, nats.Name("eventsourced counter example"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(url, nats.Name("eventsourced counter example"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", url, err)
 	}
