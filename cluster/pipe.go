@@ -49,10 +49,10 @@ type call struct {
 	env      *clusterpb.CommandEnvelope
 	deadline time.Time // when its caller stops waiting
 	state    atomic.Int32
-	rep     *clusterpb.ReplyEnvelope
-	err     error
-	lead    []*call // set instead of rep/err: send this batch
-	done    chan struct{}
+	rep      *clusterpb.ReplyEnvelope
+	err      error
+	lead     []*call // set instead of rep/err: send this batch
+	done     chan struct{}
 }
 
 type pipe struct {
