@@ -142,7 +142,10 @@ func WithEntityOptions(opts ...entity.Option) Option {
 }
 
 // WithRequestTimeout bounds each attempt of a remote command (default 10 s);
-// a ctx deadline that comes sooner wins. An attempt that times out fails with
+// a ctx deadline that comes sooner wins. The owner runs the command under
+// that bound, and its answer is awaited a little longer (250 ms), so that a
+// command that timed out waiting on the owner, which never ran, is reported
+// as the owner's context error. An attempt with no answer at all fails with
 // [ErrTimeout] and is not retried, since the command may have run.
 func WithRequestTimeout(d time.Duration) Option {
 	return func(c *config) error {

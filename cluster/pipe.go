@@ -34,6 +34,9 @@ import (
 const (
 	pipeInflight = 1
 	pipeMaxBatch = 512
+	// replyGrace is how much longer than its callers' deadlines a batch's
+	// answer is awaited: the time for the owner's answer to come back.
+	replyGrace = 250 * time.Millisecond
 )
 
 // The states of a call.
@@ -168,9 +171,11 @@ func (p *pipe) flush(batch []*call) {
 		var reps []*clusterpb.ReplyEnvelope
 		var err error
 		if len(sent) > 0 {
-			// The batch's answer may take as long as its most patient
-			// caller waits; each command runs under its own caller's
-			// deadline on the owner.
+			// Each command runs under its own caller's deadline on the
+			// owner; the batch's answer is awaited as long as its most
+			// patient caller waits, and replyGrace more, so that an
+			// owner's answer that a command timed out there (it never
+			// ran) still arrives.
 			var timeout time.Duration
 			envs := make([]*clusterpb.CommandEnvelope, len(sent))
 			for i, c := range sent {
@@ -179,7 +184,7 @@ func (p *pipe) flush(batch []*call) {
 				envs[i] = c.env
 				timeout = max(timeout, left)
 			}
-			reps, err = p.m.send(p.owner, p.pid, envs, timeout)
+			reps, err = p.m.send(p.owner, p.pid, envs, timeout+replyGrace)
 		}
 		for i, c := range sent {
 			if err != nil {

@@ -263,3 +263,57 @@ func TestPersistErrorOutcome(t *testing.T) {
 		}
 	}
 }
+
+// hangingLog holds its first append until gate is closed, and makes its
+// second wait for its ctx to end, telling entered when it starts.
+type hangingLog struct {
+	*eventlog.Memory
+	calls   atomic.Int64
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (l *hangingLog) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	switch l.calls.Add(1) {
+	case 1:
+		<-l.gate
+	case 2:
+		close(l.entered)
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return l.Memory.Append(ctx, typ, id, expected, events...)
+}
+
+// Close cuts short the store calls the entities' actors make, whatever the
+// store timeout: it returns at once, and the command whose append it
+// canceled gets a *PersistError whose outcome is unknown.
+func TestCloseCancelsBackgroundStoreCalls(t *testing.T) {
+	log := &hangingLog{Memory: eventlog.NewMemory(), gate: make(chan struct{}), entered: make(chan struct{})}
+	sys, err := entity.NewSystem(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := register(t, sys, entity.WithStoreTimeout(time.Minute))
+	ref := k.Ref("c")
+	first := askAsync(context.Background(), ref, Add{N: 1})
+	eventually(t, "the first append", func() bool { return log.calls.Load() == 1 })
+	second := askAsync(context.Background(), ref, Add{N: 2}) // queues: the actor runs it
+	time.Sleep(20 * time.Millisecond)
+	close(log.gate)
+	if r := <-first; r.err != nil {
+		t.Fatalf("first: %v", r.err)
+	}
+	<-log.entered
+	start := time.Now()
+	if err := sys.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %v with an append of the actor's in flight", took.Round(time.Millisecond))
+	}
+	r := <-second
+	if !errors.Is(r.err, entity.ErrPersist) || !errors.Is(r.err, context.Canceled) || !errors.Is(r.err, entity.ErrOutcomeUnknown) {
+		t.Errorf("the command whose append Close canceled: %v, want a *PersistError matching context.Canceled and ErrOutcomeUnknown", r.err)
+	}
+}

@@ -142,7 +142,7 @@ func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
 // command recovers again and gets it.
 func (in *instance[S, E]) recoverBehind() {
 	defer in.kind.sys.bg.Done()
-	_ = in.recover(context.Background())
+	_ = in.recover(in.kind.sys.bgCtx)
 	in.release()
 }
 
@@ -196,7 +196,7 @@ func (in *instance[S, E]) Receive(c actor.Context) {
 // entity from the wake on.
 func (in *instance[S, E]) drain() {
 	maxBatch := in.kind.cfg.maxBatch
-	ctx := context.Background()
+	ctx := in.kind.sys.bgCtx
 	for {
 		in.mu.Lock()
 		n := min(len(in.queue), maxBatch)
@@ -234,7 +234,8 @@ func (in *instance[S, E]) finish(p pending[S, E], err error) {
 }
 
 // process handles a batch of commands in order. ctx bounds the appends and
-// recoveries on behalf of an inline caller; the actor passes Background.
+// recoveries on behalf of an inline caller; the actor passes the System's
+// bgCtx, which ends only at Close.
 // sctx, if not nil, is unused room for the context of the first append.
 func (in *instance[S, E]) process(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) {
 	for len(batch) > 0 {
@@ -541,7 +542,7 @@ func (in *instance[S, E]) saveSnapshots() {
 // it reports whether the snapshot was saved.
 func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) bool {
 	k := in.kind
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.timeout)
+	ctx, cancel := context.WithTimeout(k.sys.bgCtx, k.cfg.timeout)
 	defer cancel()
 	log := k.sys.logger.With(slog.String("type", snap.EntityType), slog.String("id", snap.EntityID), slog.Uint64("seq", snap.Seq))
 	if err := k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {

@@ -34,6 +34,11 @@ type System struct {
 	flight     [flightStripes]flightStripe
 	running    atomic.Int64 // spawned actors not yet stopped
 	done       chan struct{}
+	// bgCtx is the parent of the store calls made for no caller in
+	// particular (a batch of queued commands, a recovery a caller gave up
+	// on, a snapshot); Close cancels it, so they end at once.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 	stopOnce   sync.Once
 	bg         sync.WaitGroup // snapshot savers, housekeepers, recoveries for callers that can give up
 
@@ -122,6 +127,7 @@ func NewSystem(log eventlog.Log, opts ...Option) (*System, error) {
 		flightSeed: maphash.MakeSeed(),
 		kinds:      make(map[string]kindHandle),
 	}
+	sys.bgCtx, sys.bgCancel = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		if err := opt(sys); err != nil {
 			return nil, err
@@ -143,7 +149,9 @@ func (s *System) Log() eventlog.Log { return s.log }
 
 // Shutdown stops taking commands (calls return [ErrClosed]), waits until every
 // accepted command is answered, then stops the entities and waits for pending
-// snapshots. If ctx ends first it calls [System.Close] and returns ctx.Err().
+// snapshots. If ctx ends first it calls [System.Close] and returns ctx.Err();
+// it then returns as soon as the commands running on their callers'
+// goroutines end, which their callers' contexts and the store timeout bound.
 func (s *System) Shutdown(ctx context.Context) error {
 	s.closed.Store(true)
 	if err := s.waitZero(ctx, s.inflight); err != nil {
@@ -154,12 +162,17 @@ func (s *System) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the System at once: commands still waiting in mailboxes get
-// [ErrClosed], batches already running finish, and Close waits for the actors
-// and background work to stop. Calls after it return ErrClosed.
+// [ErrClosed]; the store calls of the batches that entities' actors run, of
+// recoveries and of snapshots are canceled, so their commands fail with a
+// [*PersistError] or [*RecoveryError] matching [context.Canceled] (an
+// append's outcome is then unknown); commands running on their callers'
+// goroutines finish, and Close waits for them, the actors and the
+// background work. Calls after it return ErrClosed.
 func (s *System) Close() error {
 	s.closed.Store(true)
 	s.stopOnce.Do(func() {
 		close(s.done)
+		s.bgCancel()
 		s.mu.Lock()
 		kinds := make([]kindHandle, 0, len(s.kinds))
 		for _, k := range s.kinds {
