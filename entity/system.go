@@ -39,8 +39,8 @@ type System struct {
 	// on, a snapshot); Close cancels it, so they end at once.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	stopOnce   sync.Once
-	bg         sync.WaitGroup // snapshot savers, housekeepers, recoveries for callers that can give up
+	stopOnce sync.Once
+	bg       sync.WaitGroup // snapshot savers, housekeepers, recoveries for callers that can give up
 
 	mu    sync.Mutex // guards kinds
 	kinds map[string]kindHandle
