@@ -32,9 +32,25 @@
 // trip per command, and per-entity order and read-your-writes hold. If the
 // append fails, every command of the batch gets the error.
 //
+// # Waiting
+//
+// [Ask] returns by its ctx's deadline, whatever the entity or the store is
+// doing. A command to an idle entity runs on the caller's goroutine and
+// every store call it makes, a recovery included, is bounded by the
+// caller's ctx (and the store timeout, [WithStoreTimeout]); a command that
+// waits behind others waits only as long as its ctx lets it. A command
+// whose caller gave up before it started never runs. A recovery whose
+// caller gave up goes on in the background, bounded by the store timeout,
+// so the commands that follow find it done; the store timeout also bounds
+// the batches that entities' actors run for queued commands, and
+// [System.Close] cancels them.
+//
 // # Failure semantics
 //
 //   - A reply (or nil error) means the command's events are durable.
+//   - An error matching [ErrOutcomeUnknown] means the command may or may not
+//     have taken effect; any other error means nothing of it was persisted
+//     and it will not run later (see [Ask]).
 //   - A failed append leaves it unknown whether the events landed. The caller
 //     gets a [*PersistError]; the entity drops its state and recovers from the
 //     log before the next command, so nothing is applied twice and nothing
@@ -65,5 +81,7 @@
 // Sentinels: [ErrClosed], [ErrMailboxFull], [ErrInvalid], and [ErrPersist],
 // [ErrRecovery], [ErrPanic] matched by the struct errors [*PersistError],
 // [*RecoveryError] and [*PanicError]. A persist conflict also matches
-// eventlog.ErrConflict.
+// eventlog.ErrConflict; a store out of reach, eventlog.ErrUnavailable.
+// [ErrOutcomeUnknown] is matched by the errors after which a command may
+// have taken effect.
 package entity
