@@ -546,6 +546,11 @@ func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) bool {
 	defer cancel()
 	log := k.sys.logger.With(slog.String("type", snap.EntityType), slog.String("id", snap.EntityID), slog.Uint64("seq", snap.Seq))
 	if err := k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {
+		if k.sys.bgCtx.Err() != nil {
+			// Close canceled it: the events are the truth, nothing is lost.
+			log.Info("entity: snapshot not saved: the system closed", slog.Any("error", err))
+			return false
+		}
 		log.Error("entity: save snapshot", slog.Any("error", err))
 		return false
 	}
