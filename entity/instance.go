@@ -116,7 +116,7 @@ func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
 		err := in.recover(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			if !in.ready {
-				in.kind.sys.bg.Add(1) // before p is finished: Close waits for p first
+				in.kind.sys.work.Add(1) // before p is finished: Close waits for p first
 				go in.recoverBehind()
 				in.finish(p, cerr)
 				return // the entity is the goroutine's now
@@ -141,7 +141,7 @@ func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
 // the store timeout let it go. A failure is not reported here; the next
 // command recovers again and gets it.
 func (in *instance[S, E]) recoverBehind() {
-	defer in.kind.sys.bg.Done()
+	defer in.kind.sys.work.Done()
 	_ = in.recover(in.kind.sys.bgCtx)
 	in.release()
 }
@@ -514,14 +514,14 @@ func (in *instance[S, E]) maybeSnapshot() {
 	in.snapping = true
 	in.snapMu.Unlock()
 	if start {
-		k.sys.bg.Add(1)
+		k.sys.work.Add(1)
 		go in.saveSnapshots()
 	}
 }
 
 // saveSnapshots saves the latest encoded snapshot until there is none.
 func (in *instance[S, E]) saveSnapshots() {
-	defer in.kind.sys.bg.Done()
+	defer in.kind.sys.work.Done()
 	for {
 		in.snapMu.Lock()
 		snap := in.snapNext

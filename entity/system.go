@@ -40,7 +40,12 @@ type System struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	stopOnce sync.Once
-	bg       sync.WaitGroup // snapshot savers, housekeepers, recoveries for callers that can give up
+	bg       sync.WaitGroup // the kinds' housekeepers, which stop at Close
+	// work counts the snapshot savers and the recoveries that went on
+	// after their callers gave up: Shutdown lets them finish, Close cancels
+	// them. Each is added while a command is in flight, so before Shutdown
+	// or Close waits for it.
+	work sync.WaitGroup
 
 	mu    sync.Mutex // guards kinds
 	kinds map[string]kindHandle
@@ -154,11 +159,29 @@ func (s *System) Log() eventlog.Log { return s.log }
 // goroutines end, which their callers' contexts and the store timeout bound.
 func (s *System) Shutdown(ctx context.Context) error {
 	s.closed.Store(true)
-	if err := s.waitZero(ctx, s.inflight); err != nil {
-		s.Close()
-		return err
+	err := s.waitZero(ctx, s.inflight)
+	if err == nil {
+		err = waitGroup(ctx, &s.work)
 	}
-	return s.Close()
+	s.Close()
+	return err
+}
+
+// waitGroup waits for wg until ctx ends. If ctx ends first, it leaves a
+// goroutine waiting for wg, which ends once Close has stopped what wg
+// counts.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops the System at once: commands still waiting in mailboxes get
@@ -187,6 +210,7 @@ func (s *System) Close() error {
 		// stop.
 		_ = s.waitZero(context.Background(), s.inflight)
 		_ = s.waitZero(context.Background(), s.running.Load)
+		s.work.Wait()
 		s.bg.Wait()
 		if s.ownActors {
 			s.actors.Shutdown()

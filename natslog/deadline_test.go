@@ -49,6 +49,59 @@ func proxied(t *testing.T) (*natslog.EmbeddedServer, *faultproxy.Proxy, *nats.Co
 	return srv, p, nc, js
 }
 
+// restartable is an embedded server, set up, that a test stops and starts
+// again on the same port and data, and a connection to it that reconnects
+// every 100 ms.
+type restartable struct {
+	dir  string
+	port int
+	srv  *natslog.EmbeddedServer
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+func startRestartable(t *testing.T) *restartable {
+	t.Helper()
+	rs := &restartable{dir: t.TempDir()}
+	rs.start(t)
+	rs.port = rs.srv.Port()
+	t.Cleanup(func() { rs.srv.Shutdown() })
+	nc, err := rs.srv.Connect(nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := natslog.Setup(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	rs.nc, rs.js = nc, js
+	return rs
+}
+
+// start starts the server, on its first port after the first start, and
+// returns once it accepts connections.
+func (rs *restartable) start(t *testing.T) {
+	t.Helper()
+	var opts []natslog.ServerOption
+	if rs.port != 0 {
+		opts = append(opts, natslog.WithServerPort(rs.port))
+	}
+	srv, err := natslog.StartEmbedded(rs.dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.srv = srv
+}
+
+// stop shuts the server down.
+func (rs *restartable) stop() { rs.srv.Shutdown() }
+
 // waitConnected waits until nc is connected, for at most 10 s.
 func waitConnected(t *testing.T, nc *nats.Conn) {
 	t.Helper()
@@ -166,27 +219,10 @@ func TestDroppedConnectionFailsInFlightCalls(t *testing.T) {
 // anything, with an error matching ErrUnavailable; once it is back they
 // work.
 func TestCallsFailFastWhileDisconnected(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := srv.Port()
-	t.Cleanup(func() { srv.Shutdown() })
-	nc, err := srv.Connect(nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := startRestartable(t)
+	nc, js := rs.nc, rs.js
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := natslog.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	l := newLog(t, js)
 	snaps, err := natslog.NewSnapshotStore(ctx, js)
 	if err != nil {
@@ -196,7 +232,7 @@ func TestCallsFailFastWhileDisconnected(t *testing.T) {
 	if _, err := l.Append(ctx, "Acct", "a", 0, eventlog.Event{Name: "Opened"}); err != nil {
 		t.Fatal(err)
 	}
-	srv.Shutdown()
+	rs.stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for nc.IsConnected() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -220,10 +256,7 @@ func TestCallsFailFastWhileDisconnected(t *testing.T) {
 			t.Errorf("%s while disconnected: %v, want ErrUnavailable", what, err)
 		}
 	}
-	srv, err = natslog.StartEmbedded(dir, natslog.WithServerPort(port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs.start(t)
 	waitConnected(t, nc)
 	// JetStream may take a moment to answer after the server starts: the
 	// Log retries while nothing answers, bounded by ctx.
@@ -347,28 +380,8 @@ func TestRestartTimeToFirstSuccess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a server under load")
 	}
-	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := srv.Port()
-	t.Cleanup(func() { srv.Shutdown() })
-	nc, err := srv.Connect(nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := natslog.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	l := newLog(t, js)
+	rs := startRestartable(t)
+	l := newLog(t, rs.js)
 	k := entitySystem(t, l, nil, entity.WithStoreTimeout(30*time.Second))
 	// The callers' deadlines are as long as the store timeout: only the
 	// Log failing the calls lost with the connection brings them back
@@ -380,13 +393,9 @@ func TestRestartTimeToFirstSuccess(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the rate before the outage is measured over this second
 	before := run.Now()
-	srv.Shutdown()
+	rs.stop()
 	time.Sleep(time.Second)
-	srv, err = natslog.StartEmbedded(dir, natslog.WithServerPort(port))
-	if err != nil {
-		run.Stop()
-		t.Fatal(err)
-	}
+	rs.start(t)
 	up := run.Now() // StartEmbedded returns once the server accepts connections
 	time.Sleep(4 * time.Second)
 	run.Stop()
@@ -467,29 +476,5 @@ func TestStalledServerCallsReturnByDeadline(t *testing.T) {
 		},
 	}
 	p.Stall()
-	const deadline = time.Second
-	type result struct {
-		what string
-		err  error
-		took time.Duration
-	}
-	results := make(chan result, len(calls))
-	for what, f := range calls {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			start := time.Now()
-			err := f(ctx)
-			results <- result{what, err, time.Since(start)}
-		}()
-	}
-	for range calls {
-		r := <-results
-		if !errors.Is(r.err, context.DeadlineExceeded) {
-			t.Errorf("%s against a stalled server: %v, want an error matching DeadlineExceeded", r.what, r.err)
-		}
-		if r.took > deadline+slack {
-			t.Errorf("%s returned after %v, more than its deadline %v plus %v", r.what, r.took.Round(time.Millisecond), deadline, slack)
-		}
-	}
+	faulttest.CallsReturnByDeadline(t, "against a stalled server", time.Second, slack, calls)
 }

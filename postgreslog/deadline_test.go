@@ -2,7 +2,6 @@ package postgreslog_test
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"testing"
 	"time"
@@ -112,31 +111,7 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 			return ctx.Err() // Run ends with nil when its ctx ends
 		},
 	}
-	const deadline = time.Second
-	type result struct {
-		what string
-		err  error
-		took time.Duration
-	}
-	results := make(chan result, len(calls))
-	for what, f := range calls {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			start := time.Now()
-			err := f(ctx)
-			results <- result{what, err, time.Since(start)}
-		}()
-	}
-	for range calls {
-		r := <-results
-		if !errors.Is(r.err, context.DeadlineExceeded) {
-			t.Errorf("%s against a silent peer: %v, want an error matching DeadlineExceeded", r.what, r.err)
-		}
-		if r.took > deadline+slack {
-			t.Errorf("%s returned after %v, more than its deadline %v plus %v", r.what, r.took.Round(time.Millisecond), deadline, slack)
-		}
-	}
+	faulttest.CallsReturnByDeadline(t, "against a silent peer", time.Second, slack, calls)
 }
 
 // ledgerSystem returns the ledger kind on a System over l, closed when the

@@ -370,3 +370,35 @@ func CheckBackQuickly(t testing.TB, r *Run, before, up, d time.Duration) {
 		t.Errorf("commands were back to a tenth of their rate after %s, want within %v", show(tenth, tenthOK), d)
 	}
 }
+
+// CallsReturnByDeadline runs every call of calls at once, each under a ctx
+// with the deadline, against a store that does not answer (where says
+// how), and checks that each returns an error matching
+// context.DeadlineExceeded no later than the deadline plus slack.
+func CallsReturnByDeadline(t testing.TB, where string, deadline, slack time.Duration, calls map[string]func(ctx context.Context) error) {
+	t.Helper()
+	type result struct {
+		what string
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, len(calls))
+	for what, f := range calls {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := f(ctx)
+			results <- result{what, err, time.Since(start)}
+		}()
+	}
+	for range calls {
+		r := <-results
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("%s %s: %v, want an error matching DeadlineExceeded", r.what, where, r.err)
+		}
+		if r.took > deadline+slack {
+			t.Errorf("%s %s returned after %v, more than its deadline %v plus %v", r.what, where, r.took.Round(time.Millisecond), deadline, slack)
+		}
+	}
+}
