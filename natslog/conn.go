@@ -3,6 +3,7 @@ package natslog
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -26,13 +27,15 @@ import (
 type connWatch struct {
 	nc      *nats.Conn
 	events  chan nats.Status
-	current atomic.Pointer[epoch]
+	current atomic.Pointer[epoch] // stored under mu
+	stop    chan struct{}
+	done    chan struct{}
+
+	mu sync.Mutex // serializes update; guards reconnects
 	// reconnects is the connection's reconnect count when the current
 	// epoch began: a count that moved means the connection dropped and came
 	// back since, even if the events that said so were missed.
-	reconnects uint64 // owned by the watching goroutine
-	stop       chan struct{}
-	done       chan struct{}
+	reconnects uint64
 }
 
 // epoch is one period of the connection's status.
@@ -85,6 +88,8 @@ func (w *connWatch) watch() {
 // event may have been dropped (the channel holds 10), and the status may
 // have moved on since the event.
 func (w *connWatch) update() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	status := w.nc.Status()
 	reconnects := w.nc.Stats().Reconnects
 	cur := w.current.Load()
@@ -108,11 +113,19 @@ func (w *connWatch) update() {
 	}
 }
 
-// epoch returns the current epoch, or the error of a call made now.
+// epoch returns the current epoch, or the error of a call made now. While
+// the epoch is down it looks at the connection itself: the client may have
+// reconnected before the watching goroutine heard of it.
 func (w *connWatch) epoch() (*epoch, error) {
 	e := w.current.Load()
 	if e.down != nil {
-		return nil, e.down
+		if w.nc.Status() != nats.CONNECTED {
+			return nil, e.down
+		}
+		w.update()
+		if e = w.current.Load(); e.down != nil {
+			return nil, e.down
+		}
 	}
 	return e, nil
 }
