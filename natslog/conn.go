@@ -55,7 +55,7 @@ var (
 	errConnClosed = &unavailableError{why: "the connection is closed", err: nats.ErrConnectionClosed}
 )
 
-// watchConn starts following nc's status; stop ends it.
+// watchConn starts following nc's status; close ends it.
 func watchConn(nc *nats.Conn) *connWatch {
 	w := &connWatch{
 		nc:     nc,
