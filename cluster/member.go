@@ -722,7 +722,7 @@ func (m *Member) request(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 		}
 		lastErr = err
 		if attempt >= m.cfg.retries {
-			return nil, fmt.Errorf("cluster: %s/%s: gave up after %d attempts: %w", env.GetEntityType(), env.GetEntityId(), attempt+1, lastErr)
+			return nil, fmt.Errorf("cluster: %s/%s: gave up after %d attempts: %w", eventlog.FormatID(env.GetEntityType()), eventlog.FormatID(env.GetEntityId()), attempt+1, lastErr)
 		}
 		m.retries.Add(1)
 		d := min(m.cfg.backoff<<attempt, m.cfg.maxBackoff)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
 	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 // Batching of remote commands. Commands asked concurrently for entities of
@@ -236,7 +237,7 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	syncPoint()
 	m.lastIn.Store(time.Now().UnixNano())
 	m.waiting.Delete(fut)
-	what := fmt.Sprintf("%s/%s", envs[0].GetEntityType(), envs[0].GetEntityId())
+	what := fmt.Sprintf("%s/%s", eventlog.FormatID(envs[0].GetEntityType()), eventlog.FormatID(envs[0].GetEntityId()))
 	if len(envs) > 1 {
 		what = fmt.Sprintf("%d commands for %s", len(envs), envs[0].GetEntityType())
 	}
@@ -284,7 +285,7 @@ type sentError struct {
 
 func (e *sentError) Error() string {
 	return fmt.Sprintf("cluster: %s/%s: the command was on its way to its owner when its caller gave up, its outcome is unknown: %v",
-		e.env.GetEntityType(), e.env.GetEntityId(), e.err)
+		eventlog.FormatID(e.env.GetEntityType()), eventlog.FormatID(e.env.GetEntityId()), e.err)
 }
 
 func (e *sentError) Is(target error) bool { return target == entity.ErrOutcomeUnknown }

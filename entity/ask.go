@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 // Metadata keys the runtime knows by convention; any other key is allowed.
@@ -114,8 +116,8 @@ func (e *abandonedError) Unwrap() error { return e.err }
 // submit runs p for entity id at once if the entity is idle (ran true: p
 // has been delivered), or queues it, activating the entity if needed.
 func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ran bool, err error) {
-	if id == "" {
-		return false, fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.def.Name)
+	if err := eventlog.ValidateStream(k.def.Name, id); err != nil {
+		return false, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
 	}
 	sys := k.sys
 	for {

@@ -749,6 +749,21 @@ func TestInvalidUse(t *testing.T) {
 	if _, err := entity.Ask(context.Background(), k.Ref(""), Add{N: 1}); !errors.Is(err, entity.ErrInvalid) || !strings.Contains(err.Error(), "empty entity id") {
 		t.Errorf("empty id: %v", err)
 	}
+	// One id rule on every backend (eventlog.ValidateStream), checked
+	// before the entity activates: the message quotes a bounded prefix.
+	long := strings.Repeat("x", 10<<10)
+	_, err := entity.Ask(context.Background(), k.Ref(long), Add{N: 1})
+	if !errors.Is(err, entity.ErrInvalid) || !errors.Is(err, eventlog.ErrInvalid) || !strings.Contains(err.Error(), "10240 bytes, over the limit of 255") || len(err.Error()) > 300 {
+		t.Errorf("a 10 KB id: %.300v, want ErrInvalid naming the limit and the length in a short message", err)
+	}
+	if k.Live() != 0 {
+		t.Errorf("%d live entities after refused ids, want 0", k.Live())
+	}
+	longType := valid
+	longType.Name = strings.Repeat("T", 256)
+	if _, err := entity.Register(newSystem(t, mem), longType); !errors.Is(err, entity.ErrInvalid) || !strings.Contains(err.Error(), "over the limit of 255") {
+		t.Errorf("a 256-byte type name: %v, want ErrInvalid naming the limit", err)
+	}
 	if _, err := entity.Ask(context.Background(), entity.Ref[Counter, CounterEvent]{}, Add{N: 1}); !errors.Is(err, entity.ErrInvalid) {
 		t.Errorf("zero Ref: %v", err)
 	}

@@ -45,7 +45,7 @@ type PanicError struct {
 
 // Error implements error.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("entity: panic in %s/%s: %v", e.EntityType, e.EntityID, e.Value)
+	return fmt.Sprintf("entity: panic in %s/%s: %v", eventlog.FormatID(e.EntityType), eventlog.FormatID(e.EntityID), e.Value)
 }
 
 // Is reports whether target is [ErrPanic].
@@ -70,7 +70,7 @@ type RecoveryError struct {
 
 // Error implements error.
 func (e *RecoveryError) Error() string {
-	return fmt.Sprintf("entity: recover %s/%s at seq %d: %v", e.EntityType, e.EntityID, e.Seq, e.Err)
+	return fmt.Sprintf("entity: recover %s/%s at seq %d: %v", eventlog.FormatID(e.EntityType), eventlog.FormatID(e.EntityID), e.Seq, e.Err)
 }
 
 // Is reports whether target is [ErrRecovery].
@@ -95,7 +95,7 @@ type PersistError struct {
 
 // Error implements error.
 func (e *PersistError) Error() string {
-	return fmt.Sprintf("entity: persist %s/%s at seq %d: %v", e.EntityType, e.EntityID, e.FirstSeq, e.Err)
+	return fmt.Sprintf("entity: persist %s/%s at seq %d: %v", eventlog.FormatID(e.EntityType), eventlog.FormatID(e.EntityID), e.FirstSeq, e.Err)
 }
 
 // Is reports whether target is [ErrPersist], or [ErrOutcomeUnknown] unless

@@ -98,7 +98,7 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 	}
 	if n := len(in.queue); n >= in.kind.cfg.mailbox {
 		in.mu.Unlock()
-		return false, false, fmt.Errorf("%w: %s/%s has %d commands waiting", ErrMailboxFull, in.kind.def.Name, in.id, n)
+		return false, false, fmt.Errorf("%w: %s/%s has %d commands waiting", ErrMailboxFull, eventlog.FormatID(in.kind.def.Name), eventlog.FormatID(in.id), n)
 	}
 	p.arm()
 	in.queue = append(in.queue, p)
@@ -359,7 +359,7 @@ func (in *instance[S, E]) encode(out []eventlog.Event, evs []E, seq uint64, meta
 	for i, e := range evs {
 		ev, err := in.encodeOne(e)
 		if err != nil {
-			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, in.kind.def.Name, in.id, seq+uint64(i)+1, err)
+			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(in.kind.def.Name), eventlog.FormatID(in.id), seq+uint64(i)+1, err)
 		}
 		ev.Metadata = meta
 		out = append(out, ev)

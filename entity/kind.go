@@ -355,5 +355,6 @@ func (r Ref[S, E]) Type() string {
 	return r.kind.def.Name
 }
 
-// String returns "type/id".
-func (r Ref[S, E]) String() string { return r.Type() + "/" + r.id }
+// String returns "type/id", the id as error messages quote it (see
+// eventlog.FormatID): a long one is cut.
+func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r.id) }

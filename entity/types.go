@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 // Type defines an entity type once: its name, initial state, how events change
@@ -40,6 +41,8 @@ func (t *Type[S, E]) validate() error {
 	switch {
 	case t.Name == "":
 		return fmt.Errorf("%w: entity type has no Name", ErrInvalid)
+	case eventlog.ValidateType(t.Name) != nil:
+		return fmt.Errorf("%w: %w", ErrInvalid, eventlog.ValidateType(t.Name))
 	case t.Apply == nil:
 		return fmt.Errorf("%w: entity type %q has no Apply", ErrInvalid, t.Name)
 	case t.Events == nil:

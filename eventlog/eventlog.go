@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"time"
+
+	"github.com/eventsourced-go/eventsourced/internal/streamkey"
 )
 
 // Event is one event to append: its registered type name, the schema
@@ -103,8 +105,8 @@ var (
 	// ErrConflict is matched by every [*ConflictError]: the stream's last Seq
 	// was not the expected one.
 	ErrConflict = errors.New("eventlog: conflict")
-	// ErrInvalid reports bad arguments: an empty type or id, no events, an
-	// event without a name.
+	// ErrInvalid reports bad arguments: an empty type or id, one longer than
+	// [MaxIDLen] or [MaxTypeLen], no events, an event without a name.
 	ErrInvalid = errors.New("eventlog: invalid argument")
 	// ErrClosed reports use of a closed log.
 	ErrClosed = errors.New("eventlog: closed")
@@ -130,26 +132,59 @@ type ConflictError struct {
 
 // Error implements error.
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("eventlog: conflict on %s/%s: expected seq %d, actual %d", e.EntityType, e.EntityID, e.Expected, e.Actual)
+	return fmt.Sprintf("eventlog: conflict on %s/%s: expected seq %d, actual %d", FormatID(e.EntityType), FormatID(e.EntityID), e.Expected, e.Actual)
 }
 
 // Is reports whether target is [ErrConflict].
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
-// Validate checks the arguments of an Append as every Log must: type and id
-// not empty, at least one event, every event named. Backends call it first.
+// MaxIDLen and MaxTypeLen are the longest entity id and entity type name,
+// in bytes, that every Log and snapshot store accepts (255 each). Ids and
+// names are also valid UTF-8 without NUL bytes. [ValidateStream] refuses
+// anything else, before any I/O.
+const (
+	MaxIDLen   = streamkey.MaxLen
+	MaxTypeLen = streamkey.MaxLen
+)
+
+// ValidateStream checks an entity type and id as every Log must before any
+// I/O: not empty, at most [MaxTypeLen] and [MaxIDLen] bytes, valid UTF-8
+// without NUL bytes. The error matches [ErrInvalid] and names the limit and
+// the length; it quotes the id as [FormatID] does.
+func ValidateStream(typ, id string) error {
+	if msg := streamkey.Check(typ, id); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	return nil
+}
+
+// ValidateType checks an entity type name given alone (ReadType, Subscribe,
+// EntityIDs), as [ValidateStream] does.
+func ValidateType(typ string) error {
+	if msg := streamkey.CheckType(typ); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	return nil
+}
+
+// FormatID returns an entity id or type name as error messages quote it:
+// as it is when it is short and plain, else quoted, and past 64 bytes cut
+// and followed by its length, so no message carries a whole long id.
+func FormatID(id string) string { return streamkey.Format(id) }
+
+// Validate checks the arguments of an Append as every Log must: the stream
+// as [ValidateStream] does, at least one event, every event named. Backends
+// call it first.
 func Validate(typ, id string, events []Event) error {
-	switch {
-	case typ == "":
-		return fmt.Errorf("%w: empty entity type", ErrInvalid)
-	case id == "":
-		return fmt.Errorf("%w: empty entity id for type %q", ErrInvalid, typ)
-	case len(events) == 0:
-		return fmt.Errorf("%w: append to %s/%s with no events", ErrInvalid, typ, id)
+	if err := ValidateStream(typ, id); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("%w: append to %s/%s with no events", ErrInvalid, FormatID(typ), FormatID(id))
 	}
 	for i, ev := range events {
 		if ev.Name == "" {
-			return fmt.Errorf("%w: append to %s/%s: event %d has no name", ErrInvalid, typ, id, i)
+			return fmt.Errorf("%w: append to %s/%s: event %d has no name", ErrInvalid, FormatID(typ), FormatID(id), i)
 		}
 	}
 	return nil

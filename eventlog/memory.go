@@ -170,7 +170,7 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 	}
 	for i := range events {
 		if len(events[i].Data) > math.MaxUint32 {
-			return 0, fmt.Errorf("%w: append to %s/%s: event %d has %d bytes, more than Memory keeps per event (4 GiB)", ErrInvalid, typ, id, i, len(events[i].Data))
+			return 0, fmt.Errorf("%w: append to %s/%s: event %d has %d bytes, more than Memory keeps per event (4 GiB)", ErrInvalid, FormatID(typ), FormatID(id), i, len(events[i].Data))
 		}
 	}
 	now := time.Now().UnixNano()
@@ -268,7 +268,7 @@ func (m *Memory) lookupType(typ string) *typeIndex {
 
 // LastSeq implements [Log].
 func (m *Memory) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
-	if err := validateStream(typ, id); err != nil {
+	if err := ValidateStream(typ, id); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -290,7 +290,7 @@ func (m *Memory) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 // first chunk it reads, even if events are appended while it runs.
 func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
-		if err := validateStream(typ, id); err != nil {
+		if err := ValidateStream(typ, id); err != nil {
 			yield(Record{}, err)
 			return
 		}
@@ -358,8 +358,8 @@ func (m *Memory) Subscribe(ctx context.Context, typ string, after uint64) iter.S
 
 func (m *Memory) readType(ctx context.Context, typ string, after uint64, live bool) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
-		if typ == "" {
-			yield(Record{}, fmt.Errorf("%w: empty entity type", ErrInvalid))
+		if err := ValidateType(typ); err != nil {
+			yield(Record{}, err)
 			return
 		}
 		end := uint64(math.MaxUint64)
@@ -484,7 +484,7 @@ func (m *Memory) waitChan(ti *typeIndex, after uint64) (<-chan struct{}, error) 
 // the stream's last Seq deletes every event. Deleted events are gone for
 // every reader, [Memory.ReadType] and [Memory.Subscribe] included.
 func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
-	if err := validateStream(typ, id); err != nil {
+	if err := ValidateStream(typ, id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -515,8 +515,8 @@ func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 // events were deleted.
 func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		if typ == "" {
-			yield("", fmt.Errorf("%w: empty entity type", ErrInvalid))
+		if err := ValidateType(typ); err != nil {
+			yield("", err)
 			return
 		}
 		if err := ctx.Err(); err != nil {
@@ -571,17 +571,6 @@ func (m *Memory) Close() error {
 		sh.mu.Lock()
 		sh.streams = make(map[streamKey]*stream)
 		sh.mu.Unlock()
-	}
-	return nil
-}
-
-// validateStream checks the stream arguments of a read or delete.
-func validateStream(typ, id string) error {
-	switch {
-	case typ == "":
-		return fmt.Errorf("%w: empty entity type", ErrInvalid)
-	case id == "":
-		return fmt.Errorf("%w: empty entity id for type %q", ErrInvalid, typ)
 	}
 	return nil
 }

@@ -28,11 +28,12 @@
 // <prefix>.<type>.<id> (prefix "es" by default) with the event's data as
 // payload and headers Es-Seq (the per-entity Seq), Es-Event (the event
 // name), Es-Rev (the schema revision, when not 0) and Es-Meta (metadata).
-// A record's Position is its stream sequence. Types and ids that are not
-// plain subject tokens are escaped, never refused: letters, digits, '_' and
-// '-' stand for themselves and any other byte becomes '=' and two hex
-// digits, so id "user@x.io" is the token "user=40x=2Eio". Ids whose subject
-// would exceed 1 KiB are refused with [eventlog.ErrInvalid].
+// A record's Position is its stream sequence. Types and ids follow the
+// event log's one rule (eventlog.ValidateStream: up to 255 bytes of UTF-8
+// each); those that are not plain subject tokens are escaped, not refused:
+// letters, digits, '_' and '-' stand for themselves and any other byte
+// becomes '=' and two hex digits, so id "user@x.io" is the token
+// "user=40x=2Eio".
 //
 // # Appends
 //

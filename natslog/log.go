@@ -269,7 +269,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 	defer cancel()
 
 	fail := func(err error) (uint64, error) {
-		return 0, fmt.Errorf("natslog: append %s/%s at seq %d: %w", typ, id, expected+1, err)
+		return 0, fmt.Errorf("natslog: append %s/%s at seq %d: %w", eventlog.FormatID(typ), eventlog.FormatID(id), expected+1, err)
 	}
 	conflict := func(actual uint64) (uint64, error) {
 		return 0, &eventlog.ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: actual}
@@ -343,7 +343,7 @@ func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog
 				m.release()
 			}
 			return nil, &tooLarge{msg: fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
-				typ, id, i, events[i].Name, size, maxPayload)}
+				eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload)}
 		}
 	}
 	return msgs, nil
@@ -486,7 +486,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // LastSeq implements [eventlog.Log]: one direct get of the entity's last
 // message.
 func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
-	if err := validateStream(typ, id); err != nil {
+	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return 0, err
 	}
 	if l.closed.Load() {
@@ -500,7 +500,7 @@ func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 	defer cancel()
 	last, _, err := l.last(ctx, subj)
 	if err != nil {
-		return 0, fmt.Errorf("natslog: last seq of %s/%s: %w", typ, id, err)
+		return 0, fmt.Errorf("natslog: last seq of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}
 	return last.seq, nil
 }
@@ -560,17 +560,6 @@ func statusError(m *nats.Msg) error {
 		return errNoResponse
 	}
 	return fmt.Errorf("natslog: direct get: status %s %s", code, m.Header.Get(hdrDescription))
-}
-
-// validateStream checks the stream arguments of a read or delete.
-func validateStream(typ, id string) error {
-	switch {
-	case typ == "":
-		return fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
-	case id == "":
-		return fmt.Errorf("%w: empty entity id for type %q", eventlog.ErrInvalid, typ)
-	}
-	return nil
 }
 
 // Close implements [eventlog.Closer]. It ends every subscription with

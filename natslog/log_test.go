@@ -142,7 +142,7 @@ func TestEncodedNames(t *testing.T) {
 	l := newLog(t, js)
 	ctx := testCtx(t)
 	const typ = "Order.Line *>"
-	ids := []string{"a.b", "a_b", "a=2Eb", "*", ">", "with space", "tab\tnl\n", "nul\x00", "ünï", "=", "a/b", "x.>.*", "é.é"}
+	ids := []string{"a.b", "a_b", "a=2Eb", "*", ">", "with space", "tab\tnl\n", "ctl\x01", "ünï", "=", "a/b", "x.>.*", "é.é"}
 	for i, id := range ids {
 		mustAppend(t, l, typ, id, 0, ev("e"+strconv.Itoa(i)), ev("f"+strconv.Itoa(i)))
 	}

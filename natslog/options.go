@@ -253,6 +253,9 @@ func validPrefix(prefix string) error {
 	if prefix == "" {
 		return fmt.Errorf("empty")
 	}
+	if len(prefix) > maxPrefix {
+		return fmt.Errorf("%d bytes, over the limit of %d", len(prefix), maxPrefix)
+	}
 	if prefix[0] == '$' {
 		return fmt.Errorf("subjects starting with '$' are reserved")
 	}

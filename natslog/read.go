@@ -252,7 +252,7 @@ func prevSseq(m *stored) (prev uint64, want func(*stored) bool, known bool) {
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		fail := func(err error) {
-			yield(eventlog.Record{}, fmt.Errorf("natslog: read %s/%s from seq %d: %w", typ, id, from, err))
+			yield(eventlog.Record{}, fmt.Errorf("natslog: read %s/%s from seq %d: %w", eventlog.FormatID(typ), eventlog.FormatID(id), from, err))
 		}
 		// emit yields s as a record; false means stop (an error was
 		// yielded or the consumer broke off).
@@ -268,7 +268,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 			}
 			return yield(rec, nil)
 		}
-		if err := validateStream(typ, id); err != nil {
+		if err := eventlog.ValidateStream(typ, id); err != nil {
 			yield(eventlog.Record{}, err)
 			return
 		}
@@ -379,9 +379,10 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 // startTypeRead checks what ReadType and Subscribe need before reading typ
 // and returns its subject filter.
 func (l *Log) startTypeRead(ctx context.Context, typ string) (string, error) {
+	if err := eventlog.ValidateType(typ); err != nil {
+		return "", err
+	}
 	switch {
-	case typ == "":
-		return "", fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
 	case l.closed.Load():
 		return "", errClosed
 	}
@@ -560,8 +561,8 @@ func (l *Log) Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2
 // An entity whose events were all deleted stays listed.
 func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		if typ == "" {
-			yield("", fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
+		if err := eventlog.ValidateType(typ); err != nil {
+			yield("", err)
 			return
 		}
 		if l.closed.Load() {
@@ -612,7 +613,7 @@ func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error
 // subject sequence, like an append), so the last Seq survives, then purges
 // everything before the marker. Readers skip markers.
 func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
-	if err := validateStream(typ, id); err != nil {
+	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return err
 	}
 	if l.closed.Load() {
@@ -631,7 +632,7 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
 	fail := func(err error) error {
-		return fmt.Errorf("natslog: delete %s/%s to seq %d: %w", typ, id, seq, err)
+		return fmt.Errorf("natslog: delete %s/%s to seq %d: %w", eventlog.FormatID(typ), eventlog.FormatID(id), seq, err)
 	}
 	for attempt := 0; ; attempt++ {
 		last, found, err := l.last(ctx, subj)

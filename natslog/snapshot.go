@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -177,7 +178,7 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	defer cancel()
 	err := s.watch.do(ctx, func(ctx context.Context) error { return s.save(ctx, snap, keep) })
 	if err != nil {
-		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", snap.EntityType, snap.EntityID, snap.Seq, err)
+		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq, err)
 	}
 	return nil
 }
@@ -298,7 +299,7 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 		return err
 	})
 	if err != nil {
-		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", typ, id, err)
+		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}
 	return snap, found, nil
 }
@@ -366,7 +367,7 @@ func (s *SnapshotStore) List(ctx context.Context, typ, id string) ([]snapshotsto
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", typ, id, err)
+		return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}
 	return out, nil
 }
@@ -421,7 +422,7 @@ func (s *SnapshotStore) Delete(ctx context.Context, typ, id string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", typ, id, err)
+		return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}
 	return nil
 }

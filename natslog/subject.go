@@ -7,10 +7,15 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
-// maxSubject bounds the length of an event subject. The NATS protocol line
-// that carries a subject is limited (4 KiB by default) and must also hold
-// the reply subject and sizes.
-const maxSubject = 1024
+// maxPrefix bounds the length of a subject prefix ([WithPrefix]).
+const maxPrefix = 128
+
+// maxSubject bounds the length of an event subject: the longest type and
+// id the event log accepts (eventlog.MaxTypeLen and MaxIDLen, 255 bytes
+// each), escaped at 3 bytes a byte, behind the longest prefix. The NATS
+// protocol line that carries a subject (4 KiB by default) also holds the
+// direct-get or KV prefix, the reply subject and sizes, which fit beside it.
+const maxSubject = maxPrefix + 1 + 3*eventlog.MaxTypeLen + 1 + 3*eventlog.MaxIDLen
 
 // literal reports whether b stands for itself in a token. Every other byte
 // is escaped, so a token is a valid subject token and a valid KV key token
@@ -97,7 +102,7 @@ func (s subjects) entity(typ, id string) (string, error) {
 	t, i := encodeToken(typ), encodeToken(id)
 	n := len(s.prefix) + len(t) + 1 + len(i)
 	if n > maxSubject {
-		return "", fmt.Errorf("%w: natslog: the subject of %.40q/%.40q would be %d bytes, over the limit of %d", eventlog.ErrInvalid, typ, id, n, maxSubject)
+		return "", fmt.Errorf("%w: natslog: the subject of %s/%s would be %d bytes, over the limit of %d", eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), n, maxSubject)
 	}
 	return s.prefix + t + "." + i, nil
 }
@@ -106,7 +111,7 @@ func (s subjects) entity(typ, id string) (string, error) {
 func (s subjects) typeFilter(typ string) (string, error) {
 	t := encodeToken(typ)
 	if n := len(s.prefix) + len(t) + 2; n > maxSubject {
-		return "", fmt.Errorf("%w: natslog: the subject of type %.40q would be %d bytes, over the limit of %d", eventlog.ErrInvalid, typ, n, maxSubject)
+		return "", fmt.Errorf("%w: natslog: the subject of type %s would be %d bytes, over the limit of %d", eventlog.ErrInvalid, eventlog.FormatID(typ), n, maxSubject)
 	}
 	return s.prefix + t + ".*", nil
 }

@@ -81,8 +81,14 @@ func TestSubjects(t *testing.T) {
 			t.Errorf("id(%q) = %q, want an error", bad, id)
 		}
 	}
-	if _, err := s.entity("T", strings.Repeat(".", 400)); !errors.Is(err, eventlog.ErrInvalid) {
-		t.Errorf("a 1,200-byte subject: got %v, want ErrInvalid", err)
+	// The longest type and id the event log accepts fit, escaped at 3
+	// bytes a byte behind the longest prefix; a longer subject does not.
+	long := subjects{prefix: strings.Repeat("p", maxPrefix) + "."}
+	if _, err := long.entity(strings.Repeat(".", eventlog.MaxTypeLen), strings.Repeat("*", eventlog.MaxIDLen)); err != nil {
+		t.Errorf("the longest type and id: %v", err)
+	}
+	if _, err := s.entity("T", strings.Repeat(".", 700)); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Errorf("a 2,100-byte subject: got %v, want ErrInvalid", err)
 	}
 }
 

@@ -163,7 +163,7 @@ func (l *Log) appendErr(r *appendReq, err error) error {
 	if l.closed.Load() && errors.Is(err, context.Canceled) {
 		err = eventlog.ErrClosed
 	}
-	return fmt.Errorf("postgreslog: append %s/%s at seq %d: %w", r.typ, r.id, r.expected+1, translate(err))
+	return fmt.Errorf("postgreslog: append %s/%s at seq %d: %w", eventlog.FormatID(r.typ), eventlog.FormatID(r.id), r.expected+1, translate(err))
 }
 
 // outcome is what a round of commit decided for one append.

@@ -179,7 +179,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 	}
 	if len(events) > l.cfg.maxAppendEvents {
 		return 0, fmt.Errorf("%w: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)",
-			eventlog.ErrInvalid, typ, id, len(events), l.cfg.maxAppendEvents)
+			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), len(events), l.cfg.maxAppendEvents)
 	}
 	if l.closed.Load() {
 		return 0, eventlog.ErrClosed
@@ -203,7 +203,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 		replies.Put(req.reply)
 		return res.pos, res.err
 	case <-ctx.Done():
-		return 0, fmt.Errorf("postgreslog: append %s/%s: gave up waiting for the commit, outcome unknown: %w", typ, id, ctx.Err())
+		return 0, fmt.Errorf("postgreslog: append %s/%s: gave up waiting for the commit, outcome unknown: %w", eventlog.FormatID(typ), eventlog.FormatID(id), ctx.Err())
 	case <-l.done:
 		// The workers are gone; a reply, if any, is already buffered.
 		select {
@@ -218,7 +218,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 // LastSeq implements [eventlog.Log]: the stream's highest Seq, or the
 // highest deleted one if [Log.DeleteTo] removed everything above it.
 func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
-	if err := validateStream(typ, id); err != nil {
+	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return 0, err
 	}
 	if l.closed.Load() {
@@ -233,7 +233,7 @@ func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, nil
 	case err != nil:
-		return 0, l.wrap(ctx, err, "last seq of %s/%s", typ, id)
+		return 0, l.wrap(ctx, err, "last seq of %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
 	return uint64(last), nil
 }
@@ -242,7 +242,7 @@ func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 // and ends with the first page that is not full.
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
-		if err := validateStream(typ, id); err != nil {
+		if err := eventlog.ValidateStream(typ, id); err != nil {
 			yield(eventlog.Record{}, err)
 			return
 		}
@@ -267,7 +267,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				page, err = l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
 			}
 			if err != nil {
-				yield(eventlog.Record{}, l.wrap(ctx, err, "read %s/%s from seq %d", typ, id, from))
+				yield(eventlog.Record{}, l.wrap(ctx, err, "read %s/%s from seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), from))
 				return
 			}
 			for i := range page {
@@ -315,8 +315,8 @@ func (l *Log) Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2
 
 func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
-		if typ == "" {
-			yield(eventlog.Record{}, fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
+		if err := eventlog.ValidateType(typ); err != nil {
+			yield(eventlog.Record{}, err)
 			return
 		}
 		if live && l.cfg.notify {
@@ -384,7 +384,7 @@ func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool)
 // the highest Seq it deleted in the streams table, so LastSeq and the Seq
 // check of appends do not go down.
 func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
-	if err := validateStream(typ, id); err != nil {
+	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return err
 	}
 	if l.closed.Load() {
@@ -397,7 +397,7 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 		return nil
 	}
 	if _, err := l.pool.Exec(ctx, l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64))); err != nil {
-		return l.wrap(ctx, err, "delete %s/%s to seq %d", typ, id, seq)
+		return l.wrap(ctx, err, "delete %s/%s to seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), seq)
 	}
 	return nil
 }
@@ -408,8 +408,8 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 // reading every event.
 func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		if typ == "" {
-			yield("", fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid))
+		if err := eventlog.ValidateType(typ); err != nil {
+			yield("", err)
 			return
 		}
 		after := ""
@@ -529,19 +529,9 @@ func setScanned(r *eventlog.Record, seq, pos, rev int64, md []byte) error {
 	r.Seq, r.Position, r.Revision = uint64(seq), uint64(pos), uint32(rev)
 	if len(md) > 0 {
 		if err := json.Unmarshal(md, &r.Metadata); err != nil {
-			return fmt.Errorf("metadata of %s/%s seq %d: %w", r.EntityType, r.EntityID, seq, err)
+			return fmt.Errorf("metadata of %s/%s seq %d: %w", eventlog.FormatID(r.EntityType), eventlog.FormatID(r.EntityID), seq, err)
 		}
 	}
 	return nil
 }
 
-// validateStream checks the stream arguments of a read or delete.
-func validateStream(typ, id string) error {
-	switch {
-	case typ == "":
-		return fmt.Errorf("%w: empty entity type", eventlog.ErrInvalid)
-	case id == "":
-		return fmt.Errorf("%w: empty entity id for type %q", eventlog.ErrInvalid, typ)
-	}
-	return nil
-}

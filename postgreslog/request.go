@@ -49,7 +49,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 	}
 	if size > maxBytes {
 		return nil, fmt.Errorf("%w: append to %s/%s: %d bytes of event data, more than the limit of %d (WithMaxAppendBytes)",
-			eventlog.ErrInvalid, typ, id, size, maxBytes)
+			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes)
 	}
 	r := &appendReq{ctx: ctx, typ: typ, id: id, expected: expected}
 	if len(events) == 1 {
@@ -73,7 +73,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		if len(ev.Metadata) > 0 {
 			js, err := json.Marshal(ev.Metadata)
 			if err != nil {
-				return nil, fmt.Errorf("%w: append to %s/%s: event %d metadata: %v", eventlog.ErrInvalid, typ, id, i, err)
+				return nil, fmt.Errorf("%w: append to %s/%s: event %d metadata: %v", eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), i, err)
 			}
 			e.meta = js
 			size += len(js)
@@ -81,7 +81,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 	}
 	if size > maxBytes {
 		return nil, fmt.Errorf("%w: append to %s/%s: %d bytes of event data and metadata, more than the limit of %d (WithMaxAppendBytes)",
-			eventlog.ErrInvalid, typ, id, size, maxBytes)
+			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes)
 	}
 	r.size = size
 	r.reply = replies.Get().(chan appendResult)

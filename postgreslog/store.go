@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -67,7 +68,7 @@ func (s *Store) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int)
 		return err
 	}
 	if snap.Seq > math.MaxInt64 {
-		return fmt.Errorf("%w: snapshot of %s/%s at seq %d beyond the largest bigint", snapshotstore.ErrInvalid, snap.EntityType, snap.EntityID, snap.Seq)
+		return fmt.Errorf("%w: snapshot of %s/%s at seq %d beyond the largest bigint", snapshotstore.ErrInvalid, eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq)
 	}
 	data := snap.Data
 	if data == nil {
@@ -80,7 +81,7 @@ func (s *Store) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int)
 		b.Queue(s.sql.trimSnapshots, snap.EntityType, snap.EntityID, keep-1)
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return s.wrap(ctx, err, "save snapshot of %s/%s at seq %d", snap.EntityType, snap.EntityID, snap.Seq)
+		return s.wrap(ctx, err, "save snapshot of %s/%s at seq %d", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq)
 	}
 	return nil
 }
@@ -100,7 +101,7 @@ func (s *Store) Load(ctx context.Context, typ, id string) (snapshotstore.Snapsho
 	case errors.Is(err, pgx.ErrNoRows):
 		return snapshotstore.Snapshot{}, false, nil
 	case err != nil:
-		return snapshotstore.Snapshot{}, false, s.wrap(ctx, err, "load snapshot of %s/%s", typ, id)
+		return snapshotstore.Snapshot{}, false, s.wrap(ctx, err, "load snapshot of %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
 	snap.Seq, snap.Revision = uint64(seq), uint32(rev)
 	return snap, true, nil
@@ -115,7 +116,7 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, s.sql.deleteSnapshots, typ, id); err != nil {
-		return s.wrap(ctx, err, "delete snapshots of %s/%s", typ, id)
+		return s.wrap(ctx, err, "delete snapshots of %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
 	return nil
 }
@@ -130,7 +131,7 @@ func (s *Store) List(ctx context.Context, typ, id string) ([]snapshotstore.Snaps
 	}
 	rows, err := s.pool.Query(ctx, s.sql.listSnapshots, typ, id)
 	if err != nil {
-		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", typ, id)
+		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
 	var out []snapshotstore.Snapshot
 	var seq, rev int64
@@ -144,7 +145,7 @@ func (s *Store) List(ctx context.Context, typ, id string) ([]snapshotstore.Snaps
 		return nil
 	})
 	if err != nil {
-		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", typ, id)
+		return nil, s.wrap(ctx, err, "list snapshots of %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
 	return out, nil
 }

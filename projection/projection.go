@@ -58,7 +58,7 @@ type EventRef struct {
 
 // String returns a description such as "Tab/t-1 seq 3 (position 17, DrinksOrdered)".
 func (r EventRef) String() string {
-	return fmt.Sprintf("%s/%s seq %d (position %d, %s)", r.EntityType, r.EntityID, r.Seq, r.Position, r.Name)
+	return fmt.Sprintf("%s/%s seq %d (position %d, %s)", eventlog.FormatID(r.EntityType), eventlog.FormatID(r.EntityID), r.Seq, r.Position, r.Name)
 }
 
 func refOf(rec eventlog.Record) EventRef {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/eventsourced-go/eventsourced/internal/streamkey"
 )
 
 // Snapshot is an entity's encoded state as of an event Seq.
@@ -53,33 +55,41 @@ type Closer interface {
 }
 
 var (
-	// ErrInvalid reports bad arguments: an empty type or id, a zero Seq.
+	// ErrInvalid reports bad arguments: an empty type or id, one over 255
+	// bytes, a zero Seq.
 	ErrInvalid = errors.New("snapshotstore: invalid argument")
 	// ErrClosed reports use of a closed store.
 	ErrClosed = errors.New("snapshotstore: closed")
 )
 
-// Validate checks a snapshot as every Store must before saving it.
+// Validate checks a snapshot as every Store must before saving it: the key
+// as [ValidateKey] does, and a Seq above 0.
 func Validate(s Snapshot) error {
-	switch {
-	case s.EntityType == "":
-		return fmt.Errorf("%w: empty entity type", ErrInvalid)
-	case s.EntityID == "":
-		return fmt.Errorf("%w: empty entity id for type %q", ErrInvalid, s.EntityType)
-	case s.Seq == 0:
-		return fmt.Errorf("%w: snapshot of %s/%s at seq 0", ErrInvalid, s.EntityType, s.EntityID)
+	if err := ValidateKey(s.EntityType, s.EntityID); err != nil {
+		return err
+	}
+	if s.Seq == 0 {
+		return fmt.Errorf("%w: snapshot of %s/%s at seq 0", ErrInvalid, streamkey.Format(s.EntityType), streamkey.Format(s.EntityID))
 	}
 	return nil
 }
 
-// ValidateKey checks the entity type and id given to Load, Delete or List,
-// as every Store must.
+// MaxIDLen and MaxTypeLen are the longest entity id and entity type name,
+// in bytes, that every Store accepts: those of the event log
+// (eventlog.MaxIDLen and MaxTypeLen), 255 each.
+const (
+	MaxIDLen   = streamkey.MaxLen
+	MaxTypeLen = streamkey.MaxLen
+)
+
+// ValidateKey checks the entity type and id given to a Store, as every
+// Store must before any I/O: the rule of the event log (see
+// eventlog.ValidateStream), not empty, at most [MaxTypeLen] and [MaxIDLen]
+// bytes, valid UTF-8 without NUL bytes. The message quotes a bounded prefix
+// of a long id.
 func ValidateKey(typ, id string) error {
-	switch {
-	case typ == "":
-		return fmt.Errorf("%w: empty entity type", ErrInvalid)
-	case id == "":
-		return fmt.Errorf("%w: empty entity id for type %q", ErrInvalid, typ)
+	if msg := streamkey.Check(typ, id); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
 	}
 	return nil
 }

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"math/rand/v2"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
@@ -40,6 +43,7 @@ func Cases() []Case {
 		{"CanceledContext", "a read with a canceled ctx yields an error matching context.Canceled and ends", canceledContext},
 		{"BreakEarly", "a consumer may break out of any iterator early and the log stays usable", breakEarly},
 		{"InvalidArguments", "Append with an empty type or id, no events or an unnamed event fails with ErrInvalid and stores nothing", invalidArguments},
+		{"NameLimits", "types and ids of MaxTypeLen and MaxIDLen bytes of any UTF-8 (unicode, dots, spaces, '*', '>') work in every call; one byte more is refused with ErrInvalid and a message that quotes a bounded prefix", nameLimits},
 		{"DeleteTo", "Deleter: after DeleteTo k, reads start at k+1, LastSeq is unchanged and appends continue from it", deleteTo},
 		{"DeleteAll", "Deleter: deleting every event keeps LastSeq, and the next append must still expect it", deleteAll},
 		{"DeleteHidesFromReadType", "Deleter: deleted events are gone for readers by type too", deleteHidesFromReadType},
@@ -900,6 +904,106 @@ func invalidArguments(t TB, log eventlog.Log) {
 	}
 	if got := mustLastSeq(t, ctx, log, typ, id); got != 0 {
 		ruleErrorf(t, rule, "after invalid appends LastSeq is %d, want 0", got)
+	}
+}
+
+// fill returns prefix followed by filler up to exactly n bytes of valid
+// UTF-8 that does not compress: runes drawn at random, seeded by prefix,
+// from several scripts and the characters subject-based logs escape.
+func fill(prefix string, n int) string {
+	alphabet := []rune("aZ9_-.*> /\\=$%é日本語🙂ßЖ\t")
+	seed := uint64(len(prefix))
+	for _, c := range []byte(prefix) {
+		seed = seed*1099511628211 + uint64(c)
+	}
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	b := []byte(prefix)
+	for len(b) < n {
+		c := alphabet[r.IntN(len(alphabet))]
+		if len(b)+utf8.RuneLen(c) > n {
+			c = rune('a' + r.IntN(26))
+		}
+		b = utf8.AppendRune(b, c)
+	}
+	return string(b)
+}
+
+func nameLimits(t TB, log eventlog.Log) {
+	const rule = "types and ids of MaxTypeLen and MaxIDLen bytes of any UTF-8 work in every call; one byte more is refused with ErrInvalid and a bounded message"
+	ctx, n := testContext(t), newNames(t)
+	typ := fill(n.typ("lim"), eventlog.MaxTypeLen)
+	ids := []string{fill(n.id("a"), eventlog.MaxIDLen), fill(n.id("b"), eventlog.MaxIDLen), n.id("short")}
+	for _, id := range ids {
+		if len(typ) != eventlog.MaxTypeLen || (id != ids[2] && len(id) != eventlog.MaxIDLen) || !utf8.ValidString(id) {
+			ruleFatalf(t, rule, "the test built a %d-byte type and a %d-byte id", len(typ), len(id))
+		}
+		mustAppend(t, ctx, log, typ, id, 0, ev("e", "1"))
+		mustAppend(t, ctx, log, typ, id, 1, ev("e", "2"), ev("e", "3"))
+		recs := readEntity(t, ctx, log, typ, id, 1)
+		if got := seqs(recs); !equalSeqs(got, span(1, 3)) {
+			ruleErrorf(t, rule, "ReadEntity of a %d-byte id: Seqs %v, want 1..3", len(id), got)
+		}
+		for _, r := range recs {
+			if r.EntityType != typ || r.EntityID != id {
+				ruleErrorf(t, rule, "a record of a %d-byte id names another stream: %d and %d bytes", len(id), len(r.EntityType), len(r.EntityID))
+				break
+			}
+		}
+		if got := mustLastSeq(t, ctx, log, typ, id); got != 3 {
+			ruleErrorf(t, rule, "LastSeq of a %d-byte id: %d, want 3", len(id), got)
+		}
+	}
+	byID := make(map[string]int)
+	for _, r := range readType(t, ctx, log, typ, 0) {
+		byID[r.EntityID]++
+	}
+	for _, id := range ids {
+		if byID[id] != 3 {
+			ruleErrorf(t, rule, "ReadType of a %d-byte type: %d events of a %d-byte id, want 3", len(typ), byID[id], len(id))
+		}
+	}
+	if l, ok := log.(eventlog.IDLister); ok {
+		listed, err := collect(t, l.EntityIDs(ctx, typ))
+		if err != nil {
+			ruleErrorf(t, rule, "EntityIDs of a %d-byte type: %v", len(typ), err)
+		}
+		slices.Sort(listed)
+		want := slices.Clone(ids)
+		slices.Sort(want)
+		if !slices.Equal(listed, want) {
+			ruleErrorf(t, rule, "EntityIDs of a %d-byte type: %d ids, want the %d appended to", len(typ), len(listed), len(want))
+		}
+	}
+
+	// One byte over.
+	longID := fill(n.id("over"), eventlog.MaxIDLen+1)
+	longType := fill(n.typ("over"), eventlog.MaxTypeLen+1)
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, eventlog.ErrInvalid) {
+			ruleErrorf(t, rule, "%s: got %v, want an error matching ErrInvalid", what, err)
+			return
+		}
+		if len(err.Error()) > 400 {
+			ruleErrorf(t, rule, "%s: a %d-byte message, want the id quoted as a bounded prefix", what, len(err.Error()))
+		}
+	}
+	_, err := log.Append(ctx, typ, longID, 0, ev("e", ""))
+	check("Append of a 256-byte id", err)
+	_, err = log.Append(ctx, longType, ids[2], 0, ev("e", ""))
+	check("Append of a 256-byte type", err)
+	_, err = log.LastSeq(ctx, typ, longID)
+	check("LastSeq of a 256-byte id", err)
+	_, err = collect(t, log.ReadEntity(ctx, typ, longID, 1))
+	check("ReadEntity of a 256-byte id", err)
+	_, err = collect(t, log.ReadType(ctx, longType, 0))
+	check("ReadType of a 256-byte type", err)
+	_, err = log.Append(ctx, typ, "bad\xffutf8", 0, ev("e", ""))
+	check("Append of an id that is not UTF-8", err)
+	_, err = log.Append(ctx, typ, "nul\x00", 0, ev("e", ""))
+	check("Append of an id with a NUL byte", err)
+	if got := mustLastSeq(t, ctx, log, typ, ids[2]); got != 3 {
+		ruleErrorf(t, rule, "refused appends changed a stream: LastSeq %d, want 3", got)
 	}
 }
 

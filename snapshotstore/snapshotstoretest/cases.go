@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
@@ -25,6 +26,7 @@ func Cases() []Case {
 		{"KeysPerTypeAndID", "snapshots are keyed by (entity type, entity id): the same id under two types, or two ids, are separate", keysPerTypeAndID},
 		{"Delete", "Delete removes all of an entity's snapshots, and deleting none is not an error", deleteAll},
 		{"InvalidArguments", "an empty type or id, or a Save at Seq 0, fails with ErrInvalid and stores nothing", invalidArguments},
+		{"NameLimits", "types and ids of MaxTypeLen and MaxIDLen bytes of any UTF-8 work in every call; one byte more is refused with ErrInvalid and a bounded message", nameLimits},
 		{"TimeSet", "the store sets a snapshot's Time when it saves it", timeSet},
 		{"ConcurrentSaves", "concurrent saves to many entities each keep their own latest snapshot", concurrentSaves},
 	}
@@ -328,6 +330,71 @@ func invalidArguments(t TB, store snapshotstore.Store) {
 	check("Delete with an empty type", store.Delete(ctx, "", id))
 	check("Delete with an empty id", store.Delete(ctx, typ, ""))
 	expectLatest(t, rule, ctx, store, typ, id, 0)
+}
+
+// fill returns prefix followed by filler up to exactly n bytes of valid
+// UTF-8 that does not compress: runes drawn at random, seeded by prefix,
+// from several scripts and characters key-based stores escape.
+func fill(prefix string, n int) string {
+	alphabet := []rune("aZ9_-.*> /\\=$%é日本語🙂ßЖ\t")
+	seed := uint64(len(prefix))
+	for _, c := range []byte(prefix) {
+		seed = seed*1099511628211 + uint64(c)
+	}
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	b := []byte(prefix)
+	for len(b) < n {
+		c := alphabet[r.IntN(len(alphabet))]
+		if len(b)+utf8.RuneLen(c) > n {
+			c = rune('a' + r.IntN(26))
+		}
+		b = utf8.AppendRune(b, c)
+	}
+	return string(b)
+}
+
+func nameLimits(t TB, store snapshotstore.Store) {
+	const rule = "types and ids of MaxTypeLen and MaxIDLen bytes of any UTF-8 work in every call; one byte more is refused with ErrInvalid and a bounded message"
+	ctx, n := testContext(t), newNames(t)
+	typ := fill(n.typ("lim"), snapshotstore.MaxTypeLen)
+	for _, id := range []string{fill(n.id("a"), snapshotstore.MaxIDLen), fill(n.id("b"), snapshotstore.MaxIDLen)} {
+		if err := store.Save(ctx, snap(typ, id, 1), 2); err != nil {
+			ruleErrorf(t, rule, "Save of a %d-byte type and a %d-byte id: %v", len(typ), len(id), err)
+			continue
+		}
+		if err := store.Save(ctx, snap(typ, id, 2), 2); err != nil {
+			ruleErrorf(t, rule, "second Save of a %d-byte id: %v", len(id), err)
+		}
+		expectLatest(t, rule, ctx, store, typ, id, 2)
+		if l, ok := store.(snapshotstore.Lister); ok {
+			list, err := l.List(ctx, typ, id)
+			if err != nil || len(list) != 2 || list[0].EntityID != id || list[0].EntityType != typ {
+				ruleErrorf(t, rule, "List of a %d-byte id: %d snapshots, %v; want 2 of this entity", len(id), len(list), err)
+			}
+		}
+		if err := store.Delete(ctx, typ, id); err != nil {
+			ruleErrorf(t, rule, "Delete of a %d-byte id: %v", len(id), err)
+		}
+		expectLatest(t, rule, ctx, store, typ, id, 0)
+	}
+	longID := fill(n.id("over"), snapshotstore.MaxIDLen+1)
+	longType := fill(n.typ("over"), snapshotstore.MaxTypeLen+1)
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, snapshotstore.ErrInvalid) {
+			ruleErrorf(t, rule, "%s: got %v, want an error matching ErrInvalid", what, err)
+			return
+		}
+		if len(err.Error()) > 400 {
+			ruleErrorf(t, rule, "%s: a %d-byte message, want the id quoted as a bounded prefix", what, len(err.Error()))
+		}
+	}
+	check("Save of a 256-byte id", store.Save(ctx, snap(typ, longID, 1), 0))
+	check("Save of a 256-byte type", store.Save(ctx, snap(longType, n.id("x"), 1), 0))
+	_, _, err := store.Load(ctx, typ, longID)
+	check("Load of a 256-byte id", err)
+	check("Delete of a 256-byte id", store.Delete(ctx, typ, longID))
+	check("Save of an id that is not UTF-8", store.Save(ctx, snap(typ, "bad\xffutf8", 1), 0))
 }
 
 func timeSet(t TB, store snapshotstore.Store) {
