@@ -534,4 +534,3 @@ func setScanned(r *eventlog.Record, seq, pos, rev int64, md []byte) error {
 	}
 	return nil
 }
-
