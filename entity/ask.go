@@ -39,6 +39,27 @@ func MetadataFrom(ctx context.Context) map[string]string {
 	return md
 }
 
+// Ref is a cheap, copyable reference to one entity. The zero Ref is invalid.
+type Ref[S, E any] struct {
+	kind *Kind[S, E]
+	id   string
+}
+
+// ID returns the entity id.
+func (r Ref[S, E]) ID() string { return r.id }
+
+// Type returns the entity type name.
+func (r Ref[S, E]) Type() string {
+	if r.kind == nil {
+		return ""
+	}
+	return r.kind.def.Name
+}
+
+// String returns "type/id", the id as error messages quote it (see
+// eventlog.FormatID): a long one is cut.
+func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r.id) }
+
 // Ask sends cmd to the entity ref and waits for its reply. The reply comes
 // after the command's events are durable.
 //
@@ -112,45 +133,6 @@ func (e *abandonedError) Error() string {
 func (e *abandonedError) Is(target error) bool { return target == ErrOutcomeUnknown }
 
 func (e *abandonedError) Unwrap() error { return e.err }
-
-// submit runs p for entity id at once if the entity is idle (ran true: p
-// has been delivered), or queues it, activating the entity if needed.
-func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ran bool, err error) {
-	if err := eventlog.ValidateStream(k.def.Name, id); err != nil {
-		return false, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
-	}
-	sys := k.sys
-	for {
-		if sys.closed.Load() {
-			return false, ErrClosed
-		}
-		in, err := k.instance(id)
-		if err != nil {
-			return false, err
-		}
-		// Counted before closed is checked again: see System.inflight.
-		// The instance holds its id's counter, so the id is hashed once.
-		in.flight.Add(1)
-		if sys.closed.Load() {
-			in.flight.Add(-1)
-			return false, ErrClosed
-		}
-		ran, accepted, err := in.submit(ctx, p)
-		if err != nil {
-			in.flight.Add(-1)
-			return false, err
-		}
-		if accepted {
-			return ran, nil
-		}
-		in.flight.Add(-1)
-		// The instance was passivated or retired after we found it; its
-		// successor takes the command.
-		if k.live.CompareAndDelete(id, in) {
-			k.count.Add(-1)
-		}
-	}
-}
 
 const (
 	reqWaiting int32 = iota

@@ -1,6 +1,7 @@
 package entity
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -24,120 +25,6 @@ type Kind[S, E any] struct {
 	// clock counts housekeeping ticks (see housekeep); an instance records
 	// the tick of its last use instead of reading the time.
 	clock atomic.Int64
-}
-
-type kindConfig struct {
-	snapshotEvery  uint64
-	keepSnapshots  int
-	deleteEvents   bool
-	passivateAfter time.Duration
-	mailbox        int
-	maxBatch       int
-	timeout        time.Duration
-}
-
-// KindOption configures a [Kind].
-type KindOption func(*kindConfig) error
-
-// WithSnapshotEvery saves a snapshot of an entity's state every n events
-// (0, the default, never). It needs a snapshot store on the System and a
-// State codec on the Type. A failed snapshot is logged and retried after the
-// next persist; it never fails a command.
-func WithSnapshotEvery(n int) KindOption {
-	return func(c *kindConfig) error {
-		if n < 0 {
-			return fmt.Errorf("%w: WithSnapshotEvery(%d): must be >= 0", ErrInvalid, n)
-		}
-		c.snapshotEvery = uint64(n)
-		return nil
-	}
-}
-
-// WithKeepSnapshots keeps the k most recent snapshots of each entity (default 2).
-func WithKeepSnapshots(k int) KindOption {
-	return func(c *kindConfig) error {
-		if k < 1 {
-			return fmt.Errorf("%w: WithKeepSnapshots(%d): must be >= 1", ErrInvalid, k)
-		}
-		c.keepSnapshots = k
-		return nil
-	}
-}
-
-// WithDeleteEventsOnSnapshot deletes the events a saved snapshot covers. The
-// log must implement eventlog.Deleter.
-func WithDeleteEventsOnSnapshot() KindOption {
-	return func(c *kindConfig) error {
-		c.deleteEvents = true
-		return nil
-	}
-}
-
-// WithPassivateAfter stops entities idle for d (0, the default, never); they
-// recover on their next command. An idle entity is stopped between d and 1.5 d
-// after its last command.
-func WithPassivateAfter(d time.Duration) KindOption {
-	return func(c *kindConfig) error {
-		if d < 0 {
-			return fmt.Errorf("%w: WithPassivateAfter(%v): must be >= 0", ErrInvalid, d)
-		}
-		c.passivateAfter = d
-		return nil
-	}
-}
-
-// WithMailboxSize bounds the commands waiting for one entity (default 4096);
-// Ask returns [ErrMailboxFull] beyond it.
-func WithMailboxSize(n int) KindOption {
-	return func(c *kindConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMailboxSize(%d): must be >= 1", ErrInvalid, n)
-		}
-		c.mailbox = n
-		return nil
-	}
-}
-
-// WithMaxBatch bounds how many waiting commands an entity handles and
-// persists in one append (default 256). 1 turns command batching off.
-func WithMaxBatch(n int) KindOption {
-	return func(c *kindConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxBatch(%d): must be >= 1", ErrInvalid, n)
-		}
-		c.maxBatch = n
-		return nil
-	}
-}
-
-// DefaultStoreTimeout is the default of [WithStoreTimeout].
-const DefaultStoreTimeout = 10 * time.Second
-
-// WithStoreTimeout bounds each call an entity makes to the log or snapshot
-// store: a recovery, an append, a snapshot (default [DefaultStoreTimeout]).
-// An append that times out fails its commands with a *PersistError.
-//
-// Callers never wait for it longer than their ctx allows (see [Ask]): the
-// store timeout bounds the work that goes on without a caller's deadline,
-// such as a recovery that a caller gave up on while other commands wait
-// for it, an append of queued commands, or a snapshot. It is a backstop
-// for a store that stops answering without dropping the connection, so it
-// should be well above the store's slowest healthy answer: 10 s is as
-// Akka's journal circuit breaker. A connection that drops fails the calls
-// on it at once, whatever the timeout.
-//
-// The bound reaches the store as the Deadline and Done of the call's ctx;
-// its clock starts when the store first asks for either, so a call to a
-// store that never blocks (the in-memory log only checks Err) starts no
-// timer.
-func WithStoreTimeout(d time.Duration) KindOption {
-	return func(c *kindConfig) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: WithStoreTimeout(%v): must be > 0", ErrInvalid, d)
-		}
-		c.timeout = d
-		return nil
-	}
 }
 
 // Register adds entity type def to sys and returns its Kind. It fails if the
@@ -167,8 +54,8 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		if cfg.snapshotEvery == 0 {
 			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot needs WithSnapshotEvery", ErrInvalid, def.Name)
 		}
-		if _, ok := sys.log.(eventlog.Deleter); !ok {
-			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot: the log (%T) cannot delete events", ErrInvalid, def.Name, sys.log)
+		if _, ok := sys.eventLog.(eventlog.Deleter); !ok {
+			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot: the log (%T) cannot delete events", ErrInvalid, def.Name, sys.eventLog)
 		}
 	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
@@ -338,23 +225,54 @@ func (k *Kind[S, E]) passivate(in *instance[S, E]) bool {
 	return true
 }
 
-// Ref is a cheap, copyable reference to one entity. The zero Ref is invalid.
-type Ref[S, E any] struct {
-	kind *Kind[S, E]
-	id   string
-}
-
-// ID returns the entity id.
-func (r Ref[S, E]) ID() string { return r.id }
-
-// Type returns the entity type name.
-func (r Ref[S, E]) Type() string {
-	if r.kind == nil {
-		return ""
+// Passivate stops the live entity id if it is idle, as idle passivation
+// would: the next command activates it again and it recovers from the log.
+// It reports false only if the entity is busy (commands waiting or running);
+// if it is not live, there is nothing to do and it reports true. Package
+// cluster uses it to stop entities whose ownership moved to another member.
+func (k *Kind[S, E]) Passivate(id string) bool {
+	in, ok := k.live.Load(id)
+	if !ok {
+		return true
 	}
-	return r.kind.def.Name
+	return k.passivate(in)
 }
 
-// String returns "type/id", the id as error messages quote it (see
-// eventlog.FormatID): a long one is cut.
-func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r.id) }
+// submit runs p for entity id at once if the entity is idle (ran true: p
+// has been delivered), or queues it, activating the entity if needed.
+func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ran bool, err error) {
+	if err := eventlog.ValidateStream(k.def.Name, id); err != nil {
+		return false, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
+	}
+	sys := k.sys
+	for {
+		if sys.closed.Load() {
+			return false, ErrClosed
+		}
+		in, err := k.instance(id)
+		if err != nil {
+			return false, err
+		}
+		// Counted before closed is checked again: see System.inflight.
+		// The instance holds its id's counter, so the id is hashed once.
+		in.flight.Add(1)
+		if sys.closed.Load() {
+			in.flight.Add(-1)
+			return false, ErrClosed
+		}
+		ran, accepted, err := in.submit(ctx, p)
+		if err != nil {
+			in.flight.Add(-1)
+			return false, err
+		}
+		if accepted {
+			return ran, nil
+		}
+		in.flight.Add(-1)
+		// The instance was passivated or retired after we found it; its
+		// successor takes the command.
+		if k.live.CompareAndDelete(id, in) {
+			k.count.Add(-1)
+		}
+	}
+}

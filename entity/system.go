@@ -19,7 +19,7 @@ import (
 // event log and the snapshot store they use. Create it with [NewSystem],
 // register entity types with [Register], and stop it with [System.Shutdown].
 type System struct {
-	log       eventlog.Log
+	eventLog  eventlog.Log
 	snapshots snapshotstore.Store
 	logger    *slog.Logger
 	actors    *actor.ActorSystem
@@ -80,54 +80,15 @@ type kindHandle interface {
 	closeAll()
 }
 
-// Option configures a [System].
-type Option func(*System) error
-
-// WithSnapshotStore sets the store for snapshots. Without one, kinds cannot
-// use [WithSnapshotEvery].
-func WithSnapshotStore(s snapshotstore.Store) Option {
-	return func(sys *System) error {
-		if s == nil {
-			return fmt.Errorf("%w: WithSnapshotStore(nil)", ErrInvalid)
-		}
-		sys.snapshots = s
-		return nil
-	}
-}
-
-// WithLogger sets the logger for failures that reach no caller, such as a
-// failed snapshot. The default discards everything.
-func WithLogger(l *slog.Logger) Option {
-	return func(sys *System) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
-		}
-		sys.logger = l
-		return nil
-	}
-}
-
-// WithActorSystem runs the entities' actors in an existing protoactor-go
-// actor system, such as a cluster member's. The System does not shut it down.
-func WithActorSystem(as *actor.ActorSystem) Option {
-	return func(sys *System) error {
-		if as == nil {
-			return fmt.Errorf("%w: WithActorSystem(nil)", ErrInvalid)
-		}
-		sys.actors = as
-		return nil
-	}
-}
-
 // NewSystem returns a System storing events in log.
 func NewSystem(log eventlog.Log, opts ...Option) (*System, error) {
 	if log == nil {
 		return nil, fmt.Errorf("%w: NewSystem with a nil log", ErrInvalid)
 	}
 	sys := &System{
-		log:    log,
-		logger: slog.New(slog.DiscardHandler),
-		done:   make(chan struct{}),
+		eventLog: log,
+		logger:   slog.New(slog.DiscardHandler),
+		done:     make(chan struct{}),
 
 		flightSeed: maphash.MakeSeed(),
 		kinds:      make(map[string]kindHandle),
@@ -150,7 +111,7 @@ func NewSystem(log eventlog.Log, opts ...Option) (*System, error) {
 func (s *System) ActorSystem() *actor.ActorSystem { return s.actors }
 
 // Log returns the event log.
-func (s *System) Log() eventlog.Log { return s.log }
+func (s *System) Log() eventlog.Log { return s.eventLog }
 
 // Shutdown stops taking commands (calls return [ErrClosed]), waits until every
 // accepted command is answered, then stops the entities and waits for pending

@@ -2,7 +2,6 @@ package entity
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -109,46 +108,4 @@ func (tx *Tx[S, E]) Persist(events ...E) S {
 	}
 	tx.events = append(tx.events, events...)
 	return tx.state
-}
-
-// Result is the outcome of running one command with [Execute].
-type Result[S, E, R any] struct {
-	// Events are the events the command persisted; nil when it failed.
-	Events []E
-	// State and Seq are the entity's state and Seq after the events; the
-	// state given to Execute when the command failed.
-	State S
-	Seq   uint64
-	// Reply is the handler's reply; the zero R when it failed.
-	Reply R
-	// Err is the handler's error, or a *PanicError if it panicked.
-	Err error
-}
-
-// Execute runs cmd against an entity (id, seq, state) exactly as the runtime
-// does, without persisting anything: the pure core of command handling, used
-// by entitytest. A panic in the handler or in Apply becomes a *PanicError. Note
-// that Apply may have modified state in place before a failure.
-func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
-	tx := Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: meta}
-	var reply R
-	err := guard(def.Name, id, func() error {
-		var err error
-		reply, err = cmd.Handle(&tx)
-		return err
-	})
-	if err != nil {
-		return Result[S, E, R]{State: state, Seq: seq, Err: err}
-	}
-	return Result[S, E, R]{Events: tx.events, State: tx.state, Seq: tx.seq, Reply: reply}
-}
-
-// guard runs f and turns a panic into a *PanicError naming the entity.
-func guard(typ, id string, f func() error) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{EntityType: typ, EntityID: id, Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return f()
 }

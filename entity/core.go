@@ -1,0 +1,212 @@
+package entity
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// The pure core of command handling: [decide] takes an entity's state and
+// Seq and a group of commands, runs their handlers in order, each against
+// the state the ones before it left, and returns the events to append in
+// one append, each command's outcome, and whether the entity must recover
+// before its next command. It takes no locks, starts no goroutines and
+// does no I/O: the runtime's shell (instance.go) persists the events and
+// answers the callers, [Execute] and package entitytest run it for one
+// command.
+
+// command is a command as the core sees it, its reply type erased.
+type command[S, E any] interface {
+	// start marks the command started; false if its caller gave up first,
+	// and then it must not run.
+	start() bool
+	// run runs the handler, keeping its reply.
+	run(tx *Tx[S, E]) error
+	// metadata is the command's metadata, which its events carry.
+	metadata() map[string]string
+}
+
+// outcome is what the core decided for one command.
+type outcome struct {
+	// err is the command's own failure: its rejection, a panic in its
+	// handler or Apply, or an event it persisted that could not be
+	// encoded.
+	err error
+	// own: err stands even if the group's append fails. It is set for the
+	// command whose failure may have modified the state, the last of its
+	// group; a rejection the others' state led to is replaced by the
+	// append's error, since that state may never have been.
+	own bool
+	// skipped: the caller gave up before the command started; it did not
+	// run and has no answer to get.
+	skipped bool
+}
+
+// decision is the core's verdict on a group of commands. Its slices are
+// reused from one group to the next: the shell reads them before the next
+// decide.
+type decision[S, E any] struct {
+	// state and seq are the entity's after the group's events.
+	state S
+	seq   uint64
+	// events is the log form of every event of the group, Seqs seq0+1 on,
+	// to append in one atomic append.
+	events []eventlog.Event
+	// outcomes has one entry per command consumed, in order.
+	outcomes []outcome
+	// recover reports that a failed command may have modified the state
+	// in place (a panic, a failure after Persist): the entity must recover
+	// from the log before its next command.
+	recover bool
+
+	evBuf []E // reused for the events a handler persists
+}
+
+// decide runs commands from the front of cmds against (state, seq) and
+// fills d. It stops after a command whose failure may have left the state
+// modified, so the rest run against a recovered state, and returns how many
+// commands it consumed. txs, if not nil, recycles the Tx given to handlers:
+// a handler gets it through an interface, which would move a local Tx to
+// the heap.
+func decide[S, E any, C command[S, E]](def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], txs *sync.Pool) int {
+	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
+	consumed := 0
+	for _, c := range cmds {
+		consumed++
+		if !c.start() {
+			d.outcomes = append(d.outcomes, outcome{skipped: true})
+			continue
+		}
+		var tx *Tx[S, E]
+		if txs != nil {
+			tx = txs.Get().(*Tx[S, E])
+		} else {
+			tx = new(Tx[S, E])
+		}
+		*tx = Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: c.metadata(), events: d.evBuf[:0]}
+		err := guard(def.Name, id, func() error { return c.run(tx) })
+		dirty := false
+		switch {
+		case err == nil:
+			mark := len(d.events)
+			d.events, err = encodeEvents(def, id, d.events, tx.events, seq, tx.meta)
+			if err != nil {
+				d.events = d.events[:mark]
+				dirty = true
+			} else {
+				state, seq = tx.state, tx.seq
+			}
+		case isPanic(err):
+			dirty = true
+		default:
+			dirty = len(tx.events) > 0
+		}
+		clear(tx.events)
+		if cap(tx.events) <= 64 {
+			d.evBuf = tx.events[:0]
+		}
+		if txs != nil {
+			*tx = Tx[S, E]{}
+			txs.Put(tx)
+		}
+		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty})
+		if dirty {
+			d.recover = true
+			break
+		}
+	}
+	d.state, d.seq = state, seq
+	return consumed
+}
+
+// encodeEvents appends the log form of evs, which follow Seq seq, to out.
+func encodeEvents[S, E any](def *Type[S, E], id string, out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
+	for i, e := range evs {
+		var ev eventlog.Event
+		err := guard(def.Name, id, func() error {
+			var err error
+			ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
+			return err
+		})
+		if err != nil {
+			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(def.Name), eventlog.FormatID(id), seq+uint64(i)+1, err)
+		}
+		ev.Metadata = meta
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// guard runs f and turns a panic into a *PanicError naming the entity: the
+// one panic guard around user code (handlers, Apply, codecs).
+func guard(typ, id string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{EntityType: typ, EntityID: id, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
+
+// isPanic reports whether err is a *PanicError. It is a function of its own
+// so that the target variable of errors.As is allocated only when a
+// command failed.
+func isPanic(err error) bool {
+	var pe *PanicError
+	return errors.As(err, &pe)
+}
+
+// Result is the outcome of running one command with [Execute].
+type Result[S, E, R any] struct {
+	// Events are the events the command persisted; nil when it failed.
+	Events []E
+	// State and Seq are the entity's state and Seq after the events; the
+	// state given to Execute when the command failed.
+	State S
+	Seq   uint64
+	// Reply is the handler's reply; the zero R when it failed.
+	Reply R
+	// Err is the handler's error, a *PanicError if user code panicked, or
+	// the error of encoding an event the command persisted.
+	Err error
+}
+
+// Execute runs cmd against an entity (id, seq, state) with the runtime's own
+// core, as the runtime does for a command that finds its entity idle,
+// without persisting anything: used by entitytest. Its events are encoded
+// with the type's codec, as the runtime would before appending them, so an
+// event that cannot be encoded fails the command. A panic in the handler,
+// in Apply or in the codec becomes a *PanicError. Note that Apply may have
+// modified state in place before a failure.
+func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
+	c := &executed[S, E, R]{cmd: cmd, meta: meta}
+	var d decision[S, E]
+	decide(def, id, state, seq, []*executed[S, E, R]{c}, &d, nil)
+	if err := d.outcomes[0].err; err != nil {
+		return Result[S, E, R]{State: state, Seq: seq, Err: err}
+	}
+	return Result[S, E, R]{Events: c.events, State: d.state, Seq: d.seq, Reply: c.reply}
+}
+
+// executed is the command of an [Execute], keeping its reply and events.
+type executed[S, E, R any] struct {
+	cmd    Command[S, E, R]
+	meta   map[string]string
+	reply  R
+	events []E
+}
+
+func (c *executed[S, E, R]) start() bool                 { return true }
+func (c *executed[S, E, R]) metadata() map[string]string { return c.meta }
+
+func (c *executed[S, E, R]) run(tx *Tx[S, E]) error {
+	reply, err := c.cmd.Handle(tx)
+	if err == nil {
+		c.reply, c.events = reply, slices.Clone(tx.events)
+	}
+	return err
+}

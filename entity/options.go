@@ -1,0 +1,164 @@
+package entity
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
+)
+
+// Option configures a [System].
+type Option func(*System) error
+
+// WithSnapshotStore sets the store for snapshots. Without one, kinds cannot
+// use [WithSnapshotEvery].
+func WithSnapshotStore(s snapshotstore.Store) Option {
+	return func(sys *System) error {
+		if s == nil {
+			return fmt.Errorf("%w: WithSnapshotStore(nil)", ErrInvalid)
+		}
+		sys.snapshots = s
+		return nil
+	}
+}
+
+// WithLogger sets the logger for failures that reach no caller, such as a
+// failed snapshot. The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(sys *System) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
+		}
+		sys.logger = l
+		return nil
+	}
+}
+
+// WithActorSystem runs the entities' actors in an existing protoactor-go
+// actor system, such as a cluster member's. The System does not shut it down.
+func WithActorSystem(as *actor.ActorSystem) Option {
+	return func(sys *System) error {
+		if as == nil {
+			return fmt.Errorf("%w: WithActorSystem(nil)", ErrInvalid)
+		}
+		sys.actors = as
+		return nil
+	}
+}
+
+type kindConfig struct {
+	snapshotEvery  uint64
+	keepSnapshots  int
+	deleteEvents   bool
+	passivateAfter time.Duration
+	mailbox        int
+	maxBatch       int
+	timeout        time.Duration
+}
+
+// KindOption configures a [Kind].
+type KindOption func(*kindConfig) error
+
+// WithSnapshotEvery saves a snapshot of an entity's state every n events
+// (0, the default, never). It needs a snapshot store on the System and a
+// State codec on the Type. A failed snapshot is logged and retried after the
+// next persist; it never fails a command.
+func WithSnapshotEvery(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithSnapshotEvery(%d): must be >= 0", ErrInvalid, n)
+		}
+		c.snapshotEvery = uint64(n)
+		return nil
+	}
+}
+
+// WithKeepSnapshots keeps the k most recent snapshots of each entity (default 2).
+func WithKeepSnapshots(k int) KindOption {
+	return func(c *kindConfig) error {
+		if k < 1 {
+			return fmt.Errorf("%w: WithKeepSnapshots(%d): must be >= 1", ErrInvalid, k)
+		}
+		c.keepSnapshots = k
+		return nil
+	}
+}
+
+// WithDeleteEventsOnSnapshot deletes the events a saved snapshot covers. The
+// log must implement eventlog.Deleter.
+func WithDeleteEventsOnSnapshot() KindOption {
+	return func(c *kindConfig) error {
+		c.deleteEvents = true
+		return nil
+	}
+}
+
+// WithPassivateAfter stops entities idle for d (0, the default, never); they
+// recover on their next command. An idle entity is stopped between d and 1.5 d
+// after its last command.
+func WithPassivateAfter(d time.Duration) KindOption {
+	return func(c *kindConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithPassivateAfter(%v): must be >= 0", ErrInvalid, d)
+		}
+		c.passivateAfter = d
+		return nil
+	}
+}
+
+// WithMailboxSize bounds the commands waiting for one entity (default 4096);
+// Ask returns [ErrMailboxFull] beyond it.
+func WithMailboxSize(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMailboxSize(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.mailbox = n
+		return nil
+	}
+}
+
+// WithMaxBatch bounds how many waiting commands an entity handles and
+// persists in one append (default 256). 1 turns command batching off.
+func WithMaxBatch(n int) KindOption {
+	return func(c *kindConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxBatch(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.maxBatch = n
+		return nil
+	}
+}
+
+// DefaultStoreTimeout is the default of [WithStoreTimeout].
+const DefaultStoreTimeout = 10 * time.Second
+
+// WithStoreTimeout bounds each call an entity makes to the log or snapshot
+// store: a recovery, an append, a snapshot (default [DefaultStoreTimeout]).
+// An append that times out fails its commands with a *PersistError.
+//
+// Callers never wait for it longer than their ctx allows (see [Ask]): the
+// store timeout bounds the work that goes on without a caller's deadline,
+// such as a recovery that a caller gave up on while other commands wait
+// for it, an append of queued commands, or a snapshot. It is a backstop
+// for a store that stops answering without dropping the connection, so it
+// should be well above the store's slowest healthy answer: 10 s is as
+// Akka's journal circuit breaker. A connection that drops fails the calls
+// on it at once, whatever the timeout.
+//
+// The bound reaches the store as the Deadline and Done of the call's ctx;
+// its clock starts when the store first asks for either, so a call to a
+// store that never blocks (the in-memory log only checks Err) starts no
+// timer.
+func WithStoreTimeout(d time.Duration) KindOption {
+	return func(c *kindConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithStoreTimeout(%v): must be > 0", ErrInvalid, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
