@@ -139,8 +139,9 @@ func TestAskDeadlineWhileRecovering(t *testing.T) {
 			// A patient caller queues behind the recovery.
 			patient, cancelPatient := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancelPatient()
-			time.Sleep(20 * time.Millisecond)
+			eventually(t, "the first command's recovery", func() bool { return k.Live() == 1 })
 			second := askAsync(patient, ref, Add{N: 10})
+			eventually(t, "the second command queued", func() bool { return entity.Queued(k, "r") == 1 })
 
 			r := <-first
 			if !errors.Is(r.err, context.DeadlineExceeded) || errors.Is(r.err, entity.ErrOutcomeUnknown) {
@@ -222,8 +223,7 @@ func TestAskAbandonedAfterStart(t *testing.T) {
 	eventually(t, "the first append", func() bool { return log.started.Load() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	second := askAsync(ctx, ref, Add{N: 10})
-	eventually(t, "the second command to queue", func() bool { return k.Live() == 1 })
-	time.Sleep(10 * time.Millisecond)
+	eventually(t, "the second command to queue", func() bool { return entity.Queued(k, "a") == 1 })
 	log.tokens <- struct{}{}
 	if r := <-first; r.err != nil || r.value != 1 {
 		t.Fatalf("first: %d, %v", r.value, r.err)
@@ -299,7 +299,7 @@ func TestCloseCancelsBackgroundStoreCalls(t *testing.T) {
 	first := askAsync(context.Background(), ref, Add{N: 1})
 	eventually(t, "the first append", func() bool { return log.calls.Load() == 1 })
 	second := askAsync(context.Background(), ref, Add{N: 2}) // queues: the actor runs it
-	time.Sleep(20 * time.Millisecond)
+	eventually(t, "the second command queued", func() bool { return entity.Queued(k, "c") == 1 })
 	close(log.gate)
 	if r := <-first; r.err != nil {
 		t.Fatalf("first: %v", r.err)

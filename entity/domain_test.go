@@ -118,6 +118,9 @@ type flakyLog struct {
 	eventlog.Log
 	appends atomic.Int64
 	events  atomic.Int64
+	// held counts the appends that reached the gate: tests wait for it
+	// instead of sleeping.
+	held atomic.Int64
 
 	mu sync.Mutex // guards the fields below
 	// failAfterWrite makes the next n appends store the events and then
@@ -152,6 +155,7 @@ func (l *flakyLog) Append(ctx context.Context, typ, id string, expected uint64, 
 	}
 	l.mu.Unlock()
 	if gate != nil {
+		l.held.Add(1)
 		<-gate
 	}
 	l.appends.Add(1)

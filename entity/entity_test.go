@@ -407,11 +407,11 @@ func TestBatchingPersistsWaitingCommandsTogether(t *testing.T) {
 			var wg sync.WaitGroup
 			// The first command holds the actor in Append; the rest queue up.
 			wg.Go(func() { replies[0] = ask(t, ref, Add{N: 1}) })
-			eventually(t, "first command in flight", func() bool { return k.Live() == 1 })
+			eventually(t, "first command in flight", func() bool { return log.held.Load() == 1 })
 			for i := 1; i < n; i++ {
 				wg.Go(func() { replies[i] = ask(t, ref, Add{N: 1}) })
 			}
-			time.Sleep(20 * time.Millisecond)
+			eventually(t, "the others queued", func() bool { return entity.Queued(k, "hot") == n-1 })
 			close(gate)
 			wg.Wait()
 			slices.Sort(replies)
@@ -442,8 +442,7 @@ func TestBatchFailureFailsEveryCommand(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	wg.Go(func() { _, errs[0] = entity.Ask(context.Background(), ref, Add{N: 1}) })
-	eventually(t, "first command in flight", func() bool { return k.Live() == 1 })
-	time.Sleep(5 * time.Millisecond)
+	eventually(t, "first command in flight", func() bool { return log.held.Load() == 1 })
 	for i := 1; i < len(errs); i++ {
 		wg.Go(func() {
 			var cmd entity.Command[Counter, CounterEvent, int] = Add{N: 1}
@@ -453,7 +452,7 @@ func TestBatchFailureFailsEveryCommand(t *testing.T) {
 			_, errs[i] = entity.Ask(context.Background(), ref, cmd)
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	eventually(t, "the others queued", func() bool { return entity.Queued(k, "b") == len(errs)-1 })
 	log.set(func(l *flakyLog) { l.failBeforeWrite = 1; l.gate = nil })
 	close(gate)
 	wg.Wait()
@@ -477,11 +476,10 @@ func TestMailboxFull(t *testing.T) {
 	ref := k.Ref("m")
 	var wg sync.WaitGroup
 	wg.Go(func() { ask(t, ref, Add{N: 1}) })
-	eventually(t, "first command in flight", func() bool { return k.Live() == 1 })
-	time.Sleep(5 * time.Millisecond)
+	eventually(t, "first command in flight", func() bool { return log.held.Load() == 1 })
 	wg.Go(func() { ask(t, ref, Add{N: 1}) })
 	wg.Go(func() { ask(t, ref, Add{N: 1}) })
-	time.Sleep(10 * time.Millisecond)
+	eventually(t, "two commands queued", func() bool { return entity.Queued(k, "m") == 2 })
 	_, err := entity.Ask(context.Background(), ref, Add{N: 1})
 	if !errors.Is(err, entity.ErrMailboxFull) || !strings.Contains(err.Error(), "Counter/m has 2 commands waiting") {
 		t.Errorf("third waiting command: err %v, want ErrMailboxFull naming Counter/m", err)
@@ -654,14 +652,19 @@ func TestShutdownTimeoutClosesWaitingCommands(t *testing.T) {
 	k := register(t, sys)
 	var wg sync.WaitGroup
 	wg.Go(func() { entity.Ask(context.Background(), k.Ref("s"), Add{N: 1}) })
-	eventually(t, "command in flight", func() bool { return k.Live() == 1 })
-	time.Sleep(5 * time.Millisecond)
+	eventually(t, "command in flight", func() bool { return log.held.Load() == 1 })
 	var waitingErr error
-	wg.Go(func() { _, waitingErr = entity.Ask(context.Background(), k.Ref("s"), Add{N: 1}) })
-	time.Sleep(10 * time.Millisecond)
+	waited := make(chan struct{})
+	wg.Go(func() {
+		_, waitingErr = entity.Ask(context.Background(), k.Ref("s"), Add{N: 1})
+		close(waited)
+	})
+	eventually(t, "a command queued", func() bool { return entity.Queued(k, "s") == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	go func() { time.Sleep(50 * time.Millisecond); close(gate) }()
+	// Close, which Shutdown calls when ctx ends, fails the waiting command
+	// and then waits for the one in flight: let that one go on then.
+	go func() { <-waited; close(gate) }()
 	if err := sys.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
 	}
@@ -678,8 +681,7 @@ func TestAskCanceledBeforeStartNeverRuns(t *testing.T) {
 	ref := k.Ref("c")
 	var wg sync.WaitGroup
 	wg.Go(func() { ask(t, ref, Add{N: 1}) })
-	eventually(t, "command in flight", func() bool { return k.Live() == 1 })
-	time.Sleep(5 * time.Millisecond)
+	eventually(t, "command in flight", func() bool { return log.held.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if _, err := entity.Ask(ctx, ref, Add{N: 100}); !errors.Is(err, context.DeadlineExceeded) {

@@ -47,13 +47,12 @@ func TestQueuedCommandsAfterInlineCommand(t *testing.T) {
 	ref := k.Ref("q")
 	var wg sync.WaitGroup
 	wg.Go(func() { ask(t, ref, Add{N: 1}) }) // holds the entity in Append
-	eventually(t, "first command in flight", func() bool { return log.appends.Load() == 0 && k.Live() == 1 })
-	time.Sleep(5 * time.Millisecond)
+	eventually(t, "first command in flight", func() bool { return log.held.Load() == 1 })
 	const n = 20
 	for range n {
 		wg.Go(func() { ask(t, ref, Add{N: 1}) })
 	}
-	time.Sleep(20 * time.Millisecond)
+	eventually(t, "the others queued", func() bool { return entity.Queued(k, "q") == n })
 	log.set(func(l *flakyLog) { l.gate = nil })
 	close(gate)
 	wg.Wait()
