@@ -123,7 +123,7 @@ func TestInvalidOptions(t *testing.T) {
 		"no batches":              natslog.WithMaxInflightBatches(0),
 		"zero timeout":            natslog.WithTimeout(0),
 		"nil logger":              natslog.WithLogger(nil),
-		"nil option":              nil,
+		"zero option":             {},
 	} {
 		if _, err := natslog.StreamConfig(opt); !errors.Is(err, natslog.ErrInvalidOption) {
 			t.Errorf("%s: got %v, want ErrInvalidOption", name, err)
@@ -149,6 +149,25 @@ func TestInvalidOptions(t *testing.T) {
 	}
 	if err := natslog.Setup(context.Background(), nil); !errors.Is(err, natslog.ErrInvalidOption) {
 		t.Errorf("Setup(nil): got %v", err)
+	}
+	// An option that does not apply is refused, naming it, never ignored.
+	_, js := setup(t)
+	ctx := testCtx(t)
+	_, err := natslog.New(ctx, js, natslog.WithReplicas(3))
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithReplicas(3) is an option of Setup, not of New") {
+		t.Errorf("New with WithReplicas: %v", err)
+	}
+	_, err = natslog.NewSnapshotStore(ctx, js, natslog.WithCacheSize(10))
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithCacheSize(10) is an option of New, not of NewSnapshotStore") {
+		t.Errorf("NewSnapshotStore with WithCacheSize: %v", err)
+	}
+	err = natslog.Setup(ctx, js, natslog.WithTimeout(time.Second))
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithTimeout(1s) is an option of New and NewSnapshotStore, not of Setup") {
+		t.Errorf("Setup with WithTimeout: %v", err)
+	}
+	_, err = natslog.New(ctx, js, natslog.WithBucket("b"))
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), `WithBucket("b") is an option of Setup and NewSnapshotStore, not of New`) {
+		t.Errorf("New with WithBucket: %v", err)
 	}
 	cfg, err := natslog.StreamConfig(natslog.WithStream("s"), natslog.WithPrefix("a.b"), natslog.WithMaxBytes(1<<20))
 	if err != nil || cfg.Name != "s" || cfg.Subjects[0] != "a.b.>" || cfg.MaxBytes != 1<<20 || cfg.Discard != jetstream.DiscardNew || !cfg.AllowAtomicPublish || !cfg.AllowDirect {

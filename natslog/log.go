@@ -103,7 +103,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(forLog, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,8 @@ const (
 )
 
 // config is what the options set. One type serves [Setup], [New] and
-// [NewSnapshotStore]; each reads the fields it needs.
+// [NewSnapshotStore]; each reads the fields it needs and refuses the options
+// that do not apply to it.
 type config struct {
 	stream     string
 	prefix     string
@@ -43,7 +44,30 @@ type config struct {
 	logger     *slog.Logger
 }
 
-func newConfig(opts []Option) (*config, error) {
+// use is a set of the calls that take options.
+type use uint8
+
+const (
+	forSetup use = 1 << iota // Setup and StreamConfig
+	forLog                   // New
+	forStore                 // NewSnapshotStore
+)
+
+// String names the calls of u, for error messages.
+func (u use) String() string {
+	var names []string
+	for _, c := range []struct {
+		u    use
+		name string
+	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}} {
+		if u&c.u != 0 {
+			names = append(names, c.name)
+		}
+	}
+	return strings.Join(names, " and ")
+}
+
+func newConfig(call use, opts []Option) (*config, error) {
 	c := &config{
 		stream:     DefaultStream,
 		prefix:     DefaultPrefix,
@@ -58,174 +82,167 @@ func newConfig(opts []Option) (*config, error) {
 		logger:     slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
-		if opt == nil {
-			return nil, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		if opt.set == nil {
+			return nil, fmt.Errorf("%w: a zero Option", ErrInvalidOption)
 		}
-		if err := opt(c); err != nil {
-			return nil, err
+		if opt.err != nil {
+			return nil, opt.err
 		}
+		if opt.uses&call == 0 {
+			return nil, fmt.Errorf("%w: %s is an option of %s, not of %s", ErrInvalidOption, opt.name, opt.uses, call)
+		}
+		opt.set(c)
 	}
 	return c, nil
 }
 
-// Option configures [Setup], [New] and [NewSnapshotStore]. Pass the same
-// options to all three so they agree on names. An option that does not apply
-// to a function is ignored by it.
-type Option func(*config) error
+// Option configures [Setup], [New] or [NewSnapshotStore]. Each option's
+// documentation says which of them it applies to; the others refuse it with
+// an error matching [ErrInvalidOption] that names it, rather than ignore it.
+// Give Setup the names (stream, prefix, bucket) that New and
+// NewSnapshotStore are given.
+type Option struct {
+	name string // how the caller wrote it, for error messages
+	uses use
+	set  func(*config)
+	err  error // a bad value, reported by the call that gets the option
+}
+
+// option returns an Option named name for the calls of uses, or one that
+// fails with err.
+func option(name string, uses use, err error, set func(*config)) Option {
+	return Option{name: name, uses: uses, set: set, err: err}
+}
 
 // WithStream sets the name of the JetStream stream that holds the events
-// (default [DefaultStream]). Stream names cannot contain whitespace, '.',
+// (default [DefaultStream]). For Setup and New. Stream names cannot contain whitespace, '.',
 // '*', '>', '/' or '\'.
 func WithStream(name string) Option {
-	return func(c *config) error {
-		if err := validStreamName(name); err != nil {
-			return fmt.Errorf("%w: WithStream(%q): %v", ErrInvalidOption, name, err)
-		}
-		c.stream = name
-		return nil
+	var err error
+	if e := validStreamName(name); e != nil {
+		err = fmt.Errorf("%w: WithStream(%q): %v", ErrInvalidOption, name, e)
 	}
+	return option(fmt.Sprintf("WithStream(%q)", name), forSetup|forLog, err, func(c *config) { c.stream = name })
 }
 
 // WithPrefix sets the subject prefix of the events (default
 // [DefaultPrefix]): events of entity (type, id) are published on
 // <prefix>.<type>.<id>. The prefix is one or more subject tokens separated by
-// dots, without wildcards or whitespace, and must not start with '$'.
+// dots, without wildcards or whitespace, at most 128 bytes, and must not
+// start with '$'. For Setup and New.
 func WithPrefix(prefix string) Option {
-	return func(c *config) error {
-		if err := validPrefix(prefix); err != nil {
-			return fmt.Errorf("%w: WithPrefix(%q): %v", ErrInvalidOption, prefix, err)
-		}
-		c.prefix = prefix
-		return nil
+	var err error
+	if e := validPrefix(prefix); e != nil {
+		err = fmt.Errorf("%w: WithPrefix(%q): %v", ErrInvalidOption, prefix, e)
 	}
+	return option(fmt.Sprintf("WithPrefix(%q)", prefix), forSetup|forLog, err, func(c *config) { c.prefix = prefix })
 }
 
 // WithBucket sets the name of the KV bucket that holds the snapshots
 // (default [DefaultBucket]). Bucket names use letters, digits, '-' and '_'.
+// For Setup and NewSnapshotStore.
 func WithBucket(name string) Option {
-	return func(c *config) error {
-		if !validBucketName(name) {
-			return fmt.Errorf("%w: WithBucket(%q): a bucket name is letters, digits, '-' and '_'", ErrInvalidOption, name)
-		}
-		c.bucket = name
-		return nil
+	var err error
+	if !validBucketName(name) {
+		err = fmt.Errorf("%w: WithBucket(%q): a bucket name is letters, digits, '-' and '_'", ErrInvalidOption, name)
 	}
+	return option(fmt.Sprintf("WithBucket(%q)", name), forSetup|forStore, err, func(c *config) { c.bucket = name })
 }
 
 // WithReplicas sets how many servers of a cluster keep the stream and the
-// bucket, 1 to 5 (default 1). Setup applies it.
+// bucket, 1 to 5 (default 1). For Setup.
 func WithReplicas(n int) Option {
-	return func(c *config) error {
-		if n < 1 || n > 5 {
-			return fmt.Errorf("%w: WithReplicas(%d): replicas are 1 to 5", ErrInvalidOption, n)
-		}
-		c.replicas = n
-		return nil
+	var err error
+	if n < 1 || n > 5 {
+		err = fmt.Errorf("%w: WithReplicas(%d): replicas are 1 to 5", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithReplicas(%d)", n), forSetup, err, func(c *config) { c.replicas = n })
 }
 
 // WithStorage sets the storage of the stream and the bucket: file (the
-// default) or memory. Setup applies it.
+// default) or memory. For Setup.
 func WithStorage(s jetstream.StorageType) Option {
-	return func(c *config) error {
-		if s != jetstream.FileStorage && s != jetstream.MemoryStorage {
-			return fmt.Errorf("%w: WithStorage(%v): want jetstream.FileStorage or jetstream.MemoryStorage", ErrInvalidOption, s)
-		}
-		c.storage = s
-		return nil
+	var err error
+	if s != jetstream.FileStorage && s != jetstream.MemoryStorage {
+		err = fmt.Errorf("%w: WithStorage(%v): want jetstream.FileStorage or jetstream.MemoryStorage", ErrInvalidOption, s)
 	}
+	return option(fmt.Sprintf("WithStorage(%v)", s), forSetup, err, func(c *config) { c.storage = s })
 }
 
 // WithMaxBytes limits the size of the event stream in bytes; 0 or less means
 // no limit (the default). The stream refuses new events when full rather than
-// dropping old ones: an event log never loses an acknowledged event. Setup
-// applies it.
+// dropping old ones: an event log never loses an acknowledged event. For
+// Setup.
 func WithMaxBytes(n int64) Option {
-	return func(c *config) error {
-		c.maxBytes = n
-		if n <= 0 {
-			c.maxBytes = -1
-		}
-		return nil
-	}
+	return option(fmt.Sprintf("WithMaxBytes(%d)", n), forSetup, nil, func(c *config) { c.maxBytes = unlimitedIfNotPositive(n) })
 }
 
 // WithMaxEventSize limits the size of one stored event (payload plus
 // headers) in bytes; 0 or less means the server's max payload only (the
-// default). Setup applies it.
+// default). For Setup.
 func WithMaxEventSize(n int32) Option {
-	return func(c *config) error {
-		c.maxMsgSize = n
-		if n <= 0 {
-			c.maxMsgSize = -1
-		}
-		return nil
-	}
+	return option(fmt.Sprintf("WithMaxEventSize(%d)", n), forSetup, nil, func(c *config) { c.maxMsgSize = unlimitedIfNotPositive(n) })
 }
 
 // WithBucketMaxBytes limits the size of the snapshot bucket in bytes; 0 or
-// less means no limit (the default). Setup applies it.
+// less means no limit (the default). For Setup.
 func WithBucketMaxBytes(n int64) Option {
-	return func(c *config) error {
-		c.kvMaxBytes = n
-		if n <= 0 {
-			c.kvMaxBytes = -1
-		}
-		return nil
+	return option(fmt.Sprintf("WithBucketMaxBytes(%d)", n), forSetup, nil, func(c *config) { c.kvMaxBytes = unlimitedIfNotPositive(n) })
+}
+
+// unlimitedIfNotPositive maps a limit of 0 or less to -1, JetStream's
+// "unlimited".
+func unlimitedIfNotPositive[T int32 | int64](n T) T {
+	if n <= 0 {
+		return -1
 	}
+	return n
 }
 
 // WithCacheSize sets how many entities' last (Seq, stream sequence) pairs a
 // [Log] remembers (default [DefaultCacheSize]; each takes about 100 bytes
 // plus the subject). An append to a remembered entity is one round trip; one
 // that is not remembered first looks up the entity's last message. 0 turns
-// the cache off.
+// the cache off. For New.
 func WithCacheSize(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("%w: WithCacheSize(%d): negative", ErrInvalidOption, n)
-		}
-		c.cacheSize = n
-		return nil
+	var err error
+	if n < 0 {
+		err = fmt.Errorf("%w: WithCacheSize(%d): negative", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithCacheSize(%d)", n), forLog, err, func(c *config) { c.cacheSize = n })
 }
 
 // WithMaxInflightBatches limits how many multi-event (atomic batch) appends
 // a [Log] has in flight at once (default [DefaultMaxInflightBatches]). The
 // server allows 50 per stream by default, shared by every client; appends
-// over the limit wait their turn.
+// over the limit wait their turn. For New.
 func WithMaxInflightBatches(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxInflightBatches(%d): want at least 1", ErrInvalidOption, n)
-		}
-		c.maxBatches = n
-		return nil
+	var err error
+	if n < 1 {
+		err = fmt.Errorf("%w: WithMaxInflightBatches(%d): want at least 1", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithMaxInflightBatches(%d)", n), forLog, err, func(c *config) { c.maxBatches = n })
 }
 
 // WithTimeout bounds every request of a call whose ctx has no deadline. The
-// default is the JetStream context's default timeout.
+// default is the JetStream context's default timeout. For New and
+// NewSnapshotStore.
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: WithTimeout(%v): want a positive duration", ErrInvalidOption, d)
-		}
-		c.timeout = d
-		return nil
+	var err error
+	if d <= 0 {
+		err = fmt.Errorf("%w: WithTimeout(%v): want a positive duration", ErrInvalidOption, d)
 	}
+	return option(fmt.Sprintf("WithTimeout(%v)", d), forLog|forStore, err, func(c *config) { c.timeout = d })
 }
 
 // WithLogger sets the logger for retries and recoveries that reach no
-// caller. The default discards everything.
+// caller. The default discards everything. For New and NewSnapshotStore.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
-		}
-		c.logger = l
-		return nil
+	var err error
+	if l == nil {
+		err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
 	}
+	return option("WithLogger", forLog|forStore, err, func(c *config) { c.logger = l })
 }
 
 // validStreamName checks a JetStream stream name as the server does.

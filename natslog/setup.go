@@ -15,7 +15,7 @@ import (
 // events rather than discarding old ones. It is exported so deployments that
 // manage streams elsewhere can see what natslog expects.
 func StreamConfig(opts ...Option) (jetstream.StreamConfig, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(forSetup, opts)
 	if err != nil {
 		return jetstream.StreamConfig{}, err
 	}
@@ -66,7 +66,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
 	if js == nil {
 		return fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(forSetup, opts)
 	if err != nil {
 		return err
 	}

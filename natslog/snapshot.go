@@ -78,7 +78,7 @@ func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts ...Optio
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil JetStream context", ErrInvalidOption)
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(forStore, opts)
 	if err != nil {
 		return nil, err
 	}

