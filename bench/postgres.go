@@ -147,17 +147,12 @@ func (e *pgEnv) close() {
 	e.pool.Close()
 }
 
-// postgreslog returns a migrated Log in the run's schema.
+// postgreslog returns a Log on tables set up in the run's schema.
 func (e *pgEnv) postgreslog(ctx context.Context) (*postgreslog.Log, error) {
-	l, err := postgreslog.New(e.pool, postgreslog.WithSchema(e.schema))
-	if err != nil {
+	if err := postgreslog.Setup(ctx, e.pool, postgreslog.WithSchema(e.schema)); err != nil {
 		return nil, err
 	}
-	if err := l.Migrate(ctx); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
+	return postgreslog.New(e.pool, postgreslog.WithSchema(e.schema))
 }
 
 // pgSize returns the scenario's entities and commands per entity.
@@ -277,7 +272,7 @@ func pgEventsourced(ctx context.Context, env *Env) (Result, error) {
 }
 
 // pgRawCopy is the ceiling: the rows eventsourced writes for the same
-// workload (same table and indexes, created by postgreslog's Migrate), sent
+// workload (same table and indexes, created by postgreslog's Setup), sent
 // with COPY in large batches, one transaction each, from -pg-copy-conns
 // connections. Ops counts rows, one per command of the workload.
 func pgRawCopy(ctx context.Context, env *Env) (Result, error) {

@@ -20,8 +20,8 @@ import (
 // [ErrUnavailable].
 
 // connWatch follows the status of a connection. Each period the connection
-// is up is an epoch, whose context is canceled, with an *unavailableError
-// as its cause, when the connection drops; calls made in an epoch end with
+// is up is an epoch, whose context is canceled, with errLost as its cause,
+// when the connection drops; calls made in an epoch end with
 // it. While the connection is down the current epoch is down: calls fail
 // without sending anything.
 type connWatch struct {
@@ -47,12 +47,12 @@ type epoch struct {
 
 var (
 	// errLost ends the calls in flight when the connection drops.
-	errLost = &unavailableError{why: "the connection to the server dropped with the call in flight"}
+	errLost = unavailable("the connection to the server dropped with the call in flight", nil)
 	// errDown fails calls made while the connection is down; nothing was
 	// sent for them.
-	errDown = &unavailableError{why: "not connected to the server (reconnecting); nothing was sent"}
+	errDown = unavailable("not connected to the server (reconnecting); nothing was sent", nil)
 	// errConnClosed fails calls made after the connection was closed.
-	errConnClosed = &unavailableError{why: "the connection is closed", err: nats.ErrConnectionClosed}
+	errConnClosed = unavailable("the connection is closed", nats.ErrConnectionClosed)
 )
 
 // watchConn starts following nc's status; close ends it.
@@ -132,7 +132,7 @@ func (w *connWatch) epoch() (*epoch, error) {
 
 // bind returns ctx, also ended when the connection drops, for calls that go
 // through nats.go's own requests (JetStream API, KV). Call release when the
-// call returns, and pass its error to [unavailable].
+// call returns, and pass its error to [lostCause].
 func (w *connWatch) bind(ctx context.Context) (context.Context, func(), error) {
 	e, err := w.epoch()
 	if err != nil {
@@ -144,25 +144,24 @@ func (w *connWatch) bind(ctx context.Context) (context.Context, func(), error) {
 }
 
 // do runs f under ctx bound to the connection (see bind), and returns its
-// error as [unavailable] translates it.
+// error as [lostCause] translates it.
 func (w *connWatch) do(ctx context.Context, f func(ctx context.Context) error) error {
 	bound, release, err := w.bind(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	return unavailable(bound, f(bound))
+	return lostCause(bound, f(bound))
 }
 
-// unavailable returns err, or the reason the connection gave if bound ended
+// lostCause returns err, or the reason the connection gave if bound ended
 // because it dropped: nats.go then reports only that the ctx ended.
-func unavailable(bound context.Context, err error) error {
-	if err == nil {
-		return nil
+func lostCause(bound context.Context, err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
 	}
-	var ue *unavailableError
-	if cause := context.Cause(bound); errors.As(cause, &ue) && !errors.As(err, &ue) {
-		return ue
+	if cause := context.Cause(bound); errors.Is(cause, ErrUnavailable) {
+		return cause
 	}
 	return err
 }

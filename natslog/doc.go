@@ -127,10 +127,10 @@
 // one atomic batch holds, matches both [ErrTooLarge] and
 // [eventlog.ErrInvalid] and is refused before anything is sent. A server
 // without JetStream gives [ErrNoJetStream]; a missing or misconfigured
-// stream or bucket gives [ErrNotSetUp]; a bad option gives
-// [ErrInvalidOption]; a server out of reach gives [ErrUnavailable] (see
-// above; it also matches [eventlog.ErrUnavailable]), and a stream nothing
-// answers for [ErrNoResponse], which matches ErrUnavailable too. Native
+// stream or bucket gives [ErrNotSetUp]; a bad option, or one the call does
+// not take, gives [ErrInvalidOption]; a server out of reach, or a stream no
+// server answers for, gives [ErrUnavailable] (see above; it also matches
+// [eventlog.ErrUnavailable]). Native
 // errors are translated by JetStream error code, never by message. Any other
 // append error (a timeout, a lost connection) leaves it unknown whether the
 // events landed; the entity runtime then recovers from the log. After

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/errclass"
 )
 
 var (
@@ -21,12 +22,6 @@ var (
 	ErrTooLarge = errors.New("natslog: too large")
 	// ErrInvalidOption reports a bad option value; the message names it.
 	ErrInvalidOption = errors.New("natslog: invalid option")
-	// ErrNoResponse reports that nothing answered for the stream: it is not
-	// reachable, for instance while its server restarts. Whether an append
-	// that got this error landed is unknown only when the error also matches
-	// [context.DeadlineExceeded]. Errors matching it also match
-	// [ErrUnavailable].
-	ErrNoResponse = errors.New("natslog: no response from the stream")
 	// ErrUnavailable reports that the server could not be reached: the
 	// connection dropped while the call was in flight, it was down when the
 	// call was made (the client is reconnecting), or nothing answered for the
@@ -36,29 +31,16 @@ var (
 	ErrUnavailable = errors.New("natslog: server unavailable")
 )
 
-// unavailableError is an error matching [ErrUnavailable] and
-// [eventlog.ErrUnavailable]; err, if not nil, is a more specific cause.
-type unavailableError struct {
-	why string
-	err error
+// unavailable returns an error matching [ErrUnavailable] and
+// [eventlog.ErrUnavailable] that says why, wrapping cause (if not nil).
+func unavailable(why string, cause error) error {
+	return errclass.New("server unavailable: "+why, cause, ErrUnavailable, eventlog.ErrUnavailable)
 }
 
-func (e *unavailableError) Error() string {
-	if e.why == "" {
-		return e.err.Error()
-	}
-	return "server unavailable: " + e.why
-}
-
-func (e *unavailableError) Is(target error) bool {
-	return target == ErrUnavailable || target == eventlog.ErrUnavailable
-}
-
-func (e *unavailableError) Unwrap() error { return e.err }
-
-// errNoResponse is [ErrNoResponse] as it is returned: matching
-// [ErrUnavailable] too.
-var errNoResponse = &unavailableError{err: ErrNoResponse}
+// errNoResponse is the error of a request nothing answered: no server
+// serves the stream, for instance while its server restarts. Nothing was
+// stored.
+var errNoResponse = unavailable("no response from the stream", nil)
 
 // JetStream error codes natslog translates. They are the server's
 // ErrorIdentifiers (nats-server/server/errors.json); names follow it.
@@ -104,12 +86,8 @@ func isNoJetStream(err error) bool {
 		errors.Is(err, nats.ErrNoResponders)
 }
 
-// tooLarge wraps err so that it matches both [ErrTooLarge] and
-// [eventlog.ErrInvalid].
-type tooLarge struct{ msg string }
-
-func (e *tooLarge) Error() string { return e.msg }
-
-func (e *tooLarge) Is(target error) bool {
-	return target == ErrTooLarge || target == eventlog.ErrInvalid
+// tooLarge returns an error matching [ErrTooLarge] and
+// [eventlog.ErrInvalid] with message msg.
+func tooLarge(msg string) error {
+	return errclass.New(msg, nil, ErrTooLarge, eventlog.ErrInvalid)
 }

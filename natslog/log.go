@@ -303,8 +303,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 			return pos, nil
 		}
 		if !isWrongLast(err) {
-			var tl *tooLarge
-			if !errors.As(err, &tl) && !errors.Is(err, ErrNotSetUp) {
+			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotSetUp) {
 				// The events may or may not have landed.
 				l.cache.forget(subj)
 			}
@@ -342,8 +341,8 @@ func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog
 			for _, m := range msgs[:i+1] {
 				m.release()
 			}
-			return nil, &tooLarge{msg: fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
-				eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload)}
+			return nil, tooLarge(fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
+				eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload))
 		}
 	}
 	return msgs, nil
@@ -418,9 +417,9 @@ func (l *Log) publishOnce(ctx context.Context, msgs []*nats.Msg) (pos uint64, re
 		case codeAtomicIncomplete, codeAtomicTooManyInflight:
 			return 0, true, ack.Error
 		case codeMessageExceedsMaximum:
-			return 0, false, &tooLarge{msg: fmt.Sprintf("an event is over the stream's max message size: %v", ack.Error)}
+			return 0, false, tooLarge(fmt.Sprintf("an event is over the stream's max message size: %v", ack.Error))
 		case codeAtomicTooLarge:
-			return 0, false, &tooLarge{msg: fmt.Sprintf("%d events are more than the server takes in one atomic batch: %v", len(msgs), ack.Error)}
+			return 0, false, tooLarge(fmt.Sprintf("%d events are more than the server takes in one atomic batch: %v", len(msgs), ack.Error))
 		case codeAtomicDisabled:
 			return 0, false, fmt.Errorf("%w: the stream does not allow atomic batch publish: %w", ErrNotSetUp, ack.Error)
 		}
@@ -461,7 +460,7 @@ func ackSeq(b []byte) (seq uint64, ok bool) {
 // publishError translates an error of sending a message.
 func (l *Log) publishError(err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
-		return &tooLarge{msg: fmt.Sprintf("an event is over the server's max payload of %d bytes: %v", l.nc.MaxPayload(), err)}
+		return tooLarge(fmt.Sprintf("an event is over the server's max payload of %d bytes: %v", l.nc.MaxPayload(), err))
 	}
 	return err
 }

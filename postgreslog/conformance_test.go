@@ -21,7 +21,7 @@ import (
 func TestLogConformance(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	schema := postgreslog.FreshSchema(t, pool)
-	migrateSchema(t, pool, schema)
+	setupSchema(t, pool, schema)
 	for _, path := range postgreslog.CommitPaths {
 		t.Run(path.Name, func(t *testing.T) {
 			eventlogtest.Run(t, func(t *testing.T) eventlog.Log {
@@ -35,27 +35,23 @@ func TestLogConformance(t *testing.T) {
 func TestStoreConformance(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	schema := postgreslog.FreshSchema(t, pool)
-	migrateSchema(t, pool, schema)
+	setupSchema(t, pool, schema)
 	snapshotstoretest.Run(t, func(t *testing.T) snapshotstore.Store {
-		s, err := postgreslog.NewStore(pool, postgreslog.WithSchema(schema))
+		s, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithSchema(schema))
 		if err != nil {
-			t.Fatalf("NewStore: %v", err)
+			t.Fatalf("NewSnapshotStore: %v", err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
 }
 
-// migrateSchema creates the tables in schema.
-func migrateSchema(t *testing.T, pool *pgxpool.Pool, schema string) {
+// setupSchema creates the tables in schema.
+func setupSchema(t *testing.T, pool *pgxpool.Pool, schema string) {
 	t.Helper()
-	s, err := postgreslog.NewStore(pool, postgreslog.WithSchema(schema))
-	if err != nil {
-		t.Fatalf("NewStore: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
+	if err := postgreslog.Setup(ctx, pool, postgreslog.WithSchema(schema)); err != nil {
+		t.Fatalf("Setup: %v", err)
 	}
 }

@@ -97,17 +97,30 @@ func FreshSchema(t testing.TB, pool *pgxpool.Pool) string {
 func NewTestLog(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Log {
 	t.Helper()
 	schema := FreshSchema(t, pool)
-	l := OpenTestLog(t, pool, append([]Option{WithSchema(schema)}, opts...)...)
+	opts = append([]Option{WithSchema(schema)}, opts...)
+	l := OpenTestLog(t, pool, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := l.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
+	if err := Setup(ctx, pool, SetupOptions(opts)...); err != nil {
+		t.Fatalf("Setup: %v", err)
 	}
 	return l
 }
 
-// OpenTestLog returns a Log with opts, closed when t ends, without
-// migrating.
+// SetupOptions returns the options of opts that Setup takes: those naming
+// the tables.
+func SetupOptions(opts []Option) []Option {
+	var out []Option
+	for _, o := range opts {
+		if o.uses&forSetup != 0 {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// OpenTestLog returns a Log with opts, closed when t ends, without setting
+// up the tables.
 func OpenTestLog(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Log {
 	t.Helper()
 	l, err := New(pool, opts...)
@@ -122,10 +135,7 @@ func OpenTestLog(t testing.TB, pool *pgxpool.Pool, opts ...Option) *Log {
 // tests can run both ways of committing: 1 always uses COPY, a large value
 // never does.
 func WithCopyThreshold(n int) Option {
-	return func(c *config) error {
-		c.copyThreshold = n
-		return nil
-	}
+	return option(fmt.Sprintf("WithCopyThreshold(%d)", n), forLog, nil, func(c *config) { c.copyThreshold = n })
 }
 
 // CommitPaths are the two ways of committing a round, as options.

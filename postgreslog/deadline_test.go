@@ -26,7 +26,7 @@ const slack = 500 * time.Millisecond
 
 // Against a peer that accepts connections and never answers (here a proxy
 // to the test server that forwards nothing), every call returns by its
-// ctx's deadline, Migrate included, with an error matching the ctx's. The
+// ctx's deadline, Setup included, with an error matching the ctx's. The
 // pool has no connect timeout: only the ctx bounds the calls.
 func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 	dsn := postgreslog.RequireDSN(t)
@@ -55,7 +55,7 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	s, err := postgreslog.NewStore(pool)
+	s, err := postgreslog.NewSnapshotStore(pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,7 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 	// Log's worker has in flight, so that the Log and the pool can close.
 	t.Cleanup(func() { _ = p.Close() })
 	calls := map[string]func(ctx context.Context) error{
-		"Log.Migrate":   l.Migrate,
-		"Store.Migrate": s.Migrate,
+		"Setup":         func(ctx context.Context) error { return postgreslog.Setup(ctx, pool) },
 		"SchemaVersion": func(ctx context.Context) error { _, err := l.SchemaVersion(ctx); return err },
 		"Append": func(ctx context.Context) error {
 			_, err := l.Append(ctx, "T", "a", 0, eventlog.Event{Name: "E"})

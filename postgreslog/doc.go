@@ -4,23 +4,22 @@
 // together, in one transaction per batch, and readers by Position never skip
 // an event that commits late.
 //
-//	pool, _ := pgxpool.New(ctx, "postgres://app@db/app")
+//	pool, _ := pgxpool.New(ctx, "postgres://app@db/app?connect_timeout=5")
+//	if err := postgreslog.Setup(ctx, pool); err != nil { ... } // idempotent
 //	log, _ := postgreslog.New(pool)
 //	defer log.Close()
-//	if err := log.Migrate(ctx); err != nil { ... } // idempotent
-//	snaps, _ := postgreslog.NewStore(pool)
+//	snaps, _ := postgreslog.NewSnapshotStore(pool)
 //	sys, _ := entity.NewSystem(log, entity.WithSnapshotStore(snaps))
 //
 // # Tables
 //
-// [Log.Migrate] (or [Store.Migrate]; each creates everything) creates four
-// tables, named <prefix>events, <prefix>streams, <prefix>snapshots and
+// [Setup] creates four tables, named <prefix>events, <prefix>streams, <prefix>snapshots and
 // <prefix>meta with the prefix "eventsourced_" unless [WithTablePrefix],
 // [WithTables] or [WithSchema] say otherwise. Names are validated and always
 // quoted. The meta table records the schema version ([SchemaVersion]), so a
-// later release can migrate; Migrate refuses tables of a newer version with
-// [ErrSchemaVersion]. Migrations take an advisory lock, so several processes
-// may run Migrate at once.
+// later release can migrate them; Setup refuses tables of a newer version
+// with [ErrSchemaVersion]. It takes an advisory lock, so several processes
+// may run Setup at once.
 //
 //   - events: one row per event, primary key (entity_type, entity_id, seq),
 //     unique index (entity_type, position); data is bytea and metadata jsonb.
@@ -105,12 +104,12 @@
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter], [eventlog.IDLister] and
-// [eventlog.Closer]; [Store] implements [snapshotstore.Lister] and
+// [eventlog.Closer]; [SnapshotStore] implements [snapshotstore.Lister] and
 // [snapshotstore.Closer]. Closing them does not close the pool.
 //
 // # Concurrency
 //
-// [Log] and [Store] are safe for concurrent use, also by many processes on
+// [Log] and [SnapshotStore] are safe for concurrent use, also by many processes on
 // the same tables. A Log owns [WithConcurrency] worker goroutines and, once
 // subscribed to, a listener goroutine; [Log.Close] stops them and waits for
 // them. Reads copy a page of rows and release their connection before the
@@ -119,16 +118,17 @@
 // # Errors
 //
 // Appends report conflicts as [*eventlog.ConflictError] (matching
-// [eventlog.ErrConflict]) with Expected and Actual; bad arguments, including
-// appends over [WithMaxAppendEvents] or [WithMaxAppendBytes], as
-// [eventlog.ErrInvalid] and [snapshotstore.ErrInvalid]; use after Close as
+// [eventlog.ErrConflict]) with Expected and Actual; bad arguments as
+// [eventlog.ErrInvalid] and [snapshotstore.ErrInvalid], and appends over
+// [WithMaxAppendEvents] or [WithMaxAppendBytes] as [ErrTooLarge], which
+// matches eventlog.ErrInvalid too; use after Close as
 // [eventlog.ErrClosed] and [snapshotstore.ErrClosed]. Native errors are
 // translated by type and SQLSTATE, never by message, and keep the pgx error
 // in the chain for errors.As: [ErrUnavailable] (the server is down,
 // restarting or unreachable; it also matches [eventlog.ErrUnavailable]),
 // [ErrPoolClosed] (the caller closed the pool),
-// [ErrNotMigrated] (the tables do not exist), [ErrSchemaVersion], and
-// [ErrInvalidOption] for bad options. Every error message starts with
+// [ErrNotSetUp] (the tables do not exist), [ErrSchemaVersion], and
+// [ErrInvalidOption] for bad options and options a call does not take. Every error message starts with
 // "postgreslog: " and names the operation and the stream.
 //
 // If an append's ctx ends while its transaction is in flight, Append returns
@@ -138,8 +138,7 @@
 //
 // # Waiting
 //
-// Every method returns by its ctx's deadline, [Log.Migrate] and
-// [Store.Migrate] included: pgx gives up a connect, a query or a
+// Every call returns by its ctx's deadline, [Setup] included: pgx gives up a connect, a query or a
 // transaction when its ctx ends. Give them a ctx with a deadline, and give
 // the pool a connect timeout (connect_timeout in the DSN, or
 // ConnConfig.ConnectTimeout) so that connections the pool opens in the

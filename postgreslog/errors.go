@@ -10,20 +10,24 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/errclass"
 )
 
 var (
 	// ErrInvalidOption reports a bad [Option] value or a nil pool.
 	ErrInvalidOption = errors.New("postgreslog: invalid option")
-	// ErrNotMigrated reports that the tables do not exist: call
-	// [Log.Migrate] or [Store.Migrate] first.
-	ErrNotMigrated = errors.New("postgreslog: tables do not exist (run Migrate)")
-	// ErrSchemaVersion reports tables migrated by a newer release of this
+	// ErrNotSetUp reports that the tables do not exist: run [Setup] first.
+	ErrNotSetUp = errors.New("postgreslog: tables not set up (run Setup)")
+	// ErrSchemaVersion reports tables set up by a newer release of this
 	// package than the running one.
 	ErrSchemaVersion = errors.New("postgreslog: schema version not supported")
 	// ErrPoolClosed reports that the caller closed the pgxpool.Pool the log
 	// or store uses.
 	ErrPoolClosed = errors.New("postgreslog: pool closed")
+	// ErrTooLarge reports an append over [WithMaxAppendEvents] or
+	// [WithMaxAppendBytes], refused before anything is sent. Errors
+	// matching it also match [eventlog.ErrInvalid].
+	ErrTooLarge = errors.New("postgreslog: too large")
 	// ErrUnavailable reports that the server could not be reached or the
 	// connection broke: the server is down, restarting or unreachable. It is
 	// worth retrying later. An append that fails with it during its commit
@@ -60,29 +64,13 @@ func translate(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, puddle.ErrClosedPool):
-		return &classified{ErrPoolClosed, err}
+		return errclass.New("pool closed", err, ErrPoolClosed)
 	case sqlState(err) == sqlUndefinedTable:
-		return &classified{ErrNotMigrated, err}
+		return errclass.New("tables not set up (run Setup)", err, ErrNotSetUp)
 	case unavailable(err):
-		return &classified{ErrUnavailable, err}
+		return errclass.New("database unavailable", err, ErrUnavailable, eventlog.ErrUnavailable)
 	}
 	return err
-}
-
-// classified is a native error matched to a sentinel of this package. Its
-// message leaves out the sentinel's "postgreslog: " prefix, which the
-// message of the operation around it carries already.
-type classified struct{ sentinel, err error }
-
-func (e *classified) Error() string {
-	return strings.TrimPrefix(e.sentinel.Error(), "postgreslog: ") + ": " + e.err.Error()
-}
-
-func (e *classified) Unwrap() []error {
-	if e.sentinel == ErrUnavailable {
-		return []error{e.sentinel, eventlog.ErrUnavailable, e.err}
-	}
-	return []error{e.sentinel, e.err}
 }
 
 // unavailable reports whether err says the server is out of reach rather

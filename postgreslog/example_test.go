@@ -23,14 +23,15 @@ func Example() {
 	}
 	defer pool.Close()
 
+	// Setup is idempotent: run it at deployment or at every start.
+	if err := postgreslog.Setup(ctx, pool, postgreslog.WithTablePrefix("shop_")); err != nil {
+		log.Fatal(err)
+	}
 	events, err := postgreslog.New(pool, postgreslog.WithTablePrefix("shop_"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer events.Close()
-	if err := events.Migrate(ctx); err != nil {
-		log.Fatal(err)
-	}
 
 	pos, err := events.Append(ctx, "Cart", "c-1", 0, eventlog.Event{Name: "ItemAdded", Data: []byte(`{"sku":"42"}`)})
 	var conflict *eventlog.ConflictError

@@ -390,7 +390,7 @@ func testGuardedFirstWriteAcrossLogs(t *testing.T, path postgreslog.Option) {
 func newLogs(t *testing.T, pool *pgxpool.Pool, n int, opts ...postgreslog.Option) []*postgreslog.Log {
 	t.Helper()
 	schema := postgreslog.FreshSchema(t, pool)
-	migrateSchema(t, pool, schema)
+	setupSchema(t, pool, schema)
 	logs := make([]*postgreslog.Log, n)
 	for i := range logs {
 		logs[i] = postgreslog.OpenTestLog(t, pool, append([]postgreslog.Option{postgreslog.WithSchema(schema)}, opts...)...)
@@ -493,9 +493,6 @@ func TestCloseFinishesInFlightAndFailsQueued(t *testing.T) {
 	}
 	if err := l.Close(); !errors.Is(err, eventlog.ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
-	}
-	if err := l.Migrate(ctx); !errors.Is(err, eventlog.ErrClosed) {
-		t.Errorf("Migrate after Close: %v, want ErrClosed", err)
 	}
 }
 

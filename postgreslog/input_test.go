@@ -1,6 +1,7 @@
 package postgreslog_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,8 +17,8 @@ import (
 )
 
 // TestInvalidOptions needs no database: bad names and values are refused
-// by New and NewStore with ErrInvalidOption and a message saying what is
-// wrong.
+// by Setup, New and NewSnapshotStore with ErrInvalidOption and a message
+// saying what is wrong, and so are options a call does not take.
 func TestInvalidOptions(t *testing.T) {
 	pool := &pgxpool.Pool{} // never used: construction fails first
 	long := strings.Repeat("x", 49)
@@ -47,28 +48,44 @@ func TestInvalidOptions(t *testing.T) {
 		{"write timeout -1s", postgreslog.WithWriteTimeout(-time.Second), "WithWriteTimeout(-1s)"},
 		{"concurrency 0", postgreslog.WithConcurrency(0), "WithConcurrency(0)"},
 		{"nil logger", postgreslog.WithLogger(nil), "WithLogger(nil)"},
-		{"nil option", nil, "nil Option"},
+		{"zero option", postgreslog.Option{}, "a zero Option"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := postgreslog.New(pool, c.opt)
 			if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "postgreslog: ") || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("New: got %v, want ErrInvalidOption saying %q", err, c.want)
 			}
-			if _, err := postgreslog.NewStore(pool, c.opt); !errors.Is(err, postgreslog.ErrInvalidOption) {
-				t.Errorf("NewStore: got %v, want ErrInvalidOption", err)
+			if _, err := postgreslog.NewSnapshotStore(pool, c.opt); !errors.Is(err, postgreslog.ErrInvalidOption) {
+				t.Errorf("NewSnapshotStore: got %v, want ErrInvalidOption", err)
+			}
+			if err := postgreslog.Setup(context.Background(), pool, c.opt); !errors.Is(err, postgreslog.ErrInvalidOption) {
+				t.Errorf("Setup: got %v, want ErrInvalidOption", err)
 			}
 		})
 	}
 	if _, err := postgreslog.New(nil); !errors.Is(err, postgreslog.ErrInvalidOption) {
 		t.Errorf("New(nil): got %v, want ErrInvalidOption", err)
 	}
-	if _, err := postgreslog.NewStore(nil); !errors.Is(err, postgreslog.ErrInvalidOption) {
-		t.Errorf("NewStore(nil): got %v, want ErrInvalidOption", err)
+	if _, err := postgreslog.NewSnapshotStore(nil); !errors.Is(err, postgreslog.ErrInvalidOption) {
+		t.Errorf("NewSnapshotStore(nil): got %v, want ErrInvalidOption", err)
+	}
+	if err := postgreslog.Setup(context.Background(), nil); !errors.Is(err, postgreslog.ErrInvalidOption) {
+		t.Errorf("Setup(nil): got %v, want ErrInvalidOption", err)
+	}
+	// An option a call does not take is refused, naming it, never ignored.
+	_, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithMaxBatch(10))
+	if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithMaxBatch(10) is an option of New, not of NewSnapshotStore") {
+		t.Errorf("NewSnapshotStore with WithMaxBatch: %v", err)
+	}
+	err = postgreslog.Setup(context.Background(), pool, postgreslog.WithNotify(false))
+	if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithNotify(false) is an option of New, not of Setup") {
+		t.Errorf("Setup with WithNotify: %v", err)
 	}
 }
 
 // TestAppendLimits checks that empty, oversized and unnamed appends fail
-// with eventlog.ErrInvalid before reaching the database, and store nothing.
+// with eventlog.ErrInvalid (oversized ones with ErrTooLarge too) before
+// reaching the database, and store nothing.
 func TestAppendLimits(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	l := postgreslog.NewTestLog(t, pool, postgreslog.WithMaxAppendEvents(10), postgreslog.WithMaxAppendBytes(1000))
@@ -88,6 +105,9 @@ func TestAppendLimits(t *testing.T) {
 		if !errors.Is(err, eventlog.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want ErrInvalid saying %q", c.name, err, c.want)
 		}
+		if tooLarge := strings.Contains(err.Error(), "more than the limit"); errors.Is(err, postgreslog.ErrTooLarge) != tooLarge {
+			t.Errorf("%s: got %v, matching ErrTooLarge: %v, want %v", c.name, err, !tooLarge, tooLarge)
+		}
 	}
 	if seq, err := l.LastSeq(ctx, "limits", "a"); err != nil || seq != 0 {
 		t.Errorf("after refused appends: LastSeq %d, %v; want 0", seq, err)
@@ -102,7 +122,7 @@ func TestAppendLimits(t *testing.T) {
 func TestClosedPool(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	l := postgreslog.NewTestLog(t, pool)
-	s, err := postgreslog.NewStore(pool, sameSchema(t, l))
+	s, err := postgreslog.NewSnapshotStore(pool, sameSchema(t, l))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +147,7 @@ func TestClosedPool(t *testing.T) {
 	for _, err := range l.EntityIDs(ctx, "pool") {
 		check("EntityIDs", err)
 	}
-	check("Migrate", l.Migrate(ctx))
+	check("Setup", postgreslog.Setup(ctx, pool, sameSchema(t, l)))
 	check("Store.Save", s.Save(ctx, snapshotstore.Snapshot{EntityType: "pool", EntityID: "a", Seq: 1}, 0))
 	_, _, err = s.Load(ctx, "pool", "a")
 	check("Store.Load", err)
@@ -146,35 +166,36 @@ func firstErr[T any](seq func(func(T, error) bool)) error {
 	return nil
 }
 
-// sameSchema returns the option that puts a Store on l's tables.
+// sameSchema returns the option that puts a SnapshotStore, or Setup, on
+// l's tables.
 func sameSchema(t *testing.T, l *postgreslog.Log) postgreslog.Option {
 	t.Helper()
 	return postgreslog.WithSchema(postgreslog.Schema(l))
 }
 
-// TestNotMigrated checks that using tables that do not exist fails with
-// ErrNotMigrated.
-func TestNotMigrated(t *testing.T) {
+// TestNotSetUp checks that using tables that do not exist fails with
+// ErrNotSetUp.
+func TestNotSetUp(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	l := postgreslog.OpenTestLog(t, pool, postgreslog.WithSchema(postgreslog.FreshSchema(t, pool)))
 	ctx := testCtx(t, 30*time.Second)
 	_, err := l.Append(ctx, "x", "y", 0, events("e", 1)...)
-	if !errors.Is(err, postgreslog.ErrNotMigrated) {
-		t.Errorf("Append: got %v, want ErrNotMigrated", err)
+	if !errors.Is(err, postgreslog.ErrNotSetUp) {
+		t.Errorf("Append: got %v, want ErrNotSetUp", err)
 	}
 	_, err = l.LastSeq(ctx, "x", "y")
-	if !errors.Is(err, postgreslog.ErrNotMigrated) {
-		t.Errorf("LastSeq: got %v, want ErrNotMigrated", err)
+	if !errors.Is(err, postgreslog.ErrNotSetUp) {
+		t.Errorf("LastSeq: got %v, want ErrNotSetUp", err)
 	}
-	if v, err := l.SchemaVersion(ctx); !errors.Is(err, postgreslog.ErrNotMigrated) || v != 0 {
-		t.Errorf("SchemaVersion: got %d, %v; want ErrNotMigrated", v, err)
+	if v, err := l.SchemaVersion(ctx); !errors.Is(err, postgreslog.ErrNotSetUp) || v != 0 {
+		t.Errorf("SchemaVersion: got %d, %v; want ErrNotSetUp", v, err)
 	}
 }
 
-// TestMigrate checks that Migrate is idempotent and safe to run
-// concurrently, records the schema version, quotes mixed-case names, and
-// refuses tables of a newer version.
-func TestMigrate(t *testing.T) {
+// TestSetup checks that Setup is idempotent and safe to run concurrently,
+// records the schema version, quotes mixed-case names, and refuses tables of
+// a newer version.
+func TestSetup(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	schema := postgreslog.FreshSchema(t, pool)
 	opts := []postgreslog.Option{postgreslog.WithSchema(schema), postgreslog.WithTablePrefix("Mixed_Case_")}
@@ -182,20 +203,17 @@ func TestMigrate(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
-		wg.Go(func() {
-			l := postgreslog.OpenTestLog(t, pool, opts...)
-			errs[i] = l.Migrate(ctx)
-		})
+		wg.Go(func() { errs[i] = postgreslog.Setup(ctx, pool, opts...) })
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("concurrent Migrate %d: %v", i, err)
+			t.Errorf("concurrent Setup %d: %v", i, err)
 		}
 	}
 	l := postgreslog.OpenTestLog(t, pool, opts...)
-	if err := l.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate again: %v", err)
+	if err := postgreslog.Setup(ctx, pool, opts...); err != nil {
+		t.Fatalf("Setup again: %v", err)
 	}
 	if v, err := l.SchemaVersion(ctx); err != nil || v != postgreslog.SchemaVersion {
 		t.Errorf("SchemaVersion: %d, %v; want %d", v, err, postgreslog.SchemaVersion)
@@ -214,16 +232,16 @@ func TestMigrate(t *testing.T) {
 	if _, err := pool.Exec(ctx, "UPDATE "+postgreslog.MetaTable(l)+" SET schema_version = 99"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Migrate(ctx); !errors.Is(err, postgreslog.ErrSchemaVersion) {
-		t.Errorf("Migrate over version 99: got %v, want ErrSchemaVersion", err)
+	if err := postgreslog.Setup(ctx, pool, opts...); !errors.Is(err, postgreslog.ErrSchemaVersion) {
+		t.Errorf("Setup over version 99: got %v, want ErrSchemaVersion", err)
 	}
 }
 
-// TestStoreClosed checks the Store's lifecycle.
+// TestStoreClosed checks the SnapshotStore's lifecycle.
 func TestStoreClosed(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	l := postgreslog.NewTestLog(t, pool)
-	s, err := postgreslog.NewStore(pool, sameSchema(t, l))
+	s, err := postgreslog.NewSnapshotStore(pool, sameSchema(t, l))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func TestValidIdentifier(t *testing.T) {
 // TestNamesQuoted checks that every name is quoted and schema-qualified,
 // and that the channel and lock derive from the tables.
 func TestNamesQuoted(t *testing.T) {
-	cfg, err := newConfig([]Option{WithSchema("App"), WithTablePrefix("Es_")})
+	cfg, err := newConfig(forLog, []Option{WithSchema("App"), WithTablePrefix("Es_")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestNamesQuoted(t *testing.T) {
 	if n.events != `"App"."Es_events"` || n.meta != `"App"."Es_meta"` || n.schema != `"App"` {
 		t.Errorf("names %+v", n)
 	}
-	other, _ := newConfig([]Option{WithSchema("App"), WithTablePrefix("Other_")})
+	other, _ := newConfig(forLog, []Option{WithSchema("App"), WithTablePrefix("Other_")})
 	m := resolveNames(other)
 	if n.channel == m.channel || n.migrateLock == m.migrateLock {
 		t.Errorf("two sets of tables share channel %q or lock %d", n.channel, n.migrateLock)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/errclass"
 )
 
 // Compile-time checks that Log provides the contract and its optional
@@ -33,7 +34,7 @@ const readPage = 1000
 
 // Log is an [eventlog.Log] on PostgreSQL. It also implements
 // [eventlog.Deleter], [eventlog.IDLister] and [eventlog.Closer]. Create it
-// with [New], create its tables once with [Log.Migrate], and [Log.Close] it
+// with [New], create its tables once with [Setup], and [Log.Close] it
 // when done; closing the Log does not close the pool.
 type Log struct {
 	pool *pgxpool.Pool
@@ -99,11 +100,12 @@ type Stats struct {
 }
 
 // New returns a Log storing events in the tables the options name, through
-// pool. It does not touch the database: call [Log.Migrate] once (it is
-// idempotent) before the first append. New starts the group-commit workers
-// and the readers that batch first reads of streams; [Log.Close] stops them.
+// pool. It does not touch the database: run [Setup] (it is idempotent) with
+// the same table options before the first append. New starts the
+// group-commit workers and the readers that batch first reads of streams;
+// [Log.Close] stops them.
 func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(forLog, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -134,19 +136,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 	return l, nil
 }
 
-// Migrate creates the tables, indexes and the schema (see [WithSchema]) if
-// they do not exist and brings them to [SchemaVersion]. It is idempotent and
-// safe to run from several processes at once. It fails with
-// [ErrSchemaVersion] if the tables were migrated by a newer release.
-func (l *Log) Migrate(ctx context.Context) error {
-	if l.closed.Load() {
-		return eventlog.ErrClosed
-	}
-	return migrate(ctx, l.pool, l.n)
-}
-
 // SchemaVersion returns the schema version recorded in the database, 0 if
-// the tables were never migrated.
+// [Setup] never ran.
 func (l *Log) SchemaVersion(ctx context.Context) (int, error) {
 	if l.closed.Load() {
 		return 0, eventlog.ErrClosed
@@ -178,8 +169,7 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 		return 0, err
 	}
 	if len(events) > l.cfg.maxAppendEvents {
-		return 0, fmt.Errorf("%w: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)",
-			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), len(events), l.cfg.maxAppendEvents)
+		return 0, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)", eventlog.FormatID(typ), eventlog.FormatID(id), len(events), l.cfg.maxAppendEvents), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	if l.closed.Load() {
 		return 0, eventlog.ErrClosed

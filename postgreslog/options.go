@@ -3,6 +3,7 @@ package postgreslog
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -33,16 +34,53 @@ type Tables struct {
 	Events string
 	// Streams holds one row per stream with its last Seq.
 	Streams string
-	// Snapshots holds the snapshots of the [Store].
+	// Snapshots holds the snapshots of the [SnapshotStore].
 	Snapshots string
 	// Meta holds one row: the schema version and the last Position handed out.
 	Meta string
 }
 
-// Option configures a [Log] or a [Store]. Options that only concern the log
-// (batching, subscriptions) are ignored by [NewStore]. An Option returns an
-// error matching [ErrInvalidOption] for a bad value.
-type Option func(*config) error
+// Option configures [Setup], [New] or [NewSnapshotStore]. Each option's
+// documentation says which of them it applies to; the others refuse it with
+// an error matching [ErrInvalidOption] that names it, rather than ignore it.
+// A bad value is refused the same way. Give all three the options that
+// name the tables (schema, prefix, tables).
+type Option struct {
+	name string // how the caller wrote it, for error messages
+	uses use
+	set  func(*config)
+	err  error // a bad value, reported by the call that gets the option
+}
+
+// use is a set of the calls that take options.
+type use uint8
+
+const (
+	forSetup use = 1 << iota
+	forLog
+	forStore
+	forNames = forSetup | forLog | forStore
+)
+
+// String names the calls of u, for error messages.
+func (u use) String() string {
+	var names []string
+	for _, c := range []struct {
+		u    use
+		name string
+	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}} {
+		if u&c.u != 0 {
+			names = append(names, c.name)
+		}
+	}
+	return strings.Join(names, " and ")
+}
+
+// option returns an Option named name for the calls of uses, or one that
+// fails with err.
+func option(name string, uses use, err error, set func(*config)) Option {
+	return Option{name: name, uses: uses, set: set, err: err}
+}
 
 type config struct {
 	schema          string
@@ -60,7 +98,7 @@ type config struct {
 	copyThreshold   int // see defaultCopyThreshold; tests change it
 }
 
-func newConfig(opts []Option) (*config, error) {
+func newConfig(call use, opts []Option) (*config, error) {
 	cfg := &config{
 		prefix:          DefaultTablePrefix,
 		maxBatch:        DefaultMaxBatch,
@@ -75,12 +113,16 @@ func newConfig(opts []Option) (*config, error) {
 		copyThreshold:   defaultCopyThreshold,
 	}
 	for _, opt := range opts {
-		if opt == nil {
-			return nil, fmt.Errorf("%w: nil Option", ErrInvalidOption)
+		if opt.set == nil {
+			return nil, fmt.Errorf("%w: a zero Option", ErrInvalidOption)
 		}
-		if err := opt(cfg); err != nil {
-			return nil, err
+		if opt.err != nil {
+			return nil, opt.err
 		}
+		if opt.uses&call == 0 {
+			return nil, fmt.Errorf("%w: %s is an option of %s, not of %s", ErrInvalidOption, opt.name, opt.uses, call)
+		}
+		opt.set(cfg)
 	}
 	// Resolve the table names now, so two options that each look fine
 	// cannot combine into a name that is too long or a duplicate.
@@ -107,17 +149,15 @@ func newConfig(opts []Option) (*config, error) {
 }
 
 // WithSchema puts the tables in the PostgreSQL schema name instead of the
-// first schema of the connection's search_path. [Log.Migrate] creates the
-// schema if it does not exist. The name follows the rules of
-// [WithTablePrefix] and may be up to 63 bytes long.
+// first schema of the connection's search_path. [Setup] creates the schema
+// if it does not exist. The name follows the rules of [WithTablePrefix] and
+// may be up to 63 bytes long. For Setup, New and NewSnapshotStore.
 func WithSchema(name string) Option {
-	return func(c *config) error {
-		if err := validIdentifier(name, maxSchemaName); err != nil {
-			return fmt.Errorf("%w: WithSchema: %v", ErrInvalidOption, err)
-		}
-		c.schema = name
-		return nil
+	var err error
+	if e := validIdentifier(name, maxSchemaName); e != nil {
+		err = fmt.Errorf("%w: WithSchema: %v", ErrInvalidOption, e)
 	}
+	return option(fmt.Sprintf("WithSchema(%q)", name), forNames, err, func(c *config) { c.schema = name })
 }
 
 // WithTablePrefix sets the prefix of the table names (default
@@ -125,104 +165,92 @@ func WithSchema(name string) Option {
 // <prefix>snapshots and <prefix>meta. Table names must start with a letter or
 // an underscore, contain only ASCII letters, digits and underscores, and be
 // at most 48 bytes long. They are always quoted, so upper-case letters are
-// kept as given. The prefix may be empty.
+// kept as given. The prefix may be empty. For Setup, New and
+// NewSnapshotStore.
 func WithTablePrefix(prefix string) Option {
-	return func(c *config) error {
-		if prefix != "" {
-			// The prefix must itself start like an identifier; the full
-			// names are checked once all options are applied.
-			if err := validIdentifier(prefix, maxTableName); err != nil {
-				return fmt.Errorf("%w: WithTablePrefix: %v", ErrInvalidOption, err)
-			}
+	var err error
+	if prefix != "" {
+		// The prefix must itself start like an identifier; the full
+		// names are checked once all options are applied.
+		if e := validIdentifier(prefix, maxTableName); e != nil {
+			err = fmt.Errorf("%w: WithTablePrefix: %v", ErrInvalidOption, e)
 		}
-		c.prefix = prefix
-		return nil
 	}
+	return option(fmt.Sprintf("WithTablePrefix(%q)", prefix), forNames, err, func(c *config) { c.prefix = prefix })
 }
 
 // WithTables names tables explicitly; an empty field keeps the name from the
 // prefix. The names follow the rules of [WithTablePrefix] and must differ
-// from each other.
+// from each other. For Setup, New and NewSnapshotStore.
 func WithTables(t Tables) Option {
-	return func(c *config) error {
-		for _, name := range []string{t.Events, t.Streams, t.Snapshots, t.Meta} {
-			if name == "" {
-				continue
-			}
-			if err := validIdentifier(name, maxTableName); err != nil {
-				return fmt.Errorf("%w: WithTables: %v", ErrInvalidOption, err)
-			}
+	var err error
+	for _, name := range []string{t.Events, t.Streams, t.Snapshots, t.Meta} {
+		if name == "" {
+			continue
 		}
-		c.tables = t
-		return nil
+		if e := validIdentifier(name, maxTableName); e != nil {
+			err = fmt.Errorf("%w: WithTables: %v", ErrInvalidOption, e)
+			break
+		}
 	}
+	return option("WithTables", forNames, err, func(c *config) { c.tables = t })
 }
 
 // WithMaxBatch bounds how many events one group-commit transaction carries
 // (default [DefaultMaxBatch]). A single append larger than n still commits,
 // alone in its transaction. n must be at least 1; 1 turns group commit off.
+// For New.
 func WithMaxBatch(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxBatch(%d): must be at least 1", ErrInvalidOption, n)
-		}
-		c.maxBatch = n
-		return nil
+	var err error
+	if n < 1 {
+		err = fmt.Errorf("%w: WithMaxBatch(%d): must be at least 1", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithMaxBatch(%d)", n), forLog, err, func(c *config) { c.maxBatch = n })
 }
 
 // WithMaxAppendEvents bounds the events of one append (default
-// [DefaultMaxAppendEvents]); a larger append fails with
-// eventlog.ErrInvalid. n must be at least 1.
+// [DefaultMaxAppendEvents]); a larger append fails with [ErrTooLarge]. n
+// must be at least 1. For New.
 func WithMaxAppendEvents(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxAppendEvents(%d): must be at least 1", ErrInvalidOption, n)
-		}
-		c.maxAppendEvents = n
-		return nil
+	var err error
+	if n < 1 {
+		err = fmt.Errorf("%w: WithMaxAppendEvents(%d): must be at least 1", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithMaxAppendEvents(%d)", n), forLog, err, func(c *config) { c.maxAppendEvents = n })
 }
 
 // WithMaxAppendBytes bounds the total data and metadata bytes of one append
 // (default [DefaultMaxAppendBytes]); a larger append fails with
-// eventlog.ErrInvalid. n must be at least 1 and at most 512 MiB, half of
-// PostgreSQL's limit for one value.
+// [ErrTooLarge]. n must be at least 1 and at most 512 MiB, half of
+// PostgreSQL's limit for one value. For New.
 func WithMaxAppendBytes(n int) Option {
-	return func(c *config) error {
-		if n < 1 || n > 512<<20 {
-			return fmt.Errorf("%w: WithMaxAppendBytes(%d): must be between 1 and 512 MiB", ErrInvalidOption, n)
-		}
-		c.maxAppendBytes = n
-		return nil
+	var err error
+	if n < 1 || n > 512<<20 {
+		err = fmt.Errorf("%w: WithMaxAppendBytes(%d): must be between 1 and 512 MiB", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithMaxAppendBytes(%d)", n), forLog, err, func(c *config) { c.maxAppendBytes = n })
 }
 
 // WithPollInterval sets how often a subscription that has caught up looks
 // for new events when no notification wakes it (default
 // [DefaultPollInterval]). Notifications normally wake it at once; polling
 // covers a lost listener connection and [WithNotify](false). d must be
-// positive.
+// positive. For New.
 func WithPollInterval(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: WithPollInterval(%v): must be positive", ErrInvalidOption, d)
-		}
-		c.pollInterval = d
-		return nil
+	var err error
+	if d <= 0 {
+		err = fmt.Errorf("%w: WithPollInterval(%v): must be positive", ErrInvalidOption, d)
 	}
+	return option(fmt.Sprintf("WithPollInterval(%v)", d), forLog, err, func(c *config) { c.pollInterval = d })
 }
 
 // WithNotify turns LISTEN/NOTIFY on (the default) or off. When off, appends
 // send no NOTIFY and subscriptions find events by polling only; use it with
 // connection poolers that do not support LISTEN, such as PgBouncer in
 // transaction mode. Subscriptions in the same process are woken by its own
-// appends either way.
+// appends either way. For New.
 func WithNotify(enabled bool) Option {
-	return func(c *config) error {
-		c.notify = enabled
-		return nil
-	}
+	return option(fmt.Sprintf("WithNotify(%v)", enabled), forLog, nil, func(c *config) { c.notify = enabled })
 }
 
 // WithWriteTimeout bounds one group-commit transaction (default
@@ -230,41 +258,35 @@ func WithNotify(enabled bool) Option {
 // append's own context still decides how long its caller waits: the bound
 // is for the worker, which a transaction stuck behind a lock would
 // otherwise hold, and with it every append queued for that worker. d must
-// be positive.
+// be positive. For New.
 func WithWriteTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: WithWriteTimeout(%v): must be positive", ErrInvalidOption, d)
-		}
-		c.writeTimeout = d
-		return nil
+	var err error
+	if d <= 0 {
+		err = fmt.Errorf("%w: WithWriteTimeout(%v): must be positive", ErrInvalidOption, d)
 	}
+	return option(fmt.Sprintf("WithWriteTimeout(%v)", d), forLog, err, func(c *config) { c.writeTimeout = d })
 }
 
 // WithConcurrency sets how many group-commit transactions a Log runs at once
 // (default [DefaultConcurrency]), each on its own pooled connection. They
 // take Positions one after another, but while one commits, the next has its
 // statements on the wire, so the server never waits for the client. n must
-// be between 1 and 64.
+// be between 1 and 64. For New.
 func WithConcurrency(n int) Option {
-	return func(c *config) error {
-		if n < 1 || n > 64 {
-			return fmt.Errorf("%w: WithConcurrency(%d): must be between 1 and 64", ErrInvalidOption, n)
-		}
-		c.concurrency = n
-		return nil
+	var err error
+	if n < 1 || n > 64 {
+		err = fmt.Errorf("%w: WithConcurrency(%d): must be between 1 and 64", ErrInvalidOption, n)
 	}
+	return option(fmt.Sprintf("WithConcurrency(%d)", n), forLog, err, func(c *config) { c.concurrency = n })
 }
 
 // WithLogger sets the logger for what reaches no caller: failed batches, a
 // lost listener connection and its reconnection. The default discards
-// everything.
+// everything. For New.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
-		}
-		c.logger = l
-		return nil
+	var err error
+	if l == nil {
+		err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
 	}
+	return option("WithLogger", forLog, err, func(c *config) { c.logger = l })
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/errclass"
 )
 
 // appendReq is one Append waiting for its batch. It holds private copies of
@@ -48,8 +49,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		size += len(events[i].Data)
 	}
 	if size > maxBytes {
-		return nil, fmt.Errorf("%w: append to %s/%s: %d bytes of event data, more than the limit of %d (WithMaxAppendBytes)",
-			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes)
+		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d bytes of event data, more than the limit of %d (WithMaxAppendBytes)", eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	r := &appendReq{ctx: ctx, typ: typ, id: id, expected: expected}
 	if len(events) == 1 {
@@ -80,8 +80,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		}
 	}
 	if size > maxBytes {
-		return nil, fmt.Errorf("%w: append to %s/%s: %d bytes of event data and metadata, more than the limit of %d (WithMaxAppendBytes)",
-			eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes)
+		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d bytes of event data and metadata, more than the limit of %d (WithMaxAppendBytes)", eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	r.size = size
 	r.reply = replies.Get().(chan appendResult)

@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the version of the tables this release creates and
-// expects. [Log.Migrate] records it in the meta table; a later release adds
+// expects. [Setup] records it in the meta table; a later release adds
 // migration steps and raises it.
 const SchemaVersion = 1
 
@@ -64,10 +64,28 @@ func migrations(n names) [][]string {
 // migrate brings the tables named n to [SchemaVersion] in one transaction.
 // An advisory lock serializes concurrent migrations of the same tables, from
 // any process, so CREATE ... IF NOT EXISTS cannot race.
+// Setup creates the tables of the [Log] and the [SnapshotStore] that the
+// options name (and the schema, see [WithSchema]) if they do not exist, and
+// brings them to [SchemaVersion]. It is idempotent and safe to run from
+// several processes at once: run it at deployment or at every start, with
+// the table options New and NewSnapshotStore get. It fails with
+// [ErrSchemaVersion] if a newer release set the tables up. It returns by
+// ctx's deadline.
+func Setup(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
+	cfg, err := newConfig(forSetup, opts)
+	if err != nil {
+		return err
+	}
+	if pool == nil {
+		return fmt.Errorf("%w: Setup with a nil pool", ErrInvalidOption)
+	}
+	return migrate(ctx, pool, resolveNames(cfg))
+}
+
 func migrate(ctx context.Context, pool *pgxpool.Pool, n names) (err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("postgreslog: migrate: %w", translate(err))
+			err = fmt.Errorf("postgreslog: setup: %w", translate(err))
 		}
 	}()
 	tx, err := pool.Begin(ctx)

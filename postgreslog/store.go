@@ -17,50 +17,41 @@ import (
 // Compile-time checks that Store provides the contract and its optional
 // capabilities.
 var (
-	_ snapshotstore.Store  = (*Store)(nil)
-	_ snapshotstore.Lister = (*Store)(nil)
-	_ snapshotstore.Closer = (*Store)(nil)
+	_ snapshotstore.Store  = (*SnapshotStore)(nil)
+	_ snapshotstore.Lister = (*SnapshotStore)(nil)
+	_ snapshotstore.Closer = (*SnapshotStore)(nil)
 )
 
-// Store is a [snapshotstore.Store] on PostgreSQL, in the snapshots table of
-// the same schema as the [Log]. It also implements [snapshotstore.Lister]
-// and [snapshotstore.Closer]. Create it with [NewStore]; closing it does not
-// close the pool.
-type Store struct {
+// SnapshotStore is a [snapshotstore.Store] on PostgreSQL, in the snapshots
+// table of the same schema as the [Log]. It also implements
+// [snapshotstore.Lister] and [snapshotstore.Closer]. Create it with
+// [NewSnapshotStore]; closing it does not close the pool.
+type SnapshotStore struct {
 	pool   *pgxpool.Pool
 	n      names
 	sql    statements
 	closed atomic.Bool
 }
 
-// NewStore returns a Store keeping snapshots in the table the options name,
-// through pool. It takes the same options as [New] and ignores those about
-// appends and subscriptions. Like New it does not touch the database: run
-// [Store.Migrate] or [Log.Migrate] (either creates all tables) first.
-func NewStore(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
-	cfg, err := newConfig(opts)
+// NewSnapshotStore returns a SnapshotStore keeping snapshots in the table
+// the options name, through pool. It takes the options that name the
+// tables ([WithSchema], [WithTablePrefix], [WithTables]) and refuses the
+// others. Like New it does not touch the database: run [Setup] first.
+func NewSnapshotStore(pool *pgxpool.Pool, opts ...Option) (*SnapshotStore, error) {
+	cfg, err := newConfig(forStore, opts)
 	if err != nil {
 		return nil, err
 	}
 	if pool == nil {
-		return nil, fmt.Errorf("%w: NewStore with a nil pool", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: NewSnapshotStore with a nil pool", ErrInvalidOption)
 	}
 	n := resolveNames(cfg)
-	return &Store{pool: pool, n: n, sql: newStatements(n)}, nil
-}
-
-// Migrate is [Log.Migrate]: it creates every table of the schema, the
-// snapshots table among them.
-func (s *Store) Migrate(ctx context.Context) error {
-	if s.closed.Load() {
-		return snapshotstore.ErrClosed
-	}
-	return migrate(ctx, s.pool, s.n)
+	return &SnapshotStore{pool: pool, n: n, sql: newStatements(n)}, nil
 }
 
 // Save implements [snapshotstore.Store]. The upsert and the trimming to keep
 // snapshots run in one transaction.
-func (s *Store) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
+func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
 	if err := snapshotstore.Validate(snap); err != nil {
 		return err
 	}
@@ -87,7 +78,7 @@ func (s *Store) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int)
 }
 
 // Load implements [snapshotstore.Store].
-func (s *Store) Load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
+func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
 	if err := snapshotstore.ValidateKey(typ, id); err != nil {
 		return snapshotstore.Snapshot{}, false, err
 	}
@@ -108,7 +99,7 @@ func (s *Store) Load(ctx context.Context, typ, id string) (snapshotstore.Snapsho
 }
 
 // Delete implements [snapshotstore.Store].
-func (s *Store) Delete(ctx context.Context, typ, id string) error {
+func (s *SnapshotStore) Delete(ctx context.Context, typ, id string) error {
 	if err := snapshotstore.ValidateKey(typ, id); err != nil {
 		return err
 	}
@@ -122,7 +113,7 @@ func (s *Store) Delete(ctx context.Context, typ, id string) error {
 }
 
 // List implements [snapshotstore.Lister].
-func (s *Store) List(ctx context.Context, typ, id string) ([]snapshotstore.Snapshot, error) {
+func (s *SnapshotStore) List(ctx context.Context, typ, id string) ([]snapshotstore.Snapshot, error) {
 	if err := snapshotstore.ValidateKey(typ, id); err != nil {
 		return nil, err
 	}
@@ -153,21 +144,21 @@ func (s *Store) List(ctx context.Context, typ, id string) ([]snapshotstore.Snaps
 // Close implements [snapshotstore.Closer]. Afterwards the Store's methods
 // return [snapshotstore.ErrClosed], Close included. It does not close the
 // pool.
-func (s *Store) Close() error {
+func (s *SnapshotStore) Close() error {
 	if s.closed.Swap(true) {
 		return snapshotstore.ErrClosed
 	}
 	return nil
 }
 
-func (s *Store) ready(ctx context.Context) error {
+func (s *SnapshotStore) ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return snapshotstore.ErrClosed
 	}
 	return ctx.Err()
 }
 
-func (s *Store) wrap(ctx context.Context, err error, format string, args ...any) error {
+func (s *SnapshotStore) wrap(ctx context.Context, err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("postgreslog: %s: %w", what, ctxErr)

@@ -87,15 +87,15 @@ func run(ctx context.Context, cfg config, out io.Writer) (rep report, err error)
 	if cfg.schema != "" {
 		opts = append(opts, postgreslog.WithSchema(cfg.schema))
 	}
+	if err := postgreslog.Setup(ctx, pool, opts...); err != nil {
+		return rep, err
+	}
 	log, err := postgreslog.New(pool, opts...)
 	if err != nil {
 		return rep, err
 	}
 	defer log.Close()
-	if err := log.Migrate(ctx); err != nil {
-		return rep, err
-	}
-	snaps, err := postgreslog.NewStore(pool, opts...)
+	snaps, err := postgreslog.NewSnapshotStore(pool, opts...)
 	if err != nil {
 		return rep, err
 	}

@@ -172,15 +172,15 @@ func openBackend(ctx context.Context, store, dir, dsn string) (b backend, err er
 			return b, err
 		}
 		closers = append(closers, pool.Close)
+		if err := postgreslog.Setup(ctx, pool); err != nil {
+			return b, err
+		}
 		log, err := postgreslog.New(pool)
 		if err != nil {
 			return b, err
 		}
 		closers = append(closers, func() { log.Close() })
-		if err := log.Migrate(ctx); err != nil {
-			return b, err
-		}
-		snaps, err := postgreslog.NewStore(pool)
+		snaps, err := postgreslog.NewSnapshotStore(pool)
 		if err != nil {
 			return b, err
 		}

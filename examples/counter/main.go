@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]int, error) {
 	return values, nil
 }
 
-// openPostgres connects to cfg.postgresDSN and migrates the schema.
+// openPostgres connects to cfg.postgresDSN and sets up the tables.
 func openPostgres(ctx context.Context, cfg config) (*stores, error) {
 	if cfg.postgresDSN == "" {
 		return nil, errors.New("-store postgres needs -postgres DSN")
@@ -226,13 +226,14 @@ func openPostgres(ctx context.Context, cfg config) (*stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	log, err := postgreslog.New(pool)
+	err = postgreslog.Setup(ctx, pool)
+	var log *postgreslog.Log
 	if err == nil {
-		err = log.Migrate(ctx)
+		log, err = postgreslog.New(pool)
 	}
-	var snaps *postgreslog.Store
+	var snaps *postgreslog.SnapshotStore
 	if err == nil {
-		snaps, err = postgreslog.NewStore(pool)
+		snaps, err = postgreslog.NewSnapshotStore(pool)
 	}
 	if err != nil {
 		pool.Close()
