@@ -77,7 +77,8 @@ func WithPoison(p PoisonPolicy) Option {
 	}
 }
 
-// WithLogger logs retries, skipped events and stops to l (default: silent).
+// WithLogger logs retries, offset reloads, handler panics, skipped events
+// and stops to l (default: silent).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

@@ -13,8 +13,9 @@ import (
 
 // Handler applies a batch of events, in Position order, to a read model.
 // Batches hold one event unless [WithBatchSize] allows more. A Handler that
-// returns an error is retried with the same batch (see [WithRetry]); it must
-// not keep the slice.
+// returns an error or panics is called again with the same batch, and a batch
+// of several events that keeps failing is then retried one event at a time
+// (see [WithRetry]). The handler must not keep the slice: it is reused.
 type Handler func(ctx context.Context, batch []eventlog.Record) error
 
 // PerEvent returns a [Handler] that calls h for each event of a batch in
@@ -96,9 +97,10 @@ func New(log eventlog.Log, typ, name string, store OffsetStore, h Handler, opts 
 // Name returns the projection's name.
 func (p *Projection) Name() string { return p.name }
 
-// Start starts the projection in a goroutine the projection owns. It runs
+// Start starts the projection in goroutines the projection owns. It runs
 // until ctx is done, [Projection.Stop] is called, or a poison event stops it
-// (see [WithPoison]). It returns [ErrRunning] if the projection runs already.
+// (see [WithPoison]). It returns [ErrRunning] if the projection runs already
+// or a [Projection.Reset] is in progress.
 func (p *Projection) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -121,8 +123,8 @@ func (p *Projection) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the projection and waits until its goroutine has ended or ctx
-// is done. A batch in the handler sees its context canceled; whether its
+// Stop stops the projection and waits until its goroutines have ended or
+// ctx is done; in the latter case it returns an error wrapping ctx.Err(). A batch in the handler sees its context canceled; whether its
 // offset was stored is up to the store (see [OffsetStore]). Stop on a
 // projection that is not running returns nil.
 func (p *Projection) Stop(ctx context.Context) error {
@@ -162,8 +164,9 @@ func (p *Projection) Wait(ctx context.Context) error {
 	return p.result
 }
 
-// Run starts the projection and waits for it to end: when ctx is done (nil)
-// or at a poison event (a [*PoisonError]).
+// Run starts the projection and waits for it to end: when ctx is done or
+// [Projection.Stop] is called (nil), or at a poison event (a [*PoisonError]).
+// Like Start, it returns [ErrRunning] if the projection runs already.
 func (p *Projection) Run(ctx context.Context) error {
 	if err := p.Start(ctx); err != nil {
 		return err
@@ -171,12 +174,13 @@ func (p *Projection) Run(ctx context.Context) error {
 	return p.Wait(context.Background())
 }
 
-// Reset sets the projection's offset to 0 after running clear (if not nil),
+// Reset sets the projection's offset to 0 and runs clear (if not nil),
 // which should empty the read model; the next Start rebuilds it from the
 // first event. Transactional stores run clear and the reset in one
-// transaction (see pgprojection.Clear). Reset returns [ErrRunning] while
-// the projection runs or another Reset is in progress, and Start returns it
-// during a Reset.
+// transaction (see pgprojection.Clear); other stores set the offset first
+// (see [OffsetStore.Reset]). Reset returns [ErrRunning] while the projection
+// runs or another Reset is in progress, and Start returns it during a
+// Reset.
 func (p *Projection) Reset(ctx context.Context, clear func(ctx context.Context) error) error {
 	p.mu.Lock()
 	if p.running || p.resetting {

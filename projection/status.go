@@ -7,7 +7,8 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
-// Status is a snapshot of a projection's progress.
+// Status is a snapshot of a projection's progress, as [Projection.Status]
+// returns it.
 type Status struct {
 	// Name and EntityType are the projection's.
 	Name       string
@@ -32,8 +33,9 @@ type Status struct {
 	ReadAheadFull bool
 	// Handled counts the events handled since Start.
 	Handled uint64
-	// Retries is the number of consecutive failed attempts so far; 0 when
-	// the last attempt succeeded.
+	// Retries counts the failed attempts (of the handler, the offset store
+	// or the log) since Start or the last successful commit; a commit, or
+	// the skip of a poison event, sets it back to 0.
 	Retries int
 	// LastError is the last error of the handler, the offset store or the
 	// log, nil if there was none since Start; LastErrorTime is when.
@@ -92,20 +94,23 @@ type Skipped struct {
 // maxSkipped is how many skipped events [Status] keeps.
 const maxSkipped = 100
 
+// setOffset records the offset loaded from the store.
 func (p *Projection) setOffset(off uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.st.Offset = off
 }
 
+// setInflight records how many events are in the handler, for [Status.Lag].
 func (p *Projection) setInflight(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inflight = n
 }
 
-// committed records a successful commit up to Position to of n events;
-// a skip (h is not the projection's handler) does not count as handled.
+// committed records a successful commit up to Position to of n events.
+// handled is false when the commit skipped a poison event, which does not
+// count as handled.
 func (p *Projection) committed(to uint64, n int, handled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,6 +121,8 @@ func (p *Projection) committed(to uint64, n int, handled bool) {
 	}
 }
 
+// recordError records a failed attempt of the handler, the offset store or
+// the log.
 func (p *Projection) recordError(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
