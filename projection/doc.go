@@ -76,7 +76,7 @@
 // # Errors
 //
 // Sentinels: [ErrInvalid] for bad arguments and options, [ErrRunning] for
-// Start or Reset on a running projection, [ErrOffsetMoved] from
+// Start or Reset on a running projection or one being reset, [ErrOffsetMoved] from
 // [OffsetStore.Commit] when the stored offset is not the expected one, and
 // [ErrPoison], matched by [*PoisonError].
 package projection
