@@ -16,6 +16,11 @@
 // expected one, 0 meaning the stream must have no events, so the first write
 // is guarded too. A mismatch is a [*ConflictError].
 //
+// An entity type name is 1 to [MaxTypeLen] bytes and an entity id 1 to
+// [MaxIDLen] bytes (255 each), of valid UTF-8 without NUL bytes. Every Log
+// refuses others with [ErrInvalid] before any I/O, so an id that one backend
+// accepts works on all of them.
+//
 // Every record also carries a Position, unique in the log, that orders the
 // events of one entity type for readers that follow a whole type, such as
 // projections: [Log.ReadType] reads after a Position and ends at the current
@@ -44,7 +49,8 @@
 //
 // # Writing a backend
 //
-// A backend implements [Log], calls [Validate] first in Append, translates
+// A backend implements [Log], calls [Validate] first in Append and
+// [ValidateStream] or [ValidateType] first in its other methods, translates
 // its native conflict (a unique-key violation, a wrong-last-sequence error)
 // into a [*ConflictError] rather than matching error strings, and wraps
 // other errors with context, for example
@@ -74,7 +80,7 @@
 //
 // Each condition has one sentinel, matched with [errors.Is]:
 // [ErrConflict] (always a [*ConflictError], whose Expected and Actual fields
-// [errors.As] gives access to), [ErrInvalid] for bad arguments, and
+// [errors.As] gives access to), [ErrInvalid] for bad arguments,
 // [ErrClosed] after [Closer.Close], and [ErrUnavailable] when the store is out
 // of reach (a read may be retried; an append's outcome is unknown). Reads
 // stopped by their context yield the context's error, matching

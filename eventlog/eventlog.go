@@ -105,8 +105,10 @@ var (
 	// ErrConflict is matched by every [*ConflictError]: the stream's last Seq
 	// was not the expected one.
 	ErrConflict = errors.New("eventlog: conflict")
-	// ErrInvalid reports bad arguments: an empty type or id, one longer than
-	// [MaxIDLen] or [MaxTypeLen], no events, an event without a name.
+	// ErrInvalid reports bad arguments: a type or id that [ValidateStream]
+	// refuses (empty, longer than [MaxTypeLen] or [MaxIDLen], not UTF-8, with
+	// a NUL byte), an append with no events or with an event without a name,
+	// or an event larger than the backend can store (4 GiB for [Memory]).
 	ErrInvalid = errors.New("eventlog: invalid argument")
 	// ErrClosed reports use of a closed log.
 	ErrClosed = errors.New("eventlog: closed")
@@ -149,8 +151,9 @@ const (
 
 // ValidateStream checks an entity type and id as every Log must before any
 // I/O: not empty, at most [MaxTypeLen] and [MaxIDLen] bytes, valid UTF-8
-// without NUL bytes. The error matches [ErrInvalid] and names the limit and
-// the length; it quotes the id as [FormatID] does.
+// without NUL bytes. The error matches [ErrInvalid] and says which rule
+// broke (for a long one, the limit and the length); it quotes the id as
+// [FormatID] does.
 func ValidateStream(typ, id string) error {
 	if msg := streamkey.Check(typ, id); msg != "" {
 		return fmt.Errorf("%w: %s", ErrInvalid, msg)

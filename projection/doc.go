@@ -53,8 +53,8 @@
 // records it in [Status.Skipped]. A panic in the handler counts as a failure.
 // Failures of the offset store and of the log are not the event's fault:
 // they are retried with the same backoff for as long as the projection runs.
-// [Projection.Status] reports the offset, the lag, the consecutive retries
-// and the last error.
+// [Projection.Status] reports the offset, the lag, the failed attempts since
+// the last commit and the last error.
 //
 // # Lag
 //
@@ -76,7 +76,7 @@
 // # Errors
 //
 // Sentinels: [ErrInvalid] for bad arguments and options, [ErrRunning] for
-// Start or Reset on a running projection, [ErrOffsetMoved] from
+// Start or Reset on a running projection or one being reset, [ErrOffsetMoved] from
 // [OffsetStore.Commit] when the stored offset is not the expected one, and
 // [ErrPoison], matched by [*PoisonError].
 package projection

@@ -1,0 +1,86 @@
+package eventlog
+
+import (
+	"context"
+	"slices"
+)
+
+// DeleteTo implements [Deleter]. A seq of 0 deletes nothing; a seq beyond
+// the stream's last Seq deletes every event. Deleted events are gone for
+// every reader, [Memory.ReadType] and [Memory.Subscribe] included.
+func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
+	if err := ValidateStream(typ, id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	st := sh.streams[streamKey{typ, id}]
+	if st == nil || seq < st.first.Load() {
+		return nil
+	}
+	seq = min(seq, st.last)
+	n := int(seq - st.first.Load() + 1)
+	st.dropFirst(n)
+	// The type index keeps the deleted events' entries (readers by type
+	// skip them) until compact finds them the majority.
+	ti := st.ti
+	ti.mu.Lock()
+	ti.dead += n
+	ti.compact()
+	ti.mu.Unlock()
+	return nil
+}
+
+// dropFirst deletes the stream's first n events. It builds new slices rather
+// than reslicing, so the deleted events' memory is released and readers
+// copying from the old ones are undisturbed. The caller holds the shard's
+// lock.
+func (st *stream) dropFirst(n int) {
+	first := st.first.Load()
+	if n == len(st.recs) {
+		st.recs, st.data, st.md = nil, nil, nil
+		st.first.Store(st.last + 1)
+		return
+	}
+	base := st.recs[n].off
+	st.recs = slices.Clone(st.recs[n:])
+	for i := range st.recs {
+		st.recs[i].off -= base
+	}
+	st.data = slices.Clone(st.data[base:])
+	for seq := range st.md {
+		if seq < first+uint64(n) {
+			delete(st.md, seq)
+		}
+	}
+	if len(st.md) == 0 {
+		st.md = nil
+	}
+	st.first.Store(first + uint64(n))
+}
+
+// compact drops the entries of deleted events once they are the majority,
+// keeping the index proportional to the events still stored. The caller
+// holds ti.mu. A deletion racing with it in another shard only leaves an
+// entry for the next compaction.
+func (ti *typeIndex) compact() {
+	if ti.dead < 1024 || ti.dead*2 < ti.n {
+		return
+	}
+	old := ti.chunks
+	ti.chunks, ti.n, ti.dead = nil, 0, 0
+	for _, ch := range old {
+		for _, e := range ch {
+			if e.seq >= ti.streams[e.stream].first.Load() {
+				ti.add(e)
+			}
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// handle commits batch, retrying it, and deals with a poison event. It
+// advances *offset past what it committed or skipped.
+func (p *Projection) handle(ctx context.Context, batch []eventlog.Record, offset *uint64) error {
+	herr, err := p.attempt(ctx, batch, *offset, p.handler, false)
+	if err != nil {
+		return err
+	}
+	if herr == nil {
+		*offset = batch[len(batch)-1].Position
+		return nil
+	}
+	if len(batch) > 1 {
+		// Find the poison event: retry the events one at a time.
+		for i := range batch {
+			if err := p.handle(ctx, batch[i:i+1], offset); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rec := batch[0]
+	if p.cfg.poison == StopOnPoison {
+		return &PoisonError{Projection: p.name, Event: refOf(rec), Err: herr}
+	}
+	p.cfg.logger.Error("projection skipped poison event", "projection", p.name, "event", refOf(rec).String(), "err", herr)
+	skip := func(context.Context, []eventlog.Record) error { return nil }
+	if _, err := p.attempt(ctx, batch, *offset, skip, true); err != nil {
+		return err
+	}
+	*offset = rec.Position
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.Skipped = append(p.st.Skipped, Skipped{Event: refOf(rec), Err: herr, Time: time.Now()})
+	if n := len(p.st.Skipped); n > maxSkipped {
+		p.st.Skipped = append([]Skipped(nil), p.st.Skipped[n-maxSkipped:]...)
+	}
+	p.st.SkippedTotal++
+	return nil
+}
+
+// attempt commits batch with h from offset from until it succeeds (nil,
+// nil), h has failed the configured number of times (h's last error, nil),
+// or it must give up (nil, err): ctx is done or the offset moved. Failures
+// of the store are retried without limit.
+func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from uint64, h Handler, skipping bool) (herr, err error) {
+	to := batch[len(batch)-1].Position
+	delay := p.cfg.initial
+	failures := 0
+	p.setInflight(len(batch))
+	defer p.setInflight(0)
+	for {
+		var last error
+		err := p.store.Commit(ctx, p.name, from, to, func(ctx context.Context) error {
+			last = p.call(ctx, h, batch)
+			return last
+		})
+		if err == nil {
+			p.committed(to, len(batch), !skipping)
+			return nil, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, ErrOffsetMoved) {
+			return nil, err
+		}
+		p.recordError(err)
+		if last != nil {
+			failures++
+			if failures >= p.cfg.attempts {
+				return last, nil
+			}
+		}
+		p.cfg.logger.Warn("projection batch failed; retrying", "projection", p.name,
+			"from", batch[0].Position, "to", to, "err", err, "delay", delay)
+		if !sleep(ctx, delay) {
+			return nil, ctx.Err()
+		}
+		delay = min(2*delay, p.cfg.maxDelay)
+	}
+}
+
+// call runs h, turning a panic into an error that wraps the panic value
+// if it is an error.
+func (p *Projection) call(ctx context.Context, h Handler, batch []eventlog.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.cfg.logger.Error("projection handler panicked", "projection", p.name, "panic", v, "stack", string(debug.Stack()))
+			if e, ok := v.(error); ok {
+				err = fmt.Errorf("projection: %s: handler panicked on %s: %w", p.name, refOf(batch[0]), e)
+			} else {
+				err = fmt.Errorf("projection: %s: handler panicked on %s: %v", p.name, refOf(batch[0]), v)
+			}
+		}
+	}()
+	return h(ctx, batch)
+}

@@ -1,0 +1,104 @@
+package projection
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Option configures a [Projection].
+type Option func(*config) error
+
+type config struct {
+	batch    int
+	buffer   int
+	initial  time.Duration
+	maxDelay time.Duration
+	attempts int
+	poison   PoisonPolicy
+	logger   *slog.Logger
+}
+
+// WithBatchSize lets the handler get up to n events at once (default 1).
+// The projection never waits to fill a batch: it hands over what has
+// arrived. The offset moves once per batch.
+func WithBatchSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithBatchSize(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.batch = n
+		return nil
+	}
+}
+
+// WithBufferSize sets how many events the projection reads ahead of its
+// handler (default 256, and at least the batch size).
+func WithBufferSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithBufferSize(%d): must be >= 1", ErrInvalid, n)
+		}
+		c.buffer = n
+		return nil
+	}
+}
+
+// WithRetry sets the exponential backoff between attempts: the first retry
+// waits initial, each next one twice as long, up to max. A batch whose
+// handler fails attempts times in a row is poison (see [WithPoison]); a
+// batch of several events is first retried event by event, so only the
+// failing event is poison. Failures of the offset store and of the log are
+// retried with the same backoff for as long as the projection runs. The
+// defaults are 100ms, 10s and 5 attempts.
+func WithRetry(initial, max time.Duration, attempts int) Option {
+	return func(c *config) error {
+		switch {
+		case initial <= 0:
+			return fmt.Errorf("%w: WithRetry: initial delay %v must be positive", ErrInvalid, initial)
+		case max < initial:
+			return fmt.Errorf("%w: WithRetry: max delay %v is below the initial delay %v", ErrInvalid, max, initial)
+		case attempts < 1:
+			return fmt.Errorf("%w: WithRetry: attempts %d must be >= 1", ErrInvalid, attempts)
+		}
+		c.initial, c.maxDelay, c.attempts = initial, max, attempts
+		return nil
+	}
+}
+
+// WithPoison sets what happens to a poison event (default [StopOnPoison]).
+func WithPoison(p PoisonPolicy) Option {
+	return func(c *config) error {
+		if p != StopOnPoison && p != SkipPoison {
+			return fmt.Errorf("%w: WithPoison(%d): unknown policy", ErrInvalid, p)
+		}
+		c.poison = p
+		return nil
+	}
+}
+
+// WithLogger logs retries, offset reloads, handler panics, skipped events
+// and stops to l (default: silent).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// PoisonPolicy says what a projection does with an event its handler fails
+// on every attempt.
+type PoisonPolicy int
+
+const (
+	// StopOnPoison stops the projection before the event: [Projection.Wait]
+	// returns a [*PoisonError] and the offset stays before the event. This
+	// is the default: nothing is skipped silently.
+	StopOnPoison PoisonPolicy = iota
+	// SkipPoison moves the offset past the event without applying it, and
+	// records it in [Status.Skipped].
+	SkipPoison
+)

@@ -1,0 +1,155 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// item is what the reader hands the handler loop: a record or the error
+// that ended the subscription.
+type item struct {
+	rec eventlog.Record
+	err error
+}
+
+// run is the projection's goroutine: load the offset, follow the log, and
+// start over after log failures and offset moves, until ctx is done or a
+// poison event stops it.
+func (p *Projection) run(ctx context.Context) error {
+	var offset uint64
+	load := func() error {
+		return p.retry(ctx, func() error {
+			off, err := p.store.Load(ctx, p.name)
+			if err != nil {
+				return fmt.Errorf("projection: load offset of %s: %w", p.name, err)
+			}
+			offset = off
+			return nil
+		})
+	}
+	if load() != nil {
+		return nil // ctx is done
+	}
+	p.setOffset(offset)
+	delay := p.cfg.initial
+	for {
+		before := offset
+		err := p.follow(ctx, &offset)
+		if offset != before {
+			delay = p.cfg.initial // it made progress: not the same outage
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrPoison):
+			p.cfg.logger.Error("projection stopped", "projection", p.name, "err", err)
+			return err
+		case errors.Is(err, ErrOffsetMoved):
+			p.cfg.logger.Warn("projection offset moved; reloading", "projection", p.name, "err", err)
+			if load() != nil {
+				return nil
+			}
+			p.setOffset(offset)
+			continue
+		}
+		// The subscription failed: follow again from the offset.
+		p.recordError(err)
+		p.cfg.logger.Warn("projection subscription failed; retrying", "projection", p.name, "err", err, "delay", delay)
+		if !sleep(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, p.cfg.maxDelay)
+	}
+}
+
+// follow subscribes after *offset and handles what arrives until the
+// subscription fails, the offset moves, a poison event stops the
+// projection or ctx is done. It advances *offset as batches commit.
+func (p *Projection) follow(ctx context.Context, offset *uint64) error {
+	rctx, cancel := context.WithCancel(ctx)
+	buf := make(chan item, p.cfg.buffer)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.read(rctx, *offset, buf) })
+	p.mu.Lock()
+	p.buf = buf
+	p.mu.Unlock()
+	defer func() {
+		cancel()
+		wg.Wait()
+		p.mu.Lock()
+		p.buf = nil
+		p.mu.Unlock()
+	}()
+
+	batch := make([]eventlog.Record, 0, p.cfg.batch)
+	for {
+		var it item
+		select {
+		case it = <-buf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if it.err != nil {
+			return it.err
+		}
+		batch = append(batch[:0], it.rec)
+		var pending error
+	fill:
+		for len(batch) < p.cfg.batch {
+			select {
+			case it = <-buf:
+				if it.err != nil {
+					pending = it.err
+					break fill
+				}
+				batch = append(batch, it.rec)
+			default:
+				break fill
+			}
+		}
+		if err := p.handle(ctx, batch, offset); err != nil {
+			return err
+		}
+		if pending != nil {
+			return pending
+		}
+	}
+}
+
+// read is the reader goroutine of follow: it copies the subscription into
+// buf until rctx ends or the subscription fails.
+func (p *Projection) read(rctx context.Context, after uint64, buf chan<- item) {
+	send := func(it item) bool {
+		select {
+		case buf <- it:
+			return true
+		case <-rctx.Done():
+			return false
+		}
+	}
+	for rec, err := range p.log.Subscribe(rctx, p.typ, after) {
+		if err != nil {
+			if rctx.Err() == nil {
+				send(item{err: fmt.Errorf("projection: subscribe to %s after %d: %w", p.typ, after, err)})
+			}
+			return
+		}
+		if rec.Position <= after {
+			continue // a log must not do this; never apply twice
+		}
+		after = rec.Position
+		if after > p.head.Load() {
+			p.head.Store(after)
+		}
+		if !send(item{rec: rec}) {
+			return
+		}
+	}
+	if rctx.Err() == nil {
+		send(item{err: fmt.Errorf("projection: subscription to %s ended", p.typ)})
+	}
+}

@@ -1,0 +1,131 @@
+package projection
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// Status is a snapshot of a projection's progress, as [Projection.Status]
+// returns it.
+type Status struct {
+	// Name and EntityType are the projection's.
+	Name       string
+	EntityType string
+	// Running reports whether the projection's goroutine runs.
+	Running bool
+	// Offset is the Position of the last event handled or skipped, as
+	// stored; 0 before the first, and 0 right after Start until the
+	// stored offset is loaded.
+	Offset uint64
+	// Head is the highest Position the projection has read from the log;
+	// it may be ahead of Offset by the events read ahead.
+	Head uint64
+	// Lag is the number of events the projection has read from the log and
+	// not yet handled: those waiting in its read-ahead buffer plus the batch
+	// in the handler. The projection reads ahead at most [WithBufferSize]
+	// events, so when ReadAheadFull is true more may be waiting in the log:
+	// Lag is then a lower bound. When ReadAheadFull is false and Lag is 0,
+	// the projection has handled every event the log has given it.
+	Lag int
+	// ReadAheadFull reports that the read-ahead buffer is full.
+	ReadAheadFull bool
+	// Handled counts the events handled since Start.
+	Handled uint64
+	// Retries counts the failed attempts (of the handler, the offset store
+	// or the log) since Start or the last successful commit; a commit, or
+	// the skip of a poison event, sets it back to 0.
+	Retries int
+	// LastError is the last error of the handler, the offset store or the
+	// log, nil if there was none since Start; LastErrorTime is when.
+	LastError     error
+	LastErrorTime time.Time
+	// Skipped lists the most recent events skipped by [SkipPoison], oldest
+	// first, at most 100; SkippedTotal counts all of them since Start.
+	Skipped      []Skipped
+	SkippedTotal uint64
+}
+
+// Status returns the projection's current progress.
+func (p *Projection) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.st
+	st.Skipped = append([]Skipped(nil), p.st.Skipped...)
+	st.Head = max(p.head.Load(), st.Offset)
+	st.Lag = p.inflight
+	if p.buf != nil {
+		n := len(p.buf)
+		st.Lag += n
+		st.ReadAheadFull = n == cap(p.buf)
+	}
+	return st
+}
+
+// EventRef identifies an event without its data.
+type EventRef struct {
+	EntityType string
+	EntityID   string
+	Seq        uint64
+	Position   uint64
+	// Name is the event type name.
+	Name string
+}
+
+// String returns a description such as "Tab/t-1 seq 3 (position 17, DrinksOrdered)".
+func (r EventRef) String() string {
+	return fmt.Sprintf("%s/%s seq %d (position %d, %s)", eventlog.FormatID(r.EntityType), eventlog.FormatID(r.EntityID), r.Seq, r.Position, r.Name)
+}
+
+func refOf(rec eventlog.Record) EventRef {
+	return EventRef{EntityType: rec.EntityType, EntityID: rec.EntityID, Seq: rec.Seq, Position: rec.Position, Name: rec.Name}
+}
+
+// Skipped is a poison event that [SkipPoison] skipped.
+type Skipped struct {
+	Event EventRef
+	// Err is the handler's last error on the event.
+	Err error
+	// Time is when it was skipped.
+	Time time.Time
+}
+
+// maxSkipped is how many skipped events [Status] keeps.
+const maxSkipped = 100
+
+// setOffset records the offset loaded from the store.
+func (p *Projection) setOffset(off uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.Offset = off
+}
+
+// setInflight records how many events are in the handler, for [Status.Lag].
+func (p *Projection) setInflight(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inflight = n
+}
+
+// committed records a successful commit up to Position to of n events.
+// handled is false when the commit skipped a poison event, which does not
+// count as handled.
+func (p *Projection) committed(to uint64, n int, handled bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.Offset = to
+	p.st.Retries = 0
+	if handled {
+		p.st.Handled += uint64(n)
+	}
+}
+
+// recordError records a failed attempt of the handler, the offset store or
+// the log.
+func (p *Projection) recordError(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.LastError, p.st.LastErrorTime = err, time.Now()
+	p.st.Retries++
+}
