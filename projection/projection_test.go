@@ -546,23 +546,3 @@ func TestOptionsAndArguments(t *testing.T) {
 		t.Errorf("New with no options: %v", err)
 	}
 }
-
-func TestMemoryCommitIsConditional(t *testing.T) {
-	ctx := t.Context()
-	m := projection.NewMemory()
-	ran := 0
-	handle := func(context.Context) error { ran++; return nil }
-	if err := m.Commit(ctx, "p", 0, 5, handle); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Commit(ctx, "p", 3, 7, handle); !errors.Is(err, projection.ErrOffsetMoved) {
-		t.Errorf("Commit from a stale offset: %v, want ErrOffsetMoved", err)
-	}
-	boom := errors.New("boom")
-	if err := m.Commit(ctx, "p", 5, 9, func(context.Context) error { return boom }); !errors.Is(err, boom) {
-		t.Errorf("Commit with failing handler: %v, want boom", err)
-	}
-	if off, _ := m.Load(ctx, "p"); off != 5 || ran != 1 {
-		t.Errorf("offset %d, handler ran %d times; want 5, 1", off, ran)
-	}
-}

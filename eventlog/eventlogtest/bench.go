@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
 )
 
 // benchData is the payload of every benchmark event: the size of a small
@@ -27,7 +28,7 @@ func Bench(b *testing.B, newLog func(b *testing.B) eventlog.Log) {
 }
 
 // benchType is unique per run so benchmarks can share a database.
-func benchType(b *testing.B) string { return newNames(b).typ("bench") }
+func benchType(b *testing.B) string { return conformancetest.NewNames(b).Type("bench") }
 
 func benchAppendParallel(b *testing.B, log eventlog.Log) {
 	const entities = 1000

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
 )
 
 // TB is the part of [testing.TB] the cases use. *testing.T implements it;
@@ -12,32 +13,14 @@ import (
 // Fatalf must stop the goroutine running the case, as testing.T's does.
 // Cases call it only from that goroutine and report from goroutines they
 // start with Errorf.
-type TB interface {
-	Helper()
-	Name() string
-	Logf(format string, args ...any)
-	Errorf(format string, args ...any)
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-	Failed() bool
-}
+type TB = conformancetest.TB
 
-// Compile-time check that the testing types satisfy [TB].
-var (
-	_ TB = (*testing.T)(nil)
-	_ TB = testing.TB(nil)
-)
-
-// Case is one conformance check of the [eventlog.Log] contract.
-type Case struct {
-	// Name names the subtest; it is unique within [Cases].
-	Name string
-	// Rule states the contract rule the case checks, as a sentence.
-	Rule string
-	// Fn runs the check against log, a fresh log nobody else uses. It
-	// reports failures through t, each naming the rule that broke.
-	Fn func(t TB, log eventlog.Log)
-}
+// Case is one conformance check of the [eventlog.Log] contract: its Name
+// names the subtest and is unique within [Cases]; its Rule states the
+// contract rule it checks, as a sentence, the one every failure message
+// starts with; its Fn runs the check against a fresh log nobody else uses
+// and reports failures through t.
+type Case = conformancetest.Case[eventlog.Log]
 
 // Run runs every case of [Cases] against the logs newLog returns, each as a
 // subtest named after the case, with a fresh log per case. newLog should
@@ -47,9 +30,5 @@ type Case struct {
 // logs that share one database.
 func Run(t *testing.T, newLog func(t *testing.T) eventlog.Log) {
 	t.Helper()
-	for _, c := range Cases() {
-		t.Run(c.Name, func(t *testing.T) {
-			c.Fn(t, newLog(t))
-		})
-	}
+	conformancetest.Run(t, Cases(), newLog)
 }

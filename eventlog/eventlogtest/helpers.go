@@ -4,72 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
 )
-
-// caseTimeout bounds every case, so a hung backend fails instead of hanging.
-const caseTimeout = 60 * time.Second
 
 // endTimeout bounds how long a subscription may take to end after its ctx is
 // canceled or its consumer breaks out.
 const endTimeout = 5 * time.Second
 
-// testContext returns a context canceled when the case ends or times out.
-func testContext(t TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// names makes entity types and ids unique to one run of one case, so that
-// backends sharing a database across cases and runs still see fresh streams.
-// They use only lower-case letters, digits and underscores, which every
-// backend accepts as a name.
-type names struct{ prefix string }
-
-func newNames(t TB) names {
-	name := t.Name()
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
-	}
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-		if b.Len() >= 24 {
-			break
-		}
-	}
-	return names{prefix: fmt.Sprintf("%s_%08x", b.String(), rand.Uint32())}
-}
-
-// typ returns the entity type named s.
-func (n names) typ(s string) string { return "t_" + n.prefix + "_" + s }
-
-// id returns the entity id named s.
-func (n names) id(s string) string { return "i_" + n.prefix + "_" + s }
-
-// ruleErrorf reports a broken rule and carries on.
-func ruleErrorf(t TB, rule, format string, args ...any) {
-	t.Helper()
-	t.Errorf("rule: %s: %s", rule, fmt.Sprintf(format, args...))
-}
-
-// ruleFatalf reports a broken rule and ends the case.
-func ruleFatalf(t TB, rule, format string, args ...any) {
-	t.Helper()
-	t.Fatalf("rule: %s: %s", rule, fmt.Sprintf(format, args...))
-}
+// ruleErrorf and ruleFatalf report a rule other than the running case's,
+// such as one a helper checks.
+var (
+	ruleErrorf = conformancetest.RuleErrorf
+	ruleFatalf = conformancetest.RuleFatalf
+)
 
 // ev returns an event named name with data.
 func ev(name, data string) eventlog.Event {
@@ -107,51 +59,16 @@ func mustLastSeq(t TB, ctx context.Context, log eventlog.Log, typ, id string) ui
 	return seq
 }
 
-// collect consumes an iterator to its end and returns what it yielded before
-// an error and the error. It reports a broken rule if the iterator yields
-// anything after an error.
-func collect[T any](t TB, seq iter.Seq2[T, error]) ([]T, error) {
-	t.Helper()
-	var out []T
-	var firstErr error
-	extra := 0
-	for v, err := range seq {
-		switch {
-		case firstErr != nil:
-			extra++
-		case err != nil:
-			firstErr = err
-		default:
-			out = append(out, v)
-		}
-	}
-	if extra > 0 {
-		ruleErrorf(t, "an iterator yields an error once, as its last element",
-			"%d elements followed the error %v", extra, firstErr)
-	}
-	return out, firstErr
-}
-
-// mustCollect is collect that ends the case on an error.
-func mustCollect[T any](t TB, what string, seq iter.Seq2[T, error]) []T {
-	t.Helper()
-	out, err := collect(t, seq)
-	if err != nil {
-		ruleFatalf(t, "a read of valid arguments with a live ctx yields no error", "%s: %v", what, err)
-	}
-	return out
-}
-
 // readEntity reads a whole stream from a Seq.
 func readEntity(t TB, ctx context.Context, log eventlog.Log, typ, id string, from uint64) []eventlog.Record {
 	t.Helper()
-	return mustCollect(t, fmt.Sprintf("ReadEntity(%s/%s, from %d)", typ, id, from), log.ReadEntity(ctx, typ, id, from))
+	return conformancetest.MustCollect(t, fmt.Sprintf("ReadEntity(%s/%s, from %d)", typ, id, from), log.ReadEntity(ctx, typ, id, from))
 }
 
 // readType reads a whole type after a Position.
 func readType(t TB, ctx context.Context, log eventlog.Log, typ string, after uint64) []eventlog.Record {
 	t.Helper()
-	return mustCollect(t, fmt.Sprintf("ReadType(%s, after %d)", typ, after), log.ReadType(ctx, typ, after))
+	return conformancetest.MustCollect(t, fmt.Sprintf("ReadType(%s, after %d)", typ, after), log.ReadType(ctx, typ, after))
 }
 
 // seqList is a list of Seqs that prints runs compactly: [1-3 5 7-250].
@@ -228,11 +145,11 @@ func diffKeys(got, want []key) string {
 }
 
 // conflict returns err as a *ConflictError, reporting a broken rule if it is
-// not one.
-func conflict(t TB, rule string, err error) *eventlog.ConflictError {
+// not one: the case's if err is nil.
+func conflict(t *conformancetest.T, err error) *eventlog.ConflictError {
 	t.Helper()
 	if err == nil {
-		ruleErrorf(t, rule, "Append succeeded, want a conflict")
+		t.Errorf("Append succeeded, want a conflict")
 		return nil
 	}
 	if !errors.Is(err, eventlog.ErrConflict) {
@@ -248,9 +165,9 @@ func conflict(t TB, rule string, err error) *eventlog.ConflictError {
 
 // checkConflict reports a broken rule unless err is a conflict on typ/id
 // with the given Expected and Actual.
-func checkConflict(t TB, rule string, err error, typ, id string, expected, actual uint64) {
+func checkConflict(t *conformancetest.T, err error, typ, id string, expected, actual uint64) {
 	t.Helper()
-	ce := conflict(t, rule, err)
+	ce := conflict(t, err)
 	if ce == nil {
 		return
 	}
@@ -285,7 +202,7 @@ func subscribe(t TB, ctx context.Context, log eventlog.Log, typ string, after ui
 		defer close(s.done)
 		defer func() {
 			if p := recover(); p != nil {
-				t.Errorf("rule: an iterator is a well-behaved range function: Subscribe panicked: %v", p)
+				ruleErrorf(t, "an iterator is a well-behaved range function", "Subscribe panicked: %v", p)
 			}
 		}()
 		for rec, err := range log.Subscribe(ctx, typ, after) {
@@ -304,7 +221,7 @@ func subscribe(t TB, ctx context.Context, log eventlog.Log, typ string, after ui
 	t.Cleanup(func() {
 		cancel()
 		if !s.waitDone(endTimeout) {
-			t.Errorf("rule: Subscribe ends when its ctx is canceled: it was still running %v after the case canceled it", endTimeout)
+			ruleErrorf(t, "Subscribe ends when its ctx is canceled", "it was still running %v after the case canceled it", endTimeout)
 		}
 	})
 	return s

@@ -3,158 +3,57 @@ package eventlogtest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
-	"runtime"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/eventlog/eventlogtest"
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
 )
 
-// fakeTB records the failures of a case instead of failing the test that
-// runs it, so the suite can be run against logs that must fail it.
-type fakeTB struct {
-	name string
-
-	// mu guards failed, msgs and cleanups: cases report from goroutines.
-	mu       sync.Mutex
-	failed   bool
-	msgs     []string
-	cleanups []func()
-}
-
-var _ eventlogtest.TB = (*fakeTB)(nil)
-
-func (f *fakeTB) Helper()      {}
-func (f *fakeTB) Name() string { return f.name }
-
-func (f *fakeTB) Logf(format string, args ...any) {}
-
-func (f *fakeTB) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failed = true
-	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-}
-
-// Fatalf records the failure and ends the case's goroutine, like
-// testing.T.FailNow.
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *fakeTB) Cleanup(fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cleanups = append(f.cleanups, fn)
-}
-
-func (f *fakeTB) Failed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failed
-}
-
-// runCase runs c against log in its own goroutine, as testing does, then
-// runs the cleanups, last registered first.
-func runCase(t *testing.T, c eventlogtest.Case, log eventlog.Log) *fakeTB {
-	f := &fakeTB{name: t.Name() + "/" + c.Name}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Fn(f, log)
-	}()
-	<-done
-	f.mu.Lock()
-	cleanups := f.cleanups
-	f.mu.Unlock()
-	for _, fn := range slices.Backward(cleanups) {
-		fn()
-	}
-	return f
+// memory returns a fresh reference log, closed when the test ends.
+func memory(t *testing.T) *eventlog.Memory {
+	m := eventlog.NewMemory()
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 // TestCasesPassOnMemory checks the harness: every case passes against the
-// reference log when run through the fake.
+// reference log when run through the recorder.
 func TestCasesPassOnMemory(t *testing.T) {
-	for _, c := range eventlogtest.Cases() {
-		m := eventlog.NewMemory()
-		if f := runCase(t, c, m); f.failed {
-			t.Errorf("case %s failed against Memory:\n%s", c.Name, strings.Join(f.msgs, "\n"))
-		}
-		m.Close()
-	}
+	conformancetest.CheckPass(t, eventlogtest.Cases(), func(t *testing.T) eventlog.Log { return memory(t) })
 }
 
 func TestCasesAreNamedAndStateRules(t *testing.T) {
-	seen := make(map[string]bool)
-	for _, c := range eventlogtest.Cases() {
-		if c.Name == "" || c.Rule == "" || c.Fn == nil {
-			t.Errorf("case %+v lacks a name, rule or function", c)
-		}
-		if seen[c.Name] {
-			t.Errorf("case name %s is used twice", c.Name)
-		}
-		seen[c.Name] = true
-	}
+	conformancetest.CheckCases(t, eventlogtest.Cases())
 }
 
 // TestSuiteDetectsBrokenLogs runs cases against logs that each break one
 // rule and checks that the cases fail, saying which rule broke.
 func TestSuiteDetectsBrokenLogs(t *testing.T) {
-	byName := make(map[string]eventlogtest.Case)
-	for _, c := range eventlogtest.Cases() {
-		byName[c.Name] = c
+	wrap := func(f func(*eventlog.Memory) eventlog.Log) func(t *testing.T) eventlog.Log {
+		return func(t *testing.T) eventlog.Log { return f(memory(t)) }
 	}
-	for _, tc := range []struct {
-		name     string
-		wrap     func(eventlog.Log) eventlog.Log
-		mustFail []string
-	}{
-		{"IgnoresExpectedSeq", func(l eventlog.Log) eventlog.Log { return ignoreExpected{l} },
-			[]string{"AppendAtomic", "StaleExpectedConflicts", "ExpectedAheadConflicts"}},
-		{"PartialAppendOnConflict", func(l eventlog.Log) eventlog.Log { return partialAppend{l} },
-			[]string{"AppendAtomic"}},
-		{"UntypedConflict", func(l eventlog.Log) eventlog.Log { return untypedConflict{l} },
-			[]string{"GuardedFirstWrite", "StaleExpectedConflicts"}},
-		{"ReordersReadType", func(l eventlog.Log) eventlog.Log { return reorderReadType{l} },
-			[]string{"ReadTypeOrderAndFilter", "ReadTypeResume"}},
-		{"DropsFirstSubscribed", func(l eventlog.Log) eventlog.Log { return dropFirstSubscribed{l} },
-			[]string{"SubscribeGapSafe", "SubscribeLive"}},
-		{"IgnoresCancel", func(l eventlog.Log) eventlog.Log { return ignoreCancel{l} },
-			[]string{"CanceledContext"}},
-		{"SkipsSeq2", func(l eventlog.Log) eventlog.Log { return skipSeq2{l} },
-			[]string{"ReplayAll", "ReplayFromSeq", "RecordFields", "ConcurrentAppenders"}},
-		{"DeleteLowersLastSeq", func(l eventlog.Log) eventlog.Log { return deleteLowersLastSeq{l.(*eventlog.Memory)} },
-			[]string{"DeleteAll"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, name := range tc.mustFail {
-				c, ok := byName[name]
-				if !ok {
-					t.Fatalf("no case %s", name)
-				}
-				m := eventlog.NewMemory()
-				f := runCase(t, c, tc.wrap(m))
-				m.Close()
-				if !f.failed {
-					t.Errorf("case %s passed against a log that %s", name, tc.name)
-					continue
-				}
-				for _, msg := range f.msgs {
-					if !strings.HasPrefix(msg, "rule: ") {
-						t.Errorf("case %s reported %q, which does not name the rule that broke", name, msg)
-					}
-				}
-				t.Logf("case %s: %s", name, f.msgs[0])
-			}
-		})
-	}
+	b := conformancetest.Break[eventlog.Log]
+	conformancetest.CheckCaught(t, eventlogtest.Cases(), []conformancetest.Broken[eventlog.Log]{
+		b("IgnoresExpectedSeq", wrap(func(m *eventlog.Memory) eventlog.Log { return ignoreExpected{m} }),
+			"AppendAtomic", "StaleExpectedConflicts", "ExpectedAheadConflicts"),
+		b("PartialAppendOnConflict", wrap(func(m *eventlog.Memory) eventlog.Log { return partialAppend{m} }),
+			"AppendAtomic"),
+		b("UntypedConflict", wrap(func(m *eventlog.Memory) eventlog.Log { return untypedConflict{m} }),
+			"GuardedFirstWrite", "StaleExpectedConflicts"),
+		b("ReordersReadType", wrap(func(m *eventlog.Memory) eventlog.Log { return reorderReadType{m} }),
+			"ReadTypeOrderAndFilter", "ReadTypeResume"),
+		b("DropsFirstSubscribed", wrap(func(m *eventlog.Memory) eventlog.Log { return dropFirstSubscribed{m} }),
+			"SubscribeGapSafe", "SubscribeLive"),
+		b("IgnoresCancel", wrap(func(m *eventlog.Memory) eventlog.Log { return ignoreCancel{m} }),
+			"CanceledContext"),
+		b("SkipsSeq2", wrap(func(m *eventlog.Memory) eventlog.Log { return skipSeq2{m} }),
+			"ReplayAll", "ReplayFromSeq", "RecordFields", "ConcurrentAppenders"),
+		b("DeleteLowersLastSeq", wrap(func(m *eventlog.Memory) eventlog.Log { return deleteLowersLastSeq{m} }),
+			"DeleteAll"),
+	})
 }
 
 // ignoreExpected appends at whatever the last Seq is.

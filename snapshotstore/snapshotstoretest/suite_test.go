@@ -2,123 +2,46 @@ package snapshotstoretest_test
 
 import (
 	"context"
-	"fmt"
-	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 	"github.com/eventsourced-go/eventsourced/snapshotstore/snapshotstoretest"
 )
 
-// fakeTB records the failures of a case instead of failing the test that
-// runs it, so the suite can be run against stores that must fail it.
-type fakeTB struct {
-	name string
-
-	// mu guards failed, msgs and cleanups: cases report from goroutines.
-	mu       sync.Mutex
-	failed   bool
-	msgs     []string
-	cleanups []func()
+// memory returns a fresh reference store, closed when the test ends.
+func memory(t *testing.T) *snapshotstore.Memory {
+	m := snapshotstore.NewMemory()
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
-var _ snapshotstoretest.TB = (*fakeTB)(nil)
-
-func (f *fakeTB) Helper()                         {}
-func (f *fakeTB) Name() string                    { return f.name }
-func (f *fakeTB) Logf(format string, args ...any) {}
-
-func (f *fakeTB) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failed = true
-	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-}
-
-// Fatalf records the failure and ends the case's goroutine, like
-// testing.T.FailNow.
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *fakeTB) Cleanup(fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cleanups = append(f.cleanups, fn)
-}
-
-func (f *fakeTB) Failed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failed
-}
-
-// runCase runs c against store in its own goroutine, then the cleanups.
-func runCase(t *testing.T, c snapshotstoretest.Case, store snapshotstore.Store) *fakeTB {
-	f := &fakeTB{name: t.Name() + "/" + c.Name}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Fn(f, store)
-	}()
-	<-done
-	for _, fn := range slices.Backward(f.cleanups) {
-		fn()
-	}
-	return f
-}
-
+// TestCasesPassOnMemory checks the harness: every case passes against the
+// reference store when run through the recorder.
 func TestCasesPassOnMemory(t *testing.T) {
-	for _, c := range snapshotstoretest.Cases() {
-		m := snapshotstore.NewMemory()
-		if f := runCase(t, c, m); f.failed {
-			t.Errorf("case %s failed against Memory:\n%s", c.Name, strings.Join(f.msgs, "\n"))
-		}
-		m.Close()
-	}
+	conformancetest.CheckPass(t, snapshotstoretest.Cases(), func(t *testing.T) snapshotstore.Store { return memory(t) })
+}
+
+func TestCasesAreNamedAndStateRules(t *testing.T) {
+	conformancetest.CheckCases(t, snapshotstoretest.Cases())
 }
 
 // TestSuiteDetectsBrokenStores runs cases against stores that each break
 // one rule and checks that the cases fail, saying which rule broke.
 func TestSuiteDetectsBrokenStores(t *testing.T) {
-	byName := make(map[string]snapshotstoretest.Case)
-	for _, c := range snapshotstoretest.Cases() {
-		byName[c.Name] = c
+	wrap := func(f func(*snapshotstore.Memory) snapshotstore.Store) func(t *testing.T) snapshotstore.Store {
+		return func(t *testing.T) snapshotstore.Store { return f(memory(t)) }
 	}
-	for _, tc := range []struct {
-		name     string
-		wrap     func(*snapshotstore.Memory) snapshotstore.Store
-		mustFail []string
-	}{
-		{"LoadsLastSaved", func(m *snapshotstore.Memory) snapshotstore.Store { return &lastSaved{Memory: m} },
-			[]string{"SaveLoadLatest"}},
-		{"IgnoresKeep", func(m *snapshotstore.Memory) snapshotstore.Store { return ignoreKeep{m} },
-			[]string{"KeepLastK"}},
-		{"TruncatesData", func(m *snapshotstore.Memory) snapshotstore.Store { return truncate{m} },
-			[]string{"LargeSnapshot"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, name := range tc.mustFail {
-				m := snapshotstore.NewMemory()
-				f := runCase(t, byName[name], tc.wrap(m))
-				m.Close()
-				if !f.failed {
-					t.Errorf("case %s passed against a store that %s", name, tc.name)
-					continue
-				}
-				for _, msg := range f.msgs {
-					if !strings.HasPrefix(msg, "rule: ") {
-						t.Errorf("case %s reported %q, which does not name the rule that broke", name, msg)
-					}
-				}
-				t.Logf("case %s: %s", name, f.msgs[0])
-			}
-		})
-	}
+	b := conformancetest.Break[snapshotstore.Store]
+	conformancetest.CheckCaught(t, snapshotstoretest.Cases(), []conformancetest.Broken[snapshotstore.Store]{
+		b("LoadsLastSaved", wrap(func(m *snapshotstore.Memory) snapshotstore.Store { return &lastSaved{Memory: m} }),
+			"SaveLoadLatest"),
+		b("IgnoresKeep", wrap(func(m *snapshotstore.Memory) snapshotstore.Store { return ignoreKeep{m} }),
+			"KeepLastK"),
+		b("TruncatesData", wrap(func(m *snapshotstore.Memory) snapshotstore.Store { return truncate{m} }),
+			"LargeSnapshot"),
+	})
 }
 
 // lastSaved loads the snapshot saved last rather than the highest Seq.
