@@ -59,3 +59,26 @@ func TestSnapshotNotSkippedWhileSaving(t *testing.T) {
 		t.Errorf("recovery read from %v, want [51]", got)
 	}
 }
+
+// A snapshot records the type's StateRevision, so that a later release can
+// tell it apart.
+func TestSnapshotRecordsStateRevision(t *testing.T) {
+	store := snapshotstore.NewMemory()
+	sys := newSystem(t, eventlog.NewMemory(), entity.WithSnapshotStore(store))
+	def := counterType()
+	def.StateRevision = 3
+	k, err := entity.Register(sys, def, entity.WithSnapshotEvery(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ask(t, k.Ref("r"), Add{N: 1})
+	}
+	if err := sys.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	snap, found, err := store.Load(context.Background(), "Counter", "r")
+	if err != nil || !found || snap.Seq != 2 || snap.Revision != 3 {
+		t.Fatalf("snapshot %+v, found %v, %v; want one at seq 2 with revision 3", snap, found, err)
+	}
+}

@@ -43,7 +43,7 @@ func (in *instance[S, E]) maybeSnapshot() {
 		return
 	}
 	in.snapDone = in.seq
-	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Data: data}
+	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Revision: def.StateRevision, Data: data}
 	in.snapMu.Lock()
 	in.snapNext = snap
 	start := !in.snapping

@@ -26,6 +26,11 @@ type Type[S, E any] struct {
 	// State encodes and decodes state for snapshots. It may be nil when
 	// snapshots are off.
 	State binarize.Codec[S]
+	// StateRevision is the revision of the state's schema as State encodes
+	// it (0 by default). Every snapshot records it, so that a release that
+	// changes S can tell the snapshots of an older one apart. Raise it when
+	// an incompatible change to S ships.
+	StateRevision uint32
 }
 
 func (t *Type[S, E]) initial() S {
