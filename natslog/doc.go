@@ -37,23 +37,16 @@
 //
 // # Appends
 //
-// An append publishes its events with the Nats-Expected-Last-Subject-Sequence
-// header set to the stream sequence of the entity's last message, 0 for a
-// new entity, so the server refuses it if anything else was appended since:
-// the first write is guarded too. The server's "wrong last sequence" errors
-// (JetStream codes 10071 and 10164) become a [*eventlog.ConflictError] whose
-// Actual is read from the entity's last message. The Log remembers the last
-// (Seq, stream sequence) of the entities it appended to or read (up to
-// [WithCacheSize] of them), so an append to a live entity is one round trip;
-// otherwise it looks up the entity's last message first.
-//
-// One event is one publish; several are one atomic batch (the
-// Nats-Batch-Id, Nats-Batch-Sequence and Nats-Batch-Commit headers): the
-// server stores all or none, and a conflict rejects the whole batch.
-// Appends from many goroutines are pipelined on the connection, each
-// waiting only for its own acknowledgement, so many entities appending at
-// once share round trips (group commit), and a conflict is reported only to
-// the append that caused it.
+// An append is conditional on the entity's last message: the server
+// refuses it if anything else was appended to the entity since, the first
+// write included (JetStream's expected last subject sequence; its "wrong
+// last sequence" errors become a [*eventlog.ConflictError] with the actual
+// Seq). The Log remembers the last Seq of up to [WithCacheSize] entities, so
+// an append to a live entity is one round trip. One event is one publish;
+// several are one atomic batch, stored all or none. Appends from many
+// goroutines are pipelined on the connection, so many entities appending at
+// once share round trips, and a conflict fails only the append that caused
+// it.
 //
 // Atomic batches cost more than single publishes: a server with file
 // storage and one replica stages a batch in files it flushes to disk before
@@ -65,22 +58,13 @@
 //
 // # Reads
 //
-// [Log.ReadEntity] and [Log.ReadType] use direct gets (no consumer is
-// created). ReadEntity reads the last few events of an entity, as a
-// recovery after a snapshot does, by following them back from its last
-// message, each stored message naming the stream sequence of the one
-// before it (Nats-Expected-Last-Subject-Sequence): a direct get of the next
-// message on a subject makes the server step over every other entity's
-// messages in between, which for many interleaved entities costs about a
-// read of the stream per recovery. Longer reads use batched direct gets.
-// The first step, looking up the entity's last message, goes through the
-// Log's readers: a reader takes every lookup waiting and answers them with
-// one multi-subject direct get, so entities activated together (a restart,
-// a burst) recover with a few requests instead of one each.
-// [Log.Subscribe] uses an ordered consumer that resumes after the last
-// Position it delivered, also across reconnects. Stream sequences
-// are assigned when messages are stored, so a reader by Position never
-// skips an event that commits later.
+// Reads use direct gets: no consumer is created. A recovery after a
+// snapshot reads only the entity's last events, not the stream, and the
+// recoveries of many entities activated together (a restart, a burst)
+// share their requests. [Log.Subscribe] uses an ordered consumer that
+// resumes after the last Position it delivered, also across reconnects.
+// Stream sequences are assigned when messages are stored, so a reader by
+// Position never skips an event that commits later.
 //
 // # Optional capabilities
 //
