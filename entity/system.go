@@ -80,13 +80,13 @@ type kindHandle interface {
 	closeAll()
 }
 
-// NewSystem returns a System storing events in log.
-func NewSystem(log eventlog.Log, opts ...Option) (*System, error) {
-	if log == nil {
+// NewSystem returns a System storing events in eventLog.
+func NewSystem(eventLog eventlog.Log, opts ...Option) (*System, error) {
+	if eventLog == nil {
 		return nil, fmt.Errorf("%w: NewSystem with a nil log", ErrInvalid)
 	}
 	sys := &System{
-		eventLog: log,
+		eventLog: eventLog,
 		logger:   slog.New(slog.DiscardHandler),
 		done:     make(chan struct{}),
 
