@@ -152,6 +152,14 @@ func (r Ref[S, E]) String() string {
 	return r.kind.Name() + "/" + r.id
 }
 
+// quoted is String with the id as eventlog.FormatID quotes it, for errors.
+func (r Ref[S, E]) quoted() string {
+	if r.kind == nil {
+		return "/" + eventlog.FormatID(r.id)
+	}
+	return r.kind.Name() + "/" + eventlog.FormatID(r.id)
+}
+
 // Ask sends cmd to the entity ref on the member that owns it and waits for
 // the reply, like [entity.Ask] does for a local entity. The command travels
 // encoded with its registered codec; errors registered with [RegisterError]
@@ -167,7 +175,9 @@ func (r Ref[S, E]) String() string {
 // not been sent (it never runs), else an error matching
 // [entity.ErrOutcomeUnknown] and ctx's error. The owner runs the command
 // under the caller's deadline, so what entity.Ask promises about errors
-// holds here too.
+// holds here too. An entity id that breaks the log's rule
+// ([eventlog.ValidateStream]) is refused before anything is sent, with an
+// error matching [ErrInvalid] and [eventlog.ErrInvalid].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, E, R]) (R, error) {
 	var zero R
 	k := ref.kind
@@ -178,7 +188,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 		return zero, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
 	}
 	if cmd == nil {
-		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
+		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref.quoted())
 	}
 	k.mu.RLock()
 	c := k.byType[reflect.TypeOf(cmd)]
@@ -188,7 +198,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	payload, err := c.encode(cmd)
 	if err != nil {
-		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref, err)
+		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref.quoted(), err)
 	}
 	env := &clusterpb.CommandEnvelope{
 		EntityType: k.Name(),
@@ -216,7 +226,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	v, err := c.decode(rep.GetPayload())
 	if err != nil {
-		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref, err)
+		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref.quoted(), err)
 	}
 	return v.(R), nil
 }

@@ -154,7 +154,7 @@ func TestEntitiesMoveToAJoiningMember(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("mv-%d", i)
 		// Ask on the owner itself: no remote traffic yet, so no gRPC client
-		// of a or b logs while c starts (see probe.go: protoactor-go's
+		// of a or b logs while c starts (see workarounds_probe.go: protoactor-go's
 		// Remote.Start writes grpc's global logger).
 		from := a
 		if a.m.Owner("Tally", ids[i]) == b.m.Address() {

@@ -122,8 +122,8 @@ func WithRetry(retries int, backoff time.Duration) Option {
 // next command activates them again. It is the entity runtime's own
 // passivation: every type [Register] adds gets entity.WithPassivateAfter(d),
 // which an entity.WithPassivateAfter among Register's options overrides.
-// Entities whose ownership moved to another member are stopped whatever d
-// is.
+// Entities whose ownership moved to another member are stopped after a
+// topology change whatever d is (see the package documentation).
 func WithPassivateAfter(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {

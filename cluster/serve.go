@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
+	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 // Serving other members: the envelopes they send arrive at a grain, and
@@ -58,7 +59,7 @@ func (g *grain) Receive(c actor.Context) {
 func (m *Member) serve(sender *actor.PID, env *clusterpb.CommandEnvelope) {
 	h := m.served[env.GetEntityType()]
 	if h == nil {
-		m.reply(sender, failure(fmt.Errorf("%w: entity type %q is not served by %s", ErrUnknownCommand, env.GetEntityType(), m.self)))
+		m.reply(sender, failure(fmt.Errorf("%w: entity type %s is not served by %s", ErrUnknownCommand, eventlog.FormatID(env.GetEntityType()), m.self)))
 		return
 	}
 	if !m.admit() {
@@ -92,7 +93,7 @@ func (m *Member) serveBatch(sender *actor.PID, b *clusterpb.CommandBatch) {
 					defer cancel()
 					reps[i] = h.handle(ctx, env)
 				} else {
-					reps[i] = failure(fmt.Errorf("%w: entity type %q is not served by %s", ErrUnknownCommand, env.GetEntityType(), m.self))
+					reps[i] = failure(fmt.Errorf("%w: entity type %s is not served by %s", ErrUnknownCommand, eventlog.FormatID(env.GetEntityType()), m.self))
 				}
 			}
 			if i == len(envs)-1 {
