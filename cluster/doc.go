@@ -121,13 +121,15 @@
 // [StartAll] and [Member.WaitForMembers], which poll the member list.
 // Cluster.StartMember sleeps 1 s; [StartAll] starts members concurrently,
 // paying it once. Gossip is off unless [WithGossipInterval] turns it on.
-// [Member.Shutdown] deregisters from the provider and stops protoactor-go's
-// goroutines itself; what remains cannot be stopped from outside: throttle
-// timers that end within 60 s, and the test provider's TTL loop, which
-// blocks forever on a stopped ticker. Several members can share one process
-// (tests, the in-process examples) under the race detector, provided no
-// member sends commands to another while one starts: Remote.Start writes
-// grpc's global logger, which their gRPC clients read.
+// [Member.Shutdown] deregisters from the provider itself (a member would
+// otherwise linger in the test provider's list) and stops protoactor-go's
+// goroutines, which its Cluster.Shutdown leaves running; what remains
+// cannot be stopped from outside: throttle timers that end within 60 s, and
+// the test provider's TTL loop, which blocks forever on a stopped ticker.
+// Several members can share one process (tests, the in-process examples)
+// under the race detector, provided no member sends commands to another
+// while one starts: Remote.Start writes grpc's global logger, which their
+// gRPC clients read.
 //
 // # Concurrency
 //

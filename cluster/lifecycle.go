@@ -42,8 +42,7 @@ func (m *Member) Start(ctx context.Context) error {
 	m.self = m.actors.Address()
 	m.watchEndpoints()
 	m.watchDeadLetters()
-	m.topo.sweeper.Add(1)
-	go m.sweeper()
+	m.topo.sweeper.Go(m.sweeper)
 	m.startWorkers()
 	return m.pollMemberList(ctx, func(v *view) bool {
 		for _, addrs := range v.byKind {

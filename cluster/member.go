@@ -28,7 +28,7 @@ type Member struct {
 	pc     *protocluster.Cluster
 	sys    *entity.System
 
-	// mu guards kinds, started and closing. serve holds it (read) around
+	// mu guards kinds, started and closing. admit holds it (read) around
 	// srv.inflight.Add while closing is false, so that once Shutdown has set
 	// closing (write) every command let in is counted before it Waits.
 	mu      sync.RWMutex

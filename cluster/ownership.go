@@ -25,7 +25,6 @@ const sweepEvery = time.Second
 // sweeper stops local entities this member no longer owns, after every
 // topology change and every sweepEvery.
 func (m *Member) sweeper() {
-	defer m.topo.sweeper.Done()
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
 	for {
