@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +117,38 @@ func TestConcurrentAsksAreBatched(t *testing.T) {
 	t.Logf("%d remote commands in %d messages", st.Remote, st.Messages)
 	if st.Remote < 450 || st.Messages >= st.Remote {
 		t.Errorf("stats %+v: want 450 remote commands in fewer messages", st)
+	}
+}
+
+// TestAskRefusesInvalidID: Ask checks the entity id with the log's one rule
+// (eventlog.ValidateStream) before it sends anything, and its error quotes
+// only a bounded prefix of the id.
+func TestAskRefusesInvalidID(t *testing.T) {
+	nodes := startNodes(t, 2, eventlog.NewMemory())
+	ctx := context.Background()
+	before := nodes[0].m.Stats()
+	for _, tc := range []struct{ name, id string }{
+		{"10 KB", strings.Repeat("x", 10<<10)},
+		{"empty", ""},
+		{"NUL", "a\x00b"},
+		{"not UTF-8", "\xff\xfe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cluster.Ask(ctx, nodes[0].k.Ref(tc.id), Add{Op: "x", N: 1})
+			if !errors.Is(err, cluster.ErrInvalid) || !errors.Is(err, eventlog.ErrInvalid) {
+				t.Fatalf("Ask: %v, want cluster.ErrInvalid and eventlog.ErrInvalid", err)
+			}
+			if n := len(err.Error()); n >= 300 {
+				t.Errorf("error message is %d bytes, want < 300: %.100s...", n, err)
+			}
+		})
+	}
+	if after := nodes[0].m.Stats(); after != before {
+		t.Errorf("stats went from %+v to %+v: something was sent", before, after)
+	}
+	for i, n := range nodes {
+		if live := n.k.Local().Live(); live != 0 {
+			t.Errorf("member %d runs %d entities, want 0: something ran", i, live)
+		}
 	}
 }

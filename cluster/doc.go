@@ -21,37 +21,30 @@
 // protoactor-go's disthash identity lookup would pick for the cluster
 // identity (type, id): rendezvous hashing over the members serving the type.
 // Commands are registered by name with [RegisterCommand], with a codec for
-// the command and one for its reply. [Ask] encodes the command into a
-// [clusterpb.CommandEnvelope] (type, id, command name, payload, metadata)
-// and sends it to the owner's router actor for the type; the owner decodes
-// it, runs it with [entity.Ask] on its own entity and answers a
-// [clusterpb.ReplyEnvelope]. Only these two protobuf messages, owned by this
-// package, cross the wire: members never need the user's Go types, and
-// protoactor-go (which crashes on a message type it does not know) never
-// sees one. An unknown type or command name, or a payload that does not
-// decode, is answered with [ErrUnknownCommand] or [ErrDecode]. When the
-// caller's own member owns the entity, Ask runs the command in process with
-// no encoding.
+// the command and one for its reply. Every member must register the same
+// types and commands (under the same names) before [Member.Start], and the
+// same error codes ([RegisterError]).
 //
-// Commands asked concurrently for entities that one member owns are batched:
-// per (owner, type) one message is in flight at a time, and the commands
-// that arrive meanwhile leave together in the next [clusterpb.CommandBatch],
-// answered by one [clusterpb.ReplyBatch]. No goroutine is added for it (the
-// caller whose command starts a batch sends it); under no load a batch is a
-// single envelope. The owner runs a batch's commands concurrently, so the
-// entity runtime's own batching applies per entity. [Member.Stats] shows the
-// mean batch size.
+// [Ask] encodes the command into a [clusterpb.CommandEnvelope] (type, id,
+// command name, payload, metadata, the caller's remaining time) and sends it
+// to the owner, which decodes it, runs it with [entity.Ask] on its own
+// entity and answers a [clusterpb.ReplyEnvelope]. Only these protobuf
+// messages, owned by this package, cross the wire: members never need the
+// user's Go types, and protoactor-go (which crashes on a message type it
+// does not know) never sees one. An unknown type or command name, or a
+// payload that does not decode, is answered with [ErrUnknownCommand] or
+// [ErrDecode]. When the caller's own member owns the entity, Ask runs the
+// command in process with no encoding. protoactor-go's own
+// Cluster.Request(id, type, envelope) reaches the same entities.
 //
-// Every member must register the same types and commands (under the same
-// names) before [Member.Start], and the same error codes ([RegisterError]).
+// Commands asked concurrently for entities of one type that one member owns
+// travel together: in one [clusterpb.CommandBatch], answered by one
+// [clusterpb.ReplyBatch]. Under no load a message carries a single command;
+// [Member.Stats] shows the mean batch size. The owner runs a batch's
+// commands concurrently, so the entity runtime's own batching applies per
+// entity, to remote commands as to local ones.
 //
-// The router actor per type never blocks: each command runs on its own
-// goroutine (owned by the Member and waited for by Shutdown), so the
-// entity runtime's command batching applies to remote commands too. The
-// router is also the props of the cluster kind, so protoactor-go's
-// cluster.Request(id, type, envelope) reaches the same code.
-//
-// # One writer per entity
+// # One writer per entity, retries and deadlines
 //
 // During a membership change two members may briefly both think they own an
 // entity. The log decides: appends are conditional on the entity's last
@@ -64,8 +57,8 @@
 // and jitter ([WithRetry]). A command that may have run is never sent
 // twice: a timeout or an owner that left before answering is [ErrTimeout]
 // (matching [entity.ErrOutcomeUnknown]), for the caller to resolve, like an
-// [entity.PersistError]. So no command is
-// applied twice and no acknowledged event is lost.
+// [entity.PersistError]. So no command is applied twice and no acknowledged
+// event is lost.
 //
 // A caller whose ctx ends stops waiting at once. If its command was still
 // waiting to be sent it never is, and the caller gets ctx's error itself; if
@@ -78,9 +71,25 @@
 // members: an error that does not match entity.ErrOutcomeUnknown means the
 // command did not run and will not.
 //
-// After a topology change each member stops the activations of the
-// entities it no longer owns; with [WithPassivateAfter] it also stops the
-// idle ones. The next command activates them again.
+// [Member.Shutdown] answers new commands with [ErrUnavailable] while it
+// finishes those it runs, so callers retry them on the member that takes
+// over; it stays in the member list a moment longer (about 0.3 s) for its
+// replies to leave, then deregisters. A caller whose owner leaves before
+// answering gets [ErrTimeout] as soon as its member sees the owner gone, not
+// at the request timeout.
+//
+// # Passivation and moves
+//
+// [WithPassivateAfter] is the entity runtime's passivation
+// (entity.WithPassivateAfter) for every type the member registers, unless
+// [Register]'s options set another: an entity idle that long stops, and the
+// next command activates it again.
+// After a topology change each member stops its activations of the entities
+// it no longer owns, and the next command activates them on their owner.
+// A member remembers which entities it has run for that; when most of those
+// have stopped since (passivated or stale), it forgets the ids idle longest,
+// and a moved entity among them is left to idle passivation, or to its first
+// conflict.
 //
 // # Providers
 //
@@ -88,10 +97,14 @@
 // [WithAddress] (default 127.0.0.1 and a free port):
 //
 //   - In one process (tests): clusterproviders/test with one InMemAgent
-//     shared by the members.
+//     shared by the members. Shut its members down one at a time: it calls
+//     every member's member list, those that left included, from the
+//     goroutine of whoever joins or leaves.
 //   - Several processes on one host or a LAN, no server:
 //     clusterproviders/automanaged.NewWithConfig(refresh, ownPort,
-//     "host:port", ...) listing every member's automanaged port.
+//     "host:port", ...) listing every member's automanaged port. It serves
+//     its health endpoint at that port on every interface (0.0.0.0),
+//     whatever WithAddress says: keep the port behind a firewall.
 //   - Consul: clusterproviders/consul.New() (a consul agent on localhost, or
 //     consul.NewWithConfig with an api.Config); etcd:
 //     clusterproviders/etcd.New() or NewWithConfig("/protoactor", clientv3
@@ -100,41 +113,23 @@
 //     are used exactly as protoactor-go documents; this package only needs
 //     the provider value.
 //
-// # Workarounds for protoactor-go
+// # protoactor-go
 //
-// The protoactor-go version this package is built on (untagged, 2024-08)
-// has defects this package works around, each with a test:
-//
-//   - MemberList.TopologyConsensus never succeeds: [Member.Start],
-//     [StartAll] and [Member.WaitForMembers] poll the member list instead.
-//   - Cluster.StartMember sleeps 1 s: [StartAll] starts members concurrently,
-//     paying it once.
-//   - Cluster.Shutdown deregisters from the provider only when graceful
-//     (then it sleeps 2 s), so a test-provider member lingers in the others'
-//     lists: [Member.Shutdown] deregisters itself, without the sleep. The
-//     test provider also keeps calling members that left, from the goroutine
-//     of whoever joins or leaves: shut members of one process down one at a
-//     time.
-//   - Cluster.Shutdown leaves goroutines running (gossip, identity lookup,
-//     remoting): [Member.Shutdown] stops each of them. What remains cannot
-//     be stopped from outside: throttle timers that end within 60 s, and the
-//     test provider's TTL loop, which blocks forever on a stopped ticker.
-//   - Remote.Shutdown drops replies still queued, and members drop messages
-//     from a member that left: Shutdown answers [ErrUnavailable] while it
-//     drains, lets the replies leave, and only then deregisters; a caller
-//     whose owner leaves before answering gets [ErrTimeout] at once instead
-//     of waiting for the request timeout.
-//   - Data races that matter when several members share one process (tests,
-//     the in-process examples), found with -race: Remote.Start writes grpc's
-//     global logger, which running gRPC servers read (Start serializes
-//     starts and sends a probe through its own server, see probe.go); gossip
-//     informers share an unsynchronized random source (gossip is off by
-//     default, [WithGossipInterval]); the block list is read without its
-//     lock (every message delivered to this package passes a handoff point
-//     that joins and leaves pass too, see racesync.go); and Remote.Shutdown
-//     races with connections that are still open or just closing (Shutdown
-//     waits until the others have dropped their connections and nothing
-//     arrives, then stops remoting).
+// This package is built on an untagged protoactor-go snapshot (2024-08)
+// and works around its defects, each with a test. What shows of them:
+// MemberList.TopologyConsensus never succeeds, so use [Member.Start],
+// [StartAll] and [Member.WaitForMembers], which poll the member list.
+// Cluster.StartMember sleeps 1 s; [StartAll] starts members concurrently,
+// paying it once. Gossip is off unless [WithGossipInterval] turns it on.
+// [Member.Shutdown] deregisters from the provider itself (a member would
+// otherwise linger in the test provider's list) and stops protoactor-go's
+// goroutines, which its Cluster.Shutdown leaves running; what remains
+// cannot be stopped from outside: throttle timers that end within 60 s, and
+// the test provider's TTL loop, which blocks forever on a stopped ticker.
+// Several members can share one process (tests, the in-process examples)
+// under the race detector, provided no member sends commands to another
+// while one starts: Remote.Start writes grpc's global logger, which their
+// gRPC clients read.
 //
 // # Concurrency
 //
@@ -148,7 +143,10 @@
 // # Errors
 //
 // Sentinels: [ErrClosed], [ErrInvalid], [ErrUnavailable],
-// [ErrUnknownCommand], [ErrDecode], [ErrTimeout]. An error from another
+// [ErrUnknownCommand], [ErrDecode], [ErrTimeout]. [Ask] checks the entity id
+// with the log's rule ([eventlog.ValidateStream]: 1 to 255 bytes of UTF-8
+// without NUL) before it sends anything; an id that breaks it is an error
+// matching both ErrInvalid and [eventlog.ErrInvalid]. An error from another
 // member is a [*RemoteError] that matches (errors.Is) every registered error
 // the original matched: the sentinels of entity (ErrPersist, ErrPanic ...),
 // eventlog (ErrConflict ...), this package, and what the application

@@ -30,9 +30,9 @@ func PipeQueueLen(m *Member, owner, kind string) int {
 func SendUnanswered(m *Member, owner string, timeout time.Duration) <-chan error {
 	pid := m.actors.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	res := make(chan error, 1)
-	m.flushes.Add(1)
+	m.route.flushes.Add(1)
 	go func() {
-		defer m.flushes.Done()
+		defer m.route.flushes.Done()
 		_, err := m.send(owner, pid, []*clusterpb.CommandEnvelope{{EntityType: "Tally", EntityId: "x", Command: "add"}}, timeout)
 		res <- err
 	}()
@@ -42,6 +42,6 @@ func SendUnanswered(m *Member, owner string, timeout time.Duration) <-chan error
 // Waiting exposes how many of m's requests wait for a reply.
 func Waiting(m *Member) int {
 	n := 0
-	m.waiting.Range(func(any, any) bool { n++; return true })
+	m.route.waiting.Range(func(any, any) bool { n++; return true })
 	return n
 }

@@ -2,11 +2,9 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
-	"time"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
@@ -26,10 +24,8 @@ type Kind[S, E any] struct {
 	byName map[string]*command[S, E]
 	byType map[reflect.Type]*command[S, E]
 
-	active sync.Map // entity id -> *activity: entities that ran a command here
+	ids *servedIDs // the entities that ran a command here (ownership.go)
 }
-
-type activity struct{ last time.Time }
 
 // command is one registered command type, its type parameters C and R erased.
 type command[S, E any] struct {
@@ -47,11 +43,13 @@ type command[S, E any] struct {
 // Register registers entity type def with m, before [Member.Start]: on the
 // member's entity system, with opts, and as a protoactor-go cluster kind of
 // the same name. Every member serving the type must register it, with the
-// same commands.
+// same commands. The member's [WithPassivateAfter] comes first among the
+// entity options, so an entity.WithPassivateAfter in opts overrides it.
 func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOption) (*Kind[S, E], error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: Register with a nil Member", ErrInvalid)
 	}
+	opts = append([]entity.KindOption{entity.WithPassivateAfter(m.cfg.passivateAfter)}, opts...)
 	local, err := entity.Register(m.sys, def, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -61,6 +59,7 @@ func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOpt
 		local:  local,
 		byName: make(map[string]*command[S, E]),
 		byType: make(map[reflect.Type]*command[S, E]),
+		ids:    newServedIDs(),
 	}
 	if err := m.addKind(def.Name, k); err != nil {
 		return nil, err
@@ -153,6 +152,14 @@ func (r Ref[S, E]) String() string {
 	return r.kind.Name() + "/" + r.id
 }
 
+// quoted is String with the id as eventlog.FormatID quotes it, for errors.
+func (r Ref[S, E]) quoted() string {
+	if r.kind == nil {
+		return "/" + eventlog.FormatID(r.id)
+	}
+	return r.kind.Name() + "/" + eventlog.FormatID(r.id)
+}
+
 // Ask sends cmd to the entity ref on the member that owns it and waits for
 // the reply, like [entity.Ask] does for a local entity. The command travels
 // encoded with its registered codec; errors registered with [RegisterError]
@@ -168,18 +175,20 @@ func (r Ref[S, E]) String() string {
 // not been sent (it never runs), else an error matching
 // [entity.ErrOutcomeUnknown] and ctx's error. The owner runs the command
 // under the caller's deadline, so what entity.Ask promises about errors
-// holds here too.
+// holds here too. An entity id that breaks the log's rule
+// ([eventlog.ValidateStream]) is refused before anything is sent, with an
+// error matching [ErrInvalid] and [eventlog.ErrInvalid].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, E, R]) (R, error) {
 	var zero R
 	k := ref.kind
 	if k == nil {
 		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
 	}
-	if ref.id == "" {
-		return zero, fmt.Errorf("%w: Ask %s with an empty entity id", ErrInvalid, k.Name())
+	if err := eventlog.ValidateStream(k.Name(), ref.id); err != nil {
+		return zero, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
 	}
 	if cmd == nil {
-		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
+		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref.quoted())
 	}
 	k.mu.RLock()
 	c := k.byType[reflect.TypeOf(cmd)]
@@ -189,7 +198,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	payload, err := c.encode(cmd)
 	if err != nil {
-		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref, err)
+		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref.quoted(), err)
 	}
 	env := &clusterpb.CommandEnvelope{
 		EntityType: k.Name(),
@@ -200,7 +209,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	var local R
 	rep, err := k.m.request(ctx, env, func(ctx context.Context) error {
-		k.touch(ref.id)
+		k.ids.add(ref.id)
 		r, err := entity.Ask(ctx, k.local.Ref(ref.id), cmd)
 		if err != nil {
 			k.stale(ref.id, err)
@@ -217,7 +226,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	v, err := c.decode(rep.GetPayload())
 	if err != nil {
-		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref, err)
+		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref.quoted(), err)
 	}
 	return v.(R), nil
 }
@@ -237,51 +246,11 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 	if md := env.GetMetadata(); len(md) > 0 {
 		ctx = entity.WithMetadata(ctx, md)
 	}
-	k.touch(id)
+	k.ids.add(id)
 	b, err := c.serve(ctx, k.local.Ref(id), env.GetPayload())
 	if err != nil {
 		k.stale(id, err)
 		return failure(err)
 	}
 	return &clusterpb.ReplyEnvelope{Payload: b}
-}
-
-// touch records that entity id ran a command here, for the sweeper.
-func (k *Kind[S, E]) touch(id string) {
-	now := time.Now()
-	if v, ok := k.active.Load(id); ok {
-		a := v.(*activity)
-		if now.Sub(a.last) < time.Second {
-			return
-		}
-	}
-	k.active.Store(id, &activity{last: now})
-}
-
-// stale stops the local activation of id after a conflict: another member
-// wrote the entity, so this one is stale. The next command here, if any,
-// recovers it from the log.
-func (k *Kind[S, E]) stale(id string, err error) {
-	if errors.Is(err, eventlog.ErrConflict) {
-		k.local.Passivate(id)
-	}
-}
-
-// sweep passivates the local entities this member no longer owns and, if
-// idleBefore is not 0, those idle since before it.
-func (k *Kind[S, E]) sweep(v *view, self string, idleBefore int64) {
-	name := k.Name()
-	k.active.Range(func(key, val any) bool {
-		id := key.(string)
-		a := val.(*activity)
-		moved := v.owner(name, id) != self
-		idle := idleBefore != 0 && a.last.UnixNano() < idleBefore
-		if !moved && !idle {
-			return true
-		}
-		if k.active.CompareAndDelete(id, a) && !k.local.Passivate(id) {
-			k.active.LoadOrStore(id, a) // busy: try again next sweep
-		}
-		return true
-	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
+	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -153,7 +154,7 @@ func TestEntitiesMoveToAJoiningMember(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("mv-%d", i)
 		// Ask on the owner itself: no remote traffic yet, so no gRPC client
-		// of a or b logs while c starts (see probe.go: protoactor-go's
+		// of a or b logs while c starts (see workarounds_probe.go: protoactor-go's
 		// Remote.Start writes grpc's global logger).
 		from := a
 		if a.m.Owner("Tally", ids[i]) == b.m.Address() {
@@ -364,5 +365,47 @@ func TestPassivation(t *testing.T) {
 	}
 	if got, err := cluster.Ask(ctx, nodes[1].k.Ref("p-3"), Add{Op: "b-3", N: 1}); err != nil || got != 2 {
 		t.Fatalf("reactivated: %d, %v; want 2", got, err)
+	}
+}
+
+// TestPassivationIsTheEntityRuntimes: WithPassivateAfter configures the
+// entity runtime's own passivation, which stops idle entities however they
+// were activated (here through Kind.Local, bypassing the cluster), and an
+// entity.WithPassivateAfter given to Register overrides it for that type.
+func TestPassivationIsTheEntityRuntimes(t *testing.T) {
+	m, err := cluster.NewMember("passivate", eventlog.NewMemory(), testprovider.NewTestProvider(testprovider.NewInMemAgent()),
+		cluster.WithPassivateAfter(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(context.Background())
+	quick, err := cluster.Register(m, tallyType())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowType := tallyType()
+	slowType.Name = "SlowTally"
+	slow, err := cluster.Register(m, slowType, entity.WithPassivateAfter(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := entity.Ask(ctx, quick.Local().Ref(fmt.Sprint("q-", i)), Add{Op: "a", N: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := entity.Ask(ctx, slow.Local().Ref(fmt.Sprint("s-", i)), Add{Op: "a", N: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for quick.Local().Live() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entities still live after idling, want 0 (the member's WithPassivateAfter)", quick.Local().Live())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := slow.Local().Live(); got != 5 {
+		t.Errorf("%d entities of the type registered WithPassivateAfter(1h) live, want 5", got)
 	}
 }

@@ -2,18 +2,13 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
-	"github.com/eventsourced-go/eventsourced/entity"
-	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
 // Batching of remote commands. Commands asked concurrently for entities of
@@ -74,10 +69,10 @@ type pipeKey struct{ owner, kind string }
 // pipe returns the pipe to owner for entity type kind.
 func (m *Member) pipe(owner, kind string) *pipe {
 	key := pipeKey{owner, kind}
-	if p, ok := m.pipes.Load(key); ok {
+	if p, ok := m.route.pipes.Load(key); ok {
 		return p.(*pipe)
 	}
-	p, _ := m.pipes.LoadOrStore(key, &pipe{m: m, owner: owner, pid: actor.NewPID(owner, routerName(kind))})
+	p, _ := m.route.pipes.LoadOrStore(key, &pipe{m: m, owner: owner, pid: actor.NewPID(owner, routerName(kind))})
 	return p.(*pipe)
 }
 
@@ -104,7 +99,7 @@ func (p *pipe) do(ctx context.Context, env *clusterpb.CommandEnvelope, timeout t
 				// Ends within the batch's timeout, or when Shutdown
 				// fails the requests still waiting.
 				go func(batch []*call) {
-					defer p.m.flushes.Done()
+					defer p.m.route.flushes.Done()
 					p.flush(batch)
 				}(batch)
 			}
@@ -216,78 +211,3 @@ func (p *pipe) flush(batch []*call) {
 		batch = next
 	}
 }
-
-// send sends envs to the router at pid of owner and waits for the replies.
-func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnvelope, timeout time.Duration) ([]*clusterpb.ReplyEnvelope, error) {
-	var msg any = envs[0]
-	if len(envs) > 1 {
-		msg = &clusterpb.CommandBatch{Commands: envs}
-	}
-	m.messages.Add(1)
-	m.remote.Add(int64(len(envs)))
-	fut := m.actors.Root.RequestFuture(pid, msg, timeout)
-	m.waiting.Store(fut, owner)
-	switch {
-	case m.closed.Load(): // Shutdown fails those it finds waiting, maybe not this one
-		m.actors.Root.Send(fut.PID(), memberClosed{})
-	case !m.view.Load().has(owner):
-		m.failFuture(fut, owner)
-	}
-	res, err := fut.Result()
-	syncPoint()
-	m.lastIn.Store(time.Now().UnixNano())
-	m.waiting.Delete(fut)
-	what := fmt.Sprintf("%s/%s", eventlog.FormatID(envs[0].GetEntityType()), eventlog.FormatID(envs[0].GetEntityId()))
-	if len(envs) > 1 {
-		what = fmt.Sprintf("%d commands for %s", len(envs), envs[0].GetEntityType())
-	}
-	switch r := res.(type) {
-	case ownerLeft:
-		return nil, fmt.Errorf("%w: %w: %s: owner %s left the cluster before answering", ErrTimeout, entity.ErrOutcomeUnknown, what, r.addr)
-	case memberClosed:
-		return nil, fmt.Errorf("%w: %w: %s: this member shut down before %s answered", ErrTimeout, entity.ErrOutcomeUnknown, what, owner)
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter):
-		return nil, fmt.Errorf("%w: %s not delivered to %s", ErrUnavailable, what, owner)
-	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
-		return nil, fmt.Errorf("%w: %w: %s at %s after %v", ErrTimeout, entity.ErrOutcomeUnknown, what, owner, timeout.Round(time.Millisecond))
-	default:
-		return nil, fmt.Errorf("cluster: %s at %s: %w", what, owner, err)
-	}
-	switch r := res.(type) {
-	case *clusterpb.ReplyEnvelope:
-		if len(envs) == 1 {
-			return []*clusterpb.ReplyEnvelope{r}, nil
-		}
-		if r.GetFailed() { // the owner refused the whole batch (leaving)
-			reps := make([]*clusterpb.ReplyEnvelope, len(envs))
-			for i := range reps {
-				reps[i] = r
-			}
-			return reps, nil
-		}
-	case *clusterpb.ReplyBatch:
-		if len(r.GetReplies()) == len(envs) {
-			return r.GetReplies(), nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %s answered %T to %s", ErrDecode, owner, res, what)
-}
-
-// sentError is the error of a command whose caller gave up after it was
-// sent: it may have run.
-type sentError struct {
-	env *clusterpb.CommandEnvelope
-	err error // ctx's error
-}
-
-func (e *sentError) Error() string {
-	return fmt.Sprintf("cluster: %s/%s: the command was on its way to its owner when its caller gave up, its outcome is unknown: %v",
-		eventlog.FormatID(e.env.GetEntityType()), eventlog.FormatID(e.env.GetEntityId()), e.err)
-}
-
-func (e *sentError) Is(target error) bool { return target == entity.ErrOutcomeUnknown }
-
-func (e *sentError) Unwrap() error { return e.err }

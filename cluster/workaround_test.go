@@ -2,14 +2,20 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	testprovider "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"go.uber.org/goleak"
 
 	"github.com/eventsourced-go/eventsourced/cluster"
+	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -98,4 +104,120 @@ func TestOwnerMatchesProtoactorRendezvous(t *testing.T) {
 			t.Fatalf("%s: owner %s, protoactor-go says %s", id, best, want)
 		}
 	}
+}
+
+// Remote.Start writes grpc's global logger, which the gRPC servers of the
+// members already started read: Start serializes Remote.Start and orders it
+// after the previous member's server with a probe. Under -race this test
+// fails without them.
+func TestConcurrentStartsAreOrdered(t *testing.T) {
+	nodes := startNodes(t, 4, eventlog.NewMemory())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, from := range nodes {
+		for j, to := range nodes {
+			var id string
+			for k := 0; ; k++ {
+				if id = fmt.Sprintf("o-%d-%d-%d", i, j, k); from.m.Owner("Tally", id) == to.m.Address() {
+					break
+				}
+			}
+			if _, err := cluster.Ask(ctx, from.k.Ref(id), Add{Op: id, N: 1}); err != nil {
+				t.Fatalf("member %d to member %d: %v", i, j, err)
+			}
+		}
+	}
+}
+
+// Gossip informers of members in one process share an unsynchronized random
+// source, and a zero gossip interval panics: gossip is off (an interval of a
+// day) unless WithGossipInterval turns it on.
+func TestGossipIsOffByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []cluster.Option
+		want time.Duration
+	}{
+		{"default", nil, 24 * time.Hour},
+		{"zero", []cluster.Option{cluster.WithGossipInterval(0)}, 24 * time.Hour},
+		{"on", []cluster.Option{cluster.WithGossipInterval(300 * time.Millisecond)}, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := cluster.NewMember("gossip", eventlog.NewMemory(), testprovider.NewTestProvider(testprovider.NewInMemAgent()), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Shutdown(context.Background())
+			if got := m.Cluster().Config.GossipInterval; got != tc.want {
+				t.Errorf("gossip interval %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Members drop what a member that left sends, so its answer never comes: a
+// request waiting for a member ends with ErrTimeout (the outcome is unknown)
+// as soon as the member list says it left, not at the request timeout, and
+// one to a member not in the list ends at once.
+func TestOwnerLeftEndsRequestsAtOnce(t *testing.T) {
+	nodes := startNodes(t, 3, eventlog.NewMemory())
+	m := nodes[0].m
+	check := func(what string, res <-chan error) {
+		t.Helper()
+		select {
+		case err := <-res:
+			if !errors.Is(err, cluster.ErrTimeout) || !errors.Is(err, entity.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "left the cluster") {
+				t.Errorf("%s: %v, want ErrTimeout and ErrOutcomeUnknown, saying the owner left", what, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: still waiting (the request timeout is a minute)", what)
+		}
+	}
+	check("request to a member not in the list", cluster.SendUnanswered(m, "127.0.0.1:1", time.Minute))
+
+	res := cluster.SendUnanswered(m, nodes[2].m.Address(), time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for cluster.Waiting(m) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never started waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := nodes[2].m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("request to a member that left", res)
+}
+
+// The automanaged provider serves its health endpoint on 0.0.0.0, whatever
+// the member's address, and this package cannot change that: its
+// documentation says so. This test fails once protoactor-go binds it
+// elsewhere, for the documentation to change.
+func TestAutomanagedListensOnEveryInterface(t *testing.T) {
+	var ip net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			ip = n.IP
+			break
+		}
+	}
+	if ip == nil {
+		t.Skip("no non-loopback IPv4 address to reach the health port on")
+	}
+	port := freePort(t)
+	provider := automanaged.NewWithConfig(100*time.Millisecond, port, fmt.Sprintf("127.0.0.1:%d", port))
+	n := newNode(t, "automan", eventlog.NewMemory(), provider)
+	defer shutdownAll(t, []node{n})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), fmt.Sprint(port)))
+	if err != nil {
+		t.Fatalf("the automanaged health port of a member on 127.0.0.1 is not reachable on %s (%v): if protoactor-go no longer binds it to 0.0.0.0, update the package documentation", ip, err)
+	}
+	conn.Close()
 }

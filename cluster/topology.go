@@ -2,9 +2,38 @@ package cluster
 
 import (
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/eventstream"
 )
+
+// topology is this member's view of the member list, kept current from
+// protoactor-go's topology events, and the sweeper that acts on its changes
+// (ownership.go).
+type topology struct {
+	view    atomic.Pointer[view]      // the member list as of the last topology event
+	changed chan struct{}             // the topology changed, for the sweeper; buffered 1
+	sub     *eventstream.Subscription // to the topology events, set by Start
+	sweeper sync.WaitGroup            // the sweeper goroutine
+}
+
+// watchTopology keeps m.topo.view current from Start on. When members
+// leave, the requests waiting for their answers end at once (failLeft) and
+// the sweeper looks for entities this member no longer owns.
+func (m *Member) watchTopology() {
+	m.topo.sub = m.actors.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*protocluster.ClusterTopology); ok {
+			m.topo.view.Store(newView(t.Members))
+			m.failLeft(t.Left)
+			select {
+			case m.topo.changed <- struct{}{}:
+			default:
+			}
+		}
+	})
+}
 
 // view is an immutable snapshot of the members that serve each entity type.
 // Ownership is rendezvous hashing exactly as protoactor-go's disthash identity

@@ -19,6 +19,10 @@ import (
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
 )
 
+// The start probe, a workaround (see workarounds.go) for a data race between
+// members in one process: Remote.Start writes grpc's global logger without
+// synchronization.
+
 // probeName is the actor that receives the start probe.
 const probeName = "eventsourced-probe"
 

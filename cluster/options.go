@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+)
+
+// config is a Member's configuration, set by [NewMember] from its defaults
+// and the options.
+type config struct {
+	host           string
+	port           int
+	advertisedHost string
+	logger         *slog.Logger
+	entityOpts     []entity.Option
+	requestTimeout time.Duration
+	retries        int
+	backoff        time.Duration
+	maxBackoff     time.Duration
+	passivateAfter time.Duration // passed to every Kind as entity.WithPassivateAfter
+	clusterOpts    []protocluster.ConfigOption
+	gossip         time.Duration // 0: off (see gossipInterval)
+}
+
+// defaultConfig is the configuration with no options.
+func defaultConfig() config {
+	return config{
+		host:           "127.0.0.1",
+		logger:         slog.New(slog.DiscardHandler),
+		requestTimeout: 10 * time.Second,
+		retries:        10,
+		backoff:        20 * time.Millisecond,
+		maxBackoff:     time.Second,
+	}
+}
+
+// Option configures a [Member].
+type Option func(*config) error
+
+// WithAddress sets the host and port remoting listens on (default
+// 127.0.0.1 and a free port). Port 0 picks a free port.
+func WithAddress(host string, port int) Option {
+	return func(c *config) error {
+		if host == "" || port < 0 || port > 65535 {
+			return fmt.Errorf("%w: WithAddress(%q, %d)", ErrInvalid, host, port)
+		}
+		c.host, c.port = host, port
+		return nil
+	}
+}
+
+// WithAdvertisedHost sets the host:port other members use to reach this one,
+// when it differs from the listen address (NAT, containers).
+func WithAdvertisedHost(hostPort string) Option {
+	return func(c *config) error {
+		if hostPort == "" {
+			return fmt.Errorf("%w: WithAdvertisedHost(\"\")", ErrInvalid)
+		}
+		c.advertisedHost = hostPort
+		return nil
+	}
+}
+
+// WithLogger sets the logger of the member and of protoactor-go. The default
+// discards everything (protoactor-go logs a lot at Info).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithEntityOptions passes options to the member's [entity.System], such as
+// entity.WithSnapshotStore. entity.WithActorSystem is set by the Member.
+func WithEntityOptions(opts ...entity.Option) Option {
+	return func(c *config) error {
+		c.entityOpts = append(c.entityOpts, opts...)
+		return nil
+	}
+}
+
+// WithRequestTimeout bounds each attempt of a remote command (default 10 s);
+// a ctx deadline that comes sooner wins. The owner runs the command under
+// that bound, and its answer is awaited a little longer (250 ms), so that a
+// command that timed out waiting on the owner, which never ran, is reported
+// as the owner's context error. An attempt with no answer at all fails with
+// [ErrTimeout] and is not retried, since the command may have run.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithRequestTimeout(%v): must be > 0", ErrInvalid, d)
+		}
+		c.requestTimeout = d
+		return nil
+	}
+}
+
+// WithRetry sets how often a command that surely did not run (the owner was
+// leaving, the message was not delivered, or the append conflicted with the
+// entity's current owner) is retried against the current owner, and the first
+// backoff, which doubles per attempt up to 1 s with jitter. The default is 10
+// retries from 20 ms: about 5 s, enough for a membership change to settle.
+func WithRetry(retries int, backoff time.Duration) Option {
+	return func(c *config) error {
+		if retries < 0 || backoff <= 0 {
+			return fmt.Errorf("%w: WithRetry(%d, %v)", ErrInvalid, retries, backoff)
+		}
+		c.retries, c.backoff = retries, backoff
+		return nil
+	}
+}
+
+// WithPassivateAfter stops entities idle for d (0, the default, never); the
+// next command activates them again. It is the entity runtime's own
+// passivation: every type [Register] adds gets entity.WithPassivateAfter(d),
+// which an entity.WithPassivateAfter among Register's options overrides.
+// Entities whose ownership moved to another member are stopped after a
+// topology change whatever d is (see the package documentation).
+func WithPassivateAfter(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithPassivateAfter(%v): must be >= 0", ErrInvalid, d)
+		}
+		c.passivateAfter = d
+		return nil
+	}
+}
+
+// WithGossipInterval turns protoactor-go's gossip on, every d (0: off, the
+// default). This package does not need gossip: membership comes from the
+// provider, ownership from rendezvous hashing and the single writer from the
+// log. It is off by default because in the protoactor-go version this
+// package is built on, the gossip informers of all members in one process
+// share an unsynchronized random source (a data race), and its throttles
+// leave 60 s timers running after Shutdown. Turn it on for protoactor-go
+// features that need it, with one member per process.
+func WithGossipInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithGossipInterval(%v): must be >= 0", ErrInvalid, d)
+		}
+		c.gossip = d
+		return nil
+	}
+}
+
+// WithClusterOptions passes options to protoactor-go's cluster.Configure,
+// such as cluster.WithRequestTimeout or gossip settings.
+func WithClusterOptions(opts ...protocluster.ConfigOption) Option {
+	return func(c *config) error {
+		c.clusterOpts = append(c.clusterOpts, opts...)
+		return nil
+	}
+}
