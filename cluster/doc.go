@@ -83,13 +83,9 @@
 // [WithPassivateAfter] is the entity runtime's passivation
 // (entity.WithPassivateAfter) for every type the member registers, unless
 // [Register]'s options set another: an entity idle that long stops, and the
-// next command activates it again.
-// After a topology change each member stops its activations of the entities
-// it no longer owns, and the next command activates them on their owner.
-// A member remembers which entities it has run for that; when most of those
-// have stopped since (passivated or stale), it forgets the ids idle longest,
-// and a moved entity among them is left to idle passivation, or to its first
-// conflict.
+// next command activates it again. After a topology change, and every
+// second, each member stops its live entities that it no longer owns
+// (entity.Kind.LiveIDs); the next command activates them on their owner.
 //
 // # Providers
 //

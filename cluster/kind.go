@@ -24,7 +24,6 @@ type Kind[S, E any] struct {
 	byName map[string]*command[S, E]
 	byType map[reflect.Type]*command[S, E]
 
-	ids *servedIDs // the entities that ran a command here (ownership.go)
 }
 
 // command is one registered command type, its type parameters C and R erased.
@@ -59,7 +58,6 @@ func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOpt
 		local:  local,
 		byName: make(map[string]*command[S, E]),
 		byType: make(map[reflect.Type]*command[S, E]),
-		ids:    newServedIDs(),
 	}
 	if err := m.addKind(def.Name, k); err != nil {
 		return nil, err
@@ -209,7 +207,6 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	var local R
 	rep, err := k.m.request(ctx, env, func(ctx context.Context) error {
-		k.ids.add(ref.id)
 		r, err := entity.Ask(ctx, k.local.Ref(ref.id), cmd)
 		if err != nil {
 			k.stale(ref.id, err)
@@ -246,7 +243,6 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 	if md := env.GetMetadata(); len(md) > 0 {
 		ctx = entity.WithMetadata(ctx, md)
 	}
-	k.ids.add(id)
 	b, err := c.serve(ctx, k.local.Ref(id), env.GetPayload())
 	if err != nil {
 		k.stale(id, err)

@@ -2,6 +2,7 @@ package entity
 
 import (
 	"context"
+	"iter"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -223,6 +224,16 @@ func (k *Kind[S, E]) passivate(in *instance[S, E]) bool {
 	}
 	in.stopActor()
 	return true
+}
+
+// LiveIDs yields the ids of the live entities of this kind. Entities
+// activated or passivated while it runs may or may not be yielded; each id
+// live throughout is yielded once. Package cluster uses it to stop the
+// entities whose ownership moved to another member.
+func (k *Kind[S, E]) LiveIDs() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		k.live.Range(func(in *instance[S, E]) bool { return yield(in.id) })
+	}
 }
 
 // Passivate stops the live entity id if it is idle, as idle passivation

@@ -2,6 +2,7 @@ package entity_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -33,5 +34,24 @@ func TestPassivateOne(t *testing.T) {
 	}
 	if got := k.Live(); got != 2 {
 		t.Errorf("after reactivation: %d live, want 2", got)
+	}
+}
+
+// LiveIDs yields every live entity once, and not one passivated.
+func TestLiveIDs(t *testing.T) {
+	k := register(t, newSystem(t, eventlog.NewMemory()))
+	for _, id := range []string{"a", "b", "c"} {
+		ask(t, k.Ref(id), Add{N: 1})
+	}
+	if !k.Passivate("b") {
+		t.Fatal("Passivate(b) reported busy")
+	}
+	var got []string
+	for id := range k.LiveIDs() {
+		got = append(got, id)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("LiveIDs = %v, want [a c]", got)
 	}
 }
