@@ -23,7 +23,6 @@ type Kind[S, E any] struct {
 	mu     sync.RWMutex // guards byName and byType; writes only before Start
 	byName map[string]*command[S, E]
 	byType map[reflect.Type]*command[S, E]
-
 }
 
 // command is one registered command type, its type parameters C and R erased.

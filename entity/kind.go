@@ -2,8 +2,8 @@ package entity
 
 import (
 	"context"
-	"iter"
 	"fmt"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
