@@ -88,7 +88,7 @@ type natsEnv struct {
 	js     jetstream.JetStream
 	stream string
 	prefix string
-	opts   []natslog.Option
+	opts   []natslog.Option // of the Log
 }
 
 func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv, error) {
@@ -118,8 +118,8 @@ func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv,
 	// Unique names, so runs against one external server do not mix.
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	e.stream, e.prefix = "bench_"+suffix, "bench_"+suffix
-	e.opts = []natslog.Option{natslog.WithStream(e.stream), natslog.WithPrefix(e.prefix), natslog.WithBucket("bench_snaps_" + suffix)}
-	if err := natslog.Setup(ctx, e.js, e.opts...); err != nil {
+	e.opts = []natslog.Option{natslog.WithStream(e.stream), natslog.WithPrefix(e.prefix)}
+	if err := natslog.Setup(ctx, e.js, append(e.opts, natslog.WithBucket("bench_snaps_"+suffix))...); err != nil {
 		e.close()
 		return nil, err
 	}
