@@ -154,6 +154,13 @@ const drainingFor = 10 * time.Second
 
 // send sends envs to the router at pid of owner and waits for the replies.
 func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnvelope, timeout time.Duration) ([]*clusterpb.ReplyEnvelope, error) {
+	// what names the commands in errors; only errors pay for it.
+	what := func() string {
+		if len(envs) > 1 {
+			return fmt.Sprintf("%d commands for %s", len(envs), eventlog.FormatID(envs[0].GetEntityType()))
+		}
+		return fmt.Sprintf("%s/%s", eventlog.FormatID(envs[0].GetEntityType()), eventlog.FormatID(envs[0].GetEntityId()))
+	}
 	var msg any = envs[0]
 	if len(envs) > 1 {
 		msg = &clusterpb.CommandBatch{Commands: envs}
@@ -171,24 +178,20 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	res, err := fut.Result()
 	m.arrived()
 	m.route.waiting.Delete(fut)
-	what := fmt.Sprintf("%s/%s", eventlog.FormatID(envs[0].GetEntityType()), eventlog.FormatID(envs[0].GetEntityId()))
-	if len(envs) > 1 {
-		what = fmt.Sprintf("%d commands for %s", len(envs), eventlog.FormatID(envs[0].GetEntityType()))
-	}
 	switch r := res.(type) {
 	case ownerLeft:
-		return nil, fmt.Errorf("%w: %w: %s: owner %s left the cluster before answering", ErrTimeout, entity.ErrOutcomeUnknown, what, r.addr)
+		return nil, fmt.Errorf("%w: %w: %s: owner %s left the cluster before answering", ErrTimeout, entity.ErrOutcomeUnknown, what(), r.addr)
 	case memberClosed:
-		return nil, fmt.Errorf("%w: %w: %s: this member shut down before %s answered", ErrTimeout, entity.ErrOutcomeUnknown, what, owner)
+		return nil, fmt.Errorf("%w: %w: %s: this member shut down before %s answered", ErrTimeout, entity.ErrOutcomeUnknown, what(), owner)
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter):
-		return nil, fmt.Errorf("%w: %s not delivered to %s", ErrUnavailable, what, owner)
+		return nil, fmt.Errorf("%w: %s not delivered to %s", ErrUnavailable, what(), owner)
 	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
-		return nil, fmt.Errorf("%w: %w: %s at %s after %v", ErrTimeout, entity.ErrOutcomeUnknown, what, owner, timeout.Round(time.Millisecond))
+		return nil, fmt.Errorf("%w: %w: %s at %s after %v", ErrTimeout, entity.ErrOutcomeUnknown, what(), owner, timeout.Round(time.Millisecond))
 	default:
-		return nil, fmt.Errorf("cluster: %s at %s: %w", what, owner, err)
+		return nil, fmt.Errorf("cluster: %s at %s: %w", what(), owner, err)
 	}
 	switch r := res.(type) {
 	case *clusterpb.ReplyEnvelope:
@@ -207,7 +210,7 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 			return r.GetReplies(), nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s answered %T to %s", ErrDecode, owner, res, what)
+	return nil, fmt.Errorf("%w: %s answered %T to %s", ErrDecode, owner, res, what())
 }
 
 // memberClosed completes a request this member sent when it shuts down.
