@@ -64,10 +64,15 @@ type counterSystem struct {
 }
 
 func newCounterSystem(log *eventlog.Memory, opts ...entity.KindOption) (*counterSystem, error) {
+	return newCounterSystemWith(log, nil, opts...)
+}
+
+// newCounterSystemWith is newCounterSystem with more System options.
+func newCounterSystemWith(log *eventlog.Memory, sysOpts []entity.Option, opts ...entity.KindOption) (*counterSystem, error) {
 	if log == nil {
 		log = eventlog.NewMemory()
 	}
-	sys, err := entity.NewSystem(log, entity.WithSnapshotStore(snapshotstore.NewMemory()))
+	sys, err := entity.NewSystem(log, append([]entity.Option{entity.WithSnapshotStore(snapshotstore.NewMemory())}, sysOpts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -44,6 +48,15 @@ func init() {
 				}
 				return fmt.Sprintf("%.2fx %s", v, s.RefName), v >= 3
 			},
+		}, {
+			Desc: "telemetry with the default (global, no SDK) providers costs <= 3% against entity.WithoutTelemetry",
+			Check: func(s *Summary) (string, bool) {
+				v, ok := s.Ratio("eventsourced", "eventsourced/no-telemetry")
+				if !ok {
+					return "n/a", false
+				}
+				return fmt.Sprintf("%.1f%% of no-telemetry", 100*v), v >= 0.97
+			},
 		}},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over eventlog.Memory", Run: memoryEventsourced},
@@ -51,6 +64,8 @@ func init() {
 			{Name: "hallgren", Role: Peer, Doc: "hallgren/eventsourcing v0.9.1: aggregate.Load, command, aggregate.Save per command; memory store, msgpack encoder", Run: memoryHallgren},
 			{Name: "goes", Role: Peer, Doc: "modernice/goes v0.9.0: TypedRepository.Use per command over the in-memory event store (no encoding)", Run: memoryGoes},
 			{Name: "eventhorizon", Role: Peer, Doc: "looplab/eventhorizon v0.16.0: aggregate command handler over the in-memory event store (reply = ack)", Run: memoryEventhorizon},
+			{Name: "eventsourced/no-telemetry", Role: Variant, Doc: "entity.WithoutTelemetry(): no spans or metrics at all", Run: memoryEventsourcedWith(noTelemetry)},
+			{Name: "eventsourced/otel-sdk", Role: Variant, Doc: "an OpenTelemetry SDK: every command sampled (spans batched to a discarding exporter), metrics to a manual reader", Run: memoryEventsourcedWith(otelSDK)},
 			{Name: "log-direct", Role: Ceiling, Doc: "no runtime: the caller encodes and appends to eventlog.Memory itself", Run: memoryLogDirect},
 		},
 	})
@@ -62,8 +77,47 @@ func memorySize(env *Env) (entities, commands int) {
 }
 
 func memoryEventsourced(ctx context.Context, env *Env) (Result, error) {
+	return memoryEventsourcedWith(nil)(ctx, env)
+}
+
+// telemetryOptions returns the System options of a telemetry variant and
+// what to call when the run ends.
+type telemetryOptions func() ([]entity.Option, func())
+
+// noTelemetry turns telemetry off.
+func noTelemetry() ([]entity.Option, func()) {
+	return []entity.Option{entity.WithoutTelemetry()}, func() {}
+}
+
+// otelSDK measures with an OpenTelemetry SDK: every span sampled and
+// exported in batches to an exporter that discards them, every metric
+// aggregated for a reader.
+func otelSDK() ([]entity.Option, func()) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	return []entity.Option{entity.WithTracerProvider(tp), entity.WithMeterProvider(mp)}, func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	}
+}
+
+// memoryEventsourcedWith runs the eventsourced system with the telemetry
+// of tel (the defaults if nil).
+func memoryEventsourcedWith(tel telemetryOptions) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		var sysOpts []entity.Option
+		if tel != nil {
+			opts, done := tel()
+			defer done()
+			sysOpts = opts
+		}
+		return memoryRun(ctx, env, sysOpts)
+	}
+}
+
+func memoryRun(ctx context.Context, env *Env, sysOpts []entity.Option) (Result, error) {
 	n, cmds := memorySize(env)
-	cs, err := newCounterSystem(nil)
+	cs, err := newCounterSystemWith(nil, sysOpts)
 	if err != nil {
 		return Result{}, err
 	}

@@ -6,7 +6,10 @@ import (
 	"maps"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // Metadata keys the runtime knows by convention; any other key is allowed.
@@ -86,7 +89,8 @@ func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r
 //     store was out of reach), [ErrMailboxFull] or [ErrClosed].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
 	var zero R
-	if ref.kind == nil {
+	k := ref.kind
+	if k == nil {
 		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
 	}
 	if cmd == nil {
@@ -95,7 +99,27 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
+	if k.tel.now.Load() == 0 {
+		// Nothing records: the usual case without an OpenTelemetry SDK.
+		return ask(ctx, ref, cmd, nil)
+	}
+	ctx, cs := k.tel.startCommand(ctx, ref.id, cmd)
+	r, err := ask(ctx, ref, cmd, cs.span)
+	k.tel.endCommand(ctx, cs, err)
+	return r, err
+}
+
+// ask is Ask once the command's span, if any, is started.
+func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span) (R, error) {
+	var zero R
 	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx)}
+	if span != nil {
+		// The command's events carry its trace context, so whoever reads
+		// them continues the trace; an append of many commands links
+		// their spans.
+		req.meta = itel.Inject(ctx, ref.kind.tel.sys.prop, req.meta)
+		req.span = span
+	}
 	ran, err := ref.kind.submit(ctx, ref.id, req)
 	if err != nil {
 		return zero, err
@@ -149,6 +173,9 @@ type pending[S, E any] interface {
 	start() bool
 	run(tx *Tx[S, E]) error
 	metadata() map[string]string
+	// traceSpan is the command's span, nil if it has none: an append of
+	// several commands links to their spans.
+	traceSpan() trace.Span
 	deliver(err error)
 	// storeCtx returns room for the context of one store call made on
 	// behalf of this command alone, so a command run at once by its
@@ -160,6 +187,7 @@ type pending[S, E any] interface {
 type request[S, E, R any] struct {
 	cmd   Command[S, E, R]
 	meta  map[string]string
+	span  trace.Span // nil unless traced
 	state atomic.Int32
 	reply R
 	err   error
@@ -182,6 +210,8 @@ func (r *request[S, E, R]) run(tx *Tx[S, E]) error {
 }
 
 func (r *request[S, E, R]) metadata() map[string]string { return r.meta }
+
+func (r *request[S, E, R]) traceSpan() trace.Span { return r.span }
 
 func (r *request[S, E, R]) storeCtx() *storeCtx { return &r.sctx }
 

@@ -79,3 +79,33 @@ func BenchmarkAsk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAskSequential measures one caller's command round trips on one
+// idle entity, with the default telemetry (global providers, no SDK) and
+// with none: what telemetry costs a command when nothing records it.
+func BenchmarkAskSequential(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []entity.Option
+	}{{"default", nil}, {"no-telemetry", []entity.Option{entity.WithoutTelemetry()}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			sys, err := entity.NewSystem(eventlog.NewMemory(), tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			k, err := entity.Register(sys, benchType())
+			if err != nil {
+				b.Fatal(err)
+			}
+			ref := k.Ref("one")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := entity.Ask(ctx, ref, benchAdd{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -2,13 +2,17 @@ package entity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -247,7 +251,7 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 	consumed := decide(&k.def, in.id, in.state, in.seq, batch, d, &k.txPool)
 	var appendErr error
 	if len(d.events) > 0 {
-		if appendErr = in.persist(ctx, sctx, d.events); appendErr != nil {
+		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {
 			in.ready = false
 		} else {
 			in.state, in.seq = d.state, d.seq
@@ -269,6 +273,63 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 		}
 	}
 	return consumed
+}
+
+// appendGroup appends the events of the group the core decided for cmds,
+// measuring it: one span per append, a child of the caller's span when the
+// command runs on its caller's goroutine, else a root linked to the spans
+// of the commands it carries (it is theirs alike, and a child of one would
+// be a false parentage).
+func (in *instance[S, E]) appendGroup(ctx context.Context, sctx *storeCtx, cmds []pending[S, E]) error {
+	t := &in.kind.tel
+	s := t.sys
+	d := &in.group
+	f := flags(t.now.Load())
+	if f == 0 {
+		return in.persist(ctx, sctx, d.events)
+	}
+	commands := 0
+	for _, o := range d.outcomes {
+		if !o.skipped && o.err == nil {
+			commands++
+		}
+	}
+	var span trace.Span
+	if f&traced != 0 {
+		opts := []trace.SpanStartOption{trace.WithAttributes(t.typeName, itel.EntityID.String(in.id),
+			itel.Seq.Int64(int64(in.seq+1)), itel.Events.Int(len(d.events)), itel.Commands.Int(commands))}
+		if len(cmds) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
+			opts = append(opts, trace.WithNewRoot())
+			for _, c := range cmds {
+				if sp := c.traceSpan(); sp != nil {
+					opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sp.SpanContext()}))
+				}
+			}
+		}
+		ctx, span = s.tracing.Tracer().Start(ctx, "append "+in.kind.def.Name, opts...)
+	}
+	var start time.Time
+	timed := span != nil || (f&metered != 0 && s.appendTime.Enabled(ctx))
+	if timed {
+		start = time.Now()
+	}
+	err := in.persist(ctx, sctx, d.events)
+	if f&metered != 0 {
+		attrs := &t.ok
+		if err != nil {
+			attrs = &t.failed
+			if errors.Is(err, eventlog.ErrConflict) {
+				attrs = &t.byOutcome[outcomeConflict]
+			}
+		}
+		if timed {
+			s.appendTime.Record(ctx, time.Since(start).Seconds(), attrs.Record...)
+		}
+		s.appendCommands.Record(ctx, int64(commands), t.byType.Record...)
+		s.appendEvents.Record(ctx, int64(len(d.events)), t.byType.Record...)
+	}
+	endSpan(span, err)
+	return err
 }
 
 // persist appends events. ctx, if not nil, is unused room for the store

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -26,6 +28,7 @@ type Kind[S, E any] struct {
 	// clock counts housekeeping ticks (see housekeep); an instance records
 	// the tick of its last use instead of reading the time.
 	clock atomic.Int64
+	tel   kindTelemetry
 }
 
 // Register adds entity type def to sys and returns its Kind. It fails if the
@@ -60,6 +63,7 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		}
 	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
+	k.tel.init(&sys.tel, def.Name)
 	k.live.init()
 	k.actors.init()
 	k.txPool.New = func() any { return new(Tx[S, E]) }
@@ -103,6 +107,7 @@ func (k *Kind[S, E]) instance(id string) (*instance[S, E], error) {
 		return v, nil
 	}
 	k.count.Add(1)
+	k.tel.sys.activations.Add(context.Background(), 1, k.tel.byType.Add...)
 	// Close may have swept the kinds between our closed check and the store
 	// above; then this instance is ours to stop.
 	if k.sys.closed.Load() {
@@ -130,6 +135,11 @@ func (k *Kind[S, E]) retire(in *instance[S, E]) {
 		k.count.Add(-1)
 	}
 	in.stopActor()
+}
+
+// observe reports the Kind's gauges.
+func (k *Kind[S, E]) observe(o metric.Observer) {
+	o.ObserveInt64(k.tel.sys.live, k.count.Load(), k.tel.byType.Observe...)
 }
 
 func (k *Kind[S, E]) closeAll() {
@@ -170,6 +180,7 @@ func (k *Kind[S, E]) housekeep() {
 		case <-tick.C:
 		}
 		now := k.clock.Add(1)
+		k.tel.refresh()
 		k.actors.Range(func(in *instance[S, E]) bool {
 			if now-in.actorUsed.Load() >= 2 {
 				k.stopIdleActor(in)
@@ -221,6 +232,7 @@ func (k *Kind[S, E]) passivate(in *instance[S, E]) bool {
 	}
 	if k.live.CompareAndDelete(in.id, in) {
 		k.count.Add(-1)
+		k.tel.sys.passivations.Add(context.Background(), 1, k.tel.byType.Add...)
 	}
 	in.stopActor()
 	return true

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
@@ -26,7 +29,8 @@ func WithSnapshotStore(s snapshotstore.Store) Option {
 }
 
 // WithLogger sets the logger for failures that reach no caller, such as a
-// failed snapshot. The default discards everything.
+// failed snapshot (default slog.Default()). A healthy System logs nothing
+// per command.
 func WithLogger(l *slog.Logger) Option {
 	return func(sys *System) error {
 		if l == nil {
@@ -45,6 +49,54 @@ func WithActorSystem(as *actor.ActorSystem) Option {
 			return fmt.Errorf("%w: WithActorSystem(nil)", ErrInvalid)
 		}
 		sys.actors = as
+		return nil
+	}
+}
+
+// WithTracerProvider sets the tracer provider of the System's spans: one
+// per command, per append, per recovery and per snapshot saved. The default
+// is the global provider (otel.GetTracerProvider), which records nothing
+// until the program installs an SDK: then the System traces at once.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(sys *System) error {
+		if tp == nil {
+			return fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalid)
+		}
+		sys.telCfg.tp = tp
+		return nil
+	}
+}
+
+// WithMeterProvider sets the meter provider of the System's metrics
+// (default the global provider, otel.GetMeterProvider).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(sys *System) error {
+		if mp == nil {
+			return fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalid)
+		}
+		sys.telCfg.mp = mp
+		return nil
+	}
+}
+
+// WithPropagator sets how a command's trace context is written into the
+// metadata of its events, for projections and other readers to continue
+// the trace (default W3C trace context: traceparent and tracestate).
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(sys *System) error {
+		if p == nil {
+			return fmt.Errorf("%w: WithPropagator(nil)", ErrInvalid)
+		}
+		sys.telCfg.prop = p
+		return nil
+	}
+}
+
+// WithoutTelemetry turns spans and metrics off entirely, whatever the
+// providers: for measuring what telemetry costs.
+func WithoutTelemetry() Option {
+	return func(sys *System) error {
+		sys.telCfg.off = true
 		return nil
 	}
 }

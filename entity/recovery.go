@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -17,17 +22,44 @@ import (
 // it, under parent and the store timeout. A gap right after the snapshot can
 // be a race with the deletion of events a newer snapshot covers; then it
 // loads again.
-func (in *instance[S, E]) restore(parent context.Context) error {
+func (in *instance[S, E]) restore(parent context.Context) (err error) {
 	k := in.kind
+	t := &k.tel
+	var span trace.Span
+	var start time.Time
+	var r recovered[S]
+	if !t.sys.off {
+		if t.sys.tracing.On() {
+			parent, span = t.sys.tracing.Tracer().Start(parent, "recover "+k.def.Name,
+				trace.WithAttributes(t.typeName, itel.EntityID.String(in.id)))
+		}
+		if span != nil || t.sys.recoveryTime.Enabled(parent) {
+			start = time.Now()
+		}
+		defer func() {
+			attrs := &t.ok
+			if err != nil {
+				attrs = &t.failed
+			}
+			if !start.IsZero() {
+				t.sys.recoveryTime.Record(parent, time.Since(start).Seconds(), attrs.Record...)
+			}
+			if err == nil {
+				t.sys.recoveryEvents.Record(parent, int64(r.events), t.byType.Record...)
+			}
+			if span != nil {
+				span.SetAttributes(itel.Seq.Int64(int64(r.seq)), itel.Events.Int(r.events), snapshotSeq.Int64(int64(r.snapSeq)))
+				endSpan(span, err)
+			}
+		}()
+	}
 	ctx := newStoreCtx(parent, k.cfg.timeout)
 	defer ctx.release()
 	var snaps snapshotstore.Store
 	if k.cfg.snapshotEvery > 0 {
 		snaps = k.sys.snapshots
 	}
-	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		var r recovered[S]
 		r, err = replay(ctx, &k.def, k.sys.eventLog, snaps, in.id)
 		if err == nil {
 			in.state, in.seq, in.ready = r.state, r.seq, true
@@ -42,12 +74,17 @@ func (in *instance[S, E]) restore(parent context.Context) error {
 	return err
 }
 
+// snapshotSeq is the attribute of a recovery span naming the Seq of the
+// snapshot it started from, 0 for none.
+const snapshotSeq = attribute.Key("eventsourced.snapshot.seq")
+
 var errGap = errors.New("gap in event seq")
 
 type recovered[S any] struct {
 	state   S
 	seq     uint64
 	snapSeq uint64
+	events  int // replayed after the snapshot
 }
 
 // replay loads the entity (def, id) from snaps (if not nil) and the log
@@ -93,6 +130,7 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			return fail(rec.Seq, err)
 		}
 		r.seq = rec.Seq
+		r.events++
 	}
 	return r, nil
 }

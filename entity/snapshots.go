@@ -4,7 +4,10 @@ import (
 	"context"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -40,6 +43,7 @@ func (in *instance[S, E]) maybeSnapshot() {
 	})
 	if err != nil {
 		k.sys.logger.Error("entity: encode snapshot", slog.String("type", def.Name), slog.String("id", in.id), slog.Uint64("seq", in.seq), slog.Any("error", err))
+		k.tel.sys.snapshots.Add(context.Background(), 1, k.tel.failed.Add...)
 		return
 	}
 	in.snapDone = in.seq
@@ -76,15 +80,30 @@ func (in *instance[S, E]) saveSnapshots() {
 
 // saveSnapshot saves snap and deletes the events it covers if configured;
 // it reports whether the snapshot was saved.
-func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) bool {
+func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) (saved bool) {
 	k := in.kind
+	t := &k.tel
 	ctx, cancel := context.WithTimeout(k.sys.bgCtx, k.cfg.timeout)
 	defer cancel()
+	var span trace.Span
+	if !t.sys.off && t.sys.tracing.On() {
+		ctx, span = t.sys.tracing.Tracer().Start(ctx, "snapshot "+k.def.Name,
+			trace.WithAttributes(t.typeName, itel.EntityID.String(snap.EntityID), itel.Seq.Int64(int64(snap.Seq))))
+	}
+	var err error
+	defer func() {
+		attrs := &t.ok
+		if !saved {
+			attrs = &t.failed
+		}
+		t.sys.snapshots.Add(ctx, 1, attrs.Add...)
+		endSpan(span, err)
+	}()
 	logger := k.sys.logger.With(slog.String("type", snap.EntityType), slog.String("id", snap.EntityID), slog.Uint64("seq", snap.Seq))
-	if err := k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {
+	if err = k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {
 		if k.sys.bgCtx.Err() != nil {
 			// Close canceled it: the events are the truth, nothing is lost.
-			logger.Info("entity: snapshot not saved: the system closed", slog.Any("error", err))
+			logger.Debug("entity: snapshot not saved: the system closed", slog.Any("error", err))
 			return false
 		}
 		logger.Error("entity: save snapshot", slog.Any("error", err))
@@ -92,8 +111,8 @@ func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) bool {
 	}
 	in.snapSeq.Store(snap.Seq)
 	if k.cfg.deleteEvents {
-		if err := k.sys.eventLog.(eventlog.Deleter).DeleteTo(ctx, snap.EntityType, snap.EntityID, snap.Seq); err != nil {
-			logger.Error("entity: delete events covered by snapshot", slog.Any("error", err))
+		if derr := k.sys.eventLog.(eventlog.Deleter).DeleteTo(ctx, snap.EntityType, snap.EntityID, snap.Seq); derr != nil {
+			logger.Error("entity: delete events covered by snapshot", slog.Any("error", derr))
 		}
 	}
 	return true

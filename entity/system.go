@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
@@ -49,6 +50,9 @@ type System struct {
 
 	mu    sync.Mutex // guards kinds
 	kinds map[string]kindHandle
+
+	telCfg telemetryConfig // set by the options, read by NewSystem
+	tel    sysTelemetry
 }
 
 const flightStripes = 32
@@ -78,6 +82,7 @@ func (s *System) inflight() int64 {
 // kindHandle is what the System needs of a Kind, whatever its type parameters.
 type kindHandle interface {
 	closeAll()
+	observe(o metric.Observer)
 }
 
 // NewSystem returns a System storing events in eventLog.
@@ -87,7 +92,7 @@ func NewSystem(eventLog eventlog.Log, opts ...Option) (*System, error) {
 	}
 	sys := &System{
 		eventLog: eventLog,
-		logger:   slog.New(slog.DiscardHandler),
+		logger:   slog.Default(),
 		done:     make(chan struct{}),
 
 		flightSeed: maphash.MakeSeed(),
@@ -96,14 +101,18 @@ func NewSystem(eventLog eventlog.Log, opts ...Option) (*System, error) {
 	sys.bgCtx, sys.bgCancel = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		if err := opt(sys); err != nil {
+			sys.bgCancel()
 			return nil, err
 		}
 	}
 	if sys.actors == nil {
-		logger := sys.logger
+		// protoactor-go logs its own life at info; the System's log stays
+		// quiet unless something is wrong.
+		logger := slog.New(minLevel{sys.logger.Handler(), slog.LevelWarn})
 		sys.actors = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 		sys.ownActors = true
 	}
+	sys.initTelemetry(sys.telCfg)
 	return sys, nil
 }
 
@@ -173,6 +182,7 @@ func (s *System) Close() error {
 		_ = s.waitZero(context.Background(), s.running.Load)
 		s.work.Wait()
 		s.bg.Wait()
+		_ = s.tel.registration.Unregister()
 		if s.ownActors {
 			s.actors.Shutdown()
 		}
@@ -195,4 +205,22 @@ func (s *System) waitZero(ctx context.Context, n func() int64) error {
 		delay = min(2*delay, 10*time.Millisecond)
 	}
 	return nil
+}
+
+// minLevel is a slog handler that passes on records at min and above only.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }
