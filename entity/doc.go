@@ -65,6 +65,42 @@
 //   - A failed snapshot is logged and retried after the next persist; it never
 //     fails a command.
 //
+// # Telemetry
+//
+// A System reports through OpenTelemetry, to the global tracer and meter
+// providers unless [WithTracerProvider] and [WithMeterProvider] say
+// otherwise; a program that installs an SDK gets everything with no other
+// code (a System notices an SDK installed after it was made within a
+// second). Without an SDK, or [WithoutTelemetry], it costs nothing
+// measurable.
+//
+//   - Spans: "<type> <command>" per command, a child of the caller's span,
+//     with the entity type, id, command and outcome; "append <type>" per
+//     append, a child of the command's span when the command ran alone on
+//     its caller's goroutine, else a root linked to the spans of the
+//     commands it carries; "recover <type>" per recovery, with the
+//     snapshot's Seq and the events replayed; "snapshot <type>" per
+//     snapshot saved. Failures are recorded on the span with an error
+//     status.
+//   - Trace context in events: every event a command persists carries the
+//     command span's context in its metadata ([WithPropagator], W3C
+//     traceparent by default), so projections, subscribers and other
+//     services continue the trace.
+//   - Metrics, by entity type (entity ids are never metric attributes):
+//     eventsourced.commands and eventsourced.command.duration (s) by
+//     outcome (ok, rejected, panic, conflict, persist_failed,
+//     recovery_failed, canceled, abandoned, mailbox_full, closed, invalid);
+//     eventsourced.append.commands, eventsourced.append.events and
+//     eventsourced.append.duration (s; outcome ok, conflict, failed);
+//     eventsourced.activations and eventsourced.passivations;
+//     eventsourced.recovery.duration (s) and eventsourced.recovery.events;
+//     eventsourced.snapshots by outcome (ok, failed); the gauges
+//     eventsourced.entities.live and eventsourced.actors.running.
+//
+// The default logger is slog.Default(): a healthy System logs nothing per
+// command; failures that reach no caller (a snapshot that cannot be
+// encoded or saved) are logged at error with the type, id and Seq.
+//
 // # Concurrency
 //
 // [System], [Kind] and [Ref] are safe for concurrent use. Command handlers and
