@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/sdk/resource"
 )
 
 // server runs the cafe with run, as main does, until the test ends or
@@ -27,7 +28,11 @@ func server(t *testing.T, store, dir, dsn string) (base string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, slog.New(slog.DiscardHandler), "127.0.0.1:0", store, dir, dsn, ready) }()
+	tel, err := newTelemetry(resource.Empty(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- run(ctx, slog.New(slog.DiscardHandler), tel, "127.0.0.1:0", store, dir, dsn, ready) }()
 	select {
 	case addr := <-ready:
 		base = "http://" + addr

@@ -33,12 +33,16 @@ type App struct {
 	log         eventlog.Log
 	docs        docStore
 	projections []*projection.Projection
+	tel         *telemetry
 	Queries     Queries
 }
 
-// NewApp builds the cafe on b; [App.Start] starts its projections.
-func NewApp(b backend, logger *slog.Logger) (*App, error) {
-	opts := []entity.Option{entity.WithLogger(logger)}
+// NewApp builds the cafe on b, measured with tel; [App.Start] starts its
+// projections.
+func NewApp(b backend, logger *slog.Logger, tel *telemetry) (*App, error) {
+	opts := []entity.Option{entity.WithLogger(logger),
+		entity.WithTracerProvider(tel.tracerProvider), entity.WithMeterProvider(tel.meterProvider),
+		entity.WithPropagator(tel.propagator)}
 	if b.snapshots != nil {
 		opts = append(opts, entity.WithSnapshotStore(b.snapshots))
 	}
@@ -55,7 +59,7 @@ func NewApp(b backend, logger *slog.Logger) (*App, error) {
 		sys.Close()
 		return nil, err
 	}
-	a := &App{sys: sys, tabs: tabs, log: b.log, docs: b.docs, Queries: Queries{docs: b.docs}}
+	a := &App{sys: sys, tabs: tabs, log: b.log, docs: b.docs, tel: tel, Queries: Queries{docs: b.docs}}
 	reg := events()
 	for _, p := range []struct {
 		name string

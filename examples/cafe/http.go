@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Handler returns the cafe's HTTP JSON API:
@@ -25,13 +27,20 @@ import (
 //	GET  /chef/todo                  what the kitchen has to prepare, by tab
 //	GET  /projections                status of the projections
 //	POST /projections/{name}/rebuild rebuild a read model from the first event
+//	GET  /metrics                    metrics in the Prometheus text format
 //
 // Commands answer once their events are durable. Queries read the read
 // models, which projections update right after: they are eventually
 // consistent, usually within milliseconds. A rejected command is 409 with
 // {"error": "..."}; a malformed one 400.
+//
+// Every request but GET /metrics is a server span ("POST /tabs") and is
+// measured (http.server.request.duration); the span of the command it asks
+// is its child, and so on down to the append and, through the trace
+// context in the events' metadata, the projections.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.tel.metrics)
 	mux.HandleFunc("GET /menu", func(w http.ResponseWriter, r *http.Request) {
 		items := make([]OrderedItem, 0, len(Menu))
 		for _, it := range Menu {
@@ -160,7 +169,11 @@ func (a *App) Handler() http.Handler {
 		}
 		reply(w, http.StatusAccepted, struct{}{})
 	})
-	return mux
+	return otelhttp.NewHandler(mux, "cafe",
+		otelhttp.WithTracerProvider(a.tel.tracerProvider), otelhttp.WithMeterProvider(a.tel.meterProvider),
+		otelhttp.WithPropagators(a.tel.propagator),
+		// A scrape every few seconds is no request worth a trace.
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/metrics" }))
 }
 
 func found(w http.ResponseWriter, v any, ok bool, err error, table int) {

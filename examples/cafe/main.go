@@ -18,6 +18,23 @@
 // JetStream (the read models are KV buckets, updated at least once and
 // idempotently). With PostgreSQL, each projection writes its read model and
 // its offset in one transaction: exactly once.
+//
+// # Telemetry
+//
+// GET /metrics serves the metrics in the Prometheus text format: the
+// entities' (eventsourced_commands_total, eventsourced_command_duration_seconds
+// and the rest), the other components', the HTTP server's
+// (http_server_request_duration_seconds) and the Go runtime's. With
+// -otlp, traces go to an OpenTelemetry collector over OTLP/HTTP:
+//
+//	go run ./examples/cafe -store memory -otlp localhost:4318
+//
+// A request is one trace: the HTTP server span, the span of the command
+// it asks ("Tab PlaceOrder"), the append that stores its events ("append
+// Tab"), and then the projections that read them. The OpenTelemetry SDK is
+// installed as the global tracer and meter provider, which every
+// component uses without options; the providers are flushed and shut down
+// when the cafe stops.
 package main
 
 import (
@@ -49,25 +66,42 @@ func main() {
 	store := flag.String("store", "nats", "where to keep events and read models: nats (embedded server), postgres or memory")
 	dir := flag.String("dir", "cafe-data", "data directory of the embedded NATS server (-store nats)")
 	dsn := flag.String("postgres", os.Getenv("EVENTSOURCED_POSTGRES_DSN"), "PostgreSQL connection string (-store postgres)")
+	otlp := flag.String("otlp", "", "export traces over OTLP/HTTP to this collector: host:port (localhost:4318) or a URL; none if empty")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, logger, *addr, *store, *dir, *dsn, nil); err != nil {
+	tel, err := openTelemetry(ctx, *otlp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cafe: telemetry:", err)
+		os.Exit(1)
+	}
+	tel.install(logger)
+	err = run(ctx, logger, tel, *addr, *store, *dir, *dsn, nil)
+	// run has drained the entities and stopped the projections: their last
+	// spans have ended, and the shutdown exports them.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := tel.shutdown(shutdownCtx); serr != nil {
+		logger.Warn("telemetry shutdown", "err", serr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cafe:", err)
+		cancel()
 		os.Exit(1)
 	}
 }
 
-// run serves the cafe on addr until ctx ends. If ready is not nil it gets
-// the listening address once the server accepts connections.
-func run(ctx context.Context, logger *slog.Logger, addr, store, dir, dsn string, ready chan<- string) error {
+// run serves the cafe on addr, measured with tel, until ctx ends. If ready
+// is not nil it gets the listening address once the server accepts
+// connections.
+func run(ctx context.Context, logger *slog.Logger, tel *telemetry, addr, store, dir, dsn string, ready chan<- string) error {
 	b, err := openBackend(ctx, store, dir, dsn)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	app, err := NewApp(b, logger)
+	app, err := NewApp(b, logger, tel)
 	if err != nil {
 		return err
 	}
