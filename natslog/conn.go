@@ -118,7 +118,7 @@ func (w *connWatch) update() {
 		return // still the same connection
 	}
 	if cur.down == nil {
-		w.logger.Warn("natslog: the connection to the server dropped; calls in flight fail with ErrUnavailable, their outcome unknown, until it is back",
+		w.logger.Warn("natslog: the connection to the server dropped; calls in flight fail with ErrUnavailable (an append's outcome is unknown) and new calls fail at once until it is back",
 			slog.String("component", w.owner), slog.String("status", status.String()), slog.Any("error", w.nc.LastError()))
 		cur.cancel(errLost)
 	}
