@@ -37,6 +37,14 @@ import (
 // (a timeout, a lost connection) leaves it unknown whether the events
 // landed, and the Log forgets what it remembered of the entity.
 func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	traced, metered := l.tel.tracing.On(), l.tel.metering.On()
+	if traced || metered {
+		return l.appendMeasured(ctx, traced, metered, typ, id, expected, events)
+	}
+	return l.append(ctx, typ, id, expected, events)
+}
+
+func (l *Log) append(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
 	if err := eventlog.Validate(typ, id, events); err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package natslog
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -31,11 +32,20 @@ type connWatch struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	mu sync.Mutex // serializes update; guards reconnects
+	// owner names the Log or SnapshotStore in log lines; lost counts the
+	// requests that the connection dropping failed.
+	owner  string
+	logger *slog.Logger
+	lost   *lostCounter
+
+	mu sync.Mutex // serializes update; guards reconnects and wasUp
 	// reconnects is the connection's reconnect count when the current
 	// epoch began: a count that moved means the connection dropped and came
 	// back since, even if the events that said so were missed.
 	reconnects uint64
+	// wasUp: an epoch was up before, so a new one means the connection is
+	// back (rather than the first one, which is not worth a log line).
+	wasUp bool
 }
 
 // epoch is one period of the connection's status.
@@ -55,13 +65,18 @@ var (
 	errConnClosed = unavailable("the connection is closed", nats.ErrConnectionClosed)
 )
 
-// watchConn starts following nc's status; close ends it.
-func watchConn(nc *nats.Conn) *connWatch {
+// watchConn starts following nc's status for owner, logging its changes
+// to logger and counting the requests they fail in lost (which may be
+// nil); close ends it.
+func watchConn(nc *nats.Conn, owner string, logger *slog.Logger, lost *lostCounter) *connWatch {
 	w := &connWatch{
 		nc:     nc,
 		events: nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+		owner:  owner,
+		logger: logger,
+		lost:   lost,
 	}
 	w.current.Store(&epoch{down: errDown}) // until update says otherwise
 	w.update()
@@ -87,6 +102,12 @@ func (w *connWatch) watch() {
 // update looks at the connection as it is now, whichever event woke it: an
 // event may have been dropped (the channel holds 10), and the status may
 // have moved on since the event.
+//
+// It logs before it acts, so that a caller who sees a call fail, or
+// succeed again, finds the line that says why written: the connection
+// dropping is Warn, coming back Info, closing for good Error. The calls
+// themselves fail with ErrUnavailable, but whoever runs the service may
+// not see them.
 func (w *connWatch) update() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -97,14 +118,24 @@ func (w *connWatch) update() {
 		return // still the same connection
 	}
 	if cur.down == nil {
+		w.logger.Warn("natslog: the connection to the server dropped; calls in flight fail with ErrUnavailable (an append's outcome is unknown) and new calls fail at once until it is back",
+			slog.String("component", w.owner), slog.String("status", status.String()), slog.Any("error", w.nc.LastError()))
 		cur.cancel(errLost)
 	}
 	switch status {
 	case nats.CONNECTED:
+		if w.wasUp {
+			w.logger.Info("natslog: the connection to the server is back",
+				slog.String("component", w.owner), slog.String("server", w.nc.ConnectedUrlRedacted()), slog.Uint64("reconnects", reconnects))
+		}
 		ctx, cancel := context.WithCancelCause(context.Background())
-		w.reconnects = reconnects
+		w.reconnects, w.wasUp = reconnects, true
 		w.current.Store(&epoch{ctx: ctx, cancel: cancel})
 	case nats.CLOSED:
+		if cur.down != errConnClosed {
+			w.logger.Error("natslog: the connection to the server is closed; every call fails with ErrUnavailable",
+				slog.String("component", w.owner), slog.Any("error", w.nc.LastError()))
+		}
 		w.current.Store(&epoch{down: errConnClosed})
 	default:
 		if cur.down == nil {
@@ -132,7 +163,7 @@ func (w *connWatch) epoch() (*epoch, error) {
 
 // bind returns ctx, also ended when the connection drops, for calls that go
 // through nats.go's own requests (JetStream API, KV). Call release when the
-// call returns, and pass its error to [lostCause].
+// call returns, and pass its error to [connWatch.lostCause].
 func (w *connWatch) bind(ctx context.Context) (context.Context, func(), error) {
 	e, err := w.epoch()
 	if err != nil {
@@ -144,23 +175,27 @@ func (w *connWatch) bind(ctx context.Context) (context.Context, func(), error) {
 }
 
 // do runs f under ctx bound to the connection (see bind), and returns its
-// error as [lostCause] translates it.
+// error as [connWatch.lostCause] translates it.
 func (w *connWatch) do(ctx context.Context, f func(ctx context.Context) error) error {
 	bound, release, err := w.bind(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	return lostCause(bound, f(bound))
+	return w.lostCause(bound, f(bound))
 }
 
 // lostCause returns err, or the reason the connection gave if bound ended
-// because it dropped: nats.go then reports only that the ctx ended.
-func lostCause(bound context.Context, err error) error {
+// because it dropped: nats.go then reports only that the ctx ended. It
+// counts the requests the drop failed.
+func (w *connWatch) lostCause(bound context.Context, err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	if cause := context.Cause(bound); errors.Is(cause, ErrUnavailable) {
+		if errors.Is(cause, errLost) {
+			w.lost.add()
+		}
 		return cause
 	}
 	return err

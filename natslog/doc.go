@@ -103,6 +103,54 @@
 // short nats.ReconnectWait, such as 100 to 250 ms rather than the default
 // 2 s; [EmbeddedServer.Connect] does (100 ms).
 //
+// # Telemetry
+//
+// A [Log] and a [SnapshotStore] report through OpenTelemetry to the
+// providers of [WithTracerProvider] and [WithMeterProvider], by default the
+// global ones. Until the program installs an SDK they start no span and
+// measure nothing, not even the time. Every span and metric has the
+// attribute eventsourced.backend = "nats"; entity ids are span attributes,
+// never metric attributes. The spans, all of kind client:
+//
+//   - "natslog append": one per [Log.Append], a child of the span in its
+//     ctx (the entity runtime's append span). Appends are pipelined one by
+//     one, not batched, so each has its own. Attributes
+//     eventsourced.entity.type, eventsourced.entity.id, eventsourced.seq
+//     (of the first event), eventsourced.events, eventsourced.outcome (ok,
+//     conflict, failed) and, on success, eventsourced.position; error
+//     status on failure, conflicts included.
+//   - "natslog lookup last": one per multi-subject direct get of the
+//     readers (see Reads), a root linked to the spans of the lookups it
+//     serves. Attributes eventsourced.subjects and eventsourced.lookups.
+//   - "natslog snapshot save" and "natslog snapshot load": children of the
+//     caller's span, with eventsourced.entity.type and
+//     eventsourced.entity.id.
+//
+// The metrics:
+//
+//   - eventsourced.log.append.duration (histogram, s): from Append's call
+//     to its answer, by eventsourced.outcome: ok, conflict or failed.
+//   - eventsourced.log.conflicts (counter, {append}): appends refused with
+//     an [*eventlog.ConflictError].
+//   - eventsourced.log.append.inflight (up-down counter, {append}): appends
+//     called and not yet answered.
+//   - eventsourced.log.requests.lost (counter, {request}): requests of a
+//     Log or SnapshotStore that failed because the connection dropped
+//     while they were in flight (see below); their outcome is unknown.
+//   - eventsourced.log.multi_get.lookups (histogram, {lookup}): entities
+//     one multi-subject direct get looks up.
+//   - eventsourced.snapshotstore.operation.duration (histogram, s): by
+//     eventsourced.operation (save, load) and eventsourced.outcome (ok,
+//     failed).
+//
+// A Log and a SnapshotStore log to [WithLogger], by default slog.Default().
+// A healthy one logs nothing per call; what fails where no caller may look
+// is logged, with component "natslog.Log" or "natslog.SnapshotStore": the
+// connection dropping (Warn, before the calls in flight fail), coming back
+// (Info) and being closed for good (Error), and the data of replaced
+// snapshots that could not be purged (Warn, with type and id). A publish
+// retried because nothing stored it is Debug.
+//
 // # Errors
 //
 // Conflicts are [*eventlog.ConflictError], matching [eventlog.ErrConflict].

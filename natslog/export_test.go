@@ -38,3 +38,32 @@ func LookupLasts(l *Log, typ string, ids []string, batched bool) ([]LastResult, 
 	}
 	return out, l.lastQueries.Load() - before, nil
 }
+
+// LookupLastsIn looks up the last messages of the entities (typ, ids[i]) as
+// one batch of the readers, each lookup under ctxs[i]; it returns the
+// number of requests the readers sent.
+func LookupLastsIn(l *Log, ctxs []context.Context, typ string, ids []string) (uint64, error) {
+	before := l.lastQueries.Load()
+	reqs := make([]*lastReq, len(ids))
+	for i, id := range ids {
+		subj, err := l.subjects.entity(typ, id)
+		if err != nil {
+			return 0, err
+		}
+		reqs[i] = &lastReq{ctx: ctxs[i], subj: subj, reply: make(chan lastRes, 1)}
+	}
+	l.lastBatch(reqs)
+	for _, r := range reqs {
+		if res := <-r.reply; res.err != nil {
+			return 0, res.err
+		}
+	}
+	return l.lastQueries.Load() - before, nil
+}
+
+// InflightCalls returns how many requests of l wait for their replies.
+func InflightCalls(l *Log) int {
+	l.inbox.mu.Lock()
+	defer l.inbox.mu.Unlock()
+	return len(l.inbox.calls)
+}

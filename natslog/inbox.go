@@ -144,6 +144,7 @@ func (c *call) next(ctx context.Context) (*nats.Msg, error) {
 		case m := <-c.ch:
 			return m, nil
 		default:
+			c.b.watch.lost.add()
 			return nil, errLost
 		}
 	}

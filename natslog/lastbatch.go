@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Batched first reads. An entity's recovery starts by looking up the last
@@ -138,7 +139,15 @@ func (l *Log) lastBatch(batch []*lastReq) {
 	l.lastQueries.Add(1)
 	ctx, cancel := l.reqCtx(l.closeCtx)
 	defer cancel()
+	var span trace.Span
+	if l.tel.tracing.On() {
+		ctx, span = l.tel.startLookups(ctx, bySubj, len(subjects))
+	}
+	if l.tel.metering.On() {
+		l.tel.lookups.Record(ctx, int64(len(subjects)), l.tel.backend.Record...)
+	}
 	found, complete, err := l.multiLast(ctx, subjects)
+	endSpan(span, err)
 	if err != nil {
 		err = l.closedErr(err)
 		for _, subj := range subjects {

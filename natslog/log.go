@@ -70,6 +70,7 @@ type Log struct {
 	cache       *tailCache
 	batches     chan struct{} // a token per multi-event append in flight
 	logger      *slog.Logger
+	tel         logTelemetry
 
 	closed atomic.Bool
 	// closeCtx is canceled by Close, ending subscriptions.
@@ -119,8 +120,12 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 	if err := checkStream(cfg, stream.CachedInfo()); err != nil {
 		return nil, err
 	}
+	tel, lost, telErr := newLogTelemetry(cfg)
+	if telErr != nil {
+		cfg.logger.Warn("natslog: some metrics are not reported", slog.Any("error", telErr))
+	}
 	nc := js.Conn()
-	watch := watchConn(nc)
+	watch := watchConn(nc, "natslog.Log", cfg.logger, lost)
 	in, err := newInbox(nc, watch)
 	if err != nil {
 		watch.close()
@@ -141,6 +146,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		cache:       newTailCache(cfg.cacheSize),
 		batches:     make(chan struct{}, cfg.maxBatches),
 		logger:      cfg.logger,
+		tel:         tel,
 	}
 	l.closeCtx, l.closeCancel = context.WithCancel(context.Background())
 	l.lasts = make(chan *lastReq, 4*lastBatchMax)

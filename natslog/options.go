@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults used when no option says otherwise.
@@ -42,6 +44,8 @@ type config struct {
 	maxBatches int
 	timeout    time.Duration // 0: the JetStream context's default
 	logger     *slog.Logger
+	tp         trace.TracerProvider // nil: the global one
+	mp         metric.MeterProvider // nil: the global one
 }
 
 // use is a set of the calls that take options.
@@ -79,7 +83,7 @@ func newConfig(call use, opts []Option) (*config, error) {
 		kvMaxBytes: -1,
 		cacheSize:  DefaultCacheSize,
 		maxBatches: DefaultMaxInflightBatches,
-		logger:     slog.New(slog.DiscardHandler),
+		logger:     slog.Default(),
 	}
 	for _, opt := range opts {
 		if opt.set == nil {
@@ -235,14 +239,43 @@ func WithTimeout(d time.Duration) Option {
 	return option(fmt.Sprintf("WithTimeout(%v)", d), forLog|forStore, err, func(c *config) { c.timeout = d })
 }
 
-// WithLogger sets the logger for retries and recoveries that reach no
-// caller. The default discards everything. For New and NewSnapshotStore.
+// WithLogger sets the logger for what reaches no caller: the connection
+// dropping (Warn), coming back (Info) or closing (Error), snapshot data
+// that could not be purged (Warn), publishes retried (Debug). The default
+// is slog.Default(); a healthy Log logs nothing per append. For New and
+// NewSnapshotStore.
 func WithLogger(l *slog.Logger) Option {
 	var err error
 	if l == nil {
 		err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
 	}
 	return option("WithLogger", forLog|forStore, err, func(c *config) { c.logger = l })
+}
+
+// WithTracerProvider sets the tracer provider of the spans of a Log (one
+// per append, one per multi-subject lookup) or a SnapshotStore (one per
+// Save and Load); see the package documentation. The default is the global
+// provider (otel.GetTracerProvider), which records nothing until the
+// program installs an SDK; until then no span is started at all. For New
+// and NewSnapshotStore.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	var err error
+	if tp == nil {
+		err = fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalidOption)
+	}
+	return option("WithTracerProvider", forLog|forStore, err, func(c *config) { c.tp = tp })
+}
+
+// WithMeterProvider sets the meter provider of the metrics of a Log or a
+// SnapshotStore; see the package documentation. The default is the global
+// provider (otel.GetMeterProvider); until the program installs an SDK
+// nothing is measured at all. For New and NewSnapshotStore.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	var err error
+	if mp == nil {
+		err = fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalidOption)
+	}
+	return option("WithMeterProvider", forLog|forStore, err, func(c *config) { c.mp = mp })
 }
 
 // validStreamName checks a JetStream stream name as the server does.

@@ -66,6 +66,7 @@ type SnapshotStore struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	watch   *connWatch
+	tel     storeTelemetry
 	closed  atomic.Bool
 }
 
@@ -102,6 +103,10 @@ func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("natslog: look up the stream of bucket %q: %w", cfg.bucket, err)
 	}
+	tel, lost, telErr := newStoreTelemetry(cfg)
+	if telErr != nil {
+		cfg.logger.Warn("natslog: some metrics are not reported", slog.Any("error", telErr))
+	}
 	chunk := int(js.Conn().MaxPayload()) - chunkReserve
 	if chunk < chunkReserve {
 		chunk = max(int(js.Conn().MaxPayload())/2, 1)
@@ -113,7 +118,8 @@ func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts ...Optio
 		chunk:   chunk,
 		timeout: timeout,
 		logger:  cfg.logger,
-		watch:   watchConn(js.Conn()),
+		watch:   watchConn(js.Conn(), "natslog.SnapshotStore", cfg.logger, lost),
+		tel:     tel,
 	}, nil
 }
 
@@ -176,7 +182,9 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	ctx, op := s.tel.start(ctx, opSave, snap.EntityType, snap.EntityID)
 	err := s.watch.do(ctx, func(ctx context.Context) error { return s.save(ctx, snap, keep) })
+	s.tel.end(ctx, op, err)
 	if err != nil {
 		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq, err)
 	}
@@ -293,11 +301,13 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 	defer cancel()
 	var snap snapshotstore.Snapshot
 	var found bool
+	ctx, op := s.tel.start(ctx, opLoad, typ, id)
 	err := s.watch.do(ctx, func(ctx context.Context) error {
 		var err error
 		snap, found, err = s.loadLatest(ctx, typ, id)
 		return err
 	})
+	s.tel.end(ctx, op, err)
 	if err != nil {
 		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}

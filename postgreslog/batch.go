@@ -98,6 +98,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.writeTimeout)
 	defer cancel()
+	metered := l.tel.metering.On()
 	// Appends to a stream that do not follow its first append in the batch
 	// are deferred to another round (see plan); each round settles at least
 	// the first append of every stream, so the loop ends.
@@ -110,7 +111,12 @@ func (l *Log) runBatch(batch []*appendReq) {
 			outs, err = l.commitEach(ctx, pending), nil
 		}
 		if err != nil {
-			l.cfg.logger.Warn("postgreslog: group commit failed", slog.Int("appends", len(pending)), slog.Any("error", err))
+			// Its callers get the error, but whoever runs the service may
+			// not see them: a failed transaction fails many entities.
+			first := pending[0]
+			l.cfg.logger.Warn("postgreslog: group commit failed; its appends fail", slog.Int("appends", len(pending)),
+				slog.String("type", eventlog.FormatID(first.typ)), slog.String("id", eventlog.FormatID(first.id)),
+				slog.Uint64("seq", first.expected+1), slog.Any("error", err))
 			for _, r := range pending {
 				l.stats.failures.Add(1)
 				r.reply <- appendResult{err: l.appendErr(r, err)}
@@ -136,6 +142,9 @@ func (l *Log) runBatch(batch []*appendReq) {
 				}
 			case errors.As(o.err, &ce):
 				l.stats.conflicts.Add(1)
+				if metered {
+					l.tel.conflicts.Add(context.Background(), 1, l.tel.backend.Add...)
+				}
 			default:
 				l.stats.failures.Add(1)
 				o.err = l.appendErr(r, o.err)
@@ -189,8 +198,13 @@ func (l *Log) commitRetrying(ctx context.Context, reqs []*appendReq) ([]outcome,
 			cache = nil
 		}
 		l.stats.retries.Add(1)
-		l.cfg.logger.Info("postgreslog: batch aborted by the server, running it again",
-			slog.Int("attempt", attempt), slog.Any("error", err))
+		if l.tel.metering.On() {
+			l.tel.retries.Add(ctx, 1, l.tel.backend.Add...)
+		}
+		// Debug: retries are expected where other processes write the
+		// same streams, and the metric counts them.
+		l.cfg.logger.Debug("postgreslog: batch aborted by the server, running it again",
+			slog.Int("appends", len(reqs)), slog.Int("attempt", attempt), slog.Any("error", err))
 		select {
 		case <-ctx.Done():
 			return nil, err

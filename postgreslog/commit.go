@@ -11,6 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // defaultCopyThreshold is the size of a round, in events, from which commit
@@ -28,6 +31,11 @@ const defaultCopyThreshold = 256
 // the transaction failed as a whole; nothing of it committed then, unless
 // COMMIT itself was lost with the connection, when the outcome is unknown.
 func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (outs []outcome, err error) {
+	var span trace.Span
+	if l.tel.tracing.On() {
+		ctx, span = l.tel.startCommit(ctx, reqs)
+		defer func() { endSpan(span, err) }()
+	}
 	// The round works on the appends sorted by stream (stably, so the
 	// appends to one stream keep their order): the rows then go into the
 	// primary key in its order, which costs the server less than random
@@ -60,6 +68,9 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 		return nil, err
 	}
 	settled := p.settle(sorted, actual, uint64(lastPos))
+	if span != nil || l.tel.metering.On() {
+		l.measureCommit(ctx, span, sorted, settled)
+	}
 	outs = make([]outcome, len(reqs))
 	for i, j := range order {
 		outs[j] = settled[i]
@@ -76,6 +87,30 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 		}
 	}
 	return outs, nil
+}
+
+// measureCommit records what a committed transaction carried: on its
+// span, if not nil, and in the metrics, if on.
+func (l *Log) measureCommit(ctx context.Context, span trace.Span, reqs []*appendReq, settled []outcome) {
+	var appends, conflicts, events int
+	for i, r := range reqs {
+		switch o := &settled[i]; {
+		case o.deferred:
+			continue
+		case o.err != nil:
+			conflicts++
+		default:
+			events += len(r.events)
+		}
+		appends++
+	}
+	if span != nil {
+		span.SetAttributes(attrAppends.Int(appends), itel.Events.Int(events), attrConflicts.Int(conflicts))
+	}
+	if l.tel.metering.On() {
+		l.tel.txAppends.Record(ctx, int64(appends), l.tel.backend.Record...)
+		l.tel.txEvents.Record(ctx, int64(events), l.tel.backend.Record...)
+	}
 }
 
 // compareKeys orders appends by stream.

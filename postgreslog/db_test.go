@@ -303,3 +303,20 @@ func (sc *ServerControl) command(program string, args ...string) *exec.Cmd {
 
 // ReadQueueLen returns how many first reads of streams wait for a reader.
 func ReadQueueLen(l *Log) int { return len(l.reads) }
+
+// LockWaiters returns how many server processes other than the caller's
+// wait for a lock in a statement that names table (a quoted name, as
+// MetaTable and EventsTable return it): a test that holds a lock knows from
+// it that a Log's transaction or query has reached the database and waits.
+func LockWaiters(t testing.TB, pool *pgxpool.Pool, table string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND position($1 in query) > 0`, table).Scan(&n)
+	if err != nil {
+		t.Fatalf("count the lock waiters: %v", err)
+	}
+	return n
+}

@@ -101,6 +101,59 @@
 // sent at once, under its caller's context. [Stats] counts the first reads
 // and the queries that served them.
 //
+// # Telemetry
+//
+// A [Log] and a [SnapshotStore] report through OpenTelemetry to the
+// providers of [WithTracerProvider] and [WithMeterProvider], by default the
+// global ones. Until the program installs an SDK they start no span and
+// measure nothing, not even the time. Every span and metric has the
+// attribute eventsourced.backend = "postgres"; entity ids are span
+// attributes, never metric attributes. The spans, all of kind client:
+//
+//   - "postgreslog commit": one per group-commit transaction (one per run
+//     of a transaction run again). Many entities' appends share it, so it
+//     is a root span linked to the span of each append it carries (the
+//     span in the append's ctx: the entity runtime's append span), not the
+//     child of any one. Attributes eventsourced.appends (taking part),
+//     eventsourced.events (inserted) and eventsourced.conflicts; error
+//     status if the transaction failed.
+//   - "postgreslog read first pages": one per first-read query of the
+//     readers (see ReadEntity above), a root linked to the reads it serves,
+//     or the child of its caller's span for a read queried alone.
+//     Attribute eventsourced.reads.
+//   - "postgreslog snapshot save" and "postgreslog snapshot load": children
+//     of the caller's span, with eventsourced.entity.type and
+//     eventsourced.entity.id.
+//
+// The metrics:
+//
+//   - eventsourced.log.append.duration (histogram, s): from Append's call
+//     to its answer, queueing included, by eventsourced.outcome: ok,
+//     conflict or failed.
+//   - eventsourced.log.conflicts (counter, {append}): appends refused with
+//     an [*eventlog.ConflictError].
+//   - eventsourced.log.transaction.appends (histogram, {append}): appends
+//     per committed transaction, conflicting ones included.
+//   - eventsourced.log.transaction.events (histogram, {event}): events
+//     inserted per committed transaction.
+//   - eventsourced.log.transaction.retries (counter, {transaction}):
+//     transactions run again (see [Stats]).
+//   - eventsourced.log.append.queued (gauge, {append}): appends waiting for
+//     a group-commit worker, with eventsourced.log.table naming the Log's
+//     events table ([WithSchema]-qualified), one point per Log.
+//   - eventsourced.snapshotstore.operation.duration (histogram, s): by
+//     eventsourced.operation (save, load) and eventsourced.outcome (ok,
+//     failed).
+//
+// [Log.Stats] counts as it always did, whether or not metrics are on.
+//
+// A Log logs to [WithLogger], by default slog.Default(). A healthy Log logs
+// nothing per append; what fails where its caller may not look is logged:
+// a group-commit transaction that failed (Warn, with the number of its
+// appends and the type, id and Seq of the first), the listener connection
+// lost (Warn, once per outage) and back (Info). A transaction run again is
+// Debug: the retries metric counts it.
+//
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter], [eventlog.IDLister] and

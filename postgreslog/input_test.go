@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
@@ -48,6 +50,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"write timeout -1s", postgreslog.WithWriteTimeout(-time.Second), "WithWriteTimeout(-1s)"},
 		{"concurrency 0", postgreslog.WithConcurrency(0), "WithConcurrency(0)"},
 		{"nil logger", postgreslog.WithLogger(nil), "WithLogger(nil)"},
+		{"nil tracer provider", postgreslog.WithTracerProvider(nil), "WithTracerProvider(nil)"},
+		{"nil meter provider", postgreslog.WithMeterProvider(nil), "WithMeterProvider(nil)"},
 		{"zero option", postgreslog.Option{}, "a zero Option"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,6 +84,14 @@ func TestInvalidOptions(t *testing.T) {
 	err = postgreslog.Setup(context.Background(), pool, postgreslog.WithNotify(false))
 	if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithNotify(false) is an option of New, not of Setup") {
 		t.Errorf("Setup with WithNotify: %v", err)
+	}
+	err = postgreslog.Setup(context.Background(), pool, postgreslog.WithMeterProvider(noop.NewMeterProvider()))
+	if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithMeterProvider is an option of New and NewSnapshotStore, not of Setup") {
+		t.Errorf("Setup with WithMeterProvider: %v", err)
+	}
+	err = postgreslog.Setup(context.Background(), pool, postgreslog.WithTracerProvider(tracenoop.NewTracerProvider()))
+	if !errors.Is(err, postgreslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithTracerProvider is an option of New and NewSnapshotStore, not of Setup") {
+		t.Errorf("Setup with WithTracerProvider: %v", err)
 	}
 }
 

@@ -102,15 +102,24 @@ func (l *Log) startListener() {
 func (l *Log) listen(ctx context.Context) {
 	defer l.wg.Done()
 	backoff := listenBackoffMin
+	failed := false // listening has stopped before: say when it is back
 	for {
-		connected, err := l.listenOnce(ctx)
+		connected, err := l.listenOnce(ctx, failed)
 		if ctx.Err() != nil {
 			return
 		}
 		if connected {
 			backoff = listenBackoffMin
 		}
-		l.cfg.logger.Warn("postgreslog: listener connection failed; subscriptions poll until it is back",
+		// Warn when listening stops; the attempts that fail after it are
+		// Debug, so an outage is one Warn and one Info, not a line every
+		// few seconds.
+		level := slog.LevelWarn
+		if failed && !connected {
+			level = slog.LevelDebug
+		}
+		failed = true
+		l.cfg.logger.Log(ctx, level, "postgreslog: listener connection failed; subscriptions poll until it is back",
 			slog.String("channel", l.n.channel), slog.Duration("retry_in", backoff), slog.Any("error", err))
 		t := time.NewTimer(backoff)
 		select {
@@ -125,8 +134,9 @@ func (l *Log) listen(ctx context.Context) {
 
 // listenOnce takes a connection out of the pool, listens on it and wakes
 // subscriptions on every notification until the connection fails or ctx
-// ends. connected reports whether LISTEN succeeded.
-func (l *Log) listenOnce(ctx context.Context) (connected bool, err error) {
+// ends. connected reports whether LISTEN succeeded; recovered says that
+// the attempt before failed, which LISTEN succeeding ends.
+func (l *Log) listenOnce(ctx context.Context, recovered bool) (connected bool, err error) {
 	pc, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return false, translate(err)
@@ -143,7 +153,11 @@ func (l *Log) listenOnce(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	l.listenerPID.Store(conn.PgConn().PID())
-	l.cfg.logger.Debug("postgreslog: listening", slog.String("channel", l.n.channel))
+	if recovered {
+		l.cfg.logger.Info("postgreslog: listener connection back; subscriptions are woken by notifications again", slog.String("channel", l.n.channel))
+	} else {
+		l.cfg.logger.Debug("postgreslog: listening", slog.String("channel", l.n.channel))
+	}
 	// Notifications sent while nobody listened are lost: wake everyone to
 	// read again.
 	l.hub.wake(nil)

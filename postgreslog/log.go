@@ -60,6 +60,7 @@ type Log struct {
 
 	hub   *hub
 	cache *seqCache
+	tel   logTelemetry
 
 	mu        sync.Mutex // guards listening and the closing of the Log
 	listening bool       // the listener goroutine was started
@@ -125,6 +126,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		hub:     newHub(),
 		cache:   newSeqCache(defaultSeqCacheSize),
 	}
+	l.initTelemetry()
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
 	l.wg.Add(cfg.concurrency + readers)
 	for range cfg.concurrency {
@@ -165,6 +167,13 @@ func (l *Log) Stats() Stats {
 // is in flight, Append returns an error matching ctx.Err() and the append
 // may or may not have committed.
 func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	if l.tel.metering.On() {
+		return l.appendMeasured(ctx, typ, id, expected, events)
+	}
+	return l.append(ctx, typ, id, expected, events)
+}
+
+func (l *Log) append(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
 	if err := eventlog.Validate(typ, id, events); err != nil {
 		return 0, err
 	}
@@ -452,6 +461,7 @@ func (l *Log) Close() error {
 	l.hub.close()
 	l.wg.Wait()
 	close(l.done)
+	_ = l.tel.registration.Unregister()
 	return nil
 }
 

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of the options.
@@ -95,7 +98,9 @@ type config struct {
 	writeTimeout    time.Duration
 	concurrency     int
 	logger          *slog.Logger
-	copyThreshold   int // see defaultCopyThreshold; tests change it
+	tp              trace.TracerProvider // nil: the global one
+	mp              metric.MeterProvider // nil: the global one
+	copyThreshold   int                  // see defaultCopyThreshold; tests change it
 }
 
 func newConfig(call use, opts []Option) (*config, error) {
@@ -109,7 +114,7 @@ func newConfig(call use, opts []Option) (*config, error) {
 		notify:          true,
 		writeTimeout:    DefaultWriteTimeout,
 		concurrency:     DefaultConcurrency,
-		logger:          slog.New(slog.DiscardHandler),
+		logger:          slog.Default(),
 		copyThreshold:   defaultCopyThreshold,
 	}
 	for _, opt := range opts {
@@ -280,13 +285,40 @@ func WithConcurrency(n int) Option {
 	return option(fmt.Sprintf("WithConcurrency(%d)", n), forLog, err, func(c *config) { c.concurrency = n })
 }
 
-// WithLogger sets the logger for what reaches no caller: failed batches, a
-// lost listener connection and its reconnection. The default discards
-// everything. For New.
+// WithLogger sets the logger for what reaches no caller: failed batches
+// (Warn), a lost listener connection (Warn) and its reconnection (Info),
+// transactions run again (Debug). The default is slog.Default(); a healthy
+// Log logs nothing per append. For New.
 func WithLogger(l *slog.Logger) Option {
 	var err error
 	if l == nil {
 		err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
 	}
 	return option("WithLogger", forLog, err, func(c *config) { c.logger = l })
+}
+
+// WithTracerProvider sets the tracer provider of the spans of a Log (one
+// per group-commit transaction, one per batched first-read query) or a
+// SnapshotStore (one per Save and Load); see the package documentation.
+// The default is the global provider (otel.GetTracerProvider), which
+// records nothing until the program installs an SDK; until then no span
+// is started at all. For New and NewSnapshotStore.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	var err error
+	if tp == nil {
+		err = fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalidOption)
+	}
+	return option("WithTracerProvider", forLog|forStore, err, func(c *config) { c.tp = tp })
+}
+
+// WithMeterProvider sets the meter provider of the metrics of a Log or a
+// SnapshotStore; see the package documentation. The default is the global
+// provider (otel.GetMeterProvider); until the program installs an SDK
+// nothing is measured at all. For New and NewSnapshotStore.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	var err error
+	if mp == nil {
+		err = fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalidOption)
+	}
+	return option("WithMeterProvider", forLog|forStore, err, func(c *config) { c.mp = mp })
 }

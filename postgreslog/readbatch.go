@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -129,7 +131,12 @@ func (l *Log) readBatch(batch []*readReq) {
 		l.stats.entityReads.Add(1)
 		ctx, cancel := context.WithCancel(r.ctx)
 		stop := context.AfterFunc(l.bgCtx, cancel)
+		var span trace.Span
+		if l.tel.tracing.On() {
+			ctx, span = l.tel.startReads(ctx, live)
+		}
 		page, err := l.queryRecords(ctx, r.typ, r.id, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
+		endSpan(span, err)
 		stop()
 		cancel()
 		r.reply <- readRes{page: page, limit: readPage, err: err}
@@ -145,7 +152,12 @@ func (l *Log) readBatch(batch []*readReq) {
 	}
 	l.stats.entityReadQueries.Add(1)
 	l.stats.entityReads.Add(uint64(len(live)))
+	var span trace.Span
+	if l.tel.tracing.On() {
+		ctx, span = l.tel.startReads(ctx, live)
+	}
 	pages, err := l.queryFirstPages(ctx, live, types, ids, froms)
+	endSpan(span, err)
 	for i, r := range live {
 		if err != nil {
 			r.reply <- readRes{err: err}

@@ -30,12 +30,14 @@ type SnapshotStore struct {
 	pool   *pgxpool.Pool
 	n      names
 	sql    statements
+	tel    storeTelemetry
 	closed atomic.Bool
 }
 
 // NewSnapshotStore returns a SnapshotStore keeping snapshots in the table
 // the options name, through pool. It takes the options that name the
-// tables ([WithSchema], [WithTablePrefix], [WithTables]) and refuses the
+// tables ([WithSchema], [WithTablePrefix], [WithTables]) and those of
+// telemetry ([WithTracerProvider], [WithMeterProvider]), and refuses the
 // others. Like New it does not touch the database: run [Setup] first.
 func NewSnapshotStore(pool *pgxpool.Pool, opts ...Option) (*SnapshotStore, error) {
 	cfg, err := newConfig(forStore, opts)
@@ -46,12 +48,19 @@ func NewSnapshotStore(pool *pgxpool.Pool, opts ...Option) (*SnapshotStore, error
 		return nil, fmt.Errorf("%w: NewSnapshotStore with a nil pool", ErrInvalidOption)
 	}
 	n := resolveNames(cfg)
-	return &SnapshotStore{pool: pool, n: n, sql: newStatements(n)}, nil
+	return &SnapshotStore{pool: pool, n: n, sql: newStatements(n), tel: newStoreTelemetry(cfg)}, nil
 }
 
 // Save implements [snapshotstore.Store]. The upsert and the trimming to keep
 // snapshots run in one transaction.
 func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
+	ctx, op := s.tel.start(ctx, opSave, snap.EntityType, snap.EntityID)
+	err := s.save(ctx, snap, keep)
+	s.tel.end(ctx, op, err)
+	return err
+}
+
+func (s *SnapshotStore) save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
 	if err := snapshotstore.Validate(snap); err != nil {
 		return err
 	}
@@ -79,6 +88,13 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 
 // Load implements [snapshotstore.Store].
 func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
+	ctx, op := s.tel.start(ctx, opLoad, typ, id)
+	snap, ok, err := s.load(ctx, typ, id)
+	s.tel.end(ctx, op, err)
+	return snap, ok, err
+}
+
+func (s *SnapshotStore) load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
 	if err := snapshotstore.ValidateKey(typ, id); err != nil {
 		return snapshotstore.Snapshot{}, false, err
 	}
