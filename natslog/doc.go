@@ -98,6 +98,12 @@
 // are not failed: their ordered consumers resume after the last Position
 // they delivered once the client is back.
 //
+// A publish made in the instant the connection drops, before the Log has
+// heard of it, waits in the client's reconnect buffer and is sent once the
+// client reconnects: its append has failed with an unknown outcome, and it
+// may land; the entity's next append then sees a conflict and recovers.
+// nats.ReconnectBufSize(-1) makes such publishes fail instead.
+//
 // So service comes back as soon as the client reconnects, which its
 // options decide. Connect with nats.MaxReconnects(-1) (never give up) and a
 // short nats.ReconnectWait, such as 100 to 250 ms rather than the default
