@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -272,6 +273,20 @@ func TestHealthyClusterLogsNothing(t *testing.T) {
 	for i, h := range logs {
 		if got := h.get(); len(got) != 0 {
 			t.Errorf("member %d logged %d records, want none:\n%s", i, len(got), strings.Join(got, "\n"))
+		}
+	}
+}
+
+func TestTelemetryOptionsRefuseNil(t *testing.T) {
+	provider := testprovider.NewTestProvider(testprovider.NewInMemAgent())
+	for name, opt := range map[string]cluster.Option{
+		"WithTracerProvider(nil)": cluster.WithTracerProvider(nil),
+		"WithMeterProvider(nil)":  cluster.WithMeterProvider(nil),
+		"WithPropagator(nil)":     cluster.WithPropagator(nil),
+		"WithLogger(nil)":         cluster.WithLogger(nil),
+	} {
+		if _, err := cluster.NewMember("test", eventlog.NewMemory(), provider, opt); !errors.Is(err, cluster.ErrInvalid) {
+			t.Errorf("NewMember with %s: %v, want ErrInvalid", name, err)
 		}
 	}
 }
