@@ -127,6 +127,36 @@
 // while one starts: Remote.Start writes grpc's global logger, which their
 // gRPC clients read.
 //
+// # Telemetry
+//
+// A member reports through OpenTelemetry ([WithTracerProvider],
+// [WithMeterProvider], [WithPropagator]; the global providers and W3C trace
+// context by default), and passes the same options to its entity system
+// unless [WithEntityOptions] sets others. Without an SDK installed, they
+// cost no span, no clock read and no allocation per command.
+//
+// [Ask] is a span "<type> <command>" of kind client (the registered command
+// name), a child of ctx's span, with the entity type, id and command and
+// the member that ran the command; retries and remote attempts are events
+// on it. Its trace context travels in the envelope's metadata, and the
+// owner runs the command under it as a remote parent: the owner's command
+// span (package entity's) is the client span's child, in the caller's trace,
+// and so are the events it writes and whatever reads them. A command the
+// caller's own member owns runs in process under the client span. Members
+// extract the trace context only while their own tracing is on.
+//
+// Metrics, by entity type: eventsourced.cluster.requests (commands sent to
+// another member, each attempt once, by outcome: ok, failed, timeout,
+// unavailable), eventsourced.cluster.request.duration (by outcome),
+// eventsourced.cluster.retries and eventsourced.cluster.message.commands
+// (commands per message). [Member.Stats] keeps its counters.
+//
+// The logger ([WithLogger], slog.Default() by default) gets nothing from a
+// healthy cluster, per command or when a member leaves gracefully: of
+// protoactor-go's records it gets those from Warn up, except the Error it
+// logs for the connection it closes itself to a member that left, and none
+// once the member shuts down.
+//
 // # Concurrency
 //
 // [Member], [Kind] and [Ref] are safe for concurrent use; [Ask] may be called

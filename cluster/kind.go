@@ -6,10 +6,13 @@ import (
 	"reflect"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // Kind is an entity type served by a cluster: registered with the member's
@@ -19,6 +22,7 @@ import (
 type Kind[S, E any] struct {
 	m     *Member
 	local *entity.Kind[S, E]
+	tel   kindTelemetry
 
 	mu     sync.RWMutex // guards byName and byType; writes only before Start
 	byName map[string]*command[S, E]
@@ -58,6 +62,7 @@ func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOpt
 		byName: make(map[string]*command[S, E]),
 		byType: make(map[reflect.Type]*command[S, E]),
 	}
+	k.tel.init(&m.tel, def.Name)
 	if err := m.addKind(def.Name, k); err != nil {
 		return nil, err
 	}
@@ -122,6 +127,8 @@ func RegisterCommand[C entity.Command[S, E, R], S, E, R any](k *Kind[S, E], name
 
 // Name returns the entity type name.
 func (k *Kind[S, E]) Name() string { return k.local.Name() }
+
+func (k *Kind[S, E]) telemetry() *kindTelemetry { return &k.tel }
 
 // Local returns the kind in the member's own entity system. Commands sent
 // through it bypass the cluster: use it only for entities this member owns.
@@ -197,15 +204,36 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	if err != nil {
 		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref.quoted(), err)
 	}
+	f := k.m.tel.active()
+	if f == 0 {
+		// Nothing records: the usual case without an OpenTelemetry SDK.
+		return ask(ctx, ref, c, cmd, payload, 0)
+	}
+	ctx, span := k.tel.startAsk(ctx, f, ref.id, c.name)
+	r, err := ask(ctx, ref, c, cmd, payload, f)
+	endAsk(span, err)
+	return r, err
+}
+
+// ask is Ask once the command is encoded and its span, if traced, started.
+func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd entity.Command[S, E, R], payload []byte, f flags) (R, error) {
+	var zero R
+	k := ref.kind
+	md := entity.MetadataFrom(ctx)
+	if f&traced != 0 {
+		// The envelope carries the client span's trace context, so the
+		// owner's command span is its child.
+		md = itel.Inject(ctx, k.m.tel.prop, md)
+	}
 	env := &clusterpb.CommandEnvelope{
 		EntityType: k.Name(),
 		EntityId:   ref.id,
 		Command:    c.name,
 		Payload:    payload,
-		Metadata:   entity.MetadataFrom(ctx),
+		Metadata:   md,
 	}
 	var local R
-	rep, err := k.m.request(ctx, env, func(ctx context.Context) error {
+	rep, err := k.m.request(ctx, &k.tel, f, env, func(ctx context.Context) error {
 		r, err := entity.Ask(ctx, k.local.Ref(ref.id), cmd)
 		if err != nil {
 			k.stale(ref.id, err)
@@ -240,6 +268,12 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 		return failure(fmt.Errorf("%w: command %q of %s with an empty entity id", ErrInvalid, env.GetCommand(), k.Name()))
 	}
 	if md := env.GetMetadata(); len(md) > 0 {
+		if k.m.tel.tracing.On() {
+			// The caller's client span is the parent of the command span.
+			if sc := itel.Extract(k.m.tel.prop, md); sc.IsValid() {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			}
+		}
 		ctx = entity.WithMetadata(ctx, md)
 	}
 	b, err := c.serve(ctx, k.local.Ref(id), env.GetPayload())

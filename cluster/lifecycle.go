@@ -93,6 +93,7 @@ func (m *Member) Shutdown(ctx context.Context) error {
 }
 
 func (m *Member) shutdown(ctx context.Context) error {
+	m.quiet.Store(true)
 	m.mu.Lock()
 	m.closing = true // from now on commands are answered ErrUnavailable
 	started := m.started

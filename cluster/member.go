@@ -41,13 +41,15 @@ type Member struct {
 	self   string                // this member's address
 
 	closed   atomic.Bool   // set by Shutdown once it has drained: requests end with ErrClosed
+	quiet    *atomic.Bool  // set by Shutdown: protoactor-go's records are dropped
 	done     chan struct{} // closed by Shutdown: stops the sweeper and pollMemberList
 	stopOnce sync.Once     // runs shutdown once
 
-	topo  topology // the member list and who owns what (topology.go, ownership.go)
-	route router   // sending this member's commands (route.go, pipe.go)
-	srv   server   // running other members' commands (serve.go)
-	up    upstream // state of the protoactor-go workarounds (workarounds.go)
+	tel   memberTelemetry // spans and metrics (telemetry.go)
+	topo  topology        // the member list and who owns what (topology.go, ownership.go)
+	route router          // sending this member's commands (route.go, pipe.go)
+	srv   server          // running other members' commands (serve.go)
+	up    upstream        // state of the protoactor-go workarounds (workarounds.go)
 }
 
 // kindHandle is what the Member needs of a Kind, whatever its type parameters.
@@ -57,6 +59,8 @@ type kindHandle interface {
 	// sweep stops the local activations of entities that self does not own
 	// in v (see ownership.go).
 	sweep(v *view, self string)
+	// telemetry returns the kind's attributes for measurements.
+	telemetry() *kindTelemetry
 }
 
 // NewMember returns a member of the cluster clusterName that stores events in
@@ -78,7 +82,9 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 			return nil, err
 		}
 	}
-	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return cfg.logger }))
+	quiet := new(atomic.Bool)
+	paLogger := slog.New(protoactorLog{cfg.logger.Handler(), quiet})
+	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return paLogger }))
 	var ropts []remote.ConfigOption
 	if cfg.advertisedHost != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(cfg.advertisedHost))
@@ -88,7 +94,7 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 	// The identity lookup must be disthash: view.owner computes the same
 	// owners without asking it.
 	pcfg := protocluster.Configure(clusterName, signal, disthash.New(), remote.Configure(cfg.host, cfg.port, ropts...), copts...)
-	sys, err := entity.NewSystem(log, append(cfg.entityOpts, entity.WithActorSystem(as))...)
+	sys, err := entity.NewSystem(log, entityOptions(cfg, as)...)
 	if err != nil {
 		as.Shutdown()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -103,9 +109,32 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 		topo:   topology{changed: make(chan struct{}, 1)},
 		srv:    server{tasks: make(chan func())},
 		up:     newUpstream(signal),
+		quiet:  quiet,
+	}
+	m.tel.init(cfg.tel)
+	if err := m.tel.inst.Err; err != nil {
+		cfg.logger.Warn("cluster metrics unavailable", "err", err)
 	}
 	m.topo.view.Store(newView(nil))
 	return m, nil
+}
+
+// entityOptions returns the options of the member's entity system: the
+// member's logger and telemetry options first, so that the user's entity
+// options for them win, and the actor system last.
+func entityOptions(cfg config, as *actor.ActorSystem) []entity.Option {
+	opts := []entity.Option{entity.WithLogger(cfg.logger)}
+	if cfg.tel.tp != nil {
+		opts = append(opts, entity.WithTracerProvider(cfg.tel.tp))
+	}
+	if cfg.tel.mp != nil {
+		opts = append(opts, entity.WithMeterProvider(cfg.tel.mp))
+	}
+	if cfg.tel.prop != nil {
+		opts = append(opts, entity.WithPropagator(cfg.tel.prop))
+	}
+	opts = append(opts, cfg.entityOpts...)
+	return append(opts, entity.WithActorSystem(as))
 }
 
 // System returns the member's entity system, which runs the entities this

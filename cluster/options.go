@@ -6,6 +6,9 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/entity"
 )
@@ -25,13 +28,14 @@ type config struct {
 	passivateAfter time.Duration // passed to every Kind as entity.WithPassivateAfter
 	clusterOpts    []protocluster.ConfigOption
 	gossip         time.Duration // 0: off (see gossipInterval)
+	tel            telemetryConfig
 }
 
 // defaultConfig is the configuration with no options.
 func defaultConfig() config {
 	return config{
 		host:           "127.0.0.1",
-		logger:         slog.New(slog.DiscardHandler),
+		logger:         slog.Default(),
 		requestTimeout: 10 * time.Second,
 		retries:        10,
 		backoff:        20 * time.Millisecond,
@@ -66,8 +70,11 @@ func WithAdvertisedHost(hostPort string) Option {
 	}
 }
 
-// WithLogger sets the logger of the member and of protoactor-go. The default
-// discards everything (protoactor-go logs a lot at Info).
+// WithLogger sets the logger of the member, of its entity system (unless
+// [WithEntityOptions] sets another) and of protoactor-go (default
+// slog.Default()). A healthy member logs nothing per command. protoactor-go's
+// records reach it from Warn up: at Info it reports every endpoint, topology
+// change and dead letter.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -78,8 +85,52 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithTracerProvider sets the tracer provider of the member's spans (a
+// client span per [Ask]) and of its entity system's, unless
+// [WithEntityOptions] sets another. The default is the global provider
+// (otel.GetTracerProvider), which records nothing until the program
+// installs an SDK.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalid)
+		}
+		c.tel.tp = tp
+		return nil
+	}
+}
+
+// WithMeterProvider sets the meter provider of the member's metrics and of
+// its entity system's, unless [WithEntityOptions] sets another (default the
+// global provider, otel.GetMeterProvider).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalid)
+		}
+		c.tel.mp = mp
+		return nil
+	}
+}
+
+// WithPropagator sets how a command's trace context travels in its
+// envelope's metadata to the owner, and the entity system's propagator
+// unless [WithEntityOptions] sets another (default W3C trace context).
+// Every member must use the same.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) error {
+		if p == nil {
+			return fmt.Errorf("%w: WithPropagator(nil)", ErrInvalid)
+		}
+		c.tel.prop = p
+		return nil
+	}
+}
+
 // WithEntityOptions passes options to the member's [entity.System], such as
 // entity.WithSnapshotStore. entity.WithActorSystem is set by the Member.
+// The member's logger, tracer provider, meter provider and propagator
+// (if set) come first, so that entity options for them override them.
 func WithEntityOptions(opts ...entity.Option) Option {
 	return func(c *config) error {
 		c.entityOpts = append(c.entityOpts, opts...)

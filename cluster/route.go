@@ -47,8 +47,9 @@ func retryable(err error) bool {
 
 // request sends env to the owner of its entity and returns the reply,
 // retrying with backoff while the command surely did not run. local runs the
-// command in this member when it is the owner.
-func (m *Member) request(ctx context.Context, env *clusterpb.CommandEnvelope, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
+// command in this member when it is the owner. kt and f are the command's
+// telemetry: its kind's attributes and what is measured.
+func (m *Member) request(ctx context.Context, kt *kindTelemetry, f flags, env *clusterpb.CommandEnvelope, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if m.closed.Load() {
@@ -57,7 +58,7 @@ func (m *Member) request(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep, err := m.attempt(ctx, env, local)
+		rep, err := m.attempt(ctx, kt, f, env, local)
 		if err == nil {
 			return rep, nil
 		}
@@ -73,6 +74,9 @@ func (m *Member) request(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 			return nil, fmt.Errorf("cluster: %s/%s: gave up after %d attempts: %w", eventlog.FormatID(env.GetEntityType()), eventlog.FormatID(env.GetEntityId()), attempt+1, lastErr)
 		}
 		m.route.retries.Add(1)
+		if f != 0 {
+			kt.retried(ctx, f, err)
+		}
 		d := min(m.cfg.backoff<<attempt, m.cfg.maxBackoff)
 		d = d/2 + rand.N(d/2+1)
 		t := time.NewTimer(d)
@@ -86,12 +90,15 @@ func (m *Member) request(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 }
 
 // attempt sends env once.
-func (m *Member) attempt(ctx context.Context, env *clusterpb.CommandEnvelope, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
+func (m *Member) attempt(ctx context.Context, kt *kindTelemetry, f flags, env *clusterpb.CommandEnvelope, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
 	var skip func(string) bool
 	if m.route.nDraining.Load() > 0 {
 		skip = m.isDraining
 	}
 	owner := m.topo.view.Load().ownerSkipping(env.GetEntityType(), env.GetEntityId(), skip)
+	if f != 0 && owner != "" {
+		kt.owner(ctx, f, owner)
+	}
 	switch owner {
 	case "":
 		return nil, fmt.Errorf("%w: no member serves entity type %q", ErrUnavailable, env.GetEntityType())
@@ -110,6 +117,18 @@ func (m *Member) attempt(ctx context.Context, env *clusterpb.CommandEnvelope, lo
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
+	if f == 0 {
+		return m.remote(ctx, env, owner, timeout)
+	}
+	start := kt.startRequest(ctx, f)
+	rep, err := m.remote(ctx, env, owner, timeout)
+	kt.endRequest(ctx, f, start, owner, err)
+	return rep, err
+}
+
+// remote sends env to owner through the pipe and returns its reply, or an
+// error if it failed there.
+func (m *Member) remote(ctx context.Context, env *clusterpb.CommandEnvelope, owner string, timeout time.Duration) (*clusterpb.ReplyEnvelope, error) {
 	rep, err := m.pipe(owner, env.GetEntityType()).do(ctx, env, timeout)
 	if err != nil {
 		if errors.Is(err, ErrTimeout) && ctx.Err() != nil {
@@ -167,6 +186,9 @@ func (m *Member) send(owner string, pid *actor.PID, envs []*clusterpb.CommandEnv
 	}
 	m.route.messages.Add(1)
 	m.route.remote.Add(int64(len(envs)))
+	if m.tel.metering.On() {
+		m.tel.perMessage.Record(context.Background(), int64(len(envs)), m.kindTelemetry(envs[0].GetEntityType()).byType.Record...)
+	}
 	fut := m.actors.Root.RequestFuture(pid, msg, timeout)
 	m.route.waiting.Store(fut, owner)
 	switch {

@@ -239,7 +239,11 @@ const (
 func (m *Member) deregister() {
 	time.Sleep(replyLinger)
 	syncPoint()
-	_ = m.pc.Config.ClusterProvider.Shutdown(true)
+	if err := m.pc.Config.ClusterProvider.Shutdown(true); err != nil {
+		// The others find out when the provider's TTL expires: until
+		// then they send this member commands that fail and are retried.
+		m.cfg.logger.Warn("cluster: deregister from the provider failed", "member", m.self, "err", err)
+	}
 	// The others now drop their connections to us. Remote.Shutdown signals
 	// each connection still open on a channel that the connection's own
 	// goroutine closes when it ends (a data race, and a panic if the close

@@ -65,6 +65,42 @@
 // to its buffer size and reports what it holds. When [Status.ReadAheadFull]
 // is set, more events may wait in the log and Lag is a lower bound.
 //
+// # Telemetry
+//
+// A projection reports through OpenTelemetry ([WithTracerProvider],
+// [WithMeterProvider], both the global providers by default, which record
+// nothing until the program installs an SDK; then they cost nothing: no
+// span, no clock read, no allocation per batch).
+//
+// Each attempt to handle a batch is a span "projection <name>" of kind
+// consumer around [OffsetStore.Commit], so it covers the handler and the
+// offset update (pgprojection's transaction). Its parent is the trace
+// context found in the metadata of the batch's first event that has a
+// valid one ([WithPropagator], W3C traceparent by default, as package
+// entity writes it): the projection's work shows in the trace of the
+// command that wrote the event. The span links to the other distinct
+// trace contexts of the batch; an event with no trace context, or a
+// malformed one, adds nothing and is never an error, and a batch without
+// any is a root span. The handler's ctx carries the span, so the
+// handler's own spans are its children. Its attributes are the projection
+// name, the entity type, the number of events and the first and last
+// Position; a failed attempt has an error status, and the commit that
+// skips a poison event the outcome "skipped".
+//
+// Metrics, by projection name and entity type: eventsourced.projection.events
+// (events handled), eventsourced.projection.batch.duration (each attempt,
+// by outcome ok or failed), eventsourced.projection.retries (attempts
+// retried after a failure of the handler, the offset store or the log),
+// eventsourced.projection.poison (by outcome skipped or stopped), and,
+// while the projection runs, the gauges eventsourced.projection.lag
+// ([Status.Lag]) and eventsourced.projection.lag.time (while events wait:
+// how long ago the last event handled was committed, [Status.LastEventTime]).
+//
+// The logger ([WithLogger], slog.Default() by default) gets nothing from a
+// healthy projection: retries and offset reloads at Warn, poison events and
+// handler panics at Error, with the projection's name and entity type and
+// the event's id, Seq and Position.
+//
 // # Concurrency
 //
 // A [Projection]'s methods are safe for concurrent use. Each running

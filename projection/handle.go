@@ -32,9 +32,12 @@ func (p *Projection) handle(ctx context.Context, batch []eventlog.Record, offset
 	}
 	rec := batch[0]
 	if p.cfg.poison == StopOnPoison {
+		p.tel.poisoned(ctx, false)
+		p.cfg.logger.Error("projection stopped at poison event", p.logAttrs(rec, "err", herr)...)
 		return &PoisonError{Projection: p.name, Event: refOf(rec), Err: herr}
 	}
-	p.cfg.logger.Error("projection skipped poison event", "projection", p.name, "event", refOf(rec).String(), "err", herr)
+	p.tel.poisoned(ctx, true)
+	p.cfg.logger.Error("projection skipped poison event", p.logAttrs(rec, "err", herr)...)
 	skip := func(context.Context, []eventlog.Record) error { return nil }
 	if _, err := p.attempt(ctx, batch, *offset, skip, true); err != nil {
 		return err
@@ -58,22 +61,25 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 	to := batch[len(batch)-1].Position
 	delay := p.cfg.initial
 	failures := 0
-	p.setInflight(len(batch))
-	defer p.setInflight(0)
+	p.setInflight(batch)
+	defer p.setInflight(nil)
 	for {
 		var last error
-		err := p.store.Commit(ctx, p.name, from, to, func(ctx context.Context) error {
+		bctx, bs := p.tel.startBatch(ctx, batch, skipping)
+		err := p.store.Commit(bctx, p.name, from, to, func(ctx context.Context) error {
 			last = p.call(ctx, h, batch)
 			return last
 		})
+		p.tel.endBatch(bctx, bs, len(batch), skipping, err)
 		if err == nil {
-			p.committed(to, len(batch), !skipping)
+			p.committed(batch, !skipping)
 			return nil, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, ErrOffsetMoved) {
+			p.cfg.logger.Warn("projection offset moved; reloading it", p.logAttrs(batch[0], "from", from, "err", err)...)
 			return nil, err
 		}
 		p.recordError(err)
@@ -83,8 +89,9 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 				return last, nil
 			}
 		}
-		p.cfg.logger.Warn("projection batch failed; retrying", "projection", p.name,
-			"from", batch[0].Position, "to", to, "err", err, "delay", delay)
+		p.tel.retried(ctx)
+		p.cfg.logger.Warn("projection batch failed; retrying", p.logAttrs(batch[0],
+			"events", len(batch), "last_position", to, "err", err, "delay", delay)...)
 		if !sleep(ctx, delay) {
 			return nil, ctx.Err()
 		}
@@ -92,12 +99,19 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 	}
 }
 
+// logAttrs returns the attributes of a log record about rec, then more.
+// Only failures log, so only they pay for it.
+func (p *Projection) logAttrs(rec eventlog.Record, more ...any) []any {
+	return append([]any{"projection", p.name, "entity_type", p.typ, "entity_id", rec.EntityID,
+		"seq", rec.Seq, "position", rec.Position}, more...)
+}
+
 // call runs h, turning a panic into an error that wraps the panic value
 // if it is an error.
 func (p *Projection) call(ctx context.Context, h Handler, batch []eventlog.Record) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.cfg.logger.Error("projection handler panicked", "projection", p.name, "panic", v, "stack", string(debug.Stack()))
+			p.cfg.logger.Error("projection handler panicked", p.logAttrs(batch[0], "events", len(batch), "panic", v, "stack", string(debug.Stack()))...)
 			if e, ok := v.(error); ok {
 				err = fmt.Errorf("projection: %s: handler panicked on %s: %w", p.name, refOf(batch[0]), e)
 			} else {

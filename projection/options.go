@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures a [Projection].
@@ -17,6 +21,9 @@ type config struct {
 	attempts int
 	poison   PoisonPolicy
 	logger   *slog.Logger
+	tp       trace.TracerProvider          // nil: the global one
+	mp       metric.MeterProvider          // nil: the global one
+	prop     propagation.TextMapPropagator // nil: W3C trace context
 }
 
 // WithBatchSize lets the handler get up to n events at once (default 1).
@@ -77,14 +84,55 @@ func WithPoison(p PoisonPolicy) Option {
 	}
 }
 
-// WithLogger logs retries, offset reloads, handler panics, skipped events
-// and stops to l (default: silent).
+// WithLogger logs retries, offset reloads, handler panics, poison events
+// and stops to l (default slog.Default()), with the projection's name and
+// entity type and the id, Seq and Position of the event concerned. A
+// healthy projection logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
 			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
 		}
 		c.logger = l
+		return nil
+	}
+}
+
+// WithTracerProvider sets the tracer provider of the projection's spans,
+// one per attempt to handle a batch (see the package documentation on
+// telemetry). The default is the global provider (otel.GetTracerProvider),
+// which records nothing until the program installs an SDK.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return fmt.Errorf("%w: WithTracerProvider(nil)", ErrInvalid)
+		}
+		c.tp = tp
+		return nil
+	}
+}
+
+// WithMeterProvider sets the meter provider of the projection's metrics
+// (default the global provider, otel.GetMeterProvider).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalid)
+		}
+		c.mp = mp
+		return nil
+	}
+}
+
+// WithPropagator sets how the trace context of the command that wrote an
+// event is read from the event's metadata (default W3C trace context, as
+// entity.WithPropagator writes it by default).
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) error {
+		if p == nil {
+			return fmt.Errorf("%w: WithPropagator(nil)", ErrInvalid)
+		}
+		c.prop = p
 		return nil
 	}
 }

@@ -41,6 +41,7 @@ type Projection struct {
 	store   OffsetStore
 	handler Handler
 	cfg     config
+	tel     telemetry
 
 	// head is the highest Position read from the log, written by the reader.
 	head atomic.Uint64
@@ -54,6 +55,7 @@ type Projection struct {
 	result    error         // why the last run ended
 	buf       chan item     // the current read-ahead buffer, for Lag
 	inflight  int           // events in the handler
+	inflightT time.Time     // commit time of the first event in the handler
 	st        Status
 }
 
@@ -78,7 +80,7 @@ func New(log eventlog.Log, typ, name string, store OffsetStore, h Handler, opts 
 		initial:  100 * time.Millisecond,
 		maxDelay: 10 * time.Second,
 		attempts: 5,
-		logger:   slog.New(slog.DiscardHandler),
+		logger:   slog.Default(),
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -91,6 +93,10 @@ func New(log eventlog.Log, typ, name string, store OffsetStore, h Handler, opts 
 	cfg.buffer = max(cfg.buffer, cfg.batch)
 	p := &Projection{log: log, typ: typ, name: name, store: store, handler: h, cfg: cfg}
 	p.st.Name, p.st.EntityType = name, typ
+	p.tel.init(&p.cfg, name, typ)
+	if err := p.tel.inst.Err; err != nil {
+		cfg.logger.Warn("projection metrics unavailable", "projection", name, "entity_type", typ, "err", err)
+	}
 	return p, nil
 }
 
@@ -111,10 +117,14 @@ func (p *Projection) Start(ctx context.Context) error {
 	done := make(chan struct{})
 	p.running, p.cancel, p.done, p.result = true, cancel, done, nil
 	p.st = Status{Name: p.name, EntityType: p.typ, Running: true}
+	// The lag gauges report while the projection runs: a Projection has no
+	// Close, so a registration kept beyond the run would keep it alive.
+	reg := p.tel.inst.Observe(p.observe, p.tel.lag, p.tel.lagTime)
 	go func() {
 		defer close(done)
 		err := p.run(ctx)
 		cancel()
+		_ = reg.Unregister()
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.running, p.result = false, err

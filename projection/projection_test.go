@@ -534,6 +534,9 @@ func TestOptionsAndArguments(t *testing.T) {
 		{"retry attempts 0", log, "T", "p", store, r.handle, []projection.Option{projection.WithRetry(time.Millisecond, time.Second, 0)}},
 		{"unknown poison policy", log, "T", "p", store, r.handle, []projection.Option{projection.WithPoison(7)}},
 		{"nil logger", log, "T", "p", store, r.handle, []projection.Option{projection.WithLogger(nil)}},
+		{"nil tracer provider", log, "T", "p", store, r.handle, []projection.Option{projection.WithTracerProvider(nil)}},
+		{"nil meter provider", log, "T", "p", store, r.handle, []projection.Option{projection.WithMeterProvider(nil)}},
+		{"nil propagator", log, "T", "p", store, r.handle, []projection.Option{projection.WithPropagator(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,7 +17,8 @@ func (p *Projection) retry(ctx context.Context, f func() error) error {
 			return ctx.Err()
 		}
 		p.recordError(err)
-		p.cfg.logger.Warn("projection retrying", "projection", p.name, "err", err, "delay", delay)
+		p.tel.retried(ctx)
+		p.cfg.logger.Warn("projection retrying", "projection", p.name, "entity_type", p.typ, "err", err, "delay", delay)
 		if !sleep(ctx, delay) {
 			return ctx.Err()
 		}

@@ -46,10 +46,9 @@ func (p *Projection) run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, ErrPoison):
-			p.cfg.logger.Error("projection stopped", "projection", p.name, "err", err)
-			return err
+			return err // handle logged it
 		case errors.Is(err, ErrOffsetMoved):
-			p.cfg.logger.Warn("projection offset moved; reloading", "projection", p.name, "err", err)
+			// attempt logged it.
 			if load() != nil {
 				return nil
 			}
@@ -58,7 +57,8 @@ func (p *Projection) run(ctx context.Context) error {
 		}
 		// The subscription failed: follow again from the offset.
 		p.recordError(err)
-		p.cfg.logger.Warn("projection subscription failed; retrying", "projection", p.name, "err", err, "delay", delay)
+		p.tel.retried(ctx)
+		p.cfg.logger.Warn("projection subscription failed; retrying", "projection", p.name, "entity_type", p.typ, "after", offset, "err", err, "delay", delay)
 		if !sleep(ctx, delay) {
 			return nil
 		}

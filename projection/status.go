@@ -33,6 +33,9 @@ type Status struct {
 	ReadAheadFull bool
 	// Handled counts the events handled since Start.
 	Handled uint64
+	// LastEventTime is when the log committed the last event handled or
+	// skipped since Start (its Record.Time); zero before the first.
+	LastEventTime time.Time
 	// Retries counts the failed attempts (of the handler, the offset store
 	// or the log) since Start or the last successful commit; a commit, or
 	// the skip of a poison event, sets it back to 0.
@@ -101,24 +104,48 @@ func (p *Projection) setOffset(off uint64) {
 	p.st.Offset = off
 }
 
-// setInflight records how many events are in the handler, for [Status.Lag].
-func (p *Projection) setInflight(n int) {
+// setInflight records the batch in the handler, nil if none, for
+// [Status.Lag] and the lag gauges.
+func (p *Projection) setInflight(batch []eventlog.Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.inflight = n
+	p.inflight = len(batch)
+	p.inflightT = time.Time{}
+	if len(batch) > 0 {
+		p.inflightT = batch[0].Time
+	}
 }
 
-// committed records a successful commit up to Position to of n events.
-// handled is false when the commit skipped a poison event, which does not
-// count as handled.
-func (p *Projection) committed(to uint64, n int, handled bool) {
+// committed records a successful commit of batch. handled is false when
+// the commit skipped a poison event, which does not count as handled.
+func (p *Projection) committed(batch []eventlog.Record, handled bool) {
+	last := &batch[len(batch)-1]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.st.Offset = to
+	p.st.Offset = last.Position
+	p.st.LastEventTime = last.Time
 	p.st.Retries = 0
 	if handled {
-		p.st.Handled += uint64(n)
+		p.st.Handled += uint64(len(batch))
 	}
+}
+
+// lag returns the events read and not yet handled, as [Status.Lag], and
+// the commit time the lag in seconds counts from: that of the last event
+// handled, or, before the first since Start, that of the first event in
+// the handler (a lower bound: the events before it are older).
+func (p *Projection) lag() (int, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.inflight
+	if p.buf != nil {
+		n += len(p.buf)
+	}
+	since := p.st.LastEventTime
+	if since.IsZero() {
+		since = p.inflightT
+	}
+	return n, since
 }
 
 // recordError records a failed attempt of the handler, the offset store or

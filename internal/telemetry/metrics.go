@@ -118,6 +118,16 @@ func (in *Instruments) Gauge(name, unit, desc string) metric.Int64ObservableGaug
 	return g
 }
 
+// FloatGauge returns a Float64ObservableGauge; observe it with Observe.
+func (in *Instruments) FloatGauge(name, unit, desc string) metric.Float64ObservableGauge {
+	g, err := in.Meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	if err != nil {
+		in.keep(err)
+		return noop.Float64ObservableGauge{}
+	}
+	return g
+}
+
 // Observe registers callback for observables; Unregister the result when
 // the component closes, so a meter does not keep calling a closed one.
 func (in *Instruments) Observe(callback metric.Callback, observables ...metric.Observable) metric.Registration {
