@@ -69,7 +69,9 @@ func NewApp(b backend, logger *slog.Logger, tel *telemetry) (*App, error) {
 		{ChefTodoKind, viewHandler(b.docs, ChefTodoKind, reg, applyChefTodo)},
 	} {
 		pr, err := projection.New(b.log, TabTypeName, p.name, b.offsets, p.h,
-			projection.WithBatchSize(64), projection.WithLogger(logger))
+			projection.WithBatchSize(64), projection.WithLogger(logger),
+			projection.WithTracerProvider(tel.tracerProvider), projection.WithMeterProvider(tel.meterProvider),
+			projection.WithPropagator(tel.propagator))
 		if err != nil {
 			sys.Close()
 			return nil, err

@@ -120,6 +120,30 @@ func TestTelemetry(t *testing.T) {
 	if events != 1 {
 		t.Errorf("%d events stored for the tab, want 1 (TabOpened)", events)
 	}
+	// Each projection handles the event in a span of the same trace, a
+	// child of the command span whose trace context the event carries.
+	for _, name := range []string{"projection " + OpenTabsKind, "projection " + ChefTodoKind} {
+		deadline := time.Now().Add(10 * time.Second)
+		var found *tracetest.SpanStub
+		for found == nil && time.Now().Before(deadline) {
+			for _, s := range spans.GetSpans() {
+				if s.Name == name && s.SpanContext.TraceID() == traceID {
+					found = &s
+					break
+				}
+			}
+			if found == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if found == nil {
+			t.Errorf("no span %q in the request's trace; spans: %v", name, names(spans.GetSpans()))
+			continue
+		}
+		if got, want := found.Parent.SpanID(), command.SpanContext.SpanID(); got != want {
+			t.Errorf("parent of %q is %v, want the command span %v", name, got, want)
+		}
+	}
 
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
