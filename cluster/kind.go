@@ -211,7 +211,7 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	}
 	ctx, span := k.tel.startAsk(ctx, f, ref.id, c.name)
 	r, err := ask(ctx, ref, c, cmd, payload, f)
-	endAsk(span, err)
+	itel.EndSpan(span, err)
 	return r, err
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -136,18 +135,6 @@ func (t *kindTelemetry) startAsk(ctx context.Context, f flags, id, command strin
 	return t.m.tracing.Tracer().Start(ctx, t.typeName.Value.AsString()+" "+command,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(t.typeName, itel.EntityID.String(id), itel.Command.String(command)))
-}
-
-// endAsk ends span, if not nil, with err's status.
-func endAsk(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }
 
 // startRequest returns when a remote request starts, zero unless it is

@@ -13,85 +13,39 @@ import (
 
 	testprovider "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 )
-
-// observed is what the SDK's test helpers record of one member's spans and
-// metrics.
-type observed struct {
-	spans  *tracetest.InMemoryExporter
-	tp     *sdktrace.TracerProvider
-	reader *sdkmetric.ManualReader
-	mp     *sdkmetric.MeterProvider
-}
-
-func newObserved(t *testing.T) *observed {
-	o := &observed{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
-	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(o.spans))
-	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	t.Cleanup(func() {
-		_ = o.tp.Shutdown(context.Background())
-		_ = o.mp.Shutdown(context.Background())
-	})
-	return o
-}
-
-// named returns the ended spans named name.
-func (o *observed) named(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.GetSpans().Snapshots() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// metric returns the data of the metric named name, nil if there is none.
-func (o *observed) metric(t *testing.T, name string) metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data
-			}
-		}
-	}
-	return nil
-}
-
-func spanAttr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
-}
 
 // startObservedNodes starts two members sharing log, each with its own
 // tracer and meter provider, so each span and measurement says which
 // member made it.
+// observed is what the SDK's test helpers record of one member's spans and
+// metrics.
+type observed = telemetrytest.Observed
+
+// spanAttr returns s's attribute key as a string, "" if it has none.
+func spanAttr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
+	if v := telemetrytest.Attr(s, key); v.Type() != attribute.INVALID {
+		return v.Emit()
+	}
+	return ""
+}
+
 func startObservedNodes(t *testing.T, log eventlog.Log) ([]node, []*observed) {
 	agent := testprovider.NewInMemAgent()
 	var nodes []node
 	var obs []*observed
 	var members []*cluster.Member
 	for range 2 {
-		o := newObserved(t)
+		o := telemetrytest.New(t)
 		n := newNode(t, "test", log, testprovider.NewTestProvider(agent),
-			cluster.WithTracerProvider(o.tp), cluster.WithMeterProvider(o.mp))
+			cluster.WithTracerProvider(o.TP), cluster.WithMeterProvider(o.MP))
 		nodes, obs, members = append(nodes, n), append(obs, o), append(members, n.m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -128,7 +82,7 @@ func TestTelemetryTraceCrossesMembers(t *testing.T) {
 	a, b := obs[0], obs[1]
 	remoteID, localID := ownedBy(t, nodes, 1), ownedBy(t, nodes, 0)
 
-	ctx, caller := a.tp.Tracer("test").Start(context.Background(), "HTTP POST /tallies")
+	ctx, caller := a.TP.Tracer("test").Start(context.Background(), "HTTP POST /tallies")
 	if _, err := cluster.Ask(ctx, nodes[0].k.Ref(remoteID), Add{Op: "r", N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +91,7 @@ func TestTelemetryTraceCrossesMembers(t *testing.T) {
 	}
 	caller.End()
 
-	clients := a.named("Tally add")
+	clients := a.Named("Tally add")
 	if len(clients) != 2 {
 		t.Fatalf("%d client spans on A, want 2", len(clients))
 	}
@@ -159,7 +113,7 @@ func TestTelemetryTraceCrossesMembers(t *testing.T) {
 		t.Errorf("remote client span: member %q, want the owner %s", got, nodes[1].m.Address())
 	}
 
-	cmds := b.named("Tally Add")
+	cmds := b.Named("Tally Add")
 	if len(cmds) != 1 {
 		t.Fatalf("%d command spans on B, want 1", len(cmds))
 	}
@@ -180,12 +134,12 @@ func TestTelemetryTraceCrossesMembers(t *testing.T) {
 		}
 	}
 
-	locals := a.named("Tally Add")
+	locals := a.Named("Tally Add")
 	if len(locals) != 1 || locals[0].Parent().SpanID() != local.SpanContext().SpanID() {
 		t.Errorf("A's command spans %d; want one, the local client span's child", len(locals))
 	}
 
-	requests, ok := a.metric(t, "eventsourced.cluster.requests").(metricdata.Sum[int64])
+	requests, ok := a.Metric(t, "eventsourced.cluster.requests").(metricdata.Sum[int64])
 	if !ok || len(requests.DataPoints) != 1 {
 		t.Fatalf("A's cluster.requests: %+v, want one data point", requests)
 	}
@@ -193,19 +147,19 @@ func TestTelemetryTraceCrossesMembers(t *testing.T) {
 	if out, _ := dp.Attributes.Value("eventsourced.outcome"); dp.Value != 1 || out.AsString() != "ok" {
 		t.Errorf("A's cluster.requests: %d with %v, want 1 ok", dp.Value, dp.Attributes)
 	}
-	if h, ok := a.metric(t, "eventsourced.cluster.request.duration").(metricdata.Histogram[float64]); !ok || len(h.DataPoints) != 1 || h.DataPoints[0].Count != 1 {
+	if h, ok := a.Metric(t, "eventsourced.cluster.request.duration").(metricdata.Histogram[float64]); !ok || len(h.DataPoints) != 1 || h.DataPoints[0].Count != 1 {
 		t.Errorf("A's cluster.request.duration: %+v, want one request", h)
 	}
-	if h, ok := a.metric(t, "eventsourced.cluster.message.commands").(metricdata.Histogram[int64]); !ok || len(h.DataPoints) != 1 || h.DataPoints[0].Sum != 1 {
+	if h, ok := a.Metric(t, "eventsourced.cluster.message.commands").(metricdata.Histogram[int64]); !ok || len(h.DataPoints) != 1 || h.DataPoints[0].Sum != 1 {
 		t.Errorf("A's cluster.message.commands: %+v, want one message of one command", h)
 	}
-	if b.metric(t, "eventsourced.cluster.requests") != nil {
+	if b.Metric(t, "eventsourced.cluster.requests") != nil {
 		t.Error("B counts remote requests, but it sent none")
 	}
 	if st := nodes[0].m.Stats(); st.Messages != 1 || st.Remote != 1 {
 		t.Errorf("A's Stats %+v, want 1 message of 1 command", st)
 	}
-	if m, ok := b.metric(t, "eventsourced.commands").(metricdata.Sum[int64]); !ok || len(m.DataPoints) != 1 || m.DataPoints[0].Value != 1 {
+	if m, ok := b.Metric(t, "eventsourced.commands").(metricdata.Sum[int64]); !ok || len(m.DataPoints) != 1 || m.DataPoints[0].Value != 1 {
 		t.Errorf("B's entity system eventsourced.commands: %+v, want 1 (its provider is the member's)", m)
 	}
 }

@@ -328,7 +328,7 @@ func (in *instance[S, E]) appendGroup(ctx context.Context, sctx *storeCtx, cmds 
 		s.appendCommands.Record(ctx, int64(commands), t.byType.Record...)
 		s.appendEvents.Record(ctx, int64(len(d.events)), t.byType.Record...)
 	}
-	endSpan(span, err)
+	itel.EndSpan(span, err)
 	return err
 }
 

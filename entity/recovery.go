@@ -49,7 +49,7 @@ func (in *instance[S, E]) restore(parent context.Context) (err error) {
 			}
 			if span != nil {
 				span.SetAttributes(itel.Seq.Int64(int64(r.seq)), itel.Events.Int(r.events), snapshotSeq.Int64(int64(r.snapSeq)))
-				endSpan(span, err)
+				itel.EndSpan(span, err)
 			}
 		}()
 	}

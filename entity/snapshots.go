@@ -97,7 +97,7 @@ func (in *instance[S, E]) saveSnapshot(snap snapshotstore.Snapshot) (saved bool)
 			attrs = &t.failed
 		}
 		t.sys.snapshots.Add(ctx, 1, attrs.Add...)
-		endSpan(span, err)
+		itel.EndSpan(span, err)
 	}()
 	logger := k.sys.logger.With(slog.String("type", snap.EntityType), slog.String("id", snap.EntityID), slog.Uint64("seq", snap.Seq))
 	if err = k.sys.snapshots.Save(ctx, snap, k.cfg.keepSnapshots); err != nil {

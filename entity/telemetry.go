@@ -283,15 +283,3 @@ func (t *kindTelemetry) endCommand(ctx context.Context, cs commandStart, err err
 		cs.span.End()
 	}
 }
-
-// endSpan ends span with err's status, if span is not nil.
-func endSpan(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
-}

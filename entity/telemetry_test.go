@@ -10,92 +10,23 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
 // observed is a System's telemetry as the SDK's test helpers record it.
-type observed struct {
-	spans  *tracetest.InMemoryExporter
-	tp     *sdktrace.TracerProvider
-	reader *sdkmetric.ManualReader
-	mp     *sdkmetric.MeterProvider
-}
+type observed struct{ *telemetrytest.Observed }
 
-func newObserved(t *testing.T) *observed {
-	o := &observed{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
-	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(o.spans))
-	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	t.Cleanup(func() {
-		_ = o.tp.Shutdown(context.Background())
-		_ = o.mp.Shutdown(context.Background())
-	})
-	return o
-}
+func newObserved(t *testing.T) *observed { return &observed{telemetrytest.New(t)} }
 
 func (o *observed) options() []entity.Option {
-	return []entity.Option{entity.WithTracerProvider(o.tp), entity.WithMeterProvider(o.mp)}
-}
-
-// named returns the ended spans named name.
-func (o *observed) named(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.GetSpans().Snapshots() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// metric returns the data of the metric named name.
-func (o *observed) metric(t *testing.T, name string) metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data
-			}
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return nil
-}
-
-// sum returns the value of a counter's data point with attribute attr=val,
-// 0 if it has none.
-func sum(t *testing.T, data metricdata.Aggregation, attr attribute.Key, val string) int64 {
-	t.Helper()
-	s, ok := data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%T is not an int64 sum", data)
-	}
-	for _, dp := range s.DataPoints {
-		if v, ok := dp.Attributes.Value(attr); ok && v.AsString() == val {
-			return dp.Value
-		}
-	}
-	return 0
-}
-
-func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
+	return []entity.Option{entity.WithTracerProvider(o.TP), entity.WithMeterProvider(o.MP)}
 }
 
 // Commands that queue up on one hot entity are appended together: one
@@ -122,8 +53,8 @@ func TestTelemetryBatchedAppendLinksItsCommands(t *testing.T) {
 			t.Fatal(r.err)
 		}
 	}
-	commands := o.named("Counter Add")
-	appends := o.named("append Counter")
+	commands := o.Named("Counter Add")
+	appends := o.Named("append Counter")
 	if len(commands) != n+1 || len(appends) != 2 {
 		t.Fatalf("%d command spans and %d append spans, want %d and 2", len(commands), len(appends), n+1)
 	}
@@ -141,7 +72,7 @@ func TestTelemetryBatchedAppendLinksItsCommands(t *testing.T) {
 	if inline == nil || batched == nil {
 		t.Fatalf("want one append with a parent and one without")
 	}
-	if got := attr(batched, "eventsourced.commands").AsInt64(); got != n {
+	if got := telemetrytest.Attr(batched, "eventsourced.commands").AsInt64(); got != n {
 		t.Errorf("the batched append carries %d commands, want %d", got, n)
 	}
 	var linked, queued []trace.SpanID
@@ -158,7 +89,7 @@ func TestTelemetryBatchedAppendLinksItsCommands(t *testing.T) {
 	if !slices.Equal(linked, queued) {
 		t.Errorf("the append links %v, want the %d queued commands' spans %v", linked, n, queued)
 	}
-	h := o.metric(t, "eventsourced.append.commands").(metricdata.Histogram[int64])
+	h := o.Metric(t, "eventsourced.append.commands").(metricdata.Histogram[int64])
 	for _, dp := range h.DataPoints {
 		if dp.Count != 2 || dp.Sum != n+1 {
 			t.Errorf("append.commands: %d appends of %d commands in all, want 2 of %d", dp.Count, dp.Sum, n+1)
@@ -167,7 +98,7 @@ func TestTelemetryBatchedAppendLinksItsCommands(t *testing.T) {
 			t.Errorf("append.commands: max %d, want %d", m, n)
 		}
 	}
-	if got := sum(t, o.metric(t, "eventsourced.commands"), "eventsourced.outcome", "ok"); got != n+1 {
+	if got := o.Count(t, "eventsourced.commands", attribute.String("eventsourced.outcome", "ok")); got != n+1 {
 		t.Errorf("commands{outcome=ok} = %d, want %d", got, n+1)
 	}
 }
@@ -200,11 +131,11 @@ func TestTelemetryFailedCommands(t *testing.T) {
 		t.Fatalf("panic: %v", err)
 	}
 	outcomes := map[string]int{}
-	for _, s := range o.spans.GetSpans().Snapshots() {
+	for _, s := range o.Spans.GetSpans().Snapshots() {
 		if s.Name() != "Counter Add" && s.Name() != "Counter Boom" {
 			continue
 		}
-		out := attr(s, "eventsourced.outcome").AsString()
+		out := telemetrytest.Attr(s, "eventsourced.outcome").AsString()
 		outcomes[out]++
 		if failed := out != "ok"; failed != (s.Status().Code == codes.Error) {
 			t.Errorf("span %s with outcome %s has status %v", s.Name(), out, s.Status())
@@ -212,21 +143,20 @@ func TestTelemetryFailedCommands(t *testing.T) {
 		if out != "ok" && len(s.Events()) == 0 {
 			t.Errorf("span %s with outcome %s recorded no error", s.Name(), out)
 		}
-		if got := attr(s, "eventsourced.entity.id").AsString(); got != "f" {
+		if got := telemetrytest.Attr(s, "eventsourced.entity.id").AsString(); got != "f" {
 			t.Errorf("span %s: entity id %q", s.Name(), got)
 		}
 	}
 	if outcomes["ok"] != 1 || outcomes["rejected"] != 1 || outcomes["persist_failed"] != 1 || outcomes["panic"] != 1 {
 		t.Errorf("command span outcomes %v, want one each of ok, rejected, persist_failed, panic", outcomes)
 	}
-	m := o.metric(t, "eventsourced.commands")
 	for out, n := range map[string]int64{"ok": 1, "rejected": 1, "persist_failed": 1, "panic": 1} {
-		if got := sum(t, m, "eventsourced.outcome", out); got != n {
+		if got := o.Count(t, "eventsourced.commands", attribute.String("eventsourced.outcome", out)); got != n {
 			t.Errorf("commands{outcome=%s} = %d, want %d", out, got, n)
 		}
 	}
 	// The entity id is a span attribute, never a metric attribute.
-	for _, dp := range m.(metricdata.Sum[int64]).DataPoints {
+	for _, dp := range o.Metric(t, "eventsourced.commands").(metricdata.Sum[int64]).DataPoints {
 		if _, ok := dp.Attributes.Value("eventsourced.entity.id"); ok {
 			t.Errorf("a metric data point carries the entity id: %v", dp.Attributes)
 		}
@@ -253,18 +183,18 @@ func TestTelemetryRecovery(t *testing.T) {
 	if got := ask(t, k.Ref("r"), Get{}).Value; got != 13 {
 		t.Fatalf("recovered %d, want 13", got)
 	}
-	spans := o.named("recover Counter")
+	spans := o.Named("recover Counter")
 	if len(spans) != 1 {
 		t.Fatalf("%d recovery spans, want 1", len(spans))
 	}
 	s := spans[0]
-	if got := attr(s, "eventsourced.snapshot.seq").AsInt64(); got != 10 {
+	if got := telemetrytest.Attr(s, "eventsourced.snapshot.seq").AsInt64(); got != 10 {
 		t.Errorf("snapshot seq %d, want 10", got)
 	}
-	if got := attr(s, "eventsourced.events").AsInt64(); got != 3 {
+	if got := telemetrytest.Attr(s, "eventsourced.events").AsInt64(); got != 3 {
 		t.Errorf("events replayed %d, want 3", got)
 	}
-	h := o.metric(t, "eventsourced.recovery.events").(metricdata.Histogram[int64])
+	h := o.Metric(t, "eventsourced.recovery.events").(metricdata.Histogram[int64])
 	if len(h.DataPoints) != 1 || h.DataPoints[0].Count != 1 || h.DataPoints[0].Sum != 3 {
 		t.Errorf("recovery.events %+v, want one recovery of 3 events", h.DataPoints)
 	}
@@ -276,7 +206,7 @@ func TestTelemetryTraceContextInEvents(t *testing.T) {
 	o := newObserved(t)
 	mem := eventlog.NewMemory()
 	k := register(t, newSystem(t, mem, o.options()...))
-	ctx, caller := o.tp.Tracer("test").Start(context.Background(), "HTTP POST /counters/c")
+	ctx, caller := o.TP.Tracer("test").Start(context.Background(), "HTTP POST /counters/c")
 	ctx = entity.WithMetadata(ctx, map[string]string{entity.CorrelationID: "req-1"})
 	if _, err := entity.Ask(ctx, k.Ref("c"), AddTwice{N: 1}); err != nil {
 		t.Fatal(err)
@@ -286,7 +216,7 @@ func TestTelemetryTraceContextInEvents(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("%d events, want 2", len(recs))
 	}
-	cmd := o.named("Counter AddTwice")
+	cmd := o.Named("Counter AddTwice")
 	if len(cmd) != 1 || cmd[0].Parent().SpanID() != caller.SpanContext().SpanID() {
 		t.Fatalf("command spans %d, parent %v; want one, the caller's child", len(cmd), cmd[0].Parent().SpanID())
 	}
@@ -307,11 +237,11 @@ func TestWithoutTelemetry(t *testing.T) {
 	o := newObserved(t)
 	k := register(t, newSystem(t, eventlog.NewMemory(), append(o.options(), entity.WithoutTelemetry())...))
 	ask(t, k.Ref("x"), Add{N: 1})
-	if n := len(o.spans.GetSpans()); n != 0 {
+	if n := len(o.Spans.GetSpans()); n != 0 {
 		t.Errorf("%d spans, want none", n)
 	}
 	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
+	if err := o.Reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
 	if len(rm.ScopeMetrics) != 0 {
@@ -326,16 +256,16 @@ func TestTelemetryFollowsTheGlobalProvider(t *testing.T) {
 	o := newObserved(t)
 	k := register(t, newSystem(t, eventlog.NewMemory()))
 	ask(t, k.Ref("g"), Add{N: 1})
-	if n := len(o.named("Counter Add")); n != 0 {
+	if n := len(o.Named("Counter Add")); n != 0 {
 		t.Fatalf("%d command spans before the SDK was installed", n)
 	}
 	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(o.tp)
+	otel.SetTracerProvider(o.TP)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 	start := time.Now()
 	eventually(t, "a command span", func() bool {
 		ask(t, k.Ref("g"), Add{N: 1})
-		return len(o.named("Counter Add")) > 0
+		return len(o.Named("Counter Add")) > 0
 	})
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("the first span came %v after the SDK was installed, want within a housekeeping tick (1s)", took.Round(time.Millisecond))

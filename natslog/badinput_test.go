@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
@@ -21,8 +22,8 @@ import (
 // alone or inside a batch, is refused with ErrTooLarge (and ErrInvalid)
 // before anything is sent, and that an event under it is stored.
 func TestOversizedEvents(t *testing.T) {
-	srv := startServer(t, natslog.WithServerMaxPayload(64<<10))
-	js := connect(t, srv)
+	srv := natstest.Server(t, natslog.WithServerMaxPayload(64<<10))
+	js := natstest.Connect(t, srv)
 	ctx := testCtx(t)
 	if err := natslog.Setup(ctx, js); err != nil {
 		t.Fatal(err)
@@ -178,8 +179,8 @@ func TestInvalidOptions(t *testing.T) {
 // TestNotSetUp checks that New and NewSnapshotStore name what is missing
 // when Setup did not run, or the stream lacks what natslog needs.
 func TestNotSetUp(t *testing.T) {
-	srv := startServer(t)
-	js := connect(t, srv)
+	srv := natstest.Server(t)
+	js := natstest.Connect(t, srv)
 	ctx := testCtx(t)
 	if _, err := natslog.New(ctx, js); !errors.Is(err, natslog.ErrNotSetUp) {
 		t.Errorf("New before Setup: got %v, want ErrNotSetUp", err)

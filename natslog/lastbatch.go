@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
+
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // Batched first reads. An entity's recovery starts by looking up the last
@@ -147,7 +149,7 @@ func (l *Log) lastBatch(batch []*lastReq) {
 		l.tel.lookups.Record(ctx, int64(len(subjects)), l.tel.backend.Record...)
 	}
 	found, complete, err := l.multiLast(ctx, subjects)
-	endSpan(span, err)
+	itel.EndSpan(span, err)
 	if err != nil {
 		err = l.closedErr(err)
 		for _, subj := range subjects {

@@ -5,49 +5,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/eventlog/eventlogtest"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 	"github.com/eventsourced-go/eventsourced/snapshotstore/snapshotstoretest"
 )
 
-// startServer starts an embedded server with its data in a temporary
-// directory and stops it when the test ends.
-func startServer(t testing.TB, opts ...natslog.ServerOption) *natslog.EmbeddedServer {
-	t.Helper()
-	srv, err := natslog.StartEmbedded(t.TempDir(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv
-}
-
-// connect connects to srv, closing the connection when the test ends.
-func connect(t testing.TB, srv *natslog.EmbeddedServer, opts ...nats.Option) jetstream.JetStream {
-	t.Helper()
-	nc, err := srv.Connect(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // setup starts a server, sets up the stream and bucket and returns a
 // JetStream context on it.
 func setup(t testing.TB, opts ...natslog.Option) (*natslog.EmbeddedServer, jetstream.JetStream) {
 	t.Helper()
-	srv := startServer(t)
-	js := connect(t, srv)
+	srv := natstest.Server(t)
+	js := natstest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := natslog.Setup(ctx, js, opts...); err != nil {

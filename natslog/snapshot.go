@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -66,7 +67,7 @@ type SnapshotStore struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	watch   *connWatch
-	tel     storeTelemetry
+	tel     *itel.SnapshotOps
 	closed  atomic.Bool
 }
 
@@ -182,9 +183,9 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	}
 	ctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	ctx, op := s.tel.start(ctx, opSave, snap.EntityType, snap.EntityID)
+	ctx, op := s.tel.Start(ctx, itel.SnapshotSave, snap.EntityType, snap.EntityID)
 	err := s.watch.do(ctx, func(ctx context.Context) error { return s.save(ctx, snap, keep) })
-	s.tel.end(ctx, op, err)
+	s.tel.End(ctx, op, err)
 	if err != nil {
 		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq, err)
 	}
@@ -301,13 +302,13 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 	defer cancel()
 	var snap snapshotstore.Snapshot
 	var found bool
-	ctx, op := s.tel.start(ctx, opLoad, typ, id)
+	ctx, op := s.tel.Start(ctx, itel.SnapshotLoad, typ, id)
 	err := s.watch.do(ctx, func(ctx context.Context) error {
 		var err error
 		snap, found, err = s.loadLatest(ctx, typ, id)
 		return err
 	})
-	s.tel.end(ctx, op, err)
+	s.tel.End(ctx, op, err)
 	if err != nil {
 		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
 	}

@@ -2,11 +2,9 @@ package natslog
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -19,35 +17,13 @@ const scope = "github.com/eventsourced-go/eventsourced/natslog"
 
 // Attribute keys of this package's spans and metrics.
 const (
-	attrLookups   = attribute.Key("eventsourced.lookups")
-	attrSubjects  = attribute.Key("eventsourced.subjects")
-	attrOperation = attribute.Key("eventsourced.operation")
+	attrLookups  = attribute.Key("eventsourced.lookups")
+	attrSubjects = attribute.Key("eventsourced.subjects")
 )
 
 // backendAttr is the eventsourced.backend attribute of everything this
 // package reports.
 var backendAttr = itel.Backend.String("nats")
-
-// Outcomes of an append, for the append duration's outcome attribute.
-const (
-	outcomeOK = iota
-	outcomeConflict
-	outcomeFailed
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{"ok", "conflict", "failed"}
-
-// appendOutcome classifies how an append ended.
-func appendOutcome(err error) int {
-	switch {
-	case err == nil:
-		return outcomeOK
-	case errors.Is(err, eventlog.ErrConflict):
-		return outcomeConflict
-	}
-	return outcomeFailed
-}
 
 // logTelemetry is a Log's tracer and instruments. Names follow the
 // OpenTelemetry conventions; entity ids are span attributes only.
@@ -62,7 +38,7 @@ type logTelemetry struct {
 
 	// Precomputed attribute sets, so that measuring allocates nothing.
 	backend   itel.Attrs
-	byOutcome [numOutcomes]itel.Attrs
+	byOutcome [itel.NumAppendOutcomes]itel.Attrs
 }
 
 // newLogTelemetry returns the telemetry of a Log with cfg, and the counter
@@ -78,9 +54,7 @@ func newLogTelemetry(cfg *config) (logTelemetry, *lostCounter, error) {
 	t.inflight = in.UpDownCounter("eventsourced.log.append.inflight", "{append}", "Appends in flight: called and not yet answered.")
 	t.lookups = in.IntHistogram("eventsourced.log.multi_get.lookups", "{lookup}", "Entities whose last message one multi-subject direct get looks up.", itel.Sizes...)
 	t.backend = itel.NewAttrs(backendAttr)
-	for o := range numOutcomes {
-		t.byOutcome[o] = itel.NewAttrs(backendAttr, itel.Outcome.String(outcomeNames[o]))
-	}
+	t.byOutcome = itel.AppendAttrs(backendAttr)
 	lost := newLostCounter(t.metering, in)
 	return t, lost, in.Err
 }
@@ -125,20 +99,20 @@ func (l *Log) appendMeasured(ctx context.Context, traced, metered bool, typ, id 
 		t.inflight.Add(ctx, 1, t.backend.Add...)
 	}
 	pos, err := l.append(ctx, typ, id, expected, events)
-	o := appendOutcome(err)
+	o := itel.AppendOutcome(err)
 	if metered {
 		t.inflight.Add(ctx, -1, t.backend.Add...)
 		t.appendTime.Record(ctx, time.Since(start).Seconds(), t.byOutcome[o].Record...)
-		if o == outcomeConflict {
+		if o == itel.AppendConflict {
 			t.conflicts.Add(ctx, 1, t.backend.Add...)
 		}
 	}
 	if span != nil {
-		span.SetAttributes(itel.Outcome.String(outcomeNames[o]))
+		span.SetAttributes(itel.Outcome.String(itel.AppendOutcomeNames[o]))
 		if err == nil {
 			span.SetAttributes(itel.Position.Int64(int64(pos)))
 		}
-		endSpan(span, err)
+		itel.EndSpan(span, err)
 	}
 	return pos, err
 }
@@ -152,93 +126,21 @@ func (t *logTelemetry) startLookups(ctx context.Context, bySubj map[string][]*la
 	for _, reqs := range bySubj {
 		lookups += len(reqs)
 		for _, r := range reqs {
-			if sc := trace.SpanContextFromContext(r.ctx); sc.IsValid() {
-				links = append(links, trace.Link{SpanContext: sc})
-			}
+			links = itel.LinkTo(links, r.ctx)
 		}
 	}
 	return t.tracing.Tracer().Start(ctx, "natslog lookup last", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithLinks(links...), trace.WithAttributes(backendAttr, attrSubjects.Int(subjects), attrLookups.Int(lookups)))
 }
 
-// storeTelemetry is a SnapshotStore's tracer and instrument.
-type storeTelemetry struct {
-	tracing  *itel.Tracing
-	metering *itel.Metering
-	opTime   metric.Float64Histogram
-	// byOp holds the attributes of the duration by operation and outcome
-	// (ok or failed).
-	byOp [numStoreOps][2]itel.Attrs
-}
-
-// Operations of a SnapshotStore that are measured.
-const (
-	opSave = iota
-	opLoad
-	numStoreOps
-)
-
-var storeOpNames = [numStoreOps]string{"save", "load"}
-
-// newStoreTelemetry returns the telemetry of a SnapshotStore with cfg, and
-// the counter of requests lost with the connection for its connWatch.
-func newStoreTelemetry(cfg *config) (storeTelemetry, *lostCounter, error) {
-	t := storeTelemetry{
-		tracing:  itel.NewTracing(cfg.tp, scope, false),
-		metering: itel.NewMetering(cfg.mp, scope, false),
-	}
-	in := &itel.Instruments{Meter: t.metering.Meter()}
-	t.opTime = in.Histogram("eventsourced.snapshotstore.operation.duration", "s", "Time of a snapshot store operation, by backend, operation (save, load) and outcome (ok, failed).", itel.Durations...)
-	for op := range numStoreOps {
-		for i, outcome := range []string{"ok", "failed"} {
-			t.byOp[op][i] = itel.NewAttrs(backendAttr, attrOperation.String(storeOpNames[op]), itel.Outcome.String(outcome))
-		}
-	}
-	lost := newLostCounter(t.metering, in)
-	return t, lost, in.Err
-}
-
-// storeOp is a SnapshotStore operation being measured.
-type storeOp struct {
-	span  trace.Span // nil unless traced
-	start time.Time  // zero unless metered
-	op    int
-}
-
-// start starts measuring operation op on the snapshot of typ/id: a span,
-// a child of ctx's, when tracing is on; the time when metrics are.
-func (t *storeTelemetry) start(ctx context.Context, op int, typ, id string) (context.Context, storeOp) {
-	so := storeOp{op: op}
-	if t.tracing.On() {
-		ctx, so.span = t.tracing.Tracer().Start(ctx, "natslog snapshot "+storeOpNames[op], trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(backendAttr, itel.EntityType.String(typ), itel.EntityID.String(id)))
-	}
-	if t.metering.On() {
-		so.start = time.Now()
-	}
-	return ctx, so
-}
-
-// end records how the operation ended.
-func (t *storeTelemetry) end(ctx context.Context, so storeOp, err error) {
-	if !so.start.IsZero() {
-		failed := 0
-		if err != nil {
-			failed = 1
-		}
-		t.opTime.Record(ctx, time.Since(so.start).Seconds(), t.byOp[so.op][failed].Record...)
-	}
-	endSpan(so.span, err)
-}
-
-// endSpan ends span with err's status, if span is not nil.
-func endSpan(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
+// newStoreTelemetry returns the measurement of a SnapshotStore's
+// operations with cfg, and the counter of requests lost with the
+// connection for its connWatch.
+func newStoreTelemetry(cfg *config) (*itel.SnapshotOps, *lostCounter, error) {
+	tracing := itel.NewTracing(cfg.tp, scope, false)
+	metering := itel.NewMetering(cfg.mp, scope, false)
+	in := &itel.Instruments{Meter: metering.Meter()}
+	ops := itel.NewSnapshotOps(tracing, metering, in, backendAttr, "natslog")
+	lost := newLostCounter(metering, in)
+	return ops, lost, in.Err
 }

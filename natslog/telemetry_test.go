@@ -16,131 +16,30 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
 // observed is the telemetry of a Log or SnapshotStore as the SDK's test
-// helpers record it.
-type observed struct {
-	spans  *tracetest.InMemoryExporter
-	tp     *sdktrace.TracerProvider
-	reader *sdkmetric.ManualReader
-	mp     *sdkmetric.MeterProvider
-}
+// helpers record it; every data point carries the backend attribute.
+type observed struct{ *telemetrytest.Observed }
 
 func newObserved(t *testing.T) *observed {
-	o := &observed{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
-	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(o.spans))
-	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	t.Cleanup(func() {
-		_ = o.tp.Shutdown(context.Background())
-		_ = o.mp.Shutdown(context.Background())
-	})
+	o := &observed{telemetrytest.New(t)}
+	o.Always = []attribute.KeyValue{natsAttr}
 	return o
 }
 
 func (o *observed) options() []natslog.Option {
-	return []natslog.Option{natslog.WithTracerProvider(o.tp), natslog.WithMeterProvider(o.mp)}
-}
-
-// caller starts the span of a caller of the Log.
-func (o *observed) caller(ctx context.Context, name string) (context.Context, trace.Span) {
-	return o.tp.Tracer("test").Start(ctx, name)
-}
-
-// named returns the ended spans named name.
-func (o *observed) named(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.GetSpans().Snapshots() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// metric returns the data of the metric named name, nil if it has none.
-func (o *observed) metric(t *testing.T, name string) metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data
-			}
-		}
-	}
-	return nil
+	return []natslog.Option{natslog.WithTracerProvider(o.TP), natslog.WithMeterProvider(o.MP)}
 }
 
 var natsAttr = attribute.String("eventsourced.backend", "nats")
-
-// has reports whether set holds every attribute of want.
-func has(set attribute.Set, want ...attribute.KeyValue) bool {
-	for _, kv := range want {
-		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
-			return false
-		}
-	}
-	return true
-}
-
-// sum returns the value of a counter or up-down counter: the sum of its
-// data points with the attributes want, each of which must have the
-// backend attribute; ok is false if it has none.
-func sum(t *testing.T, o *observed, name string, want ...attribute.KeyValue) (n int64, ok bool) {
-	t.Helper()
-	data := o.metric(t, name)
-	if data == nil {
-		return 0, false
-	}
-	s, isSum := data.(metricdata.Sum[int64])
-	if !isSum {
-		t.Fatalf("%s is a %T, want an int64 sum", name, data)
-	}
-	for _, dp := range s.DataPoints {
-		if !has(dp.Attributes, natsAttr) {
-			t.Errorf("%s has a point without %v: %v", name, natsAttr, dp.Attributes.ToSlice())
-		}
-		if has(dp.Attributes, want...) {
-			n += dp.Value
-			ok = true
-		}
-	}
-	return n, ok
-}
-
-// histogram returns the data point of a histogram with the attributes want
-// and the backend's, failing unless there is exactly one.
-func histogram[N int64 | float64](t *testing.T, o *observed, name string, want ...attribute.KeyValue) metricdata.HistogramDataPoint[N] {
-	t.Helper()
-	data := o.metric(t, name)
-	h, ok := data.(metricdata.Histogram[N])
-	if !ok {
-		t.Fatalf("%s is a %T, want a histogram", name, data)
-	}
-	var found []metricdata.HistogramDataPoint[N]
-	for _, dp := range h.DataPoints {
-		if has(dp.Attributes, append(want, natsAttr)...) {
-			found = append(found, dp)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s: %d data points with %v, want 1", name, len(found), want)
-	}
-	return found[0]
-}
 
 // spanAttrs returns the attributes of s as a set.
 func spanAttrs(s sdktrace.ReadOnlySpan) attribute.Set { return attribute.NewSet(s.Attributes()...) }
@@ -152,7 +51,7 @@ func TestAppendSpanIsAChildOfItsCaller(t *testing.T) {
 	o := newObserved(t)
 	_, js := setup(t)
 	l := newLog(t, js, o.options()...)
-	ctx, caller := o.caller(context.Background(), "caller")
+	ctx, caller := o.Caller(context.Background(), "caller")
 	pos, err := l.Append(ctx, "Acct", "a", 0, eventlog.Event{Name: "Opened"}, eventlog.Event{Name: "Deposited"})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +61,7 @@ func TestAppendSpanIsAChildOfItsCaller(t *testing.T) {
 	}
 	caller.End()
 
-	spans := o.named("natslog append")
+	spans := o.Named("natslog append")
 	if len(spans) != 2 {
 		t.Fatalf("%d append spans, want 2", len(spans))
 	}
@@ -174,21 +73,21 @@ func TestAppendSpanIsAChildOfItsCaller(t *testing.T) {
 	ok, conflict := spans[0], spans[1]
 	if want := []attribute.KeyValue{natsAttr, attribute.String("eventsourced.entity.type", "Acct"), attribute.String("eventsourced.entity.id", "a"),
 		attribute.Int64("eventsourced.seq", 1), attribute.Int64("eventsourced.events", 2), attribute.String("eventsourced.outcome", "ok"),
-		attribute.Int64("eventsourced.position", int64(pos))}; !has(spanAttrs(ok), want...) || ok.Status().Code == codes.Error {
+		attribute.Int64("eventsourced.position", int64(pos))}; !telemetrytest.Has(spanAttrs(ok), want...) || ok.Status().Code == codes.Error {
 		t.Errorf("the append's span: %v, status %v; want %v and no error", ok.Attributes(), ok.Status(), want)
 	}
-	if !has(spanAttrs(conflict), attribute.String("eventsourced.outcome", "conflict")) || conflict.Status().Code != codes.Error {
+	if !telemetrytest.Has(spanAttrs(conflict), attribute.String("eventsourced.outcome", "conflict")) || conflict.Status().Code != codes.Error {
 		t.Errorf("the conflicting append's span: %v, status %v; want outcome conflict and an error status", conflict.Attributes(), conflict.Status())
 	}
 
-	if n, _ := sum(t, o, "eventsourced.log.conflicts"); n != 1 {
+	if n, _ := o.Sum(t, "eventsourced.log.conflicts"); n != 1 {
 		t.Errorf("conflicts: %d, want 1", n)
 	}
-	if n, ok := sum(t, o, "eventsourced.log.append.inflight"); n != 0 || !ok {
+	if n, ok := o.Sum(t, "eventsourced.log.append.inflight"); n != 0 || !ok {
 		t.Errorf("appends in flight after they returned: %d (reported: %v), want 0", n, ok)
 	}
 	for _, outcome := range []string{"ok", "conflict"} {
-		if d := histogram[float64](t, o, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", outcome)); d.Count != 1 {
+		if d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", outcome)); d.Count != 1 {
 			t.Errorf("append duration, outcome %s: %d appends, want 1", outcome, d.Count)
 		}
 	}
@@ -211,7 +110,7 @@ func TestLookupSpanLinksItsLookups(t *testing.T) {
 			t.Fatal(err)
 		}
 		var span trace.Span
-		ctxs[i], span = o.caller(context.Background(), "lookup "+ids[i])
+		ctxs[i], span = o.Caller(context.Background(), "lookup "+ids[i])
 		callers[i] = span.SpanContext()
 		defer span.End()
 	}
@@ -219,7 +118,7 @@ func TestLookupSpanLinksItsLookups(t *testing.T) {
 	if err != nil || queries != 1 {
 		t.Fatalf("LookupLastsIn: %d requests, %v; want 1", queries, err)
 	}
-	spans := o.named("natslog lookup last")
+	spans := o.Named("natslog lookup last")
 	if len(spans) != 1 {
 		t.Fatalf("%d lookup spans, want 1", len(spans))
 	}
@@ -237,10 +136,10 @@ func TestLookupSpanLinksItsLookups(t *testing.T) {
 	if s.Parent().IsValid() || !slices.Equal(got, want) {
 		t.Errorf("lookup span: parent %v, links %v; want a root linked to the callers' spans %v", s.Parent(), got, want)
 	}
-	if !has(spanAttrs(s), natsAttr, attribute.Int64("eventsourced.subjects", n), attribute.Int64("eventsourced.lookups", n)) {
+	if !telemetrytest.Has(spanAttrs(s), natsAttr, attribute.Int64("eventsourced.subjects", n), attribute.Int64("eventsourced.lookups", n)) {
 		t.Errorf("lookup span attributes: %v", s.Attributes())
 	}
-	if h := histogram[int64](t, o, "eventsourced.log.multi_get.lookups"); h.Count != 1 || h.Sum != n {
+	if h := telemetrytest.Histogram[int64](t, o.Observed, "eventsourced.log.multi_get.lookups"); h.Count != 1 || h.Sum != n {
 		t.Errorf("lookups per multi-subject get: %d gets, %d lookups; want 1 and %d", h.Count, h.Sum, n)
 	}
 }
@@ -284,7 +183,7 @@ func TestDroppedConnectionIsCountedAndLogged(t *testing.T) {
 	_, p, nc, js := proxied(t)
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l := newLog(t, js, natslog.WithLogger(logger), natslog.WithMeterProvider(o.mp))
+	l := newLog(t, js, natslog.WithLogger(logger), natslog.WithMeterProvider(o.MP))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := l.Append(ctx, "Acct", "a", 0, eventlog.Event{Name: "Opened"}); err != nil {
@@ -312,7 +211,7 @@ func TestDroppedConnectionIsCountedAndLogged(t *testing.T) {
 	if err := <-done; !errors.Is(err, natslog.ErrUnavailable) {
 		t.Fatalf("append in flight on the dropped connection: %v, want ErrUnavailable", err)
 	}
-	if n, _ := sum(t, o, "eventsourced.log.requests.lost"); n != 1 {
+	if n, _ := o.Sum(t, "eventsourced.log.requests.lost"); n != 1 {
 		t.Errorf("requests lost: %d, want 1", n)
 	}
 	recs := buf.records(t)
@@ -341,7 +240,7 @@ func TestSnapshotStoreTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ctx, caller := o.caller(context.Background(), "caller")
+	ctx, caller := o.Caller(context.Background(), "caller")
 	if err := s.Save(ctx, snapshotstore.Snapshot{EntityType: "Acct", EntityID: "a", Seq: 3, Data: []byte("x")}, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -350,13 +249,13 @@ func TestSnapshotStoreTelemetry(t *testing.T) {
 	}
 	caller.End()
 	for _, name := range []string{"natslog snapshot save", "natslog snapshot load"} {
-		spans := o.named(name)
+		spans := o.Named(name)
 		if len(spans) != 1 || spans[0].Parent().SpanID() != caller.SpanContext().SpanID() {
 			t.Errorf("%s: %d spans, want 1, a child of the caller's", name, len(spans))
 		}
 	}
 	for _, op := range []string{"save", "load"} {
-		d := histogram[float64](t, o, "eventsourced.snapshotstore.operation.duration",
+		d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.snapshotstore.operation.duration",
 			attribute.String("eventsourced.operation", op), attribute.String("eventsourced.outcome", "ok"))
 		if d.Count != 1 {
 			t.Errorf("%s duration: %d operations, want 1", op, d.Count)
@@ -382,7 +281,7 @@ func TestTelemetryOptions(t *testing.T) {
 		t.Errorf("Setup with WithMeterProvider: %v", err)
 	}
 	o := newObserved(t)
-	err = natslog.Setup(ctx, js, natslog.WithTracerProvider(o.tp))
+	err = natslog.Setup(ctx, js, natslog.WithTracerProvider(o.TP))
 	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithTracerProvider is an option of New and NewSnapshotStore, not of Setup") {
 		t.Errorf("Setup with WithTracerProvider: %v", err)
 	}

@@ -34,7 +34,7 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	var span trace.Span
 	if l.tel.tracing.On() {
 		ctx, span = l.tel.startCommit(ctx, reqs)
-		defer func() { endSpan(span, err) }()
+		defer func() { itel.EndSpan(span, err) }()
 	}
 	// The round works on the appends sorted by stream (stably, so the
 	// appends to one stream keep their order): the rows then go into the

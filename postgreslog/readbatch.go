@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // Batched first reads. An entity's recovery starts with the first page of its
@@ -136,7 +137,7 @@ func (l *Log) readBatch(batch []*readReq) {
 			ctx, span = l.tel.startReads(ctx, live)
 		}
 		page, err := l.queryRecords(ctx, r.typ, r.id, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
-		endSpan(span, err)
+		itel.EndSpan(span, err)
 		stop()
 		cancel()
 		r.reply <- readRes{page: page, limit: readPage, err: err}
@@ -157,7 +158,7 @@ func (l *Log) readBatch(batch []*readReq) {
 		ctx, span = l.tel.startReads(ctx, live)
 	}
 	pages, err := l.queryFirstPages(ctx, live, types, ids, froms)
-	endSpan(span, err)
+	itel.EndSpan(span, err)
 	for i, r := range live {
 		if err != nil {
 			r.reply <- readRes{err: err}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -30,7 +31,7 @@ type SnapshotStore struct {
 	pool   *pgxpool.Pool
 	n      names
 	sql    statements
-	tel    storeTelemetry
+	tel    *itel.SnapshotOps
 	closed atomic.Bool
 }
 
@@ -54,9 +55,9 @@ func NewSnapshotStore(pool *pgxpool.Pool, opts ...Option) (*SnapshotStore, error
 // Save implements [snapshotstore.Store]. The upsert and the trimming to keep
 // snapshots run in one transaction.
 func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, keep int) error {
-	ctx, op := s.tel.start(ctx, opSave, snap.EntityType, snap.EntityID)
+	ctx, op := s.tel.Start(ctx, itel.SnapshotSave, snap.EntityType, snap.EntityID)
 	err := s.save(ctx, snap, keep)
-	s.tel.end(ctx, op, err)
+	s.tel.End(ctx, op, err)
 	return err
 }
 
@@ -88,9 +89,9 @@ func (s *SnapshotStore) save(ctx context.Context, snap snapshotstore.Snapshot, k
 
 // Load implements [snapshotstore.Store].
 func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore.Snapshot, bool, error) {
-	ctx, op := s.tel.start(ctx, opLoad, typ, id)
+	ctx, op := s.tel.Start(ctx, itel.SnapshotLoad, typ, id)
 	snap, ok, err := s.load(ctx, typ, id)
-	s.tel.end(ctx, op, err)
+	s.tel.End(ctx, op, err)
 	return snap, ok, err
 }
 

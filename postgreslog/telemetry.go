@@ -2,11 +2,9 @@ package postgreslog
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -22,7 +20,6 @@ const (
 	attrAppends   = attribute.Key("eventsourced.appends")
 	attrConflicts = attribute.Key("eventsourced.conflicts")
 	attrReads     = attribute.Key("eventsourced.reads")
-	attrOperation = attribute.Key("eventsourced.operation")
 	// attrTable names the events table of a Log, schema-qualified when a
 	// schema is set: it tells apart the queue gauges of several Logs of
 	// one process.
@@ -32,27 +29,6 @@ const (
 // backendAttr is the eventsourced.backend attribute of everything this
 // package reports.
 var backendAttr = itel.Backend.String("postgres")
-
-// Outcomes of an append, for the append duration's outcome attribute.
-const (
-	outcomeOK = iota
-	outcomeConflict
-	outcomeFailed
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{"ok", "conflict", "failed"}
-
-// appendOutcome classifies how an append ended.
-func appendOutcome(err error) int {
-	switch {
-	case err == nil:
-		return outcomeOK
-	case errors.Is(err, eventlog.ErrConflict):
-		return outcomeConflict
-	}
-	return outcomeFailed
-}
 
 // logTelemetry is a Log's tracer and instruments. Names follow the
 // OpenTelemetry conventions; entity ids are span attributes only.
@@ -71,7 +47,7 @@ type logTelemetry struct {
 
 	// Precomputed attribute sets, so that measuring allocates nothing.
 	backend   itel.Attrs
-	byOutcome [numOutcomes]itel.Attrs
+	byOutcome [itel.NumAppendOutcomes]itel.Attrs
 	queue     itel.Attrs
 }
 
@@ -89,9 +65,7 @@ func (l *Log) initTelemetry() {
 	t.retries = in.Counter("eventsourced.log.transaction.retries", "{transaction}", "Group-commit transactions run again because the server aborted them or the unique key refused a row written around the Log.")
 	t.queued = in.Gauge("eventsourced.log.append.queued", "{append}", "Appends waiting for a group-commit worker, by Log (events table).")
 	t.backend = itel.NewAttrs(backendAttr)
-	for o := range numOutcomes {
-		t.byOutcome[o] = itel.NewAttrs(backendAttr, itel.Outcome.String(outcomeNames[o]))
-	}
+	t.byOutcome = itel.AppendAttrs(backendAttr)
 	table := l.cfg.tables.Events
 	if table == "" {
 		table = l.cfg.prefix + "events"
@@ -114,7 +88,7 @@ func (l *Log) initTelemetry() {
 func (l *Log) appendMeasured(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
 	start := time.Now()
 	pos, err := l.append(ctx, typ, id, expected, events)
-	l.tel.appendTime.Record(ctx, time.Since(start).Seconds(), l.tel.byOutcome[appendOutcome(err)].Record...)
+	l.tel.appendTime.Record(ctx, time.Since(start).Seconds(), l.tel.byOutcome[itel.AppendOutcome(err)].Record...)
 	return pos, err
 }
 
@@ -123,9 +97,7 @@ func (l *Log) appendMeasured(ctx context.Context, typ, id string, expected uint6
 func (t *logTelemetry) startCommit(ctx context.Context, reqs []*appendReq) (context.Context, trace.Span) {
 	links := make([]trace.Link, 0, len(reqs))
 	for _, r := range reqs {
-		if sc := trace.SpanContextFromContext(r.ctx); sc.IsValid() {
-			links = append(links, trace.Link{SpanContext: sc})
-		}
+		links = itel.LinkTo(links, r.ctx)
 	}
 	return t.tracing.Tracer().Start(ctx, "postgreslog commit",
 		trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
@@ -141,90 +113,17 @@ func (t *logTelemetry) startReads(ctx context.Context, reqs []*readReq) (context
 	if len(reqs) > 1 {
 		links := make([]trace.Link, 0, len(reqs))
 		for _, r := range reqs {
-			if sc := trace.SpanContextFromContext(r.ctx); sc.IsValid() {
-				links = append(links, trace.Link{SpanContext: sc})
-			}
+			links = itel.LinkTo(links, r.ctx)
 		}
 		opts = append(opts, trace.WithNewRoot(), trace.WithLinks(links...))
 	}
 	return t.tracing.Tracer().Start(ctx, "postgreslog read first pages", opts...)
 }
 
-// storeTelemetry is a SnapshotStore's tracer and instrument.
-type storeTelemetry struct {
-	tracing  *itel.Tracing
-	metering *itel.Metering
-	opTime   metric.Float64Histogram
-	// byOp holds the attributes of the duration by operation and outcome
-	// (ok or failed).
-	byOp [numStoreOps][2]itel.Attrs
-}
-
-// Operations of a SnapshotStore that are measured.
-const (
-	opSave = iota
-	opLoad
-	numStoreOps
-)
-
-var storeOpNames = [numStoreOps]string{"save", "load"}
-
-func newStoreTelemetry(cfg *config) storeTelemetry {
-	t := storeTelemetry{
-		tracing:  itel.NewTracing(cfg.tp, scope, false),
-		metering: itel.NewMetering(cfg.mp, scope, false),
-	}
-	in := itel.Instruments{Meter: t.metering.Meter()}
-	t.opTime = in.Histogram("eventsourced.snapshotstore.operation.duration", "s", "Time of a snapshot store operation, by backend, operation (save, load) and outcome (ok, failed).", itel.Durations...)
-	for op := range numStoreOps {
-		for i, outcome := range []string{"ok", "failed"} {
-			t.byOp[op][i] = itel.NewAttrs(backendAttr, attrOperation.String(storeOpNames[op]), itel.Outcome.String(outcome))
-		}
-	}
-	return t
-}
-
-// storeOp is a SnapshotStore operation being measured.
-type storeOp struct {
-	span  trace.Span // nil unless traced
-	start time.Time  // zero unless metered
-	op    int
-}
-
-// start starts measuring operation op on the snapshot of typ/id: a span,
-// a child of ctx's, when tracing is on; the time when metrics are.
-func (t *storeTelemetry) start(ctx context.Context, op int, typ, id string) (context.Context, storeOp) {
-	so := storeOp{op: op}
-	if t.tracing.On() {
-		ctx, so.span = t.tracing.Tracer().Start(ctx, "postgreslog snapshot "+storeOpNames[op], trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(backendAttr, itel.EntityType.String(typ), itel.EntityID.String(id)))
-	}
-	if t.metering.On() {
-		so.start = time.Now()
-	}
-	return ctx, so
-}
-
-// end records how the operation ended.
-func (t *storeTelemetry) end(ctx context.Context, so storeOp, err error) {
-	if !so.start.IsZero() {
-		failed := 0
-		if err != nil {
-			failed = 1
-		}
-		t.opTime.Record(ctx, time.Since(so.start).Seconds(), t.byOp[so.op][failed].Record...)
-	}
-	endSpan(so.span, err)
-}
-
-// endSpan ends span with err's status, if span is not nil.
-func endSpan(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
+// newStoreTelemetry returns the measurement of a SnapshotStore's
+// operations with cfg.
+func newStoreTelemetry(cfg *config) *itel.SnapshotOps {
+	tracing := itel.NewTracing(cfg.tp, scope, false)
+	metering := itel.NewMetering(cfg.mp, scope, false)
+	return itel.NewSnapshotOps(tracing, metering, &itel.Instruments{Meter: metering.Meter()}, backendAttr, "postgreslog")
 }

@@ -1,149 +1,39 @@
 package postgreslog_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
 // observed is the telemetry of a Log or SnapshotStore as the SDK's test
-// helpers record it.
-type observed struct {
-	spans  *tracetest.InMemoryExporter
-	tp     *sdktrace.TracerProvider
-	reader *sdkmetric.ManualReader
-	mp     *sdkmetric.MeterProvider
-}
+// helpers record it; every data point carries the backend attribute.
+type observed struct{ *telemetrytest.Observed }
 
 func newObserved(t *testing.T) *observed {
-	o := &observed{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
-	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(o.spans))
-	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	t.Cleanup(func() {
-		_ = o.tp.Shutdown(context.Background())
-		_ = o.mp.Shutdown(context.Background())
-	})
+	o := &observed{telemetrytest.New(t)}
+	o.Always = []attribute.KeyValue{postgresAttr}
 	return o
 }
 
 func (o *observed) options() []postgreslog.Option {
-	return []postgreslog.Option{postgreslog.WithTracerProvider(o.tp), postgreslog.WithMeterProvider(o.mp)}
-}
-
-// caller starts the span of a caller of the Log.
-func (o *observed) caller(ctx context.Context, name string) (context.Context, trace.Span) {
-	return o.tp.Tracer("test").Start(ctx, name)
-}
-
-// named returns the ended spans named name.
-func (o *observed) named(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.GetSpans().Snapshots() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// metric returns the data of the metric named name, nil if it has none.
-func (o *observed) metric(t *testing.T, name string) metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data
-			}
-		}
-	}
-	return nil
-}
-
-// has reports whether set holds every attribute of want.
-func has(set attribute.Set, want ...attribute.KeyValue) bool {
-	for _, kv := range want {
-		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
-			return false
-		}
-	}
-	return true
+	return []postgreslog.Option{postgreslog.WithTracerProvider(o.TP), postgreslog.WithMeterProvider(o.MP)}
 }
 
 var postgresAttr = attribute.String("eventsourced.backend", "postgres")
-
-// counter returns the value of the data point of a counter with the
-// attributes want (0 if none), and fails if a point lacks the backend.
-func counter(t *testing.T, o *observed, name string, want ...attribute.KeyValue) int64 {
-	t.Helper()
-	data := o.metric(t, name)
-	if data == nil {
-		return 0
-	}
-	sum, ok := data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%s is a %T, want an int64 counter", name, data)
-	}
-	var n int64
-	for _, dp := range sum.DataPoints {
-		if !has(dp.Attributes, postgresAttr) {
-			t.Errorf("%s has a point without %v: %v", name, postgresAttr, dp.Attributes.ToSlice())
-		}
-		if has(dp.Attributes, want...) {
-			n += dp.Value
-		}
-	}
-	return n
-}
-
-// histogram returns the data point of a histogram with the attributes want,
-// failing unless there is exactly one.
-func histogram[N int64 | float64](t *testing.T, o *observed, name string, want ...attribute.KeyValue) metricdata.HistogramDataPoint[N] {
-	t.Helper()
-	data := o.metric(t, name)
-	h, ok := data.(metricdata.Histogram[N])
-	if !ok {
-		t.Fatalf("%s is a %T, want a histogram", name, data)
-	}
-	var found []metricdata.HistogramDataPoint[N]
-	for _, dp := range h.DataPoints {
-		if has(dp.Attributes, append(want, postgresAttr)...) {
-			found = append(found, dp)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s: %d data points with %v, want 1", name, len(found), want)
-	}
-	return found[0]
-}
-
-// linked returns the span contexts s links to.
-func linked(s sdktrace.ReadOnlySpan) []trace.SpanContext {
-	var out []trace.SpanContext
-	for _, l := range s.Links() {
-		out = append(out, l.SpanContext)
-	}
-	return out
-}
 
 // intAttr returns the int attribute key of s, -1 if it has none.
 func intAttr(s sdktrace.ReadOnlySpan, key string) int64 {
@@ -153,20 +43,6 @@ func intAttr(s sdktrace.ReadOnlySpan, key string) int64 {
 		}
 	}
 	return -1
-}
-
-func sameSpans(a, b []trace.SpanContext) bool {
-	key := func(sc trace.SpanContext) string { return sc.TraceID().String() + sc.SpanID().String() }
-	ka, kb := make([]string, len(a)), make([]string, len(b))
-	for i := range a {
-		ka[i] = key(a[i])
-	}
-	for i := range b {
-		kb[i] = key(b[i])
-	}
-	slices.Sort(ka)
-	slices.Sort(kb)
-	return slices.Equal(ka, kb)
 }
 
 // TestCommitSpanLinksItsAppends queues the appends of n callers, each in a
@@ -187,7 +63,7 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 	firstSpan := make(chan trace.SpanContext, 1)
 	firstDone := make(chan error, 1)
 	go func() {
-		ctx, span := o.caller(ctx, "caller first")
+		ctx, span := o.Caller(ctx, "caller first")
 		firstSpan <- span.SpanContext()
 		_, err := l.Append(ctx, typ, "first", 0, events("first", 1)...)
 		span.End()
@@ -201,16 +77,16 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			ctx, span := o.caller(ctx, fmt.Sprintf("caller %d", i))
+			ctx, span := o.Caller(ctx, fmt.Sprintf("caller %d", i))
 			callers[i] = span.SpanContext()
 			_, errs[i] = l.Append(ctx, typ, fmt.Sprintf("acc-%02d", i), 0, events("open", 1)...)
 			span.End()
 		})
 	}
 	waitFor(t, 10*time.Second, "the appends to queue", func() bool { return postgreslog.QueueLen(l) == n })
-	gauge, ok := o.metric(t, "eventsourced.log.append.queued").(metricdata.Gauge[int64])
+	gauge, ok := o.Metric(t, "eventsourced.log.append.queued").(metricdata.Gauge[int64])
 	if !ok || len(gauge.DataPoints) != 1 || gauge.DataPoints[0].Value != n ||
-		!has(gauge.DataPoints[0].Attributes, postgresAttr, attribute.String("eventsourced.log.table", postgreslog.Schema(l)+".eventsourced_events")) {
+		!telemetrytest.Has(gauge.DataPoints[0].Attributes, postgresAttr, attribute.String("eventsourced.log.table", postgreslog.Schema(l)+".eventsourced_events")) {
 		t.Errorf("queue gauge with %d appends queued: %+v", n, gauge)
 	}
 	release()
@@ -224,7 +100,7 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 		}
 	}
 
-	commits := o.named("postgreslog commit")
+	commits := o.Named("postgreslog commit")
 	if len(commits) != 2 {
 		t.Fatalf("%d commit spans, want 2 (the first append's transaction, then the queued ones')", len(commits))
 	}
@@ -233,7 +109,7 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 		if c.Parent().IsValid() || c.SpanKind() != trace.SpanKindClient || c.Status().Code == codes.Error {
 			t.Errorf("commit span: parent %v, kind %v, status %v; want a root client span without error", c.Parent(), c.SpanKind(), c.Status())
 		}
-		if !has(attribute.NewSet(c.Attributes()...), postgresAttr) {
+		if !telemetrytest.Has(attribute.NewSet(c.Attributes()...), postgresAttr) {
 			t.Errorf("commit span without %v: %v", postgresAttr, c.Attributes())
 		}
 	}
@@ -241,10 +117,10 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 	if len(lone.Links()) != 1 {
 		lone, batch = batch, lone
 	}
-	if got := linked(lone); !sameSpans(got, []trace.SpanContext{first}) {
+	if got := telemetrytest.Linked(lone); !telemetrytest.SameSpans(got, []trace.SpanContext{first}) {
 		t.Errorf("the first transaction links %v, want the first caller's span %v", got, first)
 	}
-	if got := linked(batch); !sameSpans(got, callers) {
+	if got := telemetrytest.Linked(batch); !telemetrytest.SameSpans(got, callers) {
 		t.Errorf("the queued transaction links %d spans, want the %d callers' spans", len(got), n)
 	}
 	for key, want := range map[string]int64{"eventsourced.appends": n, "eventsourced.events": n, "eventsourced.conflicts": 0} {
@@ -253,7 +129,7 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 		}
 	}
 
-	appends := histogram[int64](t, o, "eventsourced.log.transaction.appends")
+	appends := telemetrytest.Histogram[int64](t, o.Observed, "eventsourced.log.transaction.appends")
 	if appends.Count != 2 || appends.Sum != n+1 {
 		t.Errorf("appends per transaction: %d transactions, %d appends; want 2 and %d", appends.Count, appends.Sum, n+1)
 	}
@@ -263,13 +139,13 @@ func TestCommitSpanLinksItsAppends(t *testing.T) {
 	if hi, _ := appends.Max.Value(); hi != n {
 		t.Errorf("appends per transaction: max %d, want %d", hi, n)
 	}
-	if evs := histogram[int64](t, o, "eventsourced.log.transaction.events"); evs.Count != 2 || evs.Sum != n+1 {
+	if evs := telemetrytest.Histogram[int64](t, o.Observed, "eventsourced.log.transaction.events"); evs.Count != 2 || evs.Sum != n+1 {
 		t.Errorf("events per transaction: %d transactions, %d events; want 2 and %d", evs.Count, evs.Sum, n+1)
 	}
-	if d := histogram[float64](t, o, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "ok")); d.Count != n+1 {
+	if d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "ok")); d.Count != n+1 {
 		t.Errorf("append duration, outcome ok: %d appends, want %d", d.Count, n+1)
 	}
-	if c := counter(t, o, "eventsourced.log.conflicts"); c != 0 {
+	if c := o.Count(t, "eventsourced.log.conflicts"); c != 0 {
 		t.Errorf("conflicts: %d, want 0", c)
 	}
 }
@@ -292,7 +168,7 @@ func TestConflictIsMeasured(t *testing.T) {
 
 	mustAppend(t, ctx, a, typ, "s", 0, events("a", 2)...)
 	mustAppend(t, ctx, b, typ, "s", 2, events("b", 1)...)
-	sctx, span := o.caller(ctx, "stale caller")
+	sctx, span := o.Caller(ctx, "stale caller")
 	_, err := a.Append(sctx, typ, "s", 2, events("a", 1)...)
 	span.End()
 	var ce *eventlog.ConflictError
@@ -300,19 +176,19 @@ func TestConflictIsMeasured(t *testing.T) {
 		t.Fatalf("stale append: %v, want a ConflictError with Actual 3", err)
 	}
 
-	if c := counter(t, o, "eventsourced.log.conflicts"); c != 1 {
+	if c := o.Count(t, "eventsourced.log.conflicts"); c != 1 {
 		t.Errorf("conflicts: %d, want 1", c)
 	}
-	if c := counter(t, o, "eventsourced.log.transaction.retries"); c != 1 {
+	if c := o.Count(t, "eventsourced.log.transaction.retries"); c != 1 {
 		t.Errorf("transactions retried: %d, want 1", c)
 	}
-	if d := histogram[float64](t, o, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "conflict")); d.Count != 1 {
+	if d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "conflict")); d.Count != 1 {
 		t.Errorf("append duration, outcome conflict: %d appends, want 1", d.Count)
 	}
-	if d := histogram[float64](t, o, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "ok")); d.Count != 1 {
+	if d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.log.append.duration", attribute.String("eventsourced.outcome", "ok")); d.Count != 1 {
 		t.Errorf("append duration, outcome ok: %d appends, want 1", d.Count)
 	}
-	if s := o.metric(t, "eventsourced.log.append.duration").(metricdata.Histogram[float64]); len(s.DataPoints) != 2 {
+	if s := o.Metric(t, "eventsourced.log.append.duration").(metricdata.Histogram[float64]); len(s.DataPoints) != 2 {
 		t.Errorf("append duration has %d data points, want 2 (ok, conflict)", len(s.DataPoints))
 	}
 
@@ -320,8 +196,8 @@ func TestConflictIsMeasured(t *testing.T) {
 	// the unique key refused with an error status, the other with the
 	// conflict.
 	var refused, conflicted int
-	for _, c := range o.named("postgreslog commit") {
-		if !sameSpans(linked(c), []trace.SpanContext{span.SpanContext()}) {
+	for _, c := range o.Named("postgreslog commit") {
+		if !telemetrytest.SameSpans(telemetrytest.Linked(c), []trace.SpanContext{span.SpanContext()}) {
 			continue
 		}
 		switch {
@@ -355,7 +231,7 @@ func TestFirstReadSpans(t *testing.T) {
 	var wg sync.WaitGroup
 	read := func(i int) {
 		wg.Go(func() {
-			ctx, span := o.caller(ctx, fmt.Sprintf("reader %d", i))
+			ctx, span := o.Caller(ctx, fmt.Sprintf("reader %d", i))
 			defer span.End()
 			callers[i] = span.SpanContext()
 			for _, err := range l.ReadEntity(ctx, typ, fmt.Sprintf("s-%02d", i), 1) {
@@ -386,7 +262,7 @@ func TestFirstReadSpans(t *testing.T) {
 	}
 
 	served := make(map[trace.SpanID]int)
-	for _, s := range o.named("postgreslog read first pages") {
+	for _, s := range o.Named("postgreslog read first pages") {
 		reads := intAttr(s, "eventsourced.reads")
 		if s.Parent().IsValid() {
 			if reads != 1 || len(s.Links()) != 0 {
@@ -398,7 +274,7 @@ func TestFirstReadSpans(t *testing.T) {
 		if reads != int64(len(s.Links())) || reads < 2 {
 			t.Errorf("a batched read's span has %d reads and %d links, want as many, and at least 2", reads, len(s.Links()))
 		}
-		for _, sc := range linked(s) {
+		for _, sc := range telemetrytest.Linked(s) {
 			served[sc.SpanID()]++
 		}
 	}
@@ -423,7 +299,7 @@ func TestSnapshotStoreTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t, 30*time.Second)
-	sctx, span := o.caller(ctx, "caller")
+	sctx, span := o.Caller(ctx, "caller")
 	if err := s.Save(sctx, snapshotstore.Snapshot{EntityType: "acct", EntityID: "a", Seq: 3, Data: []byte("x")}, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -432,13 +308,13 @@ func TestSnapshotStoreTelemetry(t *testing.T) {
 	}
 	span.End()
 	for _, name := range []string{"postgreslog snapshot save", "postgreslog snapshot load"} {
-		spans := o.named(name)
+		spans := o.Named(name)
 		if len(spans) != 1 || spans[0].Parent().SpanID() != span.SpanContext().SpanID() {
 			t.Errorf("%s: %d spans, want 1, a child of the caller's", name, len(spans))
 		}
 	}
 	for _, op := range []string{"save", "load"} {
-		d := histogram[float64](t, o, "eventsourced.snapshotstore.operation.duration",
+		d := telemetrytest.Histogram[float64](t, o.Observed, "eventsourced.snapshotstore.operation.duration",
 			attribute.String("eventsourced.operation", op), attribute.String("eventsourced.outcome", "ok"))
 		if d.Count != 1 {
 			t.Errorf("%s duration: %d operations, want 1", op, d.Count)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -163,13 +162,7 @@ func (t *telemetry) endBatch(ctx context.Context, bs batchStart, n int, skipping
 			t.batchTime.Record(ctx, time.Since(bs.start).Seconds(), attrs.Record...)
 		}
 	}
-	if span := bs.span; span != nil {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-	}
+	itel.EndSpan(bs.span, err)
 }
 
 // retried counts a retry.

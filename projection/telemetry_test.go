@@ -13,19 +13,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
-	"github.com/eventsourced-go/eventsourced/natslog"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
@@ -33,84 +31,12 @@ import (
 )
 
 // observed is what the SDK's test helpers record of spans and metrics.
-type observed struct {
-	spans  *tracetest.InMemoryExporter
-	tp     *sdktrace.TracerProvider
-	reader *sdkmetric.ManualReader
-	mp     *sdkmetric.MeterProvider
-}
+type observed struct{ *telemetrytest.Observed }
 
-func newObserved(t *testing.T) *observed {
-	o := &observed{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
-	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(o.spans))
-	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	t.Cleanup(func() {
-		_ = o.tp.Shutdown(context.Background())
-		_ = o.mp.Shutdown(context.Background())
-	})
-	return o
-}
+func newObserved(t *testing.T) *observed { return &observed{telemetrytest.New(t)} }
 
 func (o *observed) options() []projection.Option {
-	return []projection.Option{projection.WithTracerProvider(o.tp), projection.WithMeterProvider(o.mp)}
-}
-
-// named returns the ended spans named name.
-func (o *observed) named(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.GetSpans().Snapshots() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// metric returns the data of the metric named name, nil if there is none.
-func (o *observed) metric(t *testing.T, name string) metricdata.Aggregation {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := o.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				return m.Data
-			}
-		}
-	}
-	return nil
-}
-
-// count returns the value of an int64 counter's data point whose attribute
-// key has value val ("" for the only point), 0 if there is none.
-func (o *observed) count(t *testing.T, name string, key attribute.Key, val string) int64 {
-	t.Helper()
-	data := o.metric(t, name)
-	if data == nil {
-		return 0
-	}
-	s, ok := data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%s: %T is not an int64 sum", name, data)
-	}
-	var n int64
-	for _, dp := range s.DataPoints {
-		if v, ok := dp.Attributes.Value(key); key == "" || (ok && v.AsString() == val) {
-			n += dp.Value
-		}
-	}
-	return n
-}
-
-func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
+	return []projection.Option{projection.WithTracerProvider(o.TP), projection.WithMeterProvider(o.MP)}
 }
 
 // eventually polls cond every few milliseconds for up to 10 s; it only
@@ -168,31 +94,8 @@ var backends = []backend{
 }
 
 func natsBackend(t *testing.T) (eventlog.Log, projection.OffsetStore) {
-	srv, err := natslog.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natslog.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	store, err := natsprojection.New(ctx, js)
+	log, js := natstest.Log(t)
+	store, err := natsprojection.New(t.Context(), js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +151,7 @@ func TestTelemetryBatchSpanContinuesTheCommandsTrace(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			o := newObserved(t)
 			log, store := b.setup(t)
-			sys, err := entity.NewSystem(log, entity.WithTracerProvider(o.tp), entity.WithMeterProvider(o.mp))
+			sys, err := entity.NewSystem(log, entity.WithTracerProvider(o.TP), entity.WithMeterProvider(o.MP))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,12 +160,12 @@ func TestTelemetryBatchSpanContinuesTheCommandsTrace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, caller := o.tp.Tracer("test").Start(context.Background(), "HTTP POST /tallies/t1")
+			ctx, caller := o.TP.Tracer("test").Start(context.Background(), "HTTP POST /tallies/t1")
 			if _, err := entity.Ask(ctx, kind.Ref("t1"), addTwice{N: 1}); err != nil {
 				t.Fatal(err)
 			}
 			caller.End()
-			cmds := o.named("Tally addTwice")
+			cmds := o.Named("Tally addTwice")
 			if len(cmds) != 1 {
 				t.Fatalf("%d command spans, want 1", len(cmds))
 			}
@@ -271,7 +174,7 @@ func TestTelemetryBatchSpanContinuesTheCommandsTrace(t *testing.T) {
 			var mu sync.Mutex // guards handled
 			var handled int
 			h := func(ctx context.Context, batch []eventlog.Record) error {
-				_, span := o.tp.Tracer("test").Start(ctx, "read model write")
+				_, span := o.TP.Tracer("test").Start(ctx, "read model write")
 				span.End()
 				mu.Lock()
 				handled += len(batch)
@@ -297,7 +200,7 @@ func TestTelemetryBatchSpanContinuesTheCommandsTrace(t *testing.T) {
 			}
 			mu.Unlock()
 
-			batches := o.named("projection tallies")
+			batches := o.Named("projection tallies")
 			if len(batches) == 0 {
 				t.Fatal("no batch span")
 			}
@@ -315,24 +218,24 @@ func TestTelemetryBatchSpanContinuesTheCommandsTrace(t *testing.T) {
 				if s.SpanKind() != trace.SpanKindConsumer || s.Status().Code == codes.Error {
 					t.Errorf("batch span kind %v, status %v; want consumer, not an error", s.SpanKind(), s.Status())
 				}
-				if attr(s, "eventsourced.projection").AsString() != "tallies" || attr(s, "eventsourced.entity.type").AsString() != "Tally" {
+				if telemetrytest.Attr(s, "eventsourced.projection").AsString() != "tallies" || telemetrytest.Attr(s, "eventsourced.entity.type").AsString() != "Tally" {
 					t.Errorf("batch span attributes %v", s.Attributes())
 				}
-				first, last := attr(s, "eventsourced.position.first").AsInt64(), attr(s, "eventsourced.position.last").AsInt64()
+				first, last := telemetrytest.Attr(s, "eventsourced.position.first").AsInt64(), telemetrytest.Attr(s, "eventsourced.position.last").AsInt64()
 				if first <= 0 || last < first {
 					t.Errorf("batch span positions %d..%d", first, last)
 				}
-				events += attr(s, "eventsourced.events").AsInt64()
+				events += telemetrytest.Attr(s, "eventsourced.events").AsInt64()
 			}
 			if events != 2 {
 				t.Errorf("batch spans carry %d events, want 2", events)
 			}
-			for _, s := range o.named("read model write") {
+			for _, s := range o.Named("read model write") {
 				if !isChildOfOne(s, batches) {
 					t.Errorf("the handler's span (parent %s) is not a child of a batch span", s.Parent().SpanID())
 				}
 			}
-			if got := o.count(t, "eventsourced.projection.events", "eventsourced.projection", "tallies"); got != 2 {
+			if got := o.Count(t, "eventsourced.projection.events", attribute.String("eventsourced.projection", "tallies")); got != 2 {
 				t.Errorf("projection.events = %d, want 2", got)
 			}
 		})
@@ -388,7 +291,7 @@ func TestTelemetryBatchParentAndLinks(t *testing.T) {
 		}
 		app("gate", "")
 		// Started inside a span: the batches are not its children.
-		ctx, outer := o.tp.Tracer("test").Start(t.Context(), "main")
+		ctx, outer := o.TP.Tracer("test").Start(t.Context(), "main")
 		defer outer.End()
 		p := mustNew(t, log, "Tab", "tabs", projection.NewMemory(), h, append(o.options(), projection.WithBatchSize(10))...)
 		if err := p.Start(ctx); err != nil {
@@ -415,13 +318,13 @@ func TestTelemetryBatchParentAndLinks(t *testing.T) {
 		if st := p.Status(); st.Handled != 9 || st.LastError != nil {
 			t.Errorf("status %+v, want 9 handled and no error", st)
 		}
-		spans := o.named("projection tabs")
+		spans := o.Named("projection tabs")
 		if len(spans) != 4 {
 			t.Fatalf("%d batch spans, want 4", len(spans))
 		}
 		for _, s := range spans {
 			if s.Status().Code == codes.Error {
-				t.Errorf("batch span at %d has status %v", attr(s, "eventsourced.position.first").AsInt64(), s.Status())
+				t.Errorf("batch span at %d has status %v", telemetrytest.Attr(s, "eventsourced.position.first").AsInt64(), s.Status())
 			}
 		}
 		mixed := spans[1]
@@ -485,17 +388,17 @@ func TestTelemetryRetriesPoisonAndLag(t *testing.T) {
 		time.Sleep(time.Second) // the bubble's clock: the retries are done
 		synctest.Wait()
 		// Seq 1: 2 retries; seq 2: 2 retries, then skipped; seq 3 waits.
-		if got := o.count(t, "eventsourced.projection.retries", "", ""); got != 4 {
+		if got := o.Count(t, "eventsourced.projection.retries"); got != 4 {
 			t.Errorf("projection.retries = %d, want 4", got)
 		}
-		if got := o.count(t, "eventsourced.projection.poison", "eventsourced.outcome", "skipped"); got != 1 {
+		if got := o.Count(t, "eventsourced.projection.poison", attribute.String("eventsourced.outcome", "skipped")); got != 1 {
 			t.Errorf("projection.poison{outcome=skipped} = %d, want 1", got)
 		}
-		if got := o.count(t, "eventsourced.projection.events", "", ""); got != 1 {
+		if got := o.Count(t, "eventsourced.projection.events"); got != 1 {
 			t.Errorf("projection.events = %d, want 1 (a skipped event is not handled)", got)
 		}
 		failed := 0
-		for _, s := range o.named("projection tabs") {
+		for _, s := range o.Named("projection tabs") {
 			if s.Status().Code == codes.Error {
 				failed++
 			}
@@ -505,11 +408,11 @@ func TestTelemetryRetriesPoisonAndLag(t *testing.T) {
 		}
 		// Seq 3 is in the handler: 1 event behind, and the last handled
 		// (seq 2, skipped) committed at t0.
-		lag := o.metric(t, "eventsourced.projection.lag").(metricdata.Gauge[int64])
+		lag := o.Metric(t, "eventsourced.projection.lag").(metricdata.Gauge[int64])
 		if len(lag.DataPoints) != 1 || lag.DataPoints[0].Value != 1 {
 			t.Errorf("projection.lag %+v, want 1", lag.DataPoints)
 		}
-		lagTime := o.metric(t, "eventsourced.projection.lag.time").(metricdata.Gauge[float64])
+		lagTime := o.Metric(t, "eventsourced.projection.lag.time").(metricdata.Gauge[float64])
 		if want := time.Since(t0).Seconds(); len(lagTime.DataPoints) != 1 || lagTime.DataPoints[0].Value != want {
 			t.Errorf("projection.lag.time %+v, want %v s", lagTime.DataPoints, want)
 		}
@@ -518,13 +421,13 @@ func TestTelemetryRetriesPoisonAndLag(t *testing.T) {
 		if st := p.Status(); st.Offset != pos[2] {
 			t.Fatalf("offset %d, want %d", st.Offset, pos[2])
 		}
-		lag = o.metric(t, "eventsourced.projection.lag").(metricdata.Gauge[int64])
-		lagTime = o.metric(t, "eventsourced.projection.lag.time").(metricdata.Gauge[float64])
+		lag = o.Metric(t, "eventsourced.projection.lag").(metricdata.Gauge[int64])
+		lagTime = o.Metric(t, "eventsourced.projection.lag.time").(metricdata.Gauge[float64])
 		if lag.DataPoints[0].Value != 0 || lagTime.DataPoints[0].Value != 0 {
 			t.Errorf("caught up: lag %d, lag.time %v; want 0 and 0", lag.DataPoints[0].Value, lagTime.DataPoints[0].Value)
 		}
 		stop(t, p)
-		if m := o.metric(t, "eventsourced.projection.lag"); m != nil && len(m.(metricdata.Gauge[int64]).DataPoints) != 0 {
+		if m := o.Metric(t, "eventsourced.projection.lag"); m != nil && len(m.(metricdata.Gauge[int64]).DataPoints) != 0 {
 			t.Errorf("projection.lag reported after Stop: %+v", m)
 		}
 	})
