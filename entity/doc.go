@@ -62,8 +62,9 @@
 //   - A snapshot or event that cannot be read or decoded stops recovery with a
 //     [*RecoveryError] naming the type, id and Seq. Nothing is skipped; the
 //     next command tries again.
-//   - A failed snapshot is logged and retried after the next persist; it never
-//     fails a command.
+//   - A failed snapshot is logged at Error (type, id, Seq) and never fails a
+//     command. A failed save is retried after the next persist; a state its
+//     codec cannot encode, after the next WithSnapshotEvery events.
 //
 // # Telemetry
 //

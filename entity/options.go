@@ -116,8 +116,11 @@ type KindOption func(*kindConfig) error
 
 // WithSnapshotEvery saves a snapshot of an entity's state every n events
 // (0, the default, never). It needs a snapshot store on the System and a
-// State codec on the Type. A failed snapshot is logged and retried after the
-// next persist; it never fails a command.
+// State codec on the Type. A snapshot that fails is logged at Error with the
+// entity's type, id and Seq and counted in the eventsourced.snapshots metric
+// (outcome failed); it never fails a command. A failed save is retried after
+// the next persist; a state its codec cannot encode is tried again after
+// the next n events.
 func WithSnapshotEvery(n int) KindOption {
 	return func(c *kindConfig) error {
 		if n < 0 {

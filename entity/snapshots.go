@@ -20,8 +20,9 @@ import (
 // saver goroutine at a time. A snapshot is never skipped because an earlier
 // one is still being saved: the saver takes the latest encoded one next, so
 // recovery never has more than snapshotEvery events to replay after the
-// latest snapshot (plus what one batch overshoots). A failure is logged and
-// retried after the next persist.
+// latest snapshot (plus what one batch overshoots). A failure is logged; a
+// failed save is retried after the next persist, a state that cannot be
+// encoded after the next snapshotEvery events.
 func (in *instance[S, E]) maybeSnapshot() {
 	k := in.kind
 	every := k.cfg.snapshotEvery
@@ -41,12 +42,15 @@ func (in *instance[S, E]) maybeSnapshot() {
 		data, err = def.State.Encode(in.state)
 		return err
 	})
+	// Tried at this Seq, saved or not: a state that cannot be encoded is
+	// tried again after the next snapshotEvery events, not after every
+	// command (which would log each one).
+	in.snapDone = in.seq
 	if err != nil {
 		k.sys.logger.Error("entity: encode snapshot", slog.String("type", def.Name), slog.String("id", in.id), slog.Uint64("seq", in.seq), slog.Any("error", err))
 		k.tel.sys.snapshots.Add(context.Background(), 1, k.tel.failed.Add...)
 		return
 	}
-	in.snapDone = in.seq
 	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Revision: def.StateRevision, Data: data}
 	in.snapMu.Lock()
 	in.snapNext = snap

@@ -3,7 +3,9 @@ package entity_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
@@ -269,5 +272,71 @@ func TestTelemetryFollowsTheGlobalProvider(t *testing.T) {
 	})
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("the first span came %v after the SDK was installed, want within a housekeeping tick (1s)", took.Round(time.Millisecond))
+	}
+}
+
+// failingState is a State codec that cannot encode.
+type failingState struct{ binarize.Codec[Counter] }
+
+func (failingState) Encode(Counter) ([]byte, error) { return nil, errors.New("state not encodable") }
+
+// levelRecorder keeps each record's level, message and attributes.
+type levelRecorder struct {
+	mu      sync.Mutex // guards records
+	records []string
+}
+
+func (h *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelRecorder) Handle(_ context.Context, r slog.Record) error {
+	line := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "error" {
+			line += " " + a.String()
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, line)
+	return nil
+}
+func (h *levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelRecorder) WithGroup(string) slog.Handler      { return h }
+
+// A state that can never be encoded is seen by default: with no logger
+// configured, slog.Default() gets an Error naming the type, id and Seq at
+// each snapshotEvery events (not at every command), the snapshot metric
+// counts each failure, and every command succeeds.
+func TestUnencodableSnapshotIsLoggedByDefault(t *testing.T) {
+	rec := &levelRecorder{}
+	prev := slog.Default()
+	slog.SetDefault(slog.New(rec))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	o := newObserved(t)
+	sys := newSystem(t, eventlog.NewMemory(), append(o.options(), entity.WithSnapshotStore(snapshotstore.NewMemory()))...)
+	typ := counterType()
+	typ.State = failingState{typ.State}
+	k, err := entity.Register(sys, typ, entity.WithSnapshotEvery(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 7; i++ {
+		if got := ask(t, k.Ref("s"), Add{N: 1}); got != i {
+			t.Fatalf("Add %d: reply %d", i, got)
+		}
+	}
+	rec.mu.Lock()
+	got := slices.Clone(rec.records)
+	rec.mu.Unlock()
+	want := []string{
+		"ERROR entity: encode snapshot type=Counter id=s seq=3",
+		"ERROR entity: encode snapshot type=Counter id=s seq=6",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("slog.Default() got\n%q\nwant\n%q", got, want)
+	}
+	if n := o.Count(t, "eventsourced.snapshots", attribute.String("eventsourced.outcome", "failed")); n != 2 {
+		t.Errorf("snapshots{outcome=failed} = %d, want 2", n)
 	}
 }
