@@ -86,6 +86,34 @@ type Deleter interface {
 	DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 }
 
+// StreamDeleter is the optional capability to delete a stream as a whole,
+// leaving a tombstone at its last Seq so that the id cannot silently start
+// again at Seq 1 under readers that remember it (projections, caches).
+//
+// After DeleteStream returns, in every process:
+//   - no reader yields an event of the stream appended before the delete:
+//     ReadEntity, ReadType, Subscribe and EntityIDs skip them (a
+//     subscription that yielded some earlier keeps what it yielded);
+//   - LastSeq still returns the Seq the stream reached (it never goes down);
+//   - with reuse false (a final tombstone) Append to the stream fails with a
+//     [*DeletedError], whatever Seq it expects, and ReadEntity yields one
+//     [*DeletedError] and ends, so a reader tells a deleted id from one
+//     that never existed without another call;
+//   - with reuse true the stream stays open: it behaves as one whose events
+//     were all deleted with [Deleter.DeleteTo], so Append expecting the last
+//     Seq continues at last+1, and EntityIDs lists the id again once it has
+//     a new event.
+type StreamDeleter interface {
+	// DeleteStream deletes every event of the stream (typ, id) and leaves a
+	// tombstone at its last Seq, which it returns. Deleting a stream with
+	// no events tombstones it at 0. Deleting again is not an error: it
+	// returns the same Seq, and a final delete of a stream tombstoned for
+	// reuse makes the tombstone final. A reuse delete of a finally
+	// tombstoned stream fails with a [*DeletedError]: a final tombstone is
+	// never lifted.
+	DeleteStream(ctx context.Context, typ, id string, reuse bool) (uint64, error)
+}
+
 // IDLister is the optional capability to list the ids of the entities of a
 // type that have at least one appended event, in no particular order.
 type IDLister interface {
@@ -119,7 +147,28 @@ var (
 	// what to append next, as the entity runtime does. Backends wrap their
 	// own sentinel and the native error around it.
 	ErrUnavailable = errors.New("eventlog: store unavailable")
+	// ErrDeleted is matched by every [*DeletedError]: the stream was deleted
+	// with a final tombstone ([StreamDeleter]).
+	ErrDeleted = errors.New("eventlog: stream deleted")
 )
+
+// DeletedError reports the use of a stream that [StreamDeleter.DeleteStream]
+// deleted for good: an append to it, or a read of its events.
+type DeletedError struct {
+	EntityType string
+	EntityID   string
+	// Seq is the stream's last Seq when it was deleted, where the tombstone
+	// stands.
+	Seq uint64
+}
+
+// Error implements error.
+func (e *DeletedError) Error() string {
+	return fmt.Sprintf("eventlog: %s/%s was deleted at seq %d; its id cannot be used again", FormatID(e.EntityType), FormatID(e.EntityID), e.Seq)
+}
+
+// Is reports whether target is [ErrDeleted].
+func (e *DeletedError) Is(target error) bool { return target == ErrDeleted }
 
 // ConflictError reports an optimistic concurrency conflict on one stream.
 type ConflictError struct {

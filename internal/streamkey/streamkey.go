@@ -39,6 +39,15 @@ func CheckType(typ string) string {
 	return ""
 }
 
+// CheckAs reports what is wrong with s under the same rules, naming it
+// what (such as "subject"), "" if nothing.
+func CheckAs(what, s string) string {
+	if !valid(s) {
+		return wrong(what, s, "")
+	}
+	return ""
+}
+
 // valid reports whether s breaks none of the rules. It is on every
 // command's path, so it allocates nothing.
 func valid(s string) bool {
