@@ -10,6 +10,10 @@ var (
 	// ErrUnknownEvent reports a Decode of an event name and revision for which
 	// nothing is registered: neither the current type nor an upcaster.
 	ErrUnknownEvent = errors.New("binarize: unknown event")
+	// ErrUnknownRevision reports a [RevisionCodec] asked to decode a
+	// revision it cannot read: an older one without an upcaster, or a newer
+	// one than its current revision.
+	ErrUnknownRevision = errors.New("binarize: unknown revision")
 	// ErrNotRegistered reports an Encode of a value whose dynamic type is not
 	// registered, or of a nil event.
 	ErrNotRegistered = errors.New("binarize: type not registered")

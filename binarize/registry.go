@@ -315,35 +315,10 @@ func Upcast[Old, E any](r *Registry[E], name string, revision uint32, fn func(Ol
 		return fmt.Errorf("%w: Upcast %s: empty name", ErrInvalid, ot)
 	case fn == nil:
 		return fmt.Errorf("%w: Upcast %q rev %d: nil function", ErrInvalid, name, revision)
-	case ot.Kind() == reflect.Interface && ot.NumMethod() > 0:
-		return fmt.Errorf("%w: Upcast %q rev %d: cannot decode into interface type %s", ErrInvalid, name, revision, ot)
 	}
-	if c, ok := r.format.(typeChecker); ok {
-		if err := c.checkType(ot); err != nil {
-			return fmt.Errorf("%w: Upcast %q rev %d: %w", ErrInvalid, name, revision, err)
-		}
-	}
-	f, elem := r.format, pointee(ot)
-	decode := func(data []byte) (e E, err error) {
-		old, err := decodeValue[Old](f, data, elem)
-		if err != nil {
-			return e, err
-		}
-		defer func() {
-			if rec := recover(); rec != nil {
-				var zero E
-				e, err = zero, fmt.Errorf("upcast from %s: %w", ot, panicError(rec))
-			}
-		}()
-		e, err = fn(old)
-		if err != nil {
-			var zero E
-			return zero, fmt.Errorf("upcast from %s: %w", ot, err)
-		}
-		if any(e) == nil {
-			return e, fmt.Errorf("upcast from %s: returned a nil event", ot)
-		}
-		return e, nil
+	decode, err := upcaster(r.format, fn)
+	if err != nil {
+		return fmt.Errorf("%w: Upcast %q rev %d: %w", ErrInvalid, name, revision, err)
 	}
 
 	r.mu.Lock()

@@ -133,7 +133,7 @@ func TestUpcastFunctionFailures(t *testing.T) {
 		want     string
 	}{
 		{0, `binarize: decode "Deposited" rev 0 (2 bytes): upcast from binarize_test.DepositedV1: panic: upcaster exploded`},
-		{1, `binarize: decode "Deposited" rev 1 (2 bytes): upcast from binarize_test.DepositedV1: returned a nil event`},
+		{1, `binarize: decode "Deposited" rev 1 (2 bytes): upcast from binarize_test.DepositedV1: returned nil`},
 		{2, `binarize: decode "Deposited" rev 2 (2 bytes): upcast from binarize_test.DepositedV1: panic: sentinel`},
 	}
 	for _, tc := range tests {
