@@ -59,12 +59,38 @@
 //   - A panic in a handler, Apply or codec is recovered: the caller gets a
 //     [*PanicError] and the entity recovers from the log. Other entities and
 //     the process are unaffected.
-//   - A snapshot or event that cannot be read or decoded stops recovery with a
+//   - An event that cannot be read or decoded stops recovery with a
 //     [*RecoveryError] naming the type, id and Seq. Nothing is skipped; the
-//     next command tries again.
+//     next command tries again. So does a snapshot that cannot be read.
+//   - A snapshot that can be read but not used (see "Changing the state"
+//     below) is skipped: the entity recovers from its events and saves a
+//     fresh snapshot, unless [WithSnapshotPolicy] says to fail.
 //   - A failed snapshot is logged at Error (type, id, Seq) and never fails a
 //     command. A failed save is retried after the next persist; a state its
 //     codec cannot encode, after the next WithSnapshotEvery events.
+//
+// # Changing the state
+//
+// Snapshots outlive the release that wrote them. Each records the state's
+// revision: [Type.StateRevision], or the revision of a
+// [binarize.RevisionCodec] State codec such as binarize.Versioned. When a
+// release changes the state so that older snapshots no longer decode into it
+// correctly, it raises the revision and either
+//
+//   - registers a state upcaster (binarize.UpcastValue) that turns the older
+//     revision into the current state: recovery reads old snapshots through
+//     it, and entitytest.Fixture.GivenSnapshot tests it with the old bytes;
+//   - or registers none: recovery skips snapshots of another revision (and
+//     snapshots whose bytes do not decode), logs each at Warn, counts it in
+//     eventsourced.snapshots.unusable, replays the events from Seq 1 and
+//     saves a fresh snapshot at once. With [WithDeleteEventsOnSnapshot] the
+//     events are gone, so such an entity fails to recover with an error
+//     matching [ErrUnusableSnapshot] that says so, until an upcaster is
+//     registered. [FailOnUnusableSnapshot] makes every unusable snapshot an
+//     error.
+//
+// Events change through their registry's revisions and upcasters
+// (binarize.Upcast).
 //
 // # Telemetry
 //
@@ -95,7 +121,8 @@
 //     eventsourced.append.duration (s; outcome ok, conflict, failed);
 //     eventsourced.activations and eventsourced.passivations;
 //     eventsourced.recovery.duration (s) and eventsourced.recovery.events;
-//     eventsourced.snapshots by outcome (ok, failed); the gauges
+//     eventsourced.snapshots by outcome (ok, failed) and
+//     eventsourced.snapshots.unusable; the gauges
 //     eventsourced.entities.live and eventsourced.actors.running.
 //
 // The default logger is slog.Default(): a healthy System logs nothing per
@@ -115,7 +142,7 @@
 //
 // # Errors
 //
-// Sentinels: [ErrClosed], [ErrMailboxFull], [ErrInvalid], and [ErrPersist],
+// Sentinels: [ErrClosed], [ErrMailboxFull], [ErrInvalid], [ErrUnusableSnapshot], and [ErrPersist],
 // [ErrRecovery], [ErrPanic] matched by the struct errors [*PersistError],
 // [*RecoveryError] and [*PanicError]. A persist conflict also matches
 // eventlog.ErrConflict; a store out of reach, eventlog.ErrUnavailable.

@@ -538,8 +538,9 @@ func TestRecoveryErrors(t *testing.T) {
 		store.Save(ctx, snapshotstore.Snapshot{EntityType: "Counter", EntityID: "s", Seq: 4, Data: []byte("not json")}, 1)
 		k := register(t, newSystem(t, eventlog.NewMemory(), entity.WithSnapshotStore(store)), entity.WithSnapshotEvery(10))
 		_, err := entity.Ask(ctx, k.Ref("s"), Get{})
-		if !errors.Is(err, entity.ErrRecovery) || !strings.Contains(err.Error(), "recover Counter/s at seq 4: decode snapshot") {
-			t.Fatalf("err %v, want RecoveryError at the snapshot's seq 4", err)
+		var re *entity.RecoveryError
+		if !errors.As(err, &re) || re.Seq != 4 || !errors.Is(err, entity.ErrUnusableSnapshot) || !strings.Contains(err.Error(), "recover Counter/s at seq 4: entity: unusable snapshot: snapshot at seq 4, state rev 0, cannot be read") || !strings.Contains(err.Error(), "events 1 to 4, which it covers, are no longer in the log") {
+			t.Fatalf("err %v, want RecoveryError at the snapshot's seq 4 saying its events are gone", err)
 		}
 	})
 	t.Run("apply panics on replay", func(t *testing.T) {

@@ -21,6 +21,12 @@ var (
 	ErrPersist = errors.New("entity: persist failed")
 	// ErrPanic is matched by every [*PanicError].
 	ErrPanic = errors.New("entity: panic")
+	// ErrUnusableSnapshot is matched by the [*RecoveryError] of an entity
+	// whose latest snapshot recovery could not use (a state revision the
+	// State codec cannot read, bytes it cannot decode) when it could not
+	// recover without it: under [FailOnUnusableSnapshot], or when the events
+	// the snapshot covers were deleted ([WithDeleteEventsOnSnapshot]).
+	ErrUnusableSnapshot = errors.New("entity: unusable snapshot")
 	// ErrOutcomeUnknown is matched by an error from [Ask] after which the
 	// command may or may not have taken effect: its append failed in a way
 	// that leaves it unknown whether the events landed (a [*PersistError]

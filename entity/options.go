@@ -102,6 +102,7 @@ func WithoutTelemetry() Option {
 }
 
 type kindConfig struct {
+	snapshotPolicy SnapshotPolicy
 	snapshotEvery  uint64
 	keepSnapshots  int
 	deleteEvents   bool
@@ -214,6 +215,52 @@ func WithStoreTimeout(d time.Duration) KindOption {
 			return fmt.Errorf("%w: WithStoreTimeout(%v): must be > 0", ErrInvalid, d)
 		}
 		c.timeout = d
+		return nil
+	}
+}
+
+// SnapshotPolicy says what recovery does with a snapshot it cannot use: one
+// of a state revision the State codec cannot read (an older one without an
+// upcaster, or a newer one written by a later release), or bytes it cannot
+// decode.
+type SnapshotPolicy uint8
+
+const (
+	// RecoverFromEvents, the default, skips such a snapshot: recovery logs
+	// it at Warn (type, id, snapshot Seq and revision, the error), counts it
+	// in the eventsourced.snapshots.unusable metric, replays the entity's
+	// events from Seq 1, which are the truth, and then saves a fresh
+	// snapshot at once. If the events the snapshot covers were deleted
+	// ([WithDeleteEventsOnSnapshot]) there is nothing to replay, and
+	// recovery fails with an error matching [ErrUnusableSnapshot] that says
+	// so.
+	RecoverFromEvents SnapshotPolicy = iota
+	// FailOnUnusableSnapshot fails recovery with a [*RecoveryError]
+	// matching [ErrUnusableSnapshot] instead, so that every command of the
+	// entity fails until the snapshot can be read: for types whose replay
+	// from Seq 1 would be too slow to do unnoticed.
+	FailOnUnusableSnapshot
+)
+
+// String returns the policy's name.
+func (p SnapshotPolicy) String() string {
+	switch p {
+	case RecoverFromEvents:
+		return "RecoverFromEvents"
+	case FailOnUnusableSnapshot:
+		return "FailOnUnusableSnapshot"
+	}
+	return fmt.Sprintf("SnapshotPolicy(%d)", uint8(p))
+}
+
+// WithSnapshotPolicy sets what recovery does with a snapshot it cannot use
+// (default [RecoverFromEvents]).
+func WithSnapshotPolicy(p SnapshotPolicy) KindOption {
+	return func(c *kindConfig) error {
+		if p > FailOnUnusableSnapshot {
+			return fmt.Errorf("%w: WithSnapshotPolicy(%v): not a policy", ErrInvalid, p)
+		}
+		c.snapshotPolicy = p
 		return nil
 	}
 }

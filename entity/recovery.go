@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -60,14 +61,20 @@ func (in *instance[S, E]) restore(parent context.Context) (err error) {
 		snaps = k.sys.snapshots
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err = replay(ctx, &k.def, k.sys.eventLog, snaps, in.id)
+		r, err = replay(ctx, &k.def, k.sys.eventLog, snaps, k.cfg.snapshotPolicy, in.id)
 		if err == nil {
 			in.state, in.seq, in.ready = r.state, r.seq, true
 			in.snapSeq.Store(r.snapSeq)
 			in.snapDone = r.snapSeq
+			if r.unusable != nil {
+				in.replaceSnapshot(parent, r.unusable)
+			}
 			return nil
 		}
-		if !errors.Is(err, errGap) || !k.cfg.deleteEvents {
+		// A gap, or an unusable snapshot whose events are gone, can be a
+		// race with the saver of a newer snapshot deleting the events it
+		// covers: loading again finds that snapshot.
+		if !k.cfg.deleteEvents || !errors.Is(err, errGap) && !errors.Is(err, ErrUnusableSnapshot) {
 			break
 		}
 	}
@@ -81,15 +88,24 @@ const snapshotSeq = attribute.Key("eventsourced.snapshot.seq")
 var errGap = errors.New("gap in event seq")
 
 type recovered[S any] struct {
-	state   S
-	seq     uint64
-	snapSeq uint64
-	events  int // replayed after the snapshot
+	state    S
+	seq      uint64
+	snapSeq  uint64
+	events   int               // replayed after the snapshot
+	unusable *unusableSnapshot // the latest snapshot, skipped
+}
+
+// unusableSnapshot is a snapshot that recovery could not decode.
+type unusableSnapshot struct {
+	seq      uint64
+	revision uint32
+	err      error
 }
 
 // replay loads the entity (def, id) from snaps (if not nil) and the log
-// events.
-func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log, snaps snapshotstore.Store, id string) (recovered[S], error) {
+// events. A snapshot it cannot decode is skipped under policy
+// RecoverFromEvents, if the events it covers are still there.
+func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log, snaps snapshotstore.Store, policy SnapshotPolicy, id string) (recovered[S], error) {
 	fail := func(seq uint64, err error) (recovered[S], error) {
 		return recovered[S]{}, &RecoveryError{EntityType: def.Name, EntityID: id, Seq: seq, Err: err}
 	}
@@ -100,22 +116,36 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			return fail(0, fmt.Errorf("load snapshot: %w", err))
 		}
 		if found {
+			var state S
 			err := guard(def.Name, id, func() error {
 				var err error
-				r.state, err = def.State.Decode(snap.Data)
+				state, err = def.DecodeSnapshot(snap.Revision, snap.Data)
 				return err
 			})
-			if err != nil {
-				return fail(snap.Seq, fmt.Errorf("decode snapshot: %w", err))
+			switch {
+			case err == nil:
+				r.state, r.seq, r.snapSeq = state, snap.Seq, snap.Seq
+			case policy == FailOnUnusableSnapshot:
+				return fail(snap.Seq, fmt.Errorf("%w: snapshot at seq %d, state rev %d (FailOnUnusableSnapshot): %w", ErrUnusableSnapshot, snap.Seq, snap.Revision, err))
+			default:
+				r.unusable = &unusableSnapshot{seq: snap.Seq, revision: snap.Revision, err: err}
 			}
-			r.seq, r.snapSeq = snap.Seq, snap.Seq
 		}
+	}
+	// deleted reports that the events an unusable snapshot covers are gone.
+	deleted := func() (recovered[S], error) {
+		u := r.unusable
+		return fail(u.seq, fmt.Errorf("%w: snapshot at seq %d, state rev %d, cannot be read (%w), and events %d to %d, which it covers, are no longer in the log (deleted by WithDeleteEventsOnSnapshot), so recovery cannot replay them: register an upcaster of state revision %d (binarize.UpcastValue on a binarize.Versioned State codec), or deploy the release that wrote it",
+			ErrUnusableSnapshot, u.seq, u.revision, u.err, r.seq+1, u.seq, u.revision))
 	}
 	for rec, err := range events.ReadEntity(ctx, def.Name, id, r.seq+1) {
 		if err != nil {
 			return fail(r.seq+1, fmt.Errorf("read events: %w", err))
 		}
 		if rec.Seq != r.seq+1 {
+			if r.unusable != nil {
+				return deleted()
+			}
 			return fail(r.seq+1, fmt.Errorf("%w: event seq %d follows seq %d", errGap, rec.Seq, r.seq))
 		}
 		err := guard(def.Name, id, func() error {
@@ -132,7 +162,23 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 		r.seq = rec.Seq
 		r.events++
 	}
+	if r.unusable != nil && r.seq < r.unusable.seq {
+		return deleted()
+	}
 	return r, nil
+}
+
+// replaceSnapshot reports the unusable snapshot u that recovery skipped,
+// and saves a fresh one of the state recovered from the events, so that
+// the next recovery need not replay them all again.
+func (in *instance[S, E]) replaceSnapshot(ctx context.Context, u *unusableSnapshot) {
+	k := in.kind
+	k.sys.logger.Warn("entity: snapshot unusable; recovered from the events instead",
+		slog.String("type", k.def.Name), slog.String("id", in.id), slog.Uint64("seq", u.seq),
+		slog.Uint64("revision", uint64(u.revision)), slog.Uint64("state_revision", uint64(k.def.stateRevision())),
+		slog.Int64("events", int64(in.seq)), slog.Any("error", u.err))
+	k.tel.sys.unusable.Add(ctx, 1, k.tel.byType.Add...)
+	in.takeSnapshot()
 }
 
 // recoverBehind recovers the entity, whose ownership it took over from a

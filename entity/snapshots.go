@@ -35,6 +35,13 @@ func (in *instance[S, E]) maybeSnapshot() {
 	if in.seq-in.snapDone < every {
 		return
 	}
+	in.takeSnapshot()
+}
+
+// takeSnapshot encodes the state and hands it to the saver goroutine,
+// starting one if none runs.
+func (in *instance[S, E]) takeSnapshot() {
+	k := in.kind
 	def := &k.def
 	var data []byte
 	err := guard(def.Name, in.id, func() error {
@@ -51,7 +58,7 @@ func (in *instance[S, E]) maybeSnapshot() {
 		k.tel.sys.snapshots.Add(context.Background(), 1, k.tel.failed.Add...)
 		return
 	}
-	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Revision: def.StateRevision, Data: data}
+	snap := &snapshotstore.Snapshot{EntityType: def.Name, EntityID: in.id, Seq: in.seq, Revision: def.stateRevision(), Data: data}
 	in.snapMu.Lock()
 	in.snapNext = snap
 	start := !in.snapping

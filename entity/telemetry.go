@@ -98,6 +98,7 @@ type sysTelemetry struct {
 	recoveryTime   metric.Float64Histogram
 	recoveryEvents metric.Int64Histogram
 	snapshots      metric.Int64Counter
+	unusable       metric.Int64Counter
 	live           metric.Int64ObservableGauge
 	actors         metric.Int64ObservableGauge
 	registration   metric.Registration
@@ -132,6 +133,7 @@ func (s *System) initTelemetry(c telemetryConfig) {
 	t.recoveryTime = in.Histogram("eventsourced.recovery.duration", "s", "Time to recover an entity from its snapshot and events, by outcome.", itel.Durations...)
 	t.recoveryEvents = in.IntHistogram("eventsourced.recovery.events", "{event}", "Events replayed by a recovery.", itel.Sizes...)
 	t.snapshots = in.Counter("eventsourced.snapshots", "{snapshot}", "Snapshots saved or failed, by entity type and outcome.")
+	t.unusable = in.Counter("eventsourced.snapshots.unusable", "{snapshot}", "Snapshots recovery could not use (a state revision it cannot read, bytes it cannot decode), by entity type.")
 	t.live = in.Gauge("eventsourced.entities.live", "{entity}", "Live entities, by entity type.")
 	t.actors = in.Gauge("eventsourced.actors.running", "{actor}", "Entity actors running: entities whose commands queue up.")
 	t.registration = in.Observe(s.observe, t.live, t.actors)

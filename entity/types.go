@@ -24,13 +24,45 @@ type Type[S, E any] struct {
 	// Events encodes and decodes events, usually a *binarize.Registry[E].
 	Events binarize.EventCodec[E]
 	// State encodes and decodes state for snapshots. It may be nil when
-	// snapshots are off.
+	// snapshots are off. A [binarize.RevisionCodec], such as a
+	// *binarize.Versioned, also gives the state's revision and reads the
+	// snapshots of older revisions through its upcasters.
 	State binarize.Codec[S]
 	// StateRevision is the revision of the state's schema as State encodes
 	// it (0 by default). Every snapshot records it, so that a release that
 	// changes S can tell the snapshots of an older one apart. Raise it when
-	// an incompatible change to S ships.
+	// an incompatible change to S ships: snapshots of another revision are
+	// then not decoded but skipped, and the entity recovers from its events
+	// (see [WithSnapshotPolicy]). With a [binarize.RevisionCodec] State,
+	// leave it 0 or set it to the codec's revision, which is used.
 	StateRevision uint32
+}
+
+// stateRevision returns the revision snapshots of the state are written at.
+func (t *Type[S, E]) stateRevision() uint32 {
+	if rc, ok := t.State.(binarize.RevisionCodec[S]); ok {
+		return rc.Revision()
+	}
+	return t.StateRevision
+}
+
+// DecodeSnapshot returns the state that a snapshot's data, written at
+// revision, holds, as recovery reads it: through State's DecodeRevision if
+// State is a [binarize.RevisionCodec], else with State's Decode if revision
+// is StateRevision. A revision it cannot read gives an error matching
+// [binarize.ErrUnknownRevision]; bytes it cannot decode, the codec's error.
+func (t *Type[S, E]) DecodeSnapshot(revision uint32, data []byte) (S, error) {
+	var zero S
+	switch rc, ok := t.State.(binarize.RevisionCodec[S]); {
+	case t.State == nil:
+		return zero, fmt.Errorf("%w: entity type %q has no State codec", ErrInvalid, t.Name)
+	case ok:
+		return rc.DecodeRevision(revision, data)
+	case revision != t.StateRevision:
+		return zero, fmt.Errorf("%w: state of %s rev %d: the State codec reads only revision %d (StateRevision); make State a binarize.Versioned with an upcaster of revision %d to read it",
+			binarize.ErrUnknownRevision, eventlog.FormatID(t.Name), revision, t.StateRevision, revision)
+	}
+	return t.State.Decode(data)
 }
 
 func (t *Type[S, E]) initial() S {
@@ -51,6 +83,9 @@ func (t *Type[S, E]) validate() error {
 		return fmt.Errorf("%w: entity type %q has no Apply", ErrInvalid, t.Name)
 	case t.Events == nil:
 		return fmt.Errorf("%w: entity type %q has no Events codec", ErrInvalid, t.Name)
+	}
+	if rc, ok := t.State.(binarize.RevisionCodec[S]); ok && t.StateRevision != 0 && t.StateRevision != rc.Revision() {
+		return fmt.Errorf("%w: entity type %q: StateRevision %d differs from the revision of its State codec, %d; leave StateRevision 0", ErrInvalid, t.Name, t.StateRevision, rc.Revision())
 	}
 	return nil
 }

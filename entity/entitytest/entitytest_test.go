@@ -145,3 +145,60 @@ func TestThenReportsMismatches(t *testing.T) {
 		})
 	}
 }
+
+// TallyV1 is an older release's state: the total in tens.
+type TallyV1 struct{ Tens int }
+
+func versionedTally() entity.Type[Tally, Event] {
+	def := tallyType()
+	state := binarize.NewVersioned[Tally](binarize.JSON, 2)
+	binarize.MustUpcastValue(state, 1, func(old TallyV1) (Tally, error) {
+		return Tally{Total: old.Tens * 10}, nil
+	})
+	def.State = state
+	return def
+}
+
+func TestGivenSnapshotTestsAStateUpcaster(t *testing.T) {
+	old, err := binarize.JSON.Marshal(TallyV1{Tens: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := entitytest.New(t, versionedTally(), "t1").GivenSnapshot(7, 1, old).Given(Added{2})
+	if f.Seq() != 8 || f.State().Total != 42 {
+		t.Fatalf("after a revision-1 snapshot at seq 7 and one event: seq %d, state %+v; want 8, {Total:42}", f.Seq(), f.State())
+	}
+	entitytest.When(f, Add{N: 1}).ThenReply(43).ThenState(Tally{Total: 43})
+
+	current, _ := binarize.JSON.Marshal(Tally{Total: 5})
+	if got := entitytest.New(t, versionedTally(), "t2").GivenSnapshot(1, 2, current).State(); got.Total != 5 {
+		t.Fatalf("current-revision snapshot: state %+v, want {Total:5}", got)
+	}
+}
+
+func TestGivenSnapshotReportsUnreadableSnapshots(t *testing.T) {
+	old, _ := binarize.JSON.Marshal(TallyV1{Tens: 4})
+	cases := []struct {
+		name string
+		run  func(tb testing.TB)
+		want string
+	}{
+		{"no upcaster", func(tb testing.TB) {
+			entitytest.New(tb, versionedTally(), "x").GivenSnapshot(3, 0, old)
+		}, "entitytest: snapshot of Tally/x at seq 3, revision 0: binarize: unknown revision: entitytest_test.Tally rev 0 is older than the current revision and no upcaster is registered for it (current revision 2; upcast revisions [1])"},
+		{"plain codec, other revision", func(tb testing.TB) {
+			entitytest.New(tb, tallyType(), "x").GivenSnapshot(3, 1, old)
+		}, "entitytest: snapshot of Tally/x at seq 3, revision 1: binarize: unknown revision: state of Tally rev 1: the State codec reads only revision 0 (StateRevision); make State a binarize.Versioned with an upcaster of revision 1 to read it"},
+		{"bad bytes", func(tb testing.TB) {
+			entitytest.New(tb, versionedTally(), "x").GivenSnapshot(3, 2, []byte("{"))
+		}, `entitytest: snapshot of Tally/x at seq 3, revision 2: binarize: decode "entitytest_test.Tally" rev 2 (1 bytes): json: unexpected end of JSON input`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := failures(t, tc.run)
+			if len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("reported %q\nwant [%q]", got, tc.want)
+			}
+		})
+	}
+}
