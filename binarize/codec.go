@@ -1,6 +1,7 @@
 package binarize
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -105,4 +106,27 @@ func decodeValue[T any](f Format, data []byte, elem reflect.Type) (v T, err erro
 		return zero, err
 	}
 	return v, nil
+}
+
+// ContextEventCodec is an [EventCodec] whose work may wait on something
+// outside the process, such as the key store of an encrypting codec
+// (binarize/shred): EncodeContext and DecodeContext take the caller's
+// context, so its deadline bounds that wait. The entity runtime calls them
+// instead of Encode and Decode when a type's event codec has them.
+type ContextEventCodec[E any] interface {
+	EventCodec[E]
+	// EncodeContext is Encode under ctx.
+	EncodeContext(ctx context.Context, e E) (name string, revision uint32, data []byte, err error)
+	// DecodeContext is Decode under ctx.
+	DecodeContext(ctx context.Context, name string, revision uint32, data []byte) (E, error)
+}
+
+// ContextRevisionCodec is a [RevisionCodec] whose work may wait on
+// something outside the process, as [ContextEventCodec] is for events: the
+// entity runtime decodes snapshots with DecodeRevisionContext under the
+// recovery's context when a type's State codec has it.
+type ContextRevisionCodec[T any] interface {
+	RevisionCodec[T]
+	// DecodeRevisionContext is DecodeRevision under ctx.
+	DecodeRevisionContext(ctx context.Context, revision uint32, data []byte) (T, error)
 }

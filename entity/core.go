@@ -1,6 +1,7 @@
 package entity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -72,7 +73,7 @@ type decision[S, E any] struct {
 // commands it consumed. txs, if not nil, recycles the Tx given to handlers:
 // a handler gets it through an interface, which would move a local Tx to
 // the heap.
-func decide[S, E any, C command[S, E]](def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], txs *sync.Pool) int {
+func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], txs *sync.Pool) int {
 	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
 	consumed := 0
 	for _, c := range cmds {
@@ -93,7 +94,7 @@ func decide[S, E any, C command[S, E]](def *Type[S, E], id string, state S, seq 
 		switch {
 		case err == nil:
 			mark := len(d.events)
-			d.events, err = encodeEvents(def, id, d.events, tx.events, seq, tx.meta)
+			d.events, err = encodeEvents(ctx, def, id, d.events, tx.events, seq, tx.meta)
 			if err != nil {
 				d.events = d.events[:mark]
 				dirty = true
@@ -123,13 +124,19 @@ func decide[S, E any, C command[S, E]](def *Type[S, E], id string, state S, seq 
 	return consumed
 }
 
-// encodeEvents appends the log form of evs, which follow Seq seq, to out.
-func encodeEvents[S, E any](def *Type[S, E], id string, out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
+// encodeEvents appends the log form of evs, which follow Seq seq, to out,
+// encoding under ctx if the codec takes one.
+func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
+	cc := def.contextEvents()
 	for i, e := range evs {
 		var ev eventlog.Event
 		err := guard(def.Name, id, func() error {
 			var err error
-			ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
+			if cc != nil {
+				ev.Name, ev.Revision, ev.Data, err = cc.EncodeContext(ctx, e)
+			} else {
+				ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
+			}
 			return err
 		})
 		if err != nil {
@@ -185,7 +192,7 @@ type Result[S, E, R any] struct {
 func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
 	c := &executed[S, E, R]{cmd: cmd, meta: meta}
 	var d decision[S, E]
-	decide(def, id, state, seq, []*executed[S, E, R]{c}, &d, nil)
+	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d, nil)
 	if err := d.outcomes[0].err; err != nil {
 		return Result[S, E, R]{State: state, Seq: seq, Err: err}
 	}

@@ -248,7 +248,7 @@ func (in *instance[S, E]) process(ctx context.Context, sctx *storeCtx, batch []p
 func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) int {
 	k := in.kind
 	d := &in.group
-	consumed := decide(&k.def, in.id, in.state, in.seq, batch, d, &k.txPool)
+	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d, &k.txPool)
 	var appendErr error
 	if len(d.events) > 0 {
 		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {

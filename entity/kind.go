@@ -63,6 +63,7 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		}
 	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
+	k.def.resolve()
 	k.tel.init(&sys.tel, def.Name)
 	k.live.init()
 	k.actors.init()

@@ -119,7 +119,7 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			var state S
 			err := guard(def.Name, id, func() error {
 				var err error
-				state, err = def.DecodeSnapshot(snap.Revision, snap.Data)
+				state, err = def.decodeSnapshot(ctx, snap.Revision, snap.Data)
 				return err
 			})
 			switch {
@@ -138,6 +138,7 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 		return fail(u.seq, fmt.Errorf("%w: snapshot at seq %d, state rev %d, cannot be read (%w), and events %d to %d, which it covers, are no longer in the log (deleted by WithDeleteEventsOnSnapshot), so recovery cannot replay them: register an upcaster of state revision %d (binarize.UpcastValue on a binarize.Versioned State codec), or deploy the release that wrote it",
 			ErrUnusableSnapshot, u.seq, u.revision, u.err, r.seq+1, u.seq, u.revision))
 	}
+	cc := def.contextEvents()
 	for rec, err := range events.ReadEntity(ctx, def.Name, id, r.seq+1) {
 		if err != nil {
 			return fail(r.seq+1, fmt.Errorf("read events: %w", err))
@@ -149,7 +150,13 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			return fail(r.seq+1, fmt.Errorf("%w: event seq %d follows seq %d", errGap, rec.Seq, r.seq))
 		}
 		err := guard(def.Name, id, func() error {
-			e, err := def.Events.Decode(rec.Name, rec.Revision, rec.Data)
+			var e E
+			var err error
+			if cc != nil {
+				e, err = cc.DecodeContext(ctx, rec.Name, rec.Revision, rec.Data)
+			} else {
+				e, err = def.Events.Decode(rec.Name, rec.Revision, rec.Data)
+			}
 			if err != nil {
 				return fmt.Errorf("decode event %q rev %d: %w", rec.Name, rec.Revision, err)
 			}

@@ -1,6 +1,7 @@
 package entity
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
@@ -36,6 +37,26 @@ type Type[S, E any] struct {
 	// (see [WithSnapshotPolicy]). With a [binarize.RevisionCodec] State,
 	// leave it 0 or set it to the codec's revision, which is used.
 	StateRevision uint32
+
+	// events is Events as a ContextEventCodec, if it is one; resolved says
+	// that Register looked, so the command path does not assert each time.
+	events   binarize.ContextEventCodec[E]
+	resolved bool
+}
+
+// resolve looks once at what the codecs can do.
+func (t *Type[S, E]) resolve() {
+	t.events, _ = t.Events.(binarize.ContextEventCodec[E])
+	t.resolved = true
+}
+
+// contextEvents returns Events as a ContextEventCodec, nil if it is not.
+func (t *Type[S, E]) contextEvents() binarize.ContextEventCodec[E] {
+	if t.resolved {
+		return t.events
+	}
+	cc, _ := t.Events.(binarize.ContextEventCodec[E])
+	return cc
 }
 
 // stateRevision returns the revision snapshots of the state are written at.
@@ -52,7 +73,16 @@ func (t *Type[S, E]) stateRevision() uint32 {
 // is StateRevision. A revision it cannot read gives an error matching
 // [binarize.ErrUnknownRevision]; bytes it cannot decode, the codec's error.
 func (t *Type[S, E]) DecodeSnapshot(revision uint32, data []byte) (S, error) {
+	return t.decodeSnapshot(context.Background(), revision, data)
+}
+
+// decodeSnapshot is DecodeSnapshot under ctx, for a State codec that is a
+// [binarize.ContextRevisionCodec].
+func (t *Type[S, E]) decodeSnapshot(ctx context.Context, revision uint32, data []byte) (S, error) {
 	var zero S
+	if cc, ok := t.State.(binarize.ContextRevisionCodec[S]); ok {
+		return cc.DecodeRevisionContext(ctx, revision, data)
+	}
 	switch rc, ok := t.State.(binarize.RevisionCodec[S]); {
 	case t.State == nil:
 		return zero, fmt.Errorf("%w: entity type %q has no State codec", ErrInvalid, t.Name)
