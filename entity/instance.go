@@ -111,7 +111,7 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 // never runs, and a recovery it cut short goes on in the background (see
 // recoverBehind).
 func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
-	if !in.ready {
+	if !in.ready && !in.isDelete(p) {
 		err := in.restore(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			if !in.ready {
@@ -227,17 +227,38 @@ func (in *instance[S, E]) finish(p pending[S, E], err error) {
 // sctx, if not nil, is unused room for the context of the first append.
 func (in *instance[S, E]) process(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) {
 	for len(batch) > 0 {
+		n := len(batch)
+		if in.kind.deletes.Load() {
+			// A Delete runs alone, in its turn; the commands before it
+			// run against the state before it.
+			if r, dc := asDelete(batch[0]); dc != nil {
+				in.runDelete(ctx, r, dc)
+				batch = batch[1:]
+				continue
+			}
+			n = untilDelete(batch)
+		}
 		if !in.ready {
 			if err := in.restore(ctx); err != nil {
-				for _, p := range batch {
+				for _, p := range batch[:n] {
 					in.finish(p, err)
 				}
-				return
+				batch = batch[n:]
+				continue
 			}
 		}
-		batch = batch[in.runGroup(ctx, sctx, batch):]
+		batch = batch[in.runGroup(ctx, sctx, batch[:n]):]
 		sctx = nil
 	}
+}
+
+// isDelete reports whether p is a Delete, which needs no recovery first.
+func (in *instance[S, E]) isDelete(p pending[S, E]) bool {
+	if !in.kind.deletes.Load() {
+		return false
+	}
+	_, dc := asDelete(p)
+	return dc != nil
 }
 
 // runGroup runs the core (decide) on commands from the front of batch,

@@ -29,6 +29,9 @@ type Kind[S, E any] struct {
 	// the tick of its last use instead of reading the time.
 	clock atomic.Int64
 	tel   kindTelemetry
+	// deletes is set by the first Delete: from then on the entities look
+	// for Deletes among their commands.
+	deletes atomic.Bool
 }
 
 // Register adds entity type def to sys and returns its Kind. It fails if the

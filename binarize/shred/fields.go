@@ -146,6 +146,20 @@ func restore(st reflect.Value, plain []byte) error {
 	return nil
 }
 
+// empty reports whether every personal field of v, of p's type and not a
+// nil pointer, holds its zero value.
+func (p *personal) empty(v reflect.Value) bool {
+	if p.ptr {
+		v = v.Elem()
+	}
+	for _, fi := range p.fields {
+		if !v.Field(fi).IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
 // redact sets p's personal fields of st to their redacted values.
 func (p *personal) redact(st reflect.Value) {
 	for _, fi := range p.fields {

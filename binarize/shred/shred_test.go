@@ -486,3 +486,19 @@ func ExampleEvents() {
 	// ann@example.com
 	// c-1 [redacted]
 }
+
+func TestStateWithoutSubject(t *testing.T) {
+	ks, _ := shred.NewKeys(newKeys())
+	state, _ := shred.NewState(binarize.NewVersioned[Account](binarize.Msgpack, 1), ks, func(a Account) string { return a.Customer }, "Holder")
+	data, err := state.Encode(Account{Cents: 3})
+	if err != nil {
+		t.Fatalf("a state without subject or personal data: %v", err)
+	}
+	if got, err := state.Decode(data); err != nil || got != (Account{Cents: 3}) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	_, err = state.Encode(Account{Holder: "Ann"})
+	if !errors.Is(err, shred.ErrNoSubject) || err.Error() != "shred: encode shred_test.Account: shred: no subject" {
+		t.Fatalf("personal data without a subject: %v", err)
+	}
+}

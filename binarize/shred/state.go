@@ -52,11 +52,18 @@ func NewState[S any](inner binarize.RevisionCodec[S], keys *Keys, subject func(S
 func (s *State[S]) Revision() uint32 { return s.inner.Revision() }
 
 // Encode returns the bytes of v with its personal fields encrypted, under
-// context.Background bounded by the key timeout.
+// context.Background bounded by the key timeout. A state whose subject is
+// "" is an error ([ErrNoSubject]) unless its personal fields are all zero,
+// as an entity's initial state usually is: then it is encoded as it is.
 func (s *State[S]) Encode(v S) ([]byte, error) {
 	rv := reflect.ValueOf(any(v))
 	if s.p.ptr && rv.IsNil() {
 		return s.inner.Encode(v) // the inner codec names the nil pointer
+	}
+	if s.p.subject(rv.Interface()) == "" && s.p.empty(rv) {
+		// A state without a subject and without personal data, such as
+		// an entity's initial state: nothing to protect.
+		return s.inner.Encode(v)
 	}
 	plain, stripped, subject, err := splitValue(s.p, rv)
 	if err != nil {
