@@ -29,7 +29,9 @@ type (
 )
 
 // Handle implements entity.Command.
-func (c Add) Handle(tx *entity.Tx[Wallet, Added]) (int, error) { return tx.Persist(Added(c)).Total, nil }
+func (c Add) Handle(tx *entity.Tx[Wallet, Added]) (int, error) {
+	return tx.Persist(Added(c)).Total, nil
+}
 
 // Handle implements entity.Command.
 func (Get) Handle(tx *entity.Tx[Wallet, Added]) (int, error) { return tx.State().Total, nil }
