@@ -92,6 +92,16 @@
 // Events change through their registry's revisions and upcasters
 // (binarize.Upcast).
 //
+// # Deleting
+//
+// [Kind.Delete] deletes an entity as a whole, in turn with its commands: its
+// events, leaving a tombstone at their last Seq (the log must implement
+// eventlog.StreamDeleter), and its snapshots. Afterwards every command to
+// the id fails with a [*RecoveryError] matching eventlog.ErrDeleted that
+// names the type, id and Seq, in every process, and readers of the log no
+// longer see its events. [AllowReuse] keeps the id usable: it starts again
+// in its initial state at the Seq after the deleted ones, never at 1.
+//
 // # Telemetry
 //
 // A System reports through OpenTelemetry, to the global tracer and meter
