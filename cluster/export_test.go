@@ -45,3 +45,6 @@ func Waiting(m *Member) int {
 	m.route.waiting.Range(func(any, any) bool { n++; return true })
 	return n
 }
+
+// CodesOf returns the registered codes err matches.
+func CodesOf(err error) []string { return codesOf(err) }
