@@ -85,3 +85,36 @@ func Example() {
 	// rejected: true withdraw 500 from alice: insufficient funds
 	// balance: 70
 }
+
+func ExampleKind_Delete() {
+	events := binarize.NewRegistry[AccountEvent](binarize.Msgpack)
+	binarize.MustRegister[Deposited](events, "Deposited")
+	accountType := entity.Type[Account, AccountEvent]{
+		Name: "Account",
+		Apply: func(s Account, e AccountEvent) Account {
+			if d, ok := e.(Deposited); ok {
+				s.Balance += d.Amount
+			}
+			return s
+		},
+		Events: events,
+	}
+	ctx := context.Background()
+	sys, _ := entity.NewSystem(eventlog.NewMemory())
+	defer sys.Shutdown(ctx)
+	accounts, _ := entity.Register(sys, accountType)
+
+	entity.Ask(ctx, accounts.Ref("bob"), Deposit{Amount: 10})
+	entity.Ask(ctx, accounts.Ref("bob"), Deposit{Amount: 5})
+	seq, err := accounts.Delete(ctx, "bob")
+	fmt.Println("deleted at seq", seq, err)
+
+	_, err = entity.Ask(ctx, accounts.Ref("bob"), Deposit{Amount: 1})
+	var deleted *eventlog.DeletedError
+	fmt.Println(errors.As(err, &deleted), deleted.Seq)
+	fmt.Println(err)
+	// Output:
+	// deleted at seq 2 <nil>
+	// true 2
+	// entity: recover Account/bob at seq 1: read events: eventlog: Account/bob was deleted at seq 2; its id cannot be used again
+}
