@@ -103,8 +103,9 @@ type copier struct {
 	typ      string
 
 	// pending is the Position up to which the target may hold events an
-	// interrupted earlier copy wrote. It is set before each window's
-	// appends start and read by them.
+	// interrupted earlier copy wrote: the loaded checkpoint's Pending.
+	// Events this call appends are not among them, since a failed append
+	// ends the call.
 	pending uint64
 
 	appended, present atomic.Int64
@@ -122,6 +123,7 @@ func (c *copier) run(ctx context.Context) (TypeStats, error) {
 		return ts, fmt.Errorf("%w: load %s: %w", ErrCheckpoint, eventlog.FormatID(c.typ), err)
 	}
 	after, pending := cp.Copied, max(cp.Pending, cp.Copied)
+	c.pending = pending
 	ts.Position = after
 	stats := func() {
 		ts.Appended, ts.Present = c.appended.Load(), c.present.Load()
@@ -145,7 +147,6 @@ func (c *copier) run(ctx context.Context) (TypeStats, error) {
 			stats()
 			return ts, err
 		}
-		c.pending = pending
 		if err := c.apply(ctx, window); err != nil {
 			stats()
 			return ts, err
