@@ -8,7 +8,8 @@ import (
 const (
 	// DefaultBatchEvents and DefaultBatchBytes are the defaults of
 	// [WithBatchLimits]. 100 events stays well inside the atomic batch
-	// limit of JetStream (1,000 messages) and Postgres' per-append limits.
+	// limit of JetStream (1,000 messages) and PostgreSQL's per-append
+	// limits.
 	DefaultBatchEvents = 100
 	DefaultBatchBytes  = 1 << 20
 	// DefaultCheckpointEvery is the default of [WithCheckpointEvery].
@@ -76,6 +77,17 @@ func WithCheckpoint(s CheckpointStore) Option {
 // and, unless one event alone is larger, about bytes bytes of data, names
 // and metadata (defaults [DefaultBatchEvents] and [DefaultBatchBytes]).
 // Consecutive events of one stream go in one append up to these limits.
+//
+// Records do not say which events the source appended together, so the
+// target's appends follow these limits, not the source's: a reader of the
+// target during the copy may see part of what the source appended at
+// once. The best limits depend on the target. PostgreSQL commits a
+// multi-event append in one transaction, so batches pay (10,000 events
+// copied in 6.6 s with the defaults against 13.5 s with one event per
+// append, on 2 shared cores). NATS JetStream stores a multi-event append
+// as an atomic batch that waits for a disk sync, while single events are
+// acknowledged from memory: there WithBatchLimits(1, n) copied 10,000
+// events in 1.1 s against 13 s with the defaults.
 func WithBatchLimits(events, bytes int) Option {
 	return func(c *config) error {
 		if events < 1 || bytes < 1 {
