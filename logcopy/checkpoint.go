@@ -19,14 +19,14 @@ import (
 type Checkpoint struct {
 	// Copied is the Position up to which every source event of the type is
 	// in the target.
-	Copied uint64
+	Copied uint64 `json:"copied"`
 	// Pending is the end of the window being copied when the checkpoint
 	// was saved: the events with Positions in (Copied, Pending] may or may
 	// not be in the target. A resumed copy compares those it finds there
 	// with the source and skips them; elsewhere, a target event at a Seq
 	// the copy needs is a [*TargetNotEmptyError]. Pending <= Copied means
 	// nothing is pending.
-	Pending uint64
+	Pending uint64 `json:"pending"`
 }
 
 // CheckpointStore keeps a copy's [Checkpoint] per entity type. Copy loads

@@ -60,7 +60,7 @@ func TestFileCheckpoints(t *testing.T) {
 	for _, tc := range []struct{ name, content, want string }{
 		{"not JSON", "{", "logcopy: checkpoint: parse " + filepath.Join(dir, "bad") + ": unexpected end of JSON input"},
 		{"other version", `{"version": 2, "types": {}}`, "logcopy: checkpoint: " + filepath.Join(dir, "bad") + " has format version 2, this package reads 1"},
-		{"bad type", `{"version": 1, "types": {"": {"Copied": 1}}}`, "logcopy: checkpoint: " + filepath.Join(dir, "bad") + ": eventlog: invalid argument: empty entity type"},
+		{"bad type", `{"version": 1, "types": {"": {"copied": 1}}}`, "logcopy: checkpoint: " + filepath.Join(dir, "bad") + ": eventlog: invalid argument: empty entity type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := filepath.Join(dir, "bad")

@@ -25,8 +25,8 @@ var (
 	// ErrVerify is matched by every [*VerifyError]: after the copy, the
 	// target's counts do not match the source's.
 	ErrVerify = errors.New("logcopy: verification failed")
-	// ErrCheckpoint reports a checkpoint that cannot be read or written, or
-	// that goes backwards.
+	// ErrCheckpoint reports a checkpoint that cannot be loaded or saved, or
+	// a checkpoint file that cannot be parsed.
 	ErrCheckpoint = errors.New("logcopy: checkpoint")
 )
 

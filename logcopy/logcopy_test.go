@@ -257,8 +257,8 @@ func TestResume(t *testing.T) {
   "version": 1,
   "types": {
     "t": {
-      "Copied": 5,
-      "Pending": 10
+      "copied": 5,
+      "pending": 10
     }
   }
 }`

@@ -158,8 +158,8 @@ func WithSkipTruncated() Option {
 	}
 }
 
-// WithProgress calls f after each checkpoint and after each type is
-// verified, on the goroutine that called [Copy]. f must not block for
+// WithProgress calls f after each window of [WithCheckpointEvery] events
+// is appended and after each type is verified, on the goroutine that called [Copy]. f must not block for
 // long: the copy waits for it.
 func WithProgress(f func(Progress)) Option {
 	return func(c *config) error {
