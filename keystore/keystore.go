@@ -26,7 +26,11 @@ type Key struct {
 // Store keeps one data key per subject.
 //
 // Implementations must be safe for concurrent use, from several processes
-// for those that share a server, and must pass keystoretest.Run.
+// for those that share a server, and must pass keystoretest.Run. Every
+// method checks its subject with [ValidateSubject] before any I/O, and
+// returns an error matching ctx.Err() when ctx is done before it could
+// finish. A returned Key is the caller's: mutating its Material, say to
+// wipe it after use, does not change the stored key.
 type Store interface {
 	// Get returns the subject's key. found is false, with a nil error, when
 	// the subject has none: it never had one, or it was forgotten.
