@@ -26,7 +26,7 @@ func Example() {
 	k3, _ := keys.GetOrCreate(ctx, "customer-42")
 	fmt.Println("new key after Forget:", k3.ID != k1.ID)
 
-	_, err := keys.Get(ctx, "")
+	_, _, err := keys.Get(ctx, "")
 	fmt.Println(err)
 	// Output:
 	// same key: true bytes: 32
