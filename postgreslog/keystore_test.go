@@ -230,3 +230,63 @@ func TestKeyStoreUnavailable(t *testing.T) {
 		t.Errorf("the failing calls took %v", d)
 	}
 }
+
+// TestKeyStoreCreateWaitsForConcurrentInsert makes the race GetOrCreate
+// runs its statement again for: another transaction inserts the subject's
+// key, GetOrCreate's insert waits on it, and the other transaction commits
+// after GetOrCreate's statement took its snapshot. GetOrCreate must return
+// the committed key, not fail and not return a key of its own.
+func TestKeyStoreCreateWaitsForConcurrentInsert(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool := postgreslog.NewTestPool(t, nil)
+	schema := postgreslog.FreshSchema(t, pool)
+	s := newKeyStore(t, pool, postgreslog.WithSchema(schema))
+	setupKeys(t, s)
+
+	other, err := keystore.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, "eventsourced_keys"}.Sanitize()+" (subject, key_id, material) VALUES ($1, $2, $3)",
+		"contended", other.ID, other.Material); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+
+	type result struct {
+		k   keystore.Key
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		k, err := s.GetOrCreate(ctx, "contended")
+		done <- result{k, err}
+	}()
+	// Wait until GetOrCreate's insert waits on the uncommitted row.
+	for {
+		var waiting int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH created AS%' AND query LIKE '%'||$1||'%'`, schema).Scan(&waiting); err != nil {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("GetOrCreate returned key %q, err %v, before the other transaction committed", r.k.ID, r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	r := <-done
+	if r.err != nil || r.k.ID != other.ID || !bytes.Equal(r.k.Material, other.Material) {
+		t.Errorf("GetOrCreate: key %q, err %v; want the committed key %q", r.k.ID, r.err, other.ID)
+	}
+}
