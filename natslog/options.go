@@ -31,9 +31,9 @@ const (
 	DefaultMaxInflightBatches = 32
 )
 
-// config is what the options set. One type serves [Setup], [New] and
-// [NewSnapshotStore]; each reads the fields it needs and refuses the options
-// that do not apply to it.
+// config is what the options set. One type serves [Setup], [New],
+// [NewSnapshotStore] and [NewKeyStore]; each reads the fields it needs and
+// refuses the options that do not apply to it.
 type config struct {
 	stream     string
 	prefix     string
