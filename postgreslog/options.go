@@ -79,6 +79,9 @@ func (u use) String() string {
 			names = append(names, c.name)
 		}
 	}
+	if len(names) > 2 {
+		return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	}
 	return strings.Join(names, " and ")
 }
 
