@@ -155,7 +155,7 @@ func TestInvalidOptions(t *testing.T) {
 	_, js := setup(t)
 	ctx := testCtx(t)
 	_, err := natslog.New(ctx, js, natslog.WithReplicas(3))
-	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithReplicas(3) is an option of Setup, not of New") {
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithReplicas(3) is an option of Setup and NewKeyStore, not of New") {
 		t.Errorf("New with WithReplicas: %v", err)
 	}
 	_, err = natslog.NewSnapshotStore(ctx, js, natslog.WithCacheSize(10))
@@ -163,7 +163,7 @@ func TestInvalidOptions(t *testing.T) {
 		t.Errorf("NewSnapshotStore with WithCacheSize: %v", err)
 	}
 	err = natslog.Setup(ctx, js, natslog.WithTimeout(time.Second))
-	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithTimeout(1s) is an option of New and NewSnapshotStore, not of Setup") {
+	if !errors.Is(err, natslog.ErrInvalidOption) || !strings.Contains(err.Error(), "WithTimeout(1s) is an option of New, NewSnapshotStore and NewKeyStore, not of Setup") {
 		t.Errorf("Setup with WithTimeout: %v", err)
 	}
 	_, err = natslog.New(ctx, js, natslog.WithBucket("b"))

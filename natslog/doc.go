@@ -22,6 +22,12 @@
 // [WithMaxBytes], ...). natslog needs nats-server 2.12 or later, for atomic
 // batch publish.
 //
+// [KeyStore] implements keystore.Store, the data keys of crypto-shredding,
+// in a KV bucket of its own (default [DefaultKeyBucket]) that
+// [KeyStore.Setup] creates: one value per key, deletes allowed and no
+// direct gets, so that Forget can erase a key with the server's secure
+// delete and no process reads a forgotten key afterwards. See [KeyStore].
+//
 // # Layout
 //
 // The events of entity (type, id) are messages on the subject

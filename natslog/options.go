@@ -20,6 +20,9 @@ const (
 	DefaultPrefix = "es"
 	// DefaultBucket is the name of the KV bucket that holds the snapshots.
 	DefaultBucket = "eventsourced_snapshots"
+	// DefaultKeyBucket is the name of the KV bucket that holds the data
+	// keys of a [KeyStore].
+	DefaultKeyBucket = "eventsourced_keys"
 	// DefaultCacheSize is how many entities' last (Seq, stream sequence)
 	// pairs a [Log] remembers; see [WithCacheSize].
 	DefaultCacheSize = 100_000
@@ -28,13 +31,14 @@ const (
 	DefaultMaxInflightBatches = 32
 )
 
-// config is what the options set. One type serves [Setup], [New] and
-// [NewSnapshotStore]; each reads the fields it needs and refuses the options
-// that do not apply to it.
+// config is what the options set. One type serves [Setup], [New],
+// [NewSnapshotStore] and [NewKeyStore]; each reads the fields it needs and
+// refuses the options that do not apply to it.
 type config struct {
 	stream     string
 	prefix     string
 	bucket     string
+	keyBucket  string
 	replicas   int
 	storage    jetstream.StorageType
 	maxBytes   int64 // stream limit; -1 unlimited
@@ -55,6 +59,7 @@ const (
 	forSetup use = 1 << iota // Setup and StreamConfig
 	forLog                   // New
 	forStore                 // NewSnapshotStore
+	forKeys                  // NewKeyStore
 )
 
 // String names the calls of u, for error messages.
@@ -63,10 +68,13 @@ func (u use) String() string {
 	for _, c := range []struct {
 		u    use
 		name string
-	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}} {
+	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}, {forKeys, "NewKeyStore"}} {
 		if u&c.u != 0 {
 			names = append(names, c.name)
 		}
+	}
+	if len(names) > 2 {
+		return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 	}
 	return strings.Join(names, " and ")
 }
@@ -76,6 +84,7 @@ func newConfig(call use, opts []Option) (*config, error) {
 		stream:     DefaultStream,
 		prefix:     DefaultPrefix,
 		bucket:     DefaultBucket,
+		keyBucket:  DefaultKeyBucket,
 		replicas:   1,
 		storage:    jetstream.FileStorage,
 		maxBytes:   -1,
@@ -100,7 +109,7 @@ func newConfig(call use, opts []Option) (*config, error) {
 	return c, nil
 }
 
-// Option configures [Setup], [New] or [NewSnapshotStore]. Each option's
+// Option configures [Setup], [New], [NewSnapshotStore] or [NewKeyStore]. Each option's
 // documentation says which of them it applies to; the others refuse it with
 // an error matching [ErrInvalidOption] that names it, rather than ignore it.
 // Give Setup the names (stream, prefix, bucket) that New and
@@ -153,24 +162,37 @@ func WithBucket(name string) Option {
 	return option(fmt.Sprintf("WithBucket(%q)", name), forSetup|forStore, err, func(c *config) { c.bucket = name })
 }
 
+// WithKeyBucket sets the name of the KV bucket that holds the data keys of
+// a [KeyStore] (default [DefaultKeyBucket]). Bucket names use letters,
+// digits, '-' and '_'. For NewKeyStore.
+func WithKeyBucket(name string) Option {
+	var err error
+	if !validBucketName(name) {
+		err = fmt.Errorf("%w: WithKeyBucket(%q): a bucket name is letters, digits, '-' and '_'", ErrInvalidOption, name)
+	}
+	return option(fmt.Sprintf("WithKeyBucket(%q)", name), forKeys, err, func(c *config) { c.keyBucket = name })
+}
+
 // WithReplicas sets how many servers of a cluster keep the stream and the
-// bucket, 1 to 5 (default 1). For Setup.
+// bucket, or a [KeyStore]'s bucket, 1 to 5 (default 1). For Setup and
+// NewKeyStore (whose [KeyStore.Setup] creates its bucket).
 func WithReplicas(n int) Option {
 	var err error
 	if n < 1 || n > 5 {
 		err = fmt.Errorf("%w: WithReplicas(%d): replicas are 1 to 5", ErrInvalidOption, n)
 	}
-	return option(fmt.Sprintf("WithReplicas(%d)", n), forSetup, err, func(c *config) { c.replicas = n })
+	return option(fmt.Sprintf("WithReplicas(%d)", n), forSetup|forKeys, err, func(c *config) { c.replicas = n })
 }
 
-// WithStorage sets the storage of the stream and the bucket: file (the
-// default) or memory. For Setup.
+// WithStorage sets the storage of the stream and the bucket, or of a
+// [KeyStore]'s bucket: file (the default) or memory. For Setup and
+// NewKeyStore.
 func WithStorage(s jetstream.StorageType) Option {
 	var err error
 	if s != jetstream.FileStorage && s != jetstream.MemoryStorage {
 		err = fmt.Errorf("%w: WithStorage(%v): want jetstream.FileStorage or jetstream.MemoryStorage", ErrInvalidOption, s)
 	}
-	return option(fmt.Sprintf("WithStorage(%v)", s), forSetup, err, func(c *config) { c.storage = s })
+	return option(fmt.Sprintf("WithStorage(%v)", s), forSetup|forKeys, err, func(c *config) { c.storage = s })
 }
 
 // WithMaxBytes limits the size of the event stream in bytes; 0 or less means
@@ -229,27 +251,27 @@ func WithMaxInflightBatches(n int) Option {
 }
 
 // WithTimeout bounds every request of a call whose ctx has no deadline. The
-// default is the JetStream context's default timeout. For New and
-// NewSnapshotStore.
+// default is the JetStream context's default timeout. For New,
+// NewSnapshotStore and NewKeyStore.
 func WithTimeout(d time.Duration) Option {
 	var err error
 	if d <= 0 {
 		err = fmt.Errorf("%w: WithTimeout(%v): want a positive duration", ErrInvalidOption, d)
 	}
-	return option(fmt.Sprintf("WithTimeout(%v)", d), forLog|forStore, err, func(c *config) { c.timeout = d })
+	return option(fmt.Sprintf("WithTimeout(%v)", d), forLog|forStore|forKeys, err, func(c *config) { c.timeout = d })
 }
 
 // WithLogger sets the logger for what reaches no caller: the connection
 // dropping (Warn), coming back (Info) or closing (Error), snapshot data
 // that could not be purged (Warn), publishes retried (Debug). The default
-// is slog.Default(); a healthy Log logs nothing per append. For New and
-// NewSnapshotStore.
+// is slog.Default(); a healthy Log logs nothing per append. For New,
+// NewSnapshotStore and NewKeyStore.
 func WithLogger(l *slog.Logger) Option {
 	var err error
 	if l == nil {
 		err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
 	}
-	return option("WithLogger", forLog|forStore, err, func(c *config) { c.logger = l })
+	return option("WithLogger", forLog|forStore|forKeys, err, func(c *config) { c.logger = l })
 }
 
 // WithTracerProvider sets the tracer provider of the spans of a Log (one

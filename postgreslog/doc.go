@@ -101,6 +101,16 @@
 // sent at once, under its caller's context. [Stats] counts the first reads
 // and the queries that served them.
 //
+// # Key store
+//
+// [KeyStore] is a keystore.Store for crypto-shredding: one row per subject
+// in a table of its own, <prefix>keys, that [KeyStore.Setup] creates (not
+// [Setup]: a deployment that shreds nothing has no such table). Get is one
+// SELECT, GetOrCreate one INSERT ... ON CONFLICT DO NOTHING statement that
+// also returns an existing key, Forget one DELETE. A deleted key's bytes
+// stay in the table's pages until VACUUM, and in the write-ahead log and
+// backups until they expire; see [KeyStore].
+//
 // # Telemetry
 //
 // A [Log] and a [SnapshotStore] report through OpenTelemetry to the

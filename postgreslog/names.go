@@ -46,6 +46,7 @@ type names struct {
 	streams   string
 	snapshots string
 	meta      string
+	keys      string // the KeyStore's table
 
 	eventsPkey    string // unquoted name of the events primary key constraint
 	eventsTypePos string // quoted, schema-qualified index name for CREATE INDEX
@@ -74,6 +75,7 @@ func resolveNames(cfg *config) names {
 	streams := table(cfg.tables.Streams, "streams")
 	snapshots := table(cfg.tables.Snapshots, "snapshots")
 	meta := table(cfg.tables.Meta, "meta")
+	keys := table(cfg.tables.Keys, "keys")
 	qualify := func(name string) string {
 		if cfg.schema == "" {
 			return pgx.Identifier{name}.Sanitize()
@@ -85,6 +87,7 @@ func resolveNames(cfg *config) names {
 		streams:       qualify(streams),
 		snapshots:     qualify(snapshots),
 		meta:          qualify(meta),
+		keys:          qualify(keys),
 		eventsPkey:    events + "_pkey",
 		typePosIndex:  events + "_type_position",
 		eventsTypePos: pgx.Identifier{events + "_type_position"}.Sanitize(),

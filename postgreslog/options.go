@@ -41,13 +41,15 @@ type Tables struct {
 	Snapshots string
 	// Meta holds one row: the schema version and the last Position handed out.
 	Meta string
+	// Keys holds the data keys of the [KeyStore].
+	Keys string
 }
 
-// Option configures [Setup], [New] or [NewSnapshotStore]. Each option's
-// documentation says which of them it applies to; the others refuse it with
-// an error matching [ErrInvalidOption] that names it, rather than ignore it.
-// A bad value is refused the same way. Give all three the options that
-// name the tables (schema, prefix, tables).
+// Option configures [Setup], [New], [NewSnapshotStore] or [NewKeyStore].
+// Each option's documentation says which of them it applies to; the others
+// refuse it with an error matching [ErrInvalidOption] that names it, rather
+// than ignore it. A bad value is refused the same way. Give all of them the
+// options that name the tables (schema, prefix, tables).
 type Option struct {
 	name string // how the caller wrote it, for error messages
 	uses use
@@ -62,7 +64,8 @@ const (
 	forSetup use = 1 << iota
 	forLog
 	forStore
-	forNames = forSetup | forLog | forStore
+	forKeys
+	forNames = forSetup | forLog | forStore | forKeys
 )
 
 // String names the calls of u, for error messages.
@@ -71,10 +74,13 @@ func (u use) String() string {
 	for _, c := range []struct {
 		u    use
 		name string
-	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}} {
+	}{{forSetup, "Setup"}, {forLog, "New"}, {forStore, "NewSnapshotStore"}, {forKeys, "NewKeyStore"}} {
 		if u&c.u != 0 {
 			names = append(names, c.name)
 		}
+	}
+	if len(names) > 2 {
+		return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 	}
 	return strings.Join(names, " and ")
 }
@@ -137,6 +143,7 @@ func newConfig(call use, opts []Option) (*config, error) {
 		{"streams", cfg.tables.Streams, "streams"},
 		{"snapshots", cfg.tables.Snapshots, "snapshots"},
 		{"meta", cfg.tables.Meta, "meta"},
+		{"keys", cfg.tables.Keys, "keys"},
 	} {
 		name := t.explicit
 		if name == "" {
@@ -156,7 +163,8 @@ func newConfig(call use, opts []Option) (*config, error) {
 // WithSchema puts the tables in the PostgreSQL schema name instead of the
 // first schema of the connection's search_path. [Setup] creates the schema
 // if it does not exist. The name follows the rules of [WithTablePrefix] and
-// may be up to 63 bytes long. For Setup, New and NewSnapshotStore.
+// may be up to 63 bytes long. For Setup, New, NewSnapshotStore and
+// NewKeyStore.
 func WithSchema(name string) Option {
 	var err error
 	if e := validIdentifier(name, maxSchemaName); e != nil {
@@ -167,11 +175,12 @@ func WithSchema(name string) Option {
 
 // WithTablePrefix sets the prefix of the table names (default
 // [DefaultTablePrefix]): <prefix>events, <prefix>streams,
-// <prefix>snapshots and <prefix>meta. Table names must start with a letter or
+// <prefix>snapshots and <prefix>meta, and <prefix>keys for the [KeyStore].
+// Table names must start with a letter or
 // an underscore, contain only ASCII letters, digits and underscores, and be
 // at most 48 bytes long. They are always quoted, so upper-case letters are
-// kept as given. The prefix may be empty. For Setup, New and
-// NewSnapshotStore.
+// kept as given. The prefix may be empty. For Setup, New, NewSnapshotStore
+// and NewKeyStore.
 func WithTablePrefix(prefix string) Option {
 	var err error
 	if prefix != "" {
@@ -186,10 +195,10 @@ func WithTablePrefix(prefix string) Option {
 
 // WithTables names tables explicitly; an empty field keeps the name from the
 // prefix. The names follow the rules of [WithTablePrefix] and must differ
-// from each other. For Setup, New and NewSnapshotStore.
+// from each other. For Setup, New, NewSnapshotStore and NewKeyStore.
 func WithTables(t Tables) Option {
 	var err error
-	for _, name := range []string{t.Events, t.Streams, t.Snapshots, t.Meta} {
+	for _, name := range []string{t.Events, t.Streams, t.Snapshots, t.Meta, t.Keys} {
 		if name == "" {
 			continue
 		}
