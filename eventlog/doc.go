@@ -42,10 +42,16 @@
 //   - [Deleter] deletes a stream's events up to a Seq, typically those a
 //     snapshot covers. The last Seq never goes down, so appends carry on
 //     from it.
+//   - [StreamDeleter] deletes a stream as a whole and leaves a tombstone
+//     at its last Seq: a final one refuses every later append with a
+//     [*DeletedError] and makes ReadEntity yield one, a reuse one lets the
+//     stream continue after the last Seq. Either way no reader yields the
+//     deleted events again, and EntityIDs skips the id until it has a new
+//     event.
 //   - [IDLister] lists the ids of the entities of a type.
 //   - [Closer] releases the backend's resources.
 //
-// [Memory] implements all three.
+// [Memory] implements all four.
 //
 // # Writing a backend
 //
@@ -81,8 +87,10 @@
 // Each condition has one sentinel, matched with [errors.Is]:
 // [ErrConflict] (always a [*ConflictError], whose Expected and Actual fields
 // [errors.As] gives access to), [ErrInvalid] for bad arguments,
-// [ErrClosed] after [Closer.Close], and [ErrUnavailable] when the store is out
-// of reach (a read may be retried; an append's outcome is unknown). Reads
+// [ErrClosed] after [Closer.Close], [ErrDeleted] (always a [*DeletedError]
+// naming the stream and the Seq of its tombstone) for a stream deleted for
+// good, and [ErrUnavailable] when the store is out of reach (a read may be
+// retried; an append's outcome is unknown). Reads
 // stopped by their context yield the context's error, matching
 // [context.Canceled] or [context.DeadlineExceeded].
 //

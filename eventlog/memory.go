@@ -11,15 +11,17 @@ import (
 // Compile-time checks that Memory provides the contract and every optional
 // capability.
 var (
-	_ Log      = (*Memory)(nil)
-	_ Deleter  = (*Memory)(nil)
-	_ IDLister = (*Memory)(nil)
-	_ Closer   = (*Memory)(nil)
+	_ Log           = (*Memory)(nil)
+	_ Deleter       = (*Memory)(nil)
+	_ StreamDeleter = (*Memory)(nil)
+	_ IDLister      = (*Memory)(nil)
+	_ Closer        = (*Memory)(nil)
 )
 
 // Memory is a [Log] that keeps everything in process memory. It is the
 // reference implementation of the contract and the backend for tests and
-// in-memory benchmarks. It also implements [Deleter], [IDLister] and [Closer].
+// in-memory benchmarks. It also implements [Deleter], [StreamDeleter],
+// [IDLister] and [Closer].
 //
 // Memory stores copies of appended data and metadata and yields copies, so a
 // caller that mutates its slices or maps after Append, or mutates the records
@@ -108,7 +110,8 @@ func (m *Memory) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 }
 
 // EntityIDs implements [IDLister]. An entity stays listed after all of its
-// events were deleted.
+// events were deleted with [Memory.DeleteTo]; one deleted with
+// [Memory.DeleteStream] is not, until it has a new event.
 func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if err := ValidateType(typ); err != nil {
@@ -128,9 +131,11 @@ func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, er
 		var ids []string
 		if ti := m.lookupType(typ); ti != nil {
 			ti.mu.Lock()
-			ids = make([]string, len(ti.streams))
-			for i, st := range ti.streams {
-				ids[i] = st.key.id
+			ids = make([]string, 0, len(ti.streams))
+			for _, st := range ti.streams {
+				if st.tomb.Load() == tombNone {
+					ids = append(ids, st.key.id)
+				}
 			}
 			ti.mu.Unlock()
 		}

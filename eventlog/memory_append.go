@@ -38,21 +38,22 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 	key := streamKey{typ, id}
 	st := sh.streams[key]
 	var last uint64
+	var tomb uint32
 	if st != nil {
-		last = st.last
+		last, tomb = st.last, st.tomb.Load()
+		if tomb == tombFinal {
+			return 0, &DeletedError{EntityType: typ, EntityID: id, Seq: last}
+		}
 	}
 	if last != expected {
 		return 0, &ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: last}
 	}
 	if st == nil {
-		ti := m.typeIndex(typ)
-		st = &stream{key: key, ti: ti}
-		st.first.Store(1)
-		ti.mu.Lock()
-		st.index = uint32(len(ti.streams))
-		ti.streams = append(ti.streams, st)
-		ti.mu.Unlock()
-		sh.streams[key] = st
+		st = m.newStream(sh, key)
+	}
+	if tomb != tombNone {
+		// The stream's first event since a reuse delete lists it again.
+		st.tomb.Store(tombNone)
 	}
 	st.recs = slices.Grow(st.recs, len(events))
 	ti := st.ti
@@ -95,4 +96,18 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 		}
 	}
 	return pos + uint64(len(events)), nil
+}
+
+// newStream adds an empty stream to its shard and its type's index. The
+// caller holds the shard's lock.
+func (m *Memory) newStream(sh *memShard, key streamKey) *stream {
+	ti := m.typeIndex(key.typ)
+	st := &stream{key: key, ti: ti}
+	st.first.Store(1)
+	ti.mu.Lock()
+	st.index = uint32(len(ti.streams))
+	ti.streams = append(ti.streams, st)
+	ti.mu.Unlock()
+	sh.streams[key] = st
+	return st
 }

@@ -38,6 +38,51 @@ func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 	return nil
 }
 
+// DeleteStream implements [StreamDeleter]. It drops every stored event of
+// the stream and marks it with a tombstone: a stream that never had an
+// event gets an empty one, so that a final delete holds for it too. Readers
+// by type skip the dropped events as they skip those of [Memory.DeleteTo].
+func (m *Memory) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uint64, error) {
+	if err := ValidateStream(typ, id); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if m.closed.Load() {
+		return 0, ErrClosed
+	}
+	key := streamKey{typ, id}
+	st := sh.streams[key]
+	if st == nil {
+		st = m.newStream(sh, key)
+	}
+	switch {
+	case st.tomb.Load() != tombFinal:
+	case reuse:
+		return 0, &DeletedError{EntityType: typ, EntityID: id, Seq: st.last}
+	default:
+		return st.last, nil
+	}
+	if n := len(st.recs); n > 0 {
+		st.dropFirst(n)
+		ti := st.ti
+		ti.mu.Lock()
+		ti.dead += n
+		ti.compact()
+		ti.mu.Unlock()
+	}
+	if reuse {
+		st.tomb.Store(tombReuse)
+	} else {
+		st.tomb.Store(tombFinal)
+	}
+	return st.last, nil
+}
+
 // dropFirst deletes the stream's first n events. It builds new slices rather
 // than reslicing, so the deleted events' memory is released and readers
 // copying from the old ones are undisturbed. The caller holds the shard's

@@ -73,7 +73,18 @@ type stream struct {
 	// md holds the metadata of the events that have any, by Seq. The maps
 	// are private copies, never written after the append.
 	md map[uint64]map[string]string
+	// tomb is the stream's tombstone, if DeleteStream left one: tombFinal
+	// for good, tombReuse until the next append clears it. It is written
+	// under the shard's lock and read without it by EntityIDs.
+	tomb atomic.Uint32
 }
+
+// The states of stream.tomb.
+const (
+	tombNone  = iota // no tombstone, or a reuse one the stream has appended past
+	tombReuse        // deleted with reuse, no event since
+	tombFinal        // deleted for good
+)
 
 // stored is an event as kept in memory.
 type stored struct {

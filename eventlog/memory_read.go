@@ -14,7 +14,8 @@ import (
 const readChunk = 256
 
 // ReadEntity implements [Log]. It ends at the stream's last Seq as of the
-// first chunk it reads, even if events are appended while it runs.
+// first chunk it reads, even if events are appended while it runs. A read
+// of a stream deleted with a final tombstone yields a [*DeletedError].
 func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		if err := ValidateStream(typ, id); err != nil {
@@ -47,8 +48,18 @@ func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) it
 				end, started = st.last, true
 			}
 			chunk = st.copyRange(chunk[:0], from, end)
+			// A finally deleted stream has no events, so the check costs
+			// reads that find some nothing.
+			var deleted *DeletedError
+			if len(chunk) == 0 && st.tomb.Load() == tombFinal {
+				deleted = &DeletedError{EntityType: typ, EntityID: id, Seq: st.last}
+			}
 			sh.mu.Unlock()
 
+			if deleted != nil {
+				yield(Record{}, deleted)
+				return
+			}
 			if len(chunk) == 0 {
 				return
 			}

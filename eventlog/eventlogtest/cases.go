@@ -21,7 +21,7 @@ import (
 // Cases returns the conformance cases, in the order [Run] runs them.
 func Cases() []Case {
 	c := conformancetest.New[eventlog.Log]
-	return []Case{
+	return append([]Case{
 		c("ReplayAll", "ReadEntity from 1 (or 0) yields every event of the stream in Seq order 1, 2, 3 ... and ends at its end", replayAll),
 		c("ReplayFromSeq", "ReadEntity from a Seq yields exactly the events with Seq >= from", replayFromSeq),
 		c("ReplayBeyondEnd", "ReadEntity from beyond the last Seq yields nothing and no error", replayBeyondEnd),
@@ -49,7 +49,7 @@ func Cases() []Case {
 		c("DeleteAll", "Deleter: deleting every event keeps LastSeq, and the next append must still expect it", deleteAll),
 		c("DeleteHidesFromReadType", "Deleter: deleted events are gone for readers by type too", deleteHidesFromReadType),
 		c("EntityIDs", "IDLister: EntityIDs yields exactly the ids of the type's entities, once each", entityIDs),
-	}
+	}, tombstoneCases()...)
 }
 
 func replayAll(t *conformancetest.T, log eventlog.Log) {

@@ -24,8 +24,11 @@
 // that must not skip events while concurrent writers commit, cancellation
 // and early exit from iterators. Every failure message starts with
 // "rule: " and the contract rule that broke. The optional capabilities
-// [eventlog.Deleter] and [eventlog.IDLister] are tested when the log
-// implements them; otherwise their cases log that they do not apply.
+// [eventlog.Deleter], [eventlog.StreamDeleter] and [eventlog.IDLister] are
+// tested when the log implements them; otherwise their cases log that they
+// do not apply. The StreamDeleter cases cover final and reuse tombstones,
+// deleting again, streams never written, readers by type and live
+// subscriptions around a delete, and appends racing with it.
 //
 // Cases name entity types and ids uniquely per case and per run, using only
 // lower-case letters, digits and underscores, so a backend may share one
@@ -42,7 +45,8 @@
 //
 // Cases check errors by [errors.Is] and [errors.As] against
 // [eventlog.ErrConflict], [*eventlog.ConflictError],
-// [eventlog.ErrInvalid] and [context.Canceled], never by message. A case
+// [eventlog.ErrDeleted], [*eventlog.DeletedError], [eventlog.ErrInvalid]
+// and [context.Canceled], never by message. A case
 // fails, rather than hangs, when a backend stops answering: every case runs
 // under a deadline and waits for subscriptions with timeouts.
 package eventlogtest

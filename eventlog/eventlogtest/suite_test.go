@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -53,7 +54,86 @@ func TestSuiteDetectsBrokenLogs(t *testing.T) {
 			"ReplayAll", "ReplayFromSeq", "RecordFields", "ConcurrentAppenders"),
 		b("DeleteLowersLastSeq", wrap(func(m *eventlog.Memory) eventlog.Log { return deleteLowersLastSeq{m} }),
 			"DeleteAll"),
+		b("FinalTombstoneReusable", wrap(func(m *eventlog.Memory) eventlog.Log { return finalAsReuse{m} }),
+			"DeleteStreamFinal", "DeleteStreamAgain", "DeleteStreamNeverWritten", "DeleteStreamLiveSubscription", "DeleteStreamRacingAppends"),
+		b("DeletedErrorWithoutSeq", wrap(func(m *eventlog.Memory) eventlog.Log { return deletedWithoutSeq{m} }),
+			"DeleteStreamFinal", "DeleteStreamAgain", "DeleteStreamRacingAppends"),
+		b("TombstoneHidesOnlyFromReadEntity", wrap(func(m *eventlog.Memory) eventlog.Log {
+			return &shallowTombstone{Memory: m, final: make(map[[2]string]uint64)}
+		}),
+			"DeleteStreamHidesFromReadType", "DeleteStreamEntityIDs", "DeleteStreamRacingAppends"),
 	})
+}
+
+// finalAsReuse leaves a reuse tombstone when asked for a final one.
+type finalAsReuse struct{ *eventlog.Memory }
+
+func (l finalAsReuse) DeleteStream(ctx context.Context, typ, id string, _ bool) (uint64, error) {
+	return l.Memory.DeleteStream(ctx, typ, id, true)
+}
+
+// deletedWithoutSeq refuses appends to a deleted stream with a
+// DeletedError that lacks the tombstone's Seq.
+type deletedWithoutSeq struct{ *eventlog.Memory }
+
+func (l deletedWithoutSeq) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	pos, err := l.Memory.Append(ctx, typ, id, expected, events...)
+	if errors.Is(err, eventlog.ErrDeleted) {
+		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id}
+	}
+	return pos, err
+}
+
+// shallowTombstone implements a final delete as a flag that Append and
+// ReadEntity honour, leaving the events in place for every other reader.
+type shallowTombstone struct {
+	*eventlog.Memory
+	mu    sync.Mutex // guards final
+	final map[[2]string]uint64
+}
+
+func (l *shallowTombstone) tomb(typ, id string) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq, ok := l.final[[2]string{typ, id}]
+	return seq, ok
+}
+
+func (l *shallowTombstone) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uint64, error) {
+	if reuse {
+		return l.Memory.DeleteStream(ctx, typ, id, true)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq, ok := l.final[[2]string{typ, id}]; ok {
+		return seq, nil
+	}
+	// Taking the last Seq and setting the flag under one lock, which
+	// appends take too, keeps the flag exact.
+	seq, err := l.Memory.LastSeq(ctx, typ, id)
+	if err != nil {
+		return 0, err
+	}
+	l.final[[2]string{typ, id}] = seq
+	return seq, nil
+}
+
+func (l *shallowTombstone) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq, ok := l.final[[2]string{typ, id}]; ok {
+		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: seq}
+	}
+	return l.Memory.Append(ctx, typ, id, expected, events...)
+}
+
+func (l *shallowTombstone) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
+	if seq, ok := l.tomb(typ, id); ok {
+		return func(yield func(eventlog.Record, error) bool) {
+			yield(eventlog.Record{}, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: seq})
+		}
+	}
+	return l.Memory.ReadEntity(ctx, typ, id, from)
 }
 
 // ignoreExpected appends at whatever the last Seq is.
