@@ -88,6 +88,8 @@ type Stats struct {
 	Appends uint64
 	Events  uint64
 	// Conflicts counts appends refused with an *eventlog.ConflictError.
+	// Appends refused with an *eventlog.DeletedError (the stream was
+	// deleted for good) count neither here nor in Failures.
 	Conflicts uint64
 	// Failures counts appends that failed otherwise.
 	Failures uint64
