@@ -32,7 +32,8 @@ import (
 // round trip.
 //
 // A refusal becomes a [*eventlog.ConflictError] whose Actual is read from the
-// entity's last message. Errors matching [eventlog.ErrInvalid] (including
+// entity's last message, or a [*eventlog.DeletedError] if that message is
+// the tombstone of a final [Log.DeleteStream]. Errors matching [eventlog.ErrInvalid] (including
 // [ErrTooLarge]) or [ErrNotSetUp] mean nothing was stored; any other error
 // (a timeout, a lost connection) leaves it unknown whether the events
 // landed, and the Log forgets what it remembered of the entity.

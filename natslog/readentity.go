@@ -118,7 +118,9 @@ func prevSseq(m *stored) (prev uint64, want func(*stored) bool, known bool) {
 // there with one direct get by stream sequence each;
 // otherwise it uses batched direct gets of the entity's subject, skipping
 // the events before from by binary search rather than reading them. It ends
-// at the entity's last message as of its start.
+// at the entity's last message as of its start. If that message is the
+// tombstone of a final [Log.DeleteStream], it yields a
+// [*eventlog.DeletedError].
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		fail := func(err error) {
