@@ -135,19 +135,21 @@ func TestMemoryClose(t *testing.T) {
 	}
 	_, appendErr := m.Append(ctx, "t", "a", 1, eventlog.Event{Name: "E"})
 	_, lastErr := m.LastSeq(ctx, "t", "a")
+	_, deleteStreamErr := m.DeleteStream(ctx, "t", "a", false)
 	var idsErr error
 	for _, err := range m.EntityIDs(ctx, "t") {
 		idsErr = err
 	}
 	for name, err := range map[string]error{
-		"Append":     appendErr,
-		"LastSeq":    lastErr,
-		"ReadEntity": firstErr(m.ReadEntity(ctx, "t", "a", 1)),
-		"ReadType":   firstErr(m.ReadType(ctx, "t", 0)),
-		"Subscribe":  firstErr(m.Subscribe(ctx, "t", 0)),
-		"DeleteTo":   m.DeleteTo(ctx, "t", "a", 1),
-		"EntityIDs":  idsErr,
-		"Close":      m.Close(),
+		"Append":       appendErr,
+		"LastSeq":      lastErr,
+		"ReadEntity":   firstErr(m.ReadEntity(ctx, "t", "a", 1)),
+		"ReadType":     firstErr(m.ReadType(ctx, "t", 0)),
+		"Subscribe":    firstErr(m.Subscribe(ctx, "t", 0)),
+		"DeleteTo":     m.DeleteTo(ctx, "t", "a", 1),
+		"DeleteStream": deleteStreamErr,
+		"EntityIDs":    idsErr,
+		"Close":        m.Close(),
 	} {
 		if !errors.Is(err, eventlog.ErrClosed) {
 			t.Errorf("%s after Close: got %v, want ErrClosed", name, err)

@@ -32,7 +32,8 @@ import (
 // round trip.
 //
 // A refusal becomes a [*eventlog.ConflictError] whose Actual is read from the
-// entity's last message. Errors matching [eventlog.ErrInvalid] (including
+// entity's last message, or a [*eventlog.DeletedError] if that message is
+// the tombstone of a final [Log.DeleteStream]. Errors matching [eventlog.ErrInvalid] (including
 // [ErrTooLarge]) or [ErrNotSetUp] mean nothing was stored; any other error
 // (a timeout, a lost connection) leaves it unknown whether the events
 // landed, and the Log forgets what it remembered of the entity.
@@ -84,6 +85,9 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	conflict := func(actual uint64) (uint64, error) {
 		return 0, &eventlog.ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: actual}
 	}
+	deleted := func(seq uint64) (uint64, error) {
+		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: seq}
+	}
 
 	// The stream sequence of the entity's last message, which the server
 	// must find for the append to go through.
@@ -94,6 +98,9 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 		last, found, err := l.last(ctx, subj)
 		if err != nil {
 			return fail(err)
+		}
+		if last.final {
+			return deleted(last.seq)
 		}
 		if last.seq != expected {
 			return conflict(last.seq)
@@ -121,11 +128,18 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 		}
 		// Refused: read what is there. A stale remembered sequence with the
 		// right Seq (the entity's last message was replaced by a deletion
-		// marker, or another Log appended and this one saw it through a
-		// read) is retried; anything else is a conflict.
+		// marker or a reuse tombstone, or another Log appended and this one
+		// saw it through a read) is retried; a final tombstone refuses the
+		// append for good, whatever it expects; anything else is a
+		// conflict. A final tombstone is the subject's only message, and
+		// never in the cache, so an append to it always comes this way or
+		// the lookup's.
 		last, found, lerr := l.last(ctx, subj)
 		if lerr != nil {
 			return fail(fmt.Errorf("refused (%w), and reading the actual seq failed: %w", err, lerr))
+		}
+		if last.final {
+			return deleted(last.seq)
 		}
 		if last.seq != expected {
 			return conflict(last.seq)

@@ -12,12 +12,17 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
-// The optional capabilities of a Log: listing the ids of a type and
-// deleting an entity's events up to a Seq.
+// The optional capabilities of a Log: listing the ids of a type, deleting
+// an entity's events up to a Seq, and deleting an entity's stream.
 
 // EntityIDs implements [eventlog.IDLister] from the stream's per-subject
 // state: one stream info request (paged by the client for many subjects).
-// An entity whose events were all deleted stays listed.
+// An entity whose events were all deleted with [Log.DeleteTo] stays
+// listed. One deleted with [Log.DeleteStream] is not, until it has a new
+// event: a second stream info request finds the entities DeleteStream
+// ever tombstoned (see tombIndex), and for those whose subject holds one
+// message, one multi-subject direct get tells whether it is still the
+// tombstone.
 func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if err := eventlog.ValidateType(typ); err != nil {
@@ -44,12 +49,21 @@ func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error
 			info, err = l.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 			return err
 		})
+		if err != nil {
+			cancel()
+			yield("", fmt.Errorf("natslog: entity ids of type %s: %w", typ, err))
+			return
+		}
+		skip, err := l.tombstoned(rctx, filter, info.State.Subjects)
 		cancel()
 		if err != nil {
 			yield("", fmt.Errorf("natslog: entity ids of type %s: %w", typ, err))
 			return
 		}
 		for subj := range info.State.Subjects {
+			if skip[subj] {
+				continue
+			}
 			id, err := l.subjects.id(filter, subj)
 			if err != nil {
 				yield("", err)

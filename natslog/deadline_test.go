@@ -471,7 +471,11 @@ func TestStalledServerCallsReturnByDeadline(t *testing.T) {
 			}
 			return nil
 		},
-		"DeleteTo":      func(ctx context.Context) error { return l.DeleteTo(ctx, "Acct", "a", 1) },
+		"DeleteTo": func(ctx context.Context) error { return l.DeleteTo(ctx, "Acct", "a", 1) },
+		"DeleteStream": func(ctx context.Context) error {
+			_, err := l.DeleteStream(ctx, "Acct", "a", false)
+			return err
+		},
 		"Snapshot Save": func(ctx context.Context) error { return snaps.Save(ctx, snapshotOf("a", 1), 1) },
 		"Snapshot Load": func(ctx context.Context) error { _, _, err := snaps.Load(ctx, "Acct", "a"); return err },
 		"offsets Load":  func(ctx context.Context) error { _, err := offsets.Load(ctx, "p"); return err },

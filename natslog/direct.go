@@ -176,8 +176,20 @@ func (l *Log) last(ctx context.Context, subj string) (stored, bool, error) {
 	if err != nil {
 		return stored{}, false, err
 	}
-	l.cache.set(subj, tail{seq: s.seq, sseq: s.sseq})
+	l.remember(subj, &s)
 	return s, true, nil
+}
+
+// remember makes s, just read as the last message on subj, the tail the
+// cache holds for it. A final tombstone is never remembered: an append
+// expecting its Seq would pass the server's check of the last subject
+// sequence, so appends must look it up and be refused.
+func (l *Log) remember(subj string, s *stored) {
+	if s.final {
+		l.cache.forget(subj)
+		return
+	}
+	l.cache.set(subj, tail{seq: s.seq, sseq: s.sseq})
 }
 
 // requestRetry sends a read request and waits for its one reply, retrying

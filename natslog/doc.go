@@ -76,9 +76,25 @@
 //
 // [Log] implements [eventlog.Deleter] (purging an entity's subject below the
 // first event it keeps; deleting all events leaves a small marker message
-// that keeps the last Seq), [eventlog.IDLister] (from the stream's
-// per-subject state) and [eventlog.Closer]. [SnapshotStore] implements
-// [snapshotstore.Lister] and [snapshotstore.Closer].
+// that keeps the last Seq), [eventlog.StreamDeleter], [eventlog.IDLister]
+// (from the stream's per-subject state) and [eventlog.Closer].
+// [SnapshotStore] implements [snapshotstore.Lister] and
+// [snapshotstore.Closer].
+//
+// [Log.DeleteStream] publishes a tombstone on the entity's subject: a
+// marker with header Es-Deleted "final" or "stream" (reuse) and Es-Seq the
+// last Seq (0 for an entity without events), published with Nats-Rollup:
+// sub, so the server purges the subject's earlier messages as it stores
+// it, and with the expected last subject sequence, like an append, so an
+// append racing with it lands before it (and is purged) or is refused.
+// Appends and reads find a final tombstone in the lookup of the entity's
+// last message they make anyway and fail with [*eventlog.DeletedError];
+// readers by type skip it as they skip every marker. The stream must
+// allow rollups, which [Setup] turns on (for a stream set up by an earlier
+// release, run Setup again). Before its first tombstone an entity gets an
+// empty message on <prefix>.<type>.<id>.deleted, which no reader of
+// events sees and [Log.EntityIDs] uses to skip tombstoned entities
+// without reading every entity's last message.
 //
 // # Concurrency
 //

@@ -161,7 +161,7 @@ func (l *Log) lastBatch(batch []*lastReq) {
 		s, ok := found[subj]
 		switch {
 		case ok:
-			l.cache.set(subj, tail{seq: s.seq, sseq: s.sseq})
+			l.remember(subj, &s)
 			answer(subj, lastRes{s: s, found: true})
 		case complete:
 			l.cache.forget(subj)

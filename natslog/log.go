@@ -19,10 +19,11 @@ import (
 // Compile-time checks that Log provides the contract and its optional
 // capabilities.
 var (
-	_ eventlog.Log      = (*Log)(nil)
-	_ eventlog.Deleter  = (*Log)(nil)
-	_ eventlog.IDLister = (*Log)(nil)
-	_ eventlog.Closer   = (*Log)(nil)
+	_ eventlog.Log           = (*Log)(nil)
+	_ eventlog.Deleter       = (*Log)(nil)
+	_ eventlog.StreamDeleter = (*Log)(nil)
+	_ eventlog.IDLister      = (*Log)(nil)
+	_ eventlog.Closer        = (*Log)(nil)
 )
 
 // errClosed is what a closed Log returns.
@@ -47,7 +48,8 @@ const (
 const defaultTimeout = 5 * time.Second
 
 // Log is an [eventlog.Log] on a JetStream stream. It also implements
-// [eventlog.Deleter], [eventlog.IDLister] and [eventlog.Closer].
+// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister] and
+// [eventlog.Closer].
 //
 // The events of entity (type, id) are messages on the subject
 // <prefix>.<type>.<id>, type and id escaped as subject tokens (see the

@@ -46,8 +46,9 @@ func (l *Log) walkBack(ctx context.Context, subj string, last stored, from uint6
 	msgs = append(msgs, last)
 	cur := last
 	for {
-		if !cur.marker && cur.seq <= from {
-			// The previous message has a Seq below from.
+		if !cur.marker && cur.seq <= from || cur.tomb {
+			// The previous message has a Seq below from, or there is none:
+			// a tombstone's publish purged the messages before it.
 			return msgs, true, nil
 		}
 		prev, want, known := prevSseq(&cur)
@@ -117,7 +118,9 @@ func prevSseq(m *stored) (prev uint64, want func(*stored) bool, known bool) {
 // there with one direct get by stream sequence each;
 // otherwise it uses batched direct gets of the entity's subject, skipping
 // the events before from by binary search rather than reading them. It ends
-// at the entity's last message as of its start.
+// at the entity's last message as of its start. If that message is the
+// tombstone of a final [Log.DeleteStream], it yields a
+// [*eventlog.DeletedError].
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		fail := func(err error) {
@@ -164,6 +167,11 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 			switch {
 			case err != nil:
 				fail(err)
+				return
+			case last.final:
+				// The lookup every read makes finds the tombstone, the
+				// subject's only message.
+				yield(eventlog.Record{}, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: last.seq})
 				return
 			case !found || last.seq < from || last.marker:
 				// No events at or after from; a marker as the last message

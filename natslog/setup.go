@@ -10,8 +10,9 @@ import (
 )
 
 // StreamConfig returns the configuration [Setup] gives the event stream for
-// opts: subjects <prefix>.>, direct gets and atomic batch publish allowed,
-// no message expiry, and, when limited by [WithMaxBytes], refusing new
+// opts: subjects <prefix>.>, direct gets, atomic batch publish and
+// subject rollups (the tombstones of DeleteStream) allowed, no message
+// expiry, and, when limited by [WithMaxBytes], refusing new
 // events rather than discarding old ones. It is exported so deployments that
 // manage streams elsewhere can see what natslog expects.
 func StreamConfig(opts ...Option) (jetstream.StreamConfig, error) {
@@ -38,6 +39,7 @@ func streamConfig(cfg *config) jetstream.StreamConfig {
 		Replicas:           cfg.replicas,
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
+		AllowRollup:        true,
 		DenyDelete:         true,
 	}
 }

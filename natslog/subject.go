@@ -107,6 +107,15 @@ func (s subjects) entity(typ, id string) (string, error) {
 	return s.prefix + t + "." + i, nil
 }
 
+// tombIndex returns the subject that lists, for EntityIDs, the stream of
+// event subject subj as one that DeleteStream tombstoned: subj with one
+// more token, which no filter of event subjects matches.
+func tombIndex(subj string) string { return subj + ".deleted" }
+
+// tombFilter returns the subject filter of the tombIndex subjects of type
+// typ, given the type's filter.
+func tombFilter(typeFilter string) string { return typeFilter + ".deleted" }
+
 // typeFilter returns the subject filter of every stream of type typ.
 func (s subjects) typeFilter(typ string) (string, error) {
 	t := encodeToken(typ)

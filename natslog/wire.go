@@ -31,7 +31,18 @@ const (
 	hdrMeta = "Es-Meta"
 	// hdrMarker marks a message that stands in for deleted events: it keeps
 	// the stream's last Seq when every event was deleted. Readers skip it.
+	// Its value says what deleted them: "1" DeleteTo, or DeleteStream,
+	// leaving a tombstone, markerReuse or markerFinal.
 	hdrMarker = "Es-Deleted"
+	// hdrRollup makes the server purge the subject's earlier messages when
+	// it stores the message, atomically: a tombstone replaces its stream.
+	hdrRollup = "Nats-Rollup"
+)
+
+// The values of [hdrMarker] of the tombstones DeleteStream leaves.
+const (
+	markerReuse = "stream"
+	markerFinal = "final"
 )
 
 // JetStream's headers.
@@ -152,6 +163,8 @@ type stored struct {
 	sseq    uint64 // stream sequence: the record's Position
 	seq     uint64 // Es-Seq
 	marker  bool   // a deletion marker, not an event
+	tomb    bool   // a marker DeleteStream left, the subject's first message
+	final   bool   // a tombstone of a stream deleted for good
 	time    time.Time
 	header  nats.Header
 	data    []byte
@@ -172,15 +185,19 @@ func parseDirect(m *nats.Msg) (stored, error) {
 	return s, s.parseSeq()
 }
 
-// parseSeq reads the Es-Seq header and the marker flag.
+// parseSeq reads the Es-Seq header and the marker flags. Only a tombstone
+// may carry Seq 0: that of a stream deleted before its first event.
 func (s *stored) parseSeq() error {
 	v := s.header.Get(hdrSeq)
+	kind := s.header.Get(hdrMarker)
+	s.marker = kind != ""
+	s.final = kind == markerFinal
+	s.tomb = s.final || kind == markerReuse
 	seq, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || seq == 0 {
+	if err != nil || seq == 0 && !s.tomb {
 		return fmt.Errorf("natslog: message %d on %s is not an event of this log: %s header %q", s.sseq, s.subject, hdrSeq, v)
 	}
 	s.seq = seq
-	s.marker = s.header.Get(hdrMarker) != ""
 	return nil
 }
 

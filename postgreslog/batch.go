@@ -145,6 +145,9 @@ func (l *Log) runBatch(batch []*appendReq) {
 				if metered {
 					l.tel.conflicts.Add(context.Background(), 1, l.tel.backend.Add...)
 				}
+			case errors.Is(o.err, eventlog.ErrDeleted):
+				// Refused like a conflict, and as final: the caller's
+				// business, not a failure of the Log.
 			default:
 				l.stats.failures.Add(1)
 				o.err = l.appendErr(r, o.err)
@@ -290,10 +293,19 @@ func plan(reqs []*appendReq, cache *seqCache) batchPlan {
 	return p
 }
 
+// refusal is what the database answered for a stream of a round that took
+// no events: its actual last Seq, and whether it was deleted for good (then
+// seq is the Seq of its tombstone).
+type refusal struct {
+	seq   uint64
+	final bool
+}
+
 // settle decides each append's outcome once the database has answered:
-// actual holds the actual last Seq of the streams whose base was wrong, and
-// lastPos the last of the Positions the round took.
-func (p *batchPlan) settle(reqs []*appendReq, actual map[int]uint64, lastPos uint64) []outcome {
+// actual holds the refusals of the streams whose base was wrong or that
+// were deleted for good, and lastPos the last of the Positions the round
+// took.
+func (p *batchPlan) settle(reqs []*appendReq, actual map[int]refusal, lastPos uint64) []outcome {
 	outs := make([]outcome, len(reqs))
 	pos := lastPos - uint64(p.events)
 	for i, r := range reqs {
@@ -307,11 +319,14 @@ func (p *batchPlan) settle(reqs []*appendReq, actual map[int]uint64, lastPos uin
 		case !conflicted:
 			pos += uint64(len(r.events))
 			outs[i].pos = pos
-		case r.expected == p.base[s] || r.expected != a:
+		case a.final:
+			pos += uint64(len(r.events))
+			outs[i].err = &eventlog.DeletedError{EntityType: r.typ, EntityID: r.id, Seq: a.seq}
+		case r.expected == p.base[s] || r.expected != a.seq:
 			// Also the Positions of refused events are skipped: they were
 			// taken under the lock, so no later commit can have them.
 			pos += uint64(len(r.events))
-			outs[i].err = &eventlog.ConflictError{EntityType: r.typ, EntityID: r.id, Expected: r.expected, Actual: a}
+			outs[i].err = &eventlog.ConflictError{EntityType: r.typ, EntityID: r.id, Expected: r.expected, Actual: a.seq}
 		default:
 			// It continued an append that conflicted, and it matches the
 			// actual last Seq: it may well succeed on its own.

@@ -57,7 +57,7 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	}
 	defer conn.Release()
 	var lastPos int64
-	actual := make(map[int]uint64)
+	actual := make(map[int]refusal)
 	if p.events >= l.cfg.copyThreshold {
 		err = l.commitCopy(ctx, conn, sorted, &p, &lastPos, actual)
 	} else {
@@ -77,8 +77,8 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	}
 	// What the round learned about the streams' last Seqs.
 	for s, k := range p.streams {
-		if a, refused := actual[s]; refused {
-			l.cache.learn(k, a)
+		if a, refused := actual[s]; refused && !a.final {
+			l.cache.learn(k, a.seq)
 		}
 	}
 	for i, r := range sorted {
@@ -132,7 +132,7 @@ func (p *batchPlan) baseOf(s int) int64 {
 
 // commitInsert is the one-round-trip commit: the statement appendEvents
 // checks and inserts, and reports the streams that did not match.
-func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]uint64) error {
+func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
 	n := p.events
 	var (
 		types, ids, names = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
@@ -180,7 +180,7 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 // events of the streams that passed; the last round trip notifies and
 // commits. The meta row stays locked from the first round trip to the
 // commit, so no other writer can commit in between and the check holds.
-func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]uint64) error {
+func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
 	types, ids, bases := make([]string, len(p.streams)), make([]string, len(p.streams)), make([]int64, len(p.streams))
 	for s, k := range p.streams {
 		types[s], ids[s], bases[s] = k.typ, k.id, p.baseOf(s)
@@ -245,12 +245,13 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*append
 	return nil
 }
 
-// scanActual reads (stream ordinal, actual last Seq) rows into actual; the
-// ordinals count from first.
-func scanActual(rows pgx.Rows, actual map[int]uint64, first int) error {
+// scanActual reads (stream ordinal, actual last Seq, deleted for good) rows
+// into actual; the ordinals count from first.
+func scanActual(rows pgx.Rows, actual map[int]refusal, first int) error {
 	var k, a int64
-	_, err := pgx.ForEachRow(rows, []any{&k, &a}, func() error {
-		actual[int(k)-first] = uint64(a)
+	var f bool
+	_, err := pgx.ForEachRow(rows, []any{&k, &a, &f}, func() error {
+		actual[int(k)-first] = refusal{seq: uint64(a), final: f}
 		return nil
 	})
 	return err

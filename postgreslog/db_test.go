@@ -163,6 +163,9 @@ func MetaTable(l *Log) string { return l.n.meta }
 // EventsTable returns the quoted name of l's events table.
 func EventsTable(l *Log) string { return l.n.events }
 
+// StreamsTable returns l's streams table, quoted.
+func StreamsTable(l *Log) string { return l.n.streams }
+
 // HoldPositions locks l's meta row in a transaction of its own, so that
 // every batch that has locked its streams waits to take Positions; appends
 // queue up behind it. The returned function releases the lock.

@@ -95,6 +95,10 @@ func TestSilentPeerCallsReturnByDeadline(t *testing.T) {
 			return nil
 		},
 		"LastSeq": func(ctx context.Context) error { _, err := l.LastSeq(ctx, "T", "a"); return err },
+		"DeleteStream": func(ctx context.Context) error {
+			_, err := l.DeleteStream(ctx, "T", "a", false)
+			return err
+		},
 		"Store.Load": func(ctx context.Context) error {
 			_, _, err := s.Load(ctx, "T", "a")
 			return err

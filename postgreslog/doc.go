@@ -19,13 +19,18 @@
 // quoted. The meta table records the schema version ([SchemaVersion]), so a
 // later release can migrate them; Setup refuses tables of a newer version
 // with [ErrSchemaVersion]. It takes an advisory lock, so several processes
-// may run Setup at once.
+// may run Setup at once. Version 2 added the tombstone columns of the
+// streams table; Setup migrates tables of version 1 in place, without
+// rewriting them; until it has run, a Log of this release fails its
+// appends and entity reads with [ErrNotSetUp].
 //
 //   - events: one row per event, primary key (entity_type, entity_id, seq),
 //     unique index (entity_type, position); data is bytea and metadata jsonb.
 //     A stream's last Seq is its highest event.
 //   - streams: one row per stream that [Log.DeleteTo] deleted events of,
-//     with the highest Seq deleted, so a stream's last Seq never goes down.
+//     with the highest Seq deleted (deleted_to), so a stream's last Seq
+//     never goes down, and per stream that [Log.DeleteStream] deleted, the
+//     Seq of its tombstone (tombstone) and whether it is final (final).
 //   - snapshots: primary key (entity_type, entity_id, seq).
 //   - meta: one row: schema_version and last_position, the Position counter.
 //
@@ -166,9 +171,21 @@
 //
 // # Optional capabilities
 //
-// [Log] implements [eventlog.Deleter], [eventlog.IDLister] and
-// [eventlog.Closer]; [SnapshotStore] implements [snapshotstore.Lister] and
-// [snapshotstore.Closer]. Closing them does not close the pool.
+// [Log] implements [eventlog.Deleter], [eventlog.StreamDeleter],
+// [eventlog.IDLister] and [eventlog.Closer]; [SnapshotStore] implements
+// [snapshotstore.Lister] and [snapshotstore.Closer]. Closing them does not
+// close the pool.
+//
+// [Log.DeleteStream] runs one transaction: it takes the Position lock, as a
+// group-commit round does, deletes the stream's events and records the
+// tombstone in the stream's row of the streams table. Holding the lock, it
+// runs between rounds, so every append commits before it or is checked
+// against the tombstone; appends of the whole Log wait for it meanwhile.
+// The rounds find a final tombstone in the lookup of the streams table
+// that their check of the last Seq already makes, and refuse the stream's
+// appends with a [*eventlog.DeletedError] there. ReadEntity finds it in
+// the statement that reads the events: a stream deleted for good has none,
+// and the statement returns its tombstone instead.
 //
 // # Concurrency
 //
@@ -181,7 +198,9 @@
 // # Errors
 //
 // Appends report conflicts as [*eventlog.ConflictError] (matching
-// [eventlog.ErrConflict]) with Expected and Actual; bad arguments as
+// [eventlog.ErrConflict]) with Expected and Actual, and appends to and
+// reads of a stream deleted for good as [*eventlog.DeletedError]
+// (matching [eventlog.ErrDeleted]); bad arguments as
 // [eventlog.ErrInvalid] and [snapshotstore.ErrInvalid], and appends over
 // [WithMaxAppendEvents] or [WithMaxAppendBytes] as [ErrTooLarge], which
 // matches eventlog.ErrInvalid too; use after Close as

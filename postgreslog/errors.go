@@ -40,6 +40,7 @@ var (
 const (
 	sqlUniqueViolation     = "23505"
 	sqlUndefinedTable      = "42P01"
+	sqlUndefinedColumn     = "42703"
 	sqlDeadlockDetected    = "40P01"
 	sqlSerializationFailed = "40001"
 	sqlAdminShutdown       = "57P01"
@@ -67,6 +68,9 @@ func translate(err error) error {
 		return errclass.New("pool closed", err, ErrPoolClosed)
 	case sqlState(err) == sqlUndefinedTable:
 		return errclass.New("tables not set up (run Setup)", err, ErrNotSetUp)
+	case sqlState(err) == sqlUndefinedColumn:
+		// The tables of an older schema version, which Setup migrates.
+		return errclass.New("tables of an older schema version (run Setup)", err, ErrNotSetUp)
 	case unavailable(err):
 		return errclass.New("database unavailable", err, ErrUnavailable, eventlog.ErrUnavailable)
 	}

@@ -156,6 +156,8 @@ func TestClosedPool(t *testing.T) {
 	check("ReadType", firstErr(l.ReadType(ctx, "pool", 0)))
 	check("Subscribe", firstErr(l.Subscribe(ctx, "pool", 0)))
 	check("DeleteTo", l.DeleteTo(ctx, "pool", "a", 1))
+	_, err = l.DeleteStream(ctx, "pool", "a", false)
+	check("DeleteStream", err)
 	for _, err := range l.EntityIDs(ctx, "pool") {
 		check("EntityIDs", err)
 	}

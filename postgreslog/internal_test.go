@@ -18,8 +18,9 @@ func TestPlan(t *testing.T) {
 	}
 	type want struct {
 		pos      uint64
-		actual   uint64 // conflict with this Actual when conflict is set
+		actual   uint64 // conflict with this Actual when conflict is set, DeletedError at this Seq when deleted is
 		conflict bool
+		deleted  bool
 		deferred bool
 	}
 	for _, c := range []struct {
@@ -27,7 +28,7 @@ func TestPlan(t *testing.T) {
 		reqs    []*appendReq
 		streams int
 		events  int
-		actual  map[int]uint64 // what the database reports, by stream
+		actual  map[int]refusal // what the database reports, by stream
 		lastPos uint64
 		want    []want
 	}{
@@ -41,7 +42,7 @@ func TestPlan(t *testing.T) {
 			name:    "a conflict leaves the others alone, and skips its Positions",
 			reqs:    []*appendReq{req("t", "a", 0, 2), req("t", "b", 4, 1), req("t", "c", 0, 1)},
 			streams: 3, events: 4, lastPos: 4,
-			actual: map[int]uint64{1: 7},
+			actual: map[int]refusal{1: {seq: 7}},
 			want:   []want{{pos: 2}, {conflict: true, actual: 7}, {pos: 4}},
 		},
 		{
@@ -60,8 +61,15 @@ func TestPlan(t *testing.T) {
 			name:    "a continuation of a conflicting append conflicts unless it matches",
 			reqs:    []*appendReq{req("t", "a", 1, 1), req("t", "a", 2, 1), req("t", "b", 1, 1), req("t", "b", 2, 1)},
 			streams: 2, events: 4, lastPos: 4,
-			actual: map[int]uint64{0: 5, 1: 2},
+			actual: map[int]refusal{0: {seq: 5}, 1: {seq: 2}},
 			want:   []want{{conflict: true, actual: 5}, {conflict: true, actual: 5}, {conflict: true, actual: 2}, {deferred: true}},
+		},
+		{
+			name:    "every append to a stream deleted for good gets a DeletedError, even one expecting its last Seq",
+			reqs:    []*appendReq{req("t", "a", 3, 1), req("t", "a", 4, 2), req("t", "b", 0, 1)},
+			streams: 2, events: 4, lastPos: 4,
+			actual: map[int]refusal{0: {seq: 3, final: true}},
+			want:   []want{{deleted: true, actual: 3}, {deleted: true, actual: 3}, {pos: 4}},
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,7 +81,12 @@ func TestPlan(t *testing.T) {
 			for i, o := range outs {
 				w := c.want[i]
 				var ce *eventlog.ConflictError
+				var de *eventlog.DeletedError
 				switch {
+				case w.deleted:
+					if !errors.As(o.err, &de) || *de != (eventlog.DeletedError{EntityType: "t", EntityID: c.reqs[i].id, Seq: w.actual}) {
+						t.Errorf("append %d: %+v, want a DeletedError at Seq %d", i, o, w.actual)
+					}
 				case w.deferred:
 					if !o.deferred {
 						t.Errorf("append %d: %+v, want deferred", i, o)

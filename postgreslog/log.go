@@ -21,10 +21,11 @@ import (
 // Compile-time checks that Log provides the contract and its optional
 // capabilities.
 var (
-	_ eventlog.Log      = (*Log)(nil)
-	_ eventlog.Deleter  = (*Log)(nil)
-	_ eventlog.IDLister = (*Log)(nil)
-	_ eventlog.Closer   = (*Log)(nil)
+	_ eventlog.Log           = (*Log)(nil)
+	_ eventlog.Deleter       = (*Log)(nil)
+	_ eventlog.StreamDeleter = (*Log)(nil)
+	_ eventlog.IDLister      = (*Log)(nil)
+	_ eventlog.Closer        = (*Log)(nil)
 )
 
 // readPage is how many rows one read query returns. Reads copy a page and
@@ -33,7 +34,8 @@ var (
 const readPage = 1000
 
 // Log is an [eventlog.Log] on PostgreSQL. It also implements
-// [eventlog.Deleter], [eventlog.IDLister] and [eventlog.Closer]. Create it
+// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister] and
+// [eventlog.Closer]. Create it
 // with [New], create its tables once with [Setup], and [Log.Close] it
 // when done; closing the Log does not close the pool.
 type Log struct {
@@ -86,6 +88,8 @@ type Stats struct {
 	Appends uint64
 	Events  uint64
 	// Conflicts counts appends refused with an *eventlog.ConflictError.
+	// Appends refused with an *eventlog.DeletedError (the stream was
+	// deleted for good) count neither here nor in Failures.
 	Conflicts uint64
 	// Failures counts appends that failed otherwise.
 	Failures uint64
@@ -238,7 +242,9 @@ func (l *Log) LastSeq(ctx context.Context, typ, id string) (uint64, error) {
 }
 
 // ReadEntity implements [eventlog.Log]. It reads a page of events at a time
-// and ends with the first page that is not full.
+// and ends with the first page that is not full. The query that finds a
+// stream deleted for good empty also finds its tombstone, so telling it
+// from a stream that never existed costs no extra round trip.
 func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		if err := eventlog.ValidateStream(typ, id); err != nil {
@@ -264,6 +270,11 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				page, limit, err = l.firstPage(ctx, typ, id, from)
 			} else {
 				page, err = l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
+			}
+			var deleted *eventlog.DeletedError
+			if errors.As(err, &deleted) {
+				yield(eventlog.Record{}, deleted)
+				return
 			}
 			if err != nil {
 				yield(eventlog.Record{}, l.wrap(ctx, err, "read %s/%s from seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), from))
@@ -401,10 +412,54 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	return nil
 }
 
+// DeleteStream implements [eventlog.StreamDeleter]. One transaction takes
+// the Position lock that every group-commit round takes first, so it runs
+// between rounds, then in one statement deletes the stream's events and
+// records the tombstone in the stream's row of the streams table (its Seq,
+// and whether it is final). The rounds after it check that row along with
+// the stream's last Seq: an append to a stream deleted for good gets a
+// [*eventlog.DeletedError], found on the path that refuses conflicts, at no
+// cost to other appends. The lock makes appends of the whole Log wait for
+// the delete, one round trip plus the deletion of the stream's events.
+func (l *Log) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uint64, error) {
+	if err := eventlog.ValidateStream(typ, id); err != nil {
+		return 0, err
+	}
+	if l.closed.Load() {
+		return 0, eventlog.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var seq int64
+	var wasFinal bool
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(l.sql.lockPositions)
+	b.Queue(l.sql.deleteStream, typ, id, !reuse).QueryRow(func(row pgx.Row) error { return row.Scan(&seq, &wasFinal) })
+	b.Queue("commit")
+	conn, err := l.pool.Acquire(ctx)
+	if err == nil {
+		err = conn.SendBatch(ctx, b).Close()
+		if err != nil {
+			rollbackConn(conn)
+		}
+		conn.Release()
+	}
+	if err != nil {
+		return 0, l.wrap(ctx, err, "delete stream %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
+	}
+	if wasFinal && reuse {
+		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: uint64(seq)}
+	}
+	return uint64(seq), nil
+}
+
 // EntityIDs implements [eventlog.IDLister]. It lists every entity of the
-// type that has events or had them deleted, a page at a time in the
-// database's order of ids, skipping through the primary key rather than
-// reading every event.
+// type that has events or had them deleted with [Log.DeleteTo], a page at
+// a time in the database's order of ids, skipping through the primary key
+// rather than reading every event. An entity deleted with
+// [Log.DeleteStream] is not listed until it has a new event.
 func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if err := eventlog.ValidateType(typ); err != nil {
@@ -515,6 +570,11 @@ func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any
 		}
 		if err != nil {
 			return nil, err
+		}
+		if seq == 0 && id != "" {
+			// The stream's tombstone (statements.tombstoneRow): it was
+			// deleted for good and has no events.
+			return nil, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: uint64(pos)}
 		}
 		if err := setScanned(&r, seq, pos, rev, md); err != nil {
 			return nil, err

@@ -157,26 +157,31 @@ func (l *Log) readBatch(batch []*readReq) {
 	if l.tel.tracing.On() {
 		ctx, span = l.tel.startReads(ctx, live)
 	}
-	pages, err := l.queryFirstPages(ctx, live, types, ids, froms)
+	pages, deleted, err := l.queryFirstPages(ctx, live, types, ids, froms)
 	itel.EndSpan(span, err)
 	for i, r := range live {
-		if err != nil {
+		switch {
+		case err != nil:
 			r.reply <- readRes{err: err}
-			continue
+		case deleted[i] != nil:
+			r.reply <- readRes{err: deleted[i]}
+		default:
+			r.reply <- readRes{page: pages[i], limit: readBatchRows}
 		}
-		r.reply <- readRes{page: pages[i], limit: readBatchRows}
 	}
 }
 
 // queryFirstPages reads up to readBatchRows records of each stream of reqs
-// in one query, and returns them by request.
-func (l *Log) queryFirstPages(ctx context.Context, reqs []*readReq, types, ids []string, froms []int64) ([][]eventlog.Record, error) {
+// in one query, and returns them by request, with a *DeletedError for each
+// stream deleted for good.
+func (l *Log) queryFirstPages(ctx context.Context, reqs []*readReq, types, ids []string, froms []int64) ([][]eventlog.Record, []*eventlog.DeletedError, error) {
 	rows, err := l.pool.Query(ctx, l.sql.readFirstPages, types, ids, froms, readBatchRows)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	pages := make([][]eventlog.Record, len(reqs))
+	deleted := make([]*eventlog.DeletedError, len(reqs))
 	var (
 		i, seq, pos, rev int64
 		md               []byte
@@ -184,17 +189,22 @@ func (l *Log) queryFirstPages(ctx context.Context, reqs []*readReq, types, ids [
 	for rows.Next() {
 		var r eventlog.Record
 		if err := rows.Scan(&i, &seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if i < 1 || i > int64(len(reqs)) {
-			return nil, fmt.Errorf("first-page query returned stream %d of %d", i, len(reqs))
+			return nil, nil, fmt.Errorf("first-page query returned stream %d of %d", i, len(reqs))
 		}
 		req := reqs[i-1]
+		if seq == 0 {
+			// The stream's tombstone (statements.tombstoneRow).
+			deleted[i-1] = &eventlog.DeletedError{EntityType: req.typ, EntityID: req.id, Seq: uint64(pos)}
+			continue
+		}
 		r.EntityType, r.EntityID = req.typ, req.id
 		if err := setScanned(&r, seq, pos, rev, md); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pages[i-1] = append(pages[i-1], r)
 	}
-	return pages, rows.Err()
+	return pages, deleted, rows.Err()
 }

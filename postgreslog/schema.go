@@ -13,7 +13,7 @@ import (
 // SchemaVersion is the version of the tables this release creates and
 // expects. [Setup] records it in the meta table; a later release adds
 // migration steps and raises it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations returns the SQL of each schema version, in order:
 // migrations(n)[v-1] takes the tables from version v-1 to v. Steps are
@@ -57,6 +57,16 @@ func migrations(n names) [][]string {
 	saved_at    timestamptz NOT NULL,
 	PRIMARY KEY (entity_type, entity_id, seq)
 )`, n.snapshots),
+		},
+		// Version 2: tombstones (Log.DeleteStream) in the streams table.
+		// tombstone is the Seq where the stream was deleted as a whole,
+		// NULL if it never was; final marks a stream deleted for good. A
+		// stream deleted before its first event has a row with deleted_to
+		// NULL, which its CHECK lets pass.
+		{
+			fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN deleted_to DROP NOT NULL`, n.streams),
+			fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS tombstone bigint CHECK (tombstone >= 0)`, n.streams),
+			fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS final boolean NOT NULL DEFAULT false`, n.streams),
 		},
 	}
 }

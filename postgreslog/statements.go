@@ -21,6 +21,8 @@ type statements struct {
 	readFirstPages string
 	readType       string
 	deleteTo       string
+	lockPositions  string
+	deleteStream   string
 	entityIDs      string
 
 	saveSnapshot    string
@@ -41,12 +43,14 @@ func newStatements(n names) statements {
 		// takePositions, so its snapshot shows every earlier commit and no
 		// other writer can commit until it does: the check is exact. A
 		// stream's last Seq is its highest event, or the highest deleted
-		// one if DeleteTo removed all above it (the streams table is
-		// looked up only if DeleteTo was ever used). Every event row carries its
-		// stream and the stream's expected last Seq; the events of one
-		// stream all see the same snapshot, so they pass or fail together.
-		// The statement returns the streams that did not match, by their
-		// ordinal in the batch, with their actual last Seq.
+		// one if DeleteTo or DeleteStream removed all above it (the streams
+		// table is looked up only if either was ever used; see
+		// streamLookup). A stream deleted for good takes no event, whatever
+		// Seq it expects. Every event row carries its stream and the
+		// stream's expected last Seq; the events of one stream all see the
+		// same snapshot, so they pass or fail together. The statement
+		// returns the streams that did not match or are deleted for good
+		// (f), by their ordinal in the batch, with their actual last Seq.
 		//
 		// $1: the number of events; $2-$11 per event: entity type, id, the
 		// stream's expected last Seq, the stream's ordinal, Seq, name,
@@ -59,50 +63,56 @@ func newStatements(n names) statements {
 		// cannot know how many rows unnest returns, and a join planned for
 		// ten rows is slow for thousands.
 		appendEvents: fmt.Sprintf(`WITH v AS MATERIALIZED (
-	SELECT u.*, greatest(
-		CASE WHEN u.c THEN u.b
-			ELSE coalesce((SELECT e.seq FROM %[1]s e WHERE e.entity_type = u.t AND e.entity_id = u.i ORDER BY e.seq DESC LIMIT 1), 0) END,
-		CASE WHEN NOT EXISTS (SELECT FROM %[2]s) THEN 0
-			ELSE coalesce((SELECT d.deleted_to FROM %[2]s d WHERE d.entity_type = u.t AND d.entity_id = u.i), 0) END) AS a
-	FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bytea[], $10::jsonb[], $11::bool[])
-		WITH ORDINALITY AS u(t, i, b, k, s, n, r, d, m, c, o)
+	SELECT x.*, %[3]s
+	FROM (SELECT u.*, %[4]s
+		FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bytea[], $10::jsonb[], $11::bool[])
+			WITH ORDINALITY AS u(t, i, b, k, s, n, r, d, m, c, o)
+		OFFSET 0) x
 ), ins AS (
 	INSERT INTO %[1]s (entity_type, entity_id, seq, position, name, revision, data, metadata)
 	SELECT v.t, v.i, v.s, m.last_position - $1 + v.o, v.n, v.r, v.d, v.m
-	FROM v, %[3]s m
-	WHERE m.id = 1 AND v.a = v.b
+	FROM v, %[2]s m
+	WHERE m.id = 1 AND v.a = v.b AND NOT v.f
 )
-SELECT DISTINCT k, a FROM v WHERE a <> b`, n.events, n.streams, n.meta),
+SELECT DISTINCT k, a, f FROM v WHERE a <> b OR f`, n.events, n.meta, streamCheck, streamLookup(n)),
 		notify: `SELECT pg_notify($1, $2)`,
 		// The check of appendEvents alone, per stream: $1-$4 the streams'
 		// types, ids, expected last Seqs and whether those are known to
 		// exist. It returns the streams that do not match, by 1-based
-		// ordinal, with their actual last Seq.
-		checkStreams: fmt.Sprintf(`SELECT k, a FROM (
-	SELECT u.k, u.b, greatest(
-		CASE WHEN u.c THEN u.b
-			ELSE coalesce((SELECT e.seq FROM %[1]s e WHERE e.entity_type = u.t AND e.entity_id = u.i ORDER BY e.seq DESC LIMIT 1), 0) END,
-		CASE WHEN NOT EXISTS (SELECT FROM %[2]s) THEN 0
-			ELSE coalesce((SELECT d.deleted_to FROM %[2]s d WHERE d.entity_type = u.t AND d.entity_id = u.i), 0) END) AS a
-	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS u(t, i, b, c, k)
-) s WHERE a <> b`, n.events, n.streams),
+		// ordinal, with their actual last Seq and whether they were
+		// deleted for good.
+		checkStreams: fmt.Sprintf(`SELECT k, a, f FROM (
+	SELECT x.k, x.b, %[1]s
+	FROM (SELECT u.*, %[2]s
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS u(t, i, b, c, k)
+		OFFSET 0) x
+) s WHERE a <> b OR f`, streamCheck, streamLookup(n)),
 		copyEvents: fmt.Sprintf(`COPY %s (entity_type, entity_id, seq, position, name, revision, data, metadata) FROM STDIN (FORMAT binary)`, n.events),
 
 		lastSeq: fmt.Sprintf(`SELECT greatest(
 	coalesce((SELECT seq FROM %s WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq DESC LIMIT 1), 0),
 	coalesce((SELECT deleted_to FROM %s WHERE entity_type = $1 AND entity_id = $2), 0))`, n.events, n.streams),
-		readEntity: fmt.Sprintf(`SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
-WHERE entity_type = $1 AND entity_id = $2 AND seq >= $3 ORDER BY seq LIMIT $4`, n.events),
+		// A stream deleted for good has no events: for it the read returns
+		// one tombstone row instead (see tombstoneRow), found by the
+		// primary key of the streams table in the same statement, so a
+		// read costs no extra round trip to tell a deleted stream from
+		// one that never existed.
+		readEntity: fmt.Sprintf(`(SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
+WHERE entity_type = $1 AND entity_id = $2 AND seq >= $3 ORDER BY seq LIMIT $4)
+UNION ALL
+SELECT %s FROM %s d WHERE d.entity_type = $1 AND d.entity_id = $2 AND d.final`, n.events, tombstoneRow, n.streams),
 		// One row source per stream, numbered by its place in the arrays;
 		// each takes the first $4 events of its stream from its Seq on, by
 		// the primary key.
 		readFirstPages: fmt.Sprintf(`SELECT r.i, e.seq, e.position, e.name, e.revision, e.data, e.metadata, e.committed_at
 FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS r(t, id, f, i)
 CROSS JOIN LATERAL (
-	SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
-	WHERE entity_type = r.t AND entity_id = r.id AND seq >= r.f ORDER BY seq LIMIT $4
+	(SELECT seq, position, name, revision, data, metadata, committed_at FROM %s
+	WHERE entity_type = r.t AND entity_id = r.id AND seq >= r.f ORDER BY seq LIMIT $4)
+	UNION ALL
+	SELECT %s FROM %s d WHERE d.entity_type = r.t AND d.entity_id = r.id AND d.final
 ) e
-ORDER BY r.i, e.seq`, n.events),
+ORDER BY r.i, e.seq`, n.events, tombstoneRow, n.streams),
 		readType: fmt.Sprintf(`SELECT entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
 WHERE entity_type = $1 AND position > $2 ORDER BY position LIMIT $3`, n.events),
 		// Deleting records the highest Seq deleted, so the stream's last Seq
@@ -113,10 +123,44 @@ WHERE entity_type = $1 AND position > $2 ORDER BY position LIMIT $3`, n.events),
 INSERT INTO %[2]s AS s (entity_type, entity_id, deleted_to)
 SELECT $1, $2, max(seq) FROM d HAVING count(*) > 0
 ON CONFLICT (entity_type, entity_id) DO UPDATE SET deleted_to = greatest(s.deleted_to, excluded.deleted_to)`, n.events, n.streams),
+		// The transaction of DeleteStream takes the Position lock first,
+		// like an append, so it runs between group-commit rounds: every
+		// append commits wholly before it or is checked against its
+		// tombstone.
+		lockPositions: fmt.Sprintf(`SELECT FROM %s WHERE id = 1 FOR UPDATE`, n.meta),
+		// One statement reads the stream's last Seq and tombstone, deletes
+		// its events and records the tombstone, unless it is final
+		// already: then it changes nothing. It returns the tombstone's Seq
+		// and whether it was final before. All its parts see one
+		// snapshot, taken after the lock, so the last Seq is exact.
+		// deleted_to is NULL for a stream tombstoned before its first
+		// event.
+		//
+		// $1, $2: the stream; $3: whether the tombstone is final.
+		deleteStream: fmt.Sprintf(`WITH s AS (
+	SELECT deleted_to, tombstone, final FROM %[2]s WHERE entity_type = $1 AND entity_id = $2
+), l AS (
+	SELECT CASE WHEN (SELECT final FROM s) THEN (SELECT tombstone FROM s)
+		ELSE greatest(
+			coalesce((SELECT seq FROM %[1]s WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq DESC LIMIT 1), 0),
+			coalesce((SELECT deleted_to FROM s), 0)) END AS seq,
+		coalesce((SELECT final FROM s), false) AS was_final
+), del AS (
+	DELETE FROM %[1]s WHERE entity_type = $1 AND entity_id = $2 AND NOT (SELECT was_final FROM l)
+), up AS (
+	INSERT INTO %[2]s AS d (entity_type, entity_id, deleted_to, tombstone, final)
+	SELECT $1, $2, nullif(l.seq, 0), l.seq, $3 FROM l WHERE NOT l.was_final
+	ON CONFLICT (entity_type, entity_id) DO UPDATE
+		SET deleted_to = excluded.deleted_to, tombstone = excluded.tombstone, final = excluded.final
+)
+SELECT seq, was_final FROM l`, n.events, n.streams),
 		// The ids with events, found by skipping through the primary key
 		// one id at a time (a loose index scan), merged with the ids whose
-		// events were all deleted. Each source gives its first $3 ids after
-		// $2, so the first $3 of the union are complete.
+		// events were all deleted, except those DeleteStream deleted that
+		// have had no event since (DeleteTo of a later one would have
+		// moved deleted_to past the tombstone). Each source gives its
+		// first $3 ids after $2, so the first $3 of the union are
+		// complete.
 		entityIDs: fmt.Sprintf(`WITH RECURSIVE ids(id) AS (
 	(SELECT entity_id FROM %[1]s WHERE entity_type = $1 AND entity_id > $2 ORDER BY entity_id LIMIT 1)
 	UNION ALL
@@ -126,7 +170,8 @@ ON CONFLICT (entity_type, entity_id) DO UPDATE SET deleted_to = greatest(s.delet
 SELECT id FROM (
 	(SELECT id FROM ids WHERE id IS NOT NULL LIMIT $3)
 	UNION
-	(SELECT entity_id FROM %[2]s WHERE entity_type = $1 AND entity_id > $2 ORDER BY entity_id LIMIT $3)
+	(SELECT entity_id FROM %[2]s WHERE entity_type = $1 AND entity_id > $2
+		AND (tombstone IS NULL OR deleted_to > tombstone) ORDER BY entity_id LIMIT $3)
 ) u ORDER BY id LIMIT $3`, n.events, n.streams),
 
 		saveSnapshot: fmt.Sprintf(`INSERT INTO %s (entity_type, entity_id, seq, revision, data, saved_at)
@@ -141,3 +186,33 @@ WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq DESC LIMIT 1`, n.snapshot
 WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq`, n.snapshots),
 	}
 }
+
+// streamLookup is the part of appendEvents and checkStreams that looks up
+// a stream u (a row of unnest): le, its highest event, or u.b if the Log's
+// seqCache vouches for it (u.c); sr, its row of the streams table (whole,
+// as one value of the table's row type), NULL if it has none. The names
+// are none of unnest's columns, which the subqueries could otherwise
+// mean. The streams table is looked up only if it has rows: deletes
+// are rare, and an empty table costs one probe per round, not per stream.
+// The callers select it in a subquery with OFFSET 0, which the planner
+// does not flatten, so each lookup runs once however often streamCheck
+// reads its result.
+func streamLookup(n names) string {
+	return fmt.Sprintf(`CASE WHEN u.c THEN u.b
+			ELSE coalesce((SELECT e.seq FROM %[1]s e WHERE e.entity_type = u.t AND e.entity_id = u.i ORDER BY e.seq DESC LIMIT 1), 0) END AS le,
+		CASE WHEN NOT EXISTS (SELECT FROM %[2]s) THEN NULL
+			ELSE (SELECT ds FROM %[2]s ds WHERE ds.entity_type = u.t AND ds.entity_id = u.i) END AS sr`, n.events, n.streams)
+}
+
+// streamCheck computes, from the columns of streamLookup, a stream's actual
+// last Seq a (its highest event or highest deleted Seq; for a stream
+// deleted for good, its tombstone's) and f, whether it was deleted for
+// good.
+const streamCheck = `CASE WHEN (x.sr).final THEN (x.sr).tombstone
+		ELSE greatest(x.le, coalesce((x.sr).deleted_to, 0)) END AS a,
+	coalesce((x.sr).final, false) AS f`
+
+// tombstoneRow is the row a read of a stream deleted for good returns in
+// place of events, with the columns of an event row: Seq 0, which no event
+// has, and the tombstone's Seq where the Position goes.
+const tombstoneRow = `0::bigint, d.tombstone, ''::text, 0::bigint, ''::bytea, NULL::jsonb, now()`
