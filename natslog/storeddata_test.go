@@ -6,9 +6,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/deletetest"
 	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/internal/shredtest"
 	"github.com/eventsourced-go/eventsourced/natslog"
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
 // natsStores returns a Log and a SnapshotStore on a fresh embedded server.
@@ -21,6 +24,14 @@ func natsStores(t *testing.T) (*natslog.Log, *natslog.SnapshotStore, jetstream.J
 	}
 	t.Cleanup(func() { snaps.Close() })
 	return log, snaps, js
+}
+
+// TestDeleteEntities runs the entity deletion scenarios on NATS JetStream.
+func TestDeleteEntities(t *testing.T) {
+	deletetest.Run(t, func(t *testing.T) (eventlog.Log, snapshotstore.Store) {
+		log, snaps, _ := natsStores(t)
+		return log, snaps
+	})
 }
 
 // TestCryptoShredding runs the crypto-shredding scenario on NATS

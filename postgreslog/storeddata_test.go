@@ -6,9 +6,28 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/deletetest"
 	"github.com/eventsourced-go/eventsourced/internal/shredtest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
+
+// TestDeleteEntities runs the entity deletion scenarios on PostgreSQL.
+func TestDeleteEntities(t *testing.T) {
+	pool := postgreslog.NewTestPool(t, nil)
+	deletetest.Run(t, func(t *testing.T) (eventlog.Log, snapshotstore.Store) {
+		schema := postgreslog.FreshSchema(t, pool)
+		setupSchema(t, pool, schema)
+		log := postgreslog.OpenTestLog(t, pool, postgreslog.WithSchema(schema))
+		snaps, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithSchema(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { snaps.Close() })
+		return log, snaps
+	})
+}
 
 // TestCryptoShredding runs the crypto-shredding scenario on PostgreSQL,
 // keys in the keys table; the raw bytes are every row of the events and
