@@ -8,7 +8,9 @@ import (
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/deletetest"
+	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // TestDelete runs the entity deletion scenarios on memory.
@@ -85,5 +87,28 @@ func TestDeleteRunsInTurn(t *testing.T) {
 	}
 	if last, _ := log.LastSeq(ctx, "Counter", "q"); last != 3 {
 		t.Fatalf("LastSeq %d, want 3", last)
+	}
+}
+
+// TestDeletedCommandsAreCounted: commands to a deleted entity are counted
+// with outcome "deleted", not as recovery or persist failures.
+func TestDeletedCommandsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	o := telemetrytest.New(t)
+	k := register(t, newSystem(t, eventlog.NewMemory(), entity.WithMeterProvider(o.MP)))
+	ask(t, k.Ref("d"), Add{N: 1})
+	if _, err := k.Delete(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := entity.Ask(ctx, k.Ref("d"), Add{N: 1}); !errors.Is(err, eventlog.ErrDeleted) {
+			t.Fatalf("command after Delete: %v", err)
+		}
+	}
+	if n := o.Count(t, "eventsourced.commands", attribute.String("eventsourced.outcome", "deleted")); n != 2 {
+		t.Fatalf("eventsourced.commands{outcome=deleted} = %d, want 2", n)
+	}
+	if n := o.Count(t, "eventsourced.commands", attribute.String("eventsourced.outcome", "recovery_failed")); n != 0 {
+		t.Fatalf("eventsourced.commands{outcome=recovery_failed} = %d, want 0", n)
 	}
 }

@@ -126,9 +126,10 @@
 //   - Metrics, by entity type (entity ids are never metric attributes):
 //     eventsourced.commands and eventsourced.command.duration (s) by
 //     outcome (ok, rejected, panic, conflict, persist_failed,
-//     recovery_failed, canceled, abandoned, mailbox_full, closed, invalid);
-//     eventsourced.append.commands, eventsourced.append.events and
-//     eventsourced.append.duration (s; outcome ok, conflict, failed);
+//     recovery_failed, canceled, abandoned, mailbox_full, closed, invalid,
+//     deleted); eventsourced.append.commands, eventsourced.append.events and
+//     eventsourced.append.duration (s; outcome ok, conflict, deleted,
+//     failed);
 //     eventsourced.activations and eventsourced.passivations;
 //     eventsourced.recovery.duration (s) and eventsourced.recovery.events;
 //     eventsourced.snapshots by outcome (ok, failed) and

@@ -341,6 +341,8 @@ func (in *instance[S, E]) appendGroup(ctx context.Context, sctx *storeCtx, cmds 
 			attrs = &t.failed
 			if errors.Is(err, eventlog.ErrConflict) {
 				attrs = &t.byOutcome[outcomeConflict]
+			} else if errors.Is(err, eventlog.ErrDeleted) {
+				attrs = &t.byOutcome[outcomeDeleted]
 			}
 		}
 		if timed {

@@ -37,10 +37,11 @@ const (
 	outcomeMailboxFull
 	outcomeClosed
 	outcomeInvalid
+	outcomeDeleted // the entity was deleted for good (Kind.Delete)
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "rejected", "panic", "conflict", "persist_failed", "recovery_failed", "canceled", "abandoned", "mailbox_full", "closed", "invalid"}
+var outcomeNames = [numOutcomes]string{"ok", "rejected", "panic", "conflict", "persist_failed", "recovery_failed", "canceled", "abandoned", "mailbox_full", "closed", "invalid", "deleted"}
 
 // classify returns the outcome of a command that ended with err. The
 // common case, nil, allocates nothing: errors.As's targets live in helpers.
@@ -63,6 +64,8 @@ func classifyError(err error) outcomeKind {
 		return outcomeInvalid
 	case isPanic(err):
 		return outcomePanic
+	case errors.Is(err, eventlog.ErrDeleted):
+		return outcomeDeleted
 	case errors.As(err, &pe):
 		if errors.Is(err, eventlog.ErrConflict) {
 			return outcomeConflict

@@ -145,7 +145,7 @@
 //     one, not batched, so each has its own. Attributes
 //     eventsourced.entity.type, eventsourced.entity.id, eventsourced.seq
 //     (of the first event), eventsourced.events, eventsourced.outcome (ok,
-//     conflict, failed) and, on success, eventsourced.position; error
+//     conflict, deleted, failed) and, on success, eventsourced.position; error
 //     status on failure, conflicts included.
 //   - "natslog lookup last": one per multi-subject direct get of the
 //     readers (see Reads), a root linked to the spans of the lookups it

@@ -49,7 +49,7 @@ func newLogTelemetry(cfg *config) (logTelemetry, *lostCounter, error) {
 		metering: itel.NewMetering(cfg.mp, scope, false),
 	}
 	in := &itel.Instruments{Meter: t.metering.Meter()}
-	t.appendTime = in.Histogram("eventsourced.log.append.duration", "s", "Time of an append to the event log, from the call to its answer; by backend and outcome (ok, conflict, failed).", itel.Durations...)
+	t.appendTime = in.Histogram("eventsourced.log.append.duration", "s", "Time of an append to the event log, from the call to its answer; by backend and outcome (ok, conflict, deleted, failed).", itel.Durations...)
 	t.conflicts = in.Counter("eventsourced.log.conflicts", "{append}", "Appends refused because the stream's last Seq was not the expected one.")
 	t.inflight = in.UpDownCounter("eventsourced.log.append.inflight", "{append}", "Appends in flight: called and not yet answered.")
 	t.lookups = in.IntHistogram("eventsourced.log.multi_get.lookups", "{lookup}", "Entities whose last message one multi-subject direct get looks up.", itel.Sizes...)

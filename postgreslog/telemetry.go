@@ -58,7 +58,7 @@ func (l *Log) initTelemetry() {
 	t.metering = itel.NewMetering(l.cfg.mp, scope, false)
 	t.inst = itel.Instruments{Meter: t.metering.Meter()}
 	in := &t.inst
-	t.appendTime = in.Histogram("eventsourced.log.append.duration", "s", "Time of an append to the event log, from the call to its answer, queueing included; by backend and outcome (ok, conflict, failed).", itel.Durations...)
+	t.appendTime = in.Histogram("eventsourced.log.append.duration", "s", "Time of an append to the event log, from the call to its answer, queueing included; by backend and outcome (ok, conflict, deleted, failed).", itel.Durations...)
 	t.conflicts = in.Counter("eventsourced.log.conflicts", "{append}", "Appends refused because the stream's last Seq was not the expected one.")
 	t.txAppends = in.IntHistogram("eventsourced.log.transaction.appends", "{append}", "Appends one committed group-commit transaction carried, conflicting ones included.", itel.Sizes...)
 	t.txEvents = in.IntHistogram("eventsourced.log.transaction.events", "{event}", "Events one committed group-commit transaction inserted.", itel.Sizes...)

@@ -17,13 +17,14 @@ import (
 const (
 	AppendOK = iota
 	AppendConflict
+	AppendDeleted
 	AppendFailed
 	NumAppendOutcomes
 )
 
 // AppendOutcomeNames are the values of the outcome attribute, by append
 // outcome.
-var AppendOutcomeNames = [NumAppendOutcomes]string{"ok", "conflict", "failed"}
+var AppendOutcomeNames = [NumAppendOutcomes]string{"ok", "conflict", "deleted", "failed"}
 
 // AppendOutcome classifies how an append that returned err ended.
 func AppendOutcome(err error) int {
@@ -32,6 +33,8 @@ func AppendOutcome(err error) int {
 		return AppendOK
 	case errors.Is(err, eventlog.ErrConflict):
 		return AppendConflict
+	case errors.Is(err, eventlog.ErrDeleted):
+		return AppendDeleted // refused: the stream was deleted for good
 	}
 	return AppendFailed
 }

@@ -91,6 +91,7 @@ func TestAppendOutcome(t *testing.T) {
 		{nil, "ok"},
 		{eventlog.ErrConflict, "conflict"},
 		{fmt.Errorf("append Acct/a: %w", eventlog.ErrConflict), "conflict"},
+		{&eventlog.DeletedError{EntityType: "Acct", EntityID: "a", Seq: 3}, "deleted"},
 		{eventlog.ErrUnavailable, "failed"},
 		{errors.New("boom"), "failed"},
 	} {
