@@ -8,11 +8,15 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/deletetest"
+	"github.com/eventsourced-go/eventsourced/internal/evolutiontest"
 	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/internal/shredtest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
+
+// Tests of stored data over the years: state schema evolution, entity
+// deletion and crypto-shredding, each a scenario shared by every backend.
 
 // natsStores returns a Log and a SnapshotStore on a fresh embedded server.
 func natsStores(t *testing.T) (*natslog.Log, *natslog.SnapshotStore, jetstream.JetStream) {
@@ -24,6 +28,16 @@ func natsStores(t *testing.T) (*natslog.Log, *natslog.SnapshotStore, jetstream.J
 	}
 	t.Cleanup(func() { snaps.Close() })
 	return log, snaps, js
+}
+
+// TestStateEvolution runs the state schema evolution scenarios on NATS
+// JetStream: snapshots of an older state revision upcast, skipped or
+// refused, with and without the events they cover.
+func TestStateEvolution(t *testing.T) {
+	evolutiontest.Run(t, func(t *testing.T) (eventlog.Log, snapshotstore.Store) {
+		log, snaps, _ := natsStores(t)
+		return log, snaps
+	})
 }
 
 // TestDeleteEntities runs the entity deletion scenarios on NATS JetStream.

@@ -5,26 +5,50 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/deletetest"
+	"github.com/eventsourced-go/eventsourced/internal/evolutiontest"
 	"github.com/eventsourced-go/eventsourced/internal/shredtest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
+// Tests of stored data over the years: state schema evolution, entity
+// deletion and crypto-shredding, each a scenario shared by every backend.
+
+// pgStores returns a Log and a SnapshotStore on tables in a fresh schema,
+// and the schema.
+func pgStores(t *testing.T, pool *pgxpool.Pool) (*postgreslog.Log, *postgreslog.SnapshotStore, string) {
+	t.Helper()
+	schema := postgreslog.FreshSchema(t, pool)
+	setupSchema(t, pool, schema)
+	log := postgreslog.OpenTestLog(t, pool, postgreslog.WithSchema(schema))
+	snaps, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snaps.Close() })
+	return log, snaps, schema
+}
+
+// TestStateEvolution runs the state schema evolution scenarios on
+// PostgreSQL: snapshots of an older state revision upcast, skipped or
+// refused, with and without the events they cover.
+func TestStateEvolution(t *testing.T) {
+	pool := postgreslog.NewTestPool(t, nil)
+	evolutiontest.Run(t, func(t *testing.T) (eventlog.Log, snapshotstore.Store) {
+		log, snaps, _ := pgStores(t, pool)
+		return log, snaps
+	})
+}
+
 // TestDeleteEntities runs the entity deletion scenarios on PostgreSQL.
 func TestDeleteEntities(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	deletetest.Run(t, func(t *testing.T) (eventlog.Log, snapshotstore.Store) {
-		schema := postgreslog.FreshSchema(t, pool)
-		setupSchema(t, pool, schema)
-		log := postgreslog.OpenTestLog(t, pool, postgreslog.WithSchema(schema))
-		snaps, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithSchema(schema))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { snaps.Close() })
+		log, snaps, _ := pgStores(t, pool)
 		return log, snaps
 	})
 }
@@ -36,14 +60,7 @@ func TestCryptoShredding(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	shredtest.Run(t, func(t *testing.T) shredtest.Backend {
 		ctx := context.Background()
-		schema := postgreslog.FreshSchema(t, pool)
-		setupSchema(t, pool, schema)
-		log := postgreslog.OpenTestLog(t, pool, postgreslog.WithSchema(schema))
-		snaps, err := postgreslog.NewSnapshotStore(pool, postgreslog.WithSchema(schema))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { snaps.Close() })
+		log, snaps, schema := pgStores(t, pool)
 		keys, err := postgreslog.NewKeyStore(pool, postgreslog.WithSchema(schema))
 		if err != nil {
 			t.Fatal(err)
