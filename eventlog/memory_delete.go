@@ -28,13 +28,6 @@ func (m *Memory) DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 	seq = min(seq, st.last)
 	n := int(seq - st.first.Load() + 1)
 	st.dropFirst(n)
-	// The type index keeps the deleted events' entries (readers by type
-	// skip them) until compact finds them the majority.
-	ti := st.ti
-	ti.mu.Lock()
-	ti.dead += n
-	ti.compact()
-	ti.mu.Unlock()
 	return nil
 }
 
@@ -69,11 +62,6 @@ func (m *Memory) DeleteStream(ctx context.Context, typ, id string, reuse bool) (
 	}
 	if n := len(st.recs); n > 0 {
 		st.dropFirst(n)
-		ti := st.ti
-		ti.mu.Lock()
-		ti.dead += n
-		ti.compact()
-		ti.mu.Unlock()
 	}
 	if reuse {
 		st.tomb.Store(tombReuse)
@@ -83,11 +71,22 @@ func (m *Memory) DeleteStream(ctx context.Context, typ, id string, reuse bool) (
 	return st.last, nil
 }
 
-// dropFirst deletes the stream's first n events. It builds new slices rather
-// than reslicing, so the deleted events' memory is released and readers
-// copying from the old ones are undisturbed. The caller holds the shard's
-// lock.
+// dropFirst deletes the stream's first n events. The type index keeps the
+// deleted events' entries (readers by type skip them) until compact finds
+// them the majority. The caller holds the shard's lock.
 func (st *stream) dropFirst(n int) {
+	st.dropRecords(n)
+	ti := st.ti
+	ti.mu.Lock()
+	ti.dead += n
+	ti.compact()
+	ti.mu.Unlock()
+}
+
+// dropRecords deletes the stream's first n records. It builds new slices
+// rather than reslicing, so the deleted events' memory is released and
+// readers copying from the old ones are undisturbed.
+func (st *stream) dropRecords(n int) {
 	first := st.first.Load()
 	if n == len(st.recs) {
 		st.recs, st.data, st.md = nil, nil, nil
