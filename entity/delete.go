@@ -36,7 +36,10 @@ func AllowReuse() DeleteOption {
 // Deleting again is not an error. If Delete fails after the events were
 // deleted (the snapshot store failed), call it again: it is idempotent.
 // Commands of the entity that another process runs at the same time are
-// not stopped by it; with a final tombstone they fail at their next append.
+// not stopped by it; with a final tombstone they fail at their next append
+// and the entity then recovers to the error above. With AllowReuse such a
+// process could still append to the old state, so in a cluster call Delete
+// on the member that owns the entity (or stop the entity there first).
 func (k *Kind[S, E]) Delete(ctx context.Context, id string, opts ...DeleteOption) (uint64, error) {
 	dc := &deleteCommand{}
 	for _, o := range opts {
