@@ -221,8 +221,12 @@ func WithStoreTimeout(d time.Duration) KindOption {
 
 // SnapshotPolicy says what recovery does with a snapshot it cannot use: one
 // of a state revision the State codec cannot read (an older one without an
-// upcaster, or a newer one written by a later release), or bytes it cannot
-// decode.
+// upcaster, or a newer one written by a later release: an error matching
+// binarize.ErrUnknownRevision), or bytes it cannot decode (an error
+// matching binarize.ErrDecode, or a panic of the codec). Other errors of
+// the codec, such as a key store out of reach, say nothing of the bytes:
+// they fail the recovery under every policy, and the next command tries
+// again.
 type SnapshotPolicy uint8
 
 const (

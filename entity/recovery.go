@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
@@ -125,6 +126,10 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			switch {
 			case err == nil:
 				r.state, r.seq, r.snapSeq = state, snap.Seq, snap.Seq
+			case !unusable(err):
+				// Not the bytes' fault (a key store out of reach, say):
+				// nothing is skipped, the next command tries again.
+				return fail(snap.Seq, fmt.Errorf("decode snapshot: %w", err))
 			case policy == FailOnUnusableSnapshot:
 				return fail(snap.Seq, fmt.Errorf("%w: snapshot at seq %d, state rev %d (FailOnUnusableSnapshot): %w", ErrUnusableSnapshot, snap.Seq, snap.Revision, err))
 			default:
@@ -186,6 +191,13 @@ func (in *instance[S, E]) replaceSnapshot(ctx context.Context, u *unusableSnapsh
 		slog.Int64("events", int64(in.seq)), slog.Any("error", u.err))
 	k.tel.sys.unusable.Add(ctx, 1, k.tel.byType.Add...)
 	in.takeSnapshot()
+}
+
+// unusable reports whether err, from decoding a snapshot, says the
+// snapshot's bytes cannot be used: a revision the codec cannot read, bytes
+// it cannot decode, or a panic of the codec.
+func unusable(err error) bool {
+	return errors.Is(err, binarize.ErrUnknownRevision) || errors.Is(err, binarize.ErrDecode) || isPanic(err)
 }
 
 // recoverBehind recovers the entity, whose ownership it took over from a

@@ -63,7 +63,8 @@
 //
 // A key store that fails makes Encode fail (nothing is written in the
 // clear: the entity's command fails and persists nothing) and Decode fail
-// (a key store outage is not a forgotten subject). A key that is gone is
+// (a key store outage is not a forgotten subject), with the key store's
+// error, which is not a *binarize.DecodeError: the bytes are fine. A key that is gone is
 // not an error: the fields are redacted. Bytes whose ciphertext fails
 // authentication under the subject's current key (altered, or a malformed
 // envelope) give a *binarize.DecodeError. A value of a protected type

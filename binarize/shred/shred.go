@@ -258,7 +258,10 @@ func (ev *Events[E]) DecodeContext(ctx context.Context, name string, revision ui
 	if err != nil {
 		return zero, err
 	}
-	v, err := open(ctx, ev.keys, &env, name, revision, reflect.ValueOf(any(e)), func(t reflect.Type) *personal { return (*ev.types.Load())[t] })
+	v, keyErr, err := open(ctx, ev.keys, &env, name, revision, reflect.ValueOf(any(e)), func(t reflect.Type) *personal { return (*ev.types.Load())[t] })
+	if keyErr != nil {
+		return zero, keyErr
+	}
 	if err != nil {
 		return zero, &binarize.DecodeError{Name: name, Revision: revision, Size: len(data), Err: err}
 	}
@@ -313,28 +316,30 @@ func seal(ctx context.Context, keys *keyring, subject string, plain, inner []byt
 
 // open restores the personal fields of v, decoded from env's inner bytes,
 // from env's ciphertext, or redacts them if the key is gone. protection
-// returns how a type is protected, for the redaction.
-func open(ctx context.Context, keys *keyring, env *envelope, name string, rev uint32, v reflect.Value, protection func(reflect.Type) *personal) (reflect.Value, error) {
+// returns how a type is protected, for the redaction. keyErr is the key
+// store's failure, which says nothing of the bytes; err, what is wrong
+// with them.
+func open(ctx context.Context, keys *keyring, env *envelope, name string, rev uint32, v reflect.Value, protection func(reflect.Type) *personal) (out reflect.Value, keyErr, err error) {
 	st, out, ok := settable(v)
 	if !ok {
-		return v, nil
+		return v, nil, nil
 	}
-	k, err := keys.forDecrypt(ctx, env.subject, env.keyID)
-	if err != nil {
-		return v, err
+	k, keyErr := keys.forDecrypt(ctx, env.subject, env.keyID)
+	if keyErr != nil {
+		return v, keyErr, nil
 	}
 	if k == nil {
 		if p := protection(v.Type()); p != nil {
 			p.redact(st)
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	plain, err := k.aead.Open(nil, env.nonce, env.sealed, additionalData(name, rev, env))
 	if err != nil {
-		return v, fmt.Errorf("shred: personal fields of subject %s fail authentication under key %s: the bytes were altered or written with another key: %w", env.subject, env.keyID, err)
+		return v, nil, fmt.Errorf("shred: personal fields of subject %s fail authentication under key %s: the bytes were altered or written with another key: %w", env.subject, env.keyID, err)
 	}
 	if err := restore(st, plain); err != nil {
-		return v, err
+		return v, nil, err
 	}
-	return out, nil
+	return out, nil, nil
 }

@@ -103,12 +103,15 @@ func (s *State[S]) DecodeRevisionContext(ctx context.Context, revision uint32, d
 	if err != nil {
 		return zero, err
 	}
-	out, err := open(ctx, s.keys, &env, stateAD, revision, reflect.ValueOf(any(v)), func(t reflect.Type) *personal {
+	out, keyErr, err := open(ctx, s.keys, &env, stateAD, revision, reflect.ValueOf(any(v)), func(t reflect.Type) *personal {
 		if t == s.p.typ {
 			return s.p
 		}
 		return nil
 	})
+	if keyErr != nil {
+		return zero, keyErr
+	}
 	if err != nil {
 		return zero, &binarize.DecodeError{Name: s.name, Revision: revision, Size: len(data), Err: err}
 	}

@@ -220,11 +220,17 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		keys4, _ := shred.NewKeys(down)
 		def4, _ := Codecs(t, keys4)
 		sys4 := system(t, b)
-		k4, err := entity.Register(sys4, def4)
+		k4, err := entity.Register(sys4, def4, entity.WithSnapshotEvery(2))
 		if err != nil {
 			t.Fatal(err)
 		}
 		down.fail(true)
+		// Reading needs the key too: recovery fails, and the snapshot is
+		// not taken for unusable, which would replace it.
+		_, err = entity.Ask(ctx, k4.Ref(bob.ID), Get{})
+		if !errors.Is(err, errDown) || !errors.Is(err, entity.ErrRecovery) || errors.Is(err, entity.ErrUnusableSnapshot) {
+			t.Fatalf("recovery with the key store down: %v; want a RecoveryError with its error, the snapshot kept", err)
+		}
 		_, err = entity.Ask(ctx, k4.Ref("c-cy"), Register{Name: "Cy Example", Email: "cy@example.com"})
 		if !errors.Is(err, errDown) {
 			t.Fatalf("Register with the key store down: %v; want its error", err)
@@ -239,6 +245,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		down.fail(false)
 		if got, err := entity.Ask(ctx, k4.Ref("c-cy"), Register{Name: "Cy Example", Email: "cy@example.com"}); err != nil || got.Name != "Cy Example" {
 			t.Fatalf("Register once the key store is back: %+v, %v", got, err)
+		}
+		if got, err := entity.Ask(ctx, k4.Ref(bob.ID), Get{}); err != nil || got != bob {
+			t.Fatalf("recovery once the key store is back: %+v, %v; want %+v", got, err, bob)
 		}
 		shutdown(t, sys4)
 	})
