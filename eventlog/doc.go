@@ -49,9 +49,12 @@
 //     deleted events again, and EntityIDs skips the id until it has a new
 //     event.
 //   - [IDLister] lists the ids of the entities of a type.
+//   - [AllReader] reads every entity type, or a set of types, in one
+//     Position order, finite and live: read models built from several
+//     types.
 //   - [Closer] releases the backend's resources.
 //
-// [Memory] implements all four.
+// [Memory] implements all of them.
 //
 // # Writing a backend
 //

@@ -86,6 +86,27 @@ type Deleter interface {
 	DeleteTo(ctx context.Context, typ, id string, seq uint64) error
 }
 
+// AllReader is the optional capability to read the events of every entity
+// type, or of a chosen set of types, in one order: log-wide Position order.
+// It makes the Position promise of [Log.ReadType] for the whole log: a
+// reader never skips an event that commits later with a smaller Position
+// than one it has already yielded, so resuming after the last Position
+// seen is always safe, whatever types are written concurrently. Events
+// deleted with [Deleter] or [StreamDeleter] are skipped, as by ReadType.
+type AllReader interface {
+	// ReadAll yields the events with Position > after of every entity
+	// type, or only of the types given (each validated as by
+	// [ValidateType]; a type named twice counts once), in Position order,
+	// and ends at the current end. An error is yielded once, as the last
+	// element.
+	ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[Record, error]
+
+	// SubscribeAll is ReadAll that does not end: after the current end it
+	// waits for new events and yields them as they commit, until ctx is
+	// done, when it yields ctx.Err() and ends.
+	SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[Record, error]
+}
+
 // StreamDeleter is the optional capability to delete a stream as a whole,
 // leaving a tombstone at its last Seq so that the id cannot silently start
 // again at Seq 1 under readers that remember it (projections, caches).
