@@ -88,29 +88,43 @@ func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r
 //     could not be recovered (it matches [eventlog.ErrUnavailable] if the
 //     store was out of reach), [ErrMailboxFull] or [ErrClosed].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
+	r, _, err := AskPosition(ctx, ref, cmd)
+	return r, err
+}
+
+// AskPosition is [Ask] that also returns where the command's events are in
+// the log: the Position of the last event of the append that carried them
+// (the entity may have appended the events of several commands at once),
+// which is at or after the Position of the command's own last event. It
+// is 0 if the command persisted nothing or failed.
+//
+// A read model that follows the entity's type has seen the command's
+// events once it has handled that Position: projection's
+// Projection.WaitFor waits for it, so a caller can read its own writes.
+func AskPosition[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, uint64, error) {
 	var zero R
 	k := ref.kind
 	if k == nil {
-		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
+		return zero, 0, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
 	}
 	if cmd == nil {
-		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
+		return zero, 0, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref)
 	}
 	if err := ctx.Err(); err != nil {
-		return zero, err
+		return zero, 0, err
 	}
 	if k.tel.now.Load() == 0 {
 		// Nothing records: the usual case without an OpenTelemetry SDK.
 		return ask(ctx, ref, cmd, nil)
 	}
 	ctx, cs := k.tel.startCommand(ctx, ref.id, cmd)
-	r, err := ask(ctx, ref, cmd, cs.span)
+	r, pos, err := ask(ctx, ref, cmd, cs.span)
 	k.tel.endCommand(ctx, cs, err)
-	return r, err
+	return r, pos, err
 }
 
-// ask is Ask once the command's span, if any, is started.
-func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span) (R, error) {
+// ask is AskPosition once the command's span, if any, is started.
+func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span) (R, uint64, error) {
 	var zero R
 	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx)}
 	if span != nil {
@@ -122,25 +136,25 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], 
 	}
 	ran, err := ref.kind.submit(ctx, ref.id, req)
 	if err != nil {
-		return zero, err
+		return zero, 0, err
 	}
 	if ran {
-		return req.reply, req.err
+		return req.reply, req.pos, req.err
 	}
 	select {
 	case <-req.done:
-		return req.reply, req.err
+		return req.reply, req.pos, req.err
 	case <-ctx.Done():
 		select {
 		case <-req.done:
-			return req.reply, req.err
+			return req.reply, req.pos, req.err
 		default:
 		}
 		if req.state.CompareAndSwap(reqWaiting, reqAbandoned) {
 			// It had not started, and now never will.
-			return zero, ctx.Err()
+			return zero, 0, ctx.Err()
 		}
-		return zero, &abandonedError{ref: ref.String(), err: ctx.Err()}
+		return zero, 0, &abandonedError{ref: ref.String(), err: ctx.Err()}
 	}
 }
 
@@ -177,6 +191,9 @@ type pending[S, E any] interface {
 	// several commands links to their spans.
 	traceSpan() trace.Span
 	deliver(err error)
+	// setPosition records the Position of the append that carried the
+	// command's events, before deliver.
+	setPosition(pos uint64)
 	// storeCtx returns room for the context of one store call made on
 	// behalf of this command alone, so a command run at once by its
 	// caller needs no allocation of its own for it. It is used at most
@@ -190,6 +207,7 @@ type request[S, E, R any] struct {
 	span  trace.Span // nil unless traced
 	state atomic.Int32
 	reply R
+	pos   uint64 // see AskPosition
 	err   error
 	done  chan struct{}
 	sctx  storeCtx
@@ -215,10 +233,12 @@ func (r *request[S, E, R]) traceSpan() trace.Span { return r.span }
 
 func (r *request[S, E, R]) storeCtx() *storeCtx { return &r.sctx }
 
+func (r *request[S, E, R]) setPosition(pos uint64) { r.pos = pos }
+
 func (r *request[S, E, R]) deliver(err error) {
 	if err != nil {
 		var zero R
-		r.reply = zero
+		r.reply, r.pos = zero, 0
 	}
 	r.err = err
 	if r.done != nil {

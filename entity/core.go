@@ -45,6 +45,8 @@ type outcome struct {
 	// skipped: the caller gave up before the command started; it did not
 	// run and has no answer to get.
 	skipped bool
+	// persisted: the command succeeded with events to append.
+	persisted bool
 }
 
 // decision is the core's verdict on a group of commands. Its slices are
@@ -90,7 +92,7 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		}
 		*tx = Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: c.metadata(), events: d.evBuf[:0]}
 		err := guard(def.Name, id, func() error { return c.run(tx) })
-		dirty := false
+		dirty, persisted := false, len(tx.events) > 0
 		switch {
 		case err == nil:
 			mark := len(d.events)
@@ -114,7 +116,7 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 			*tx = Tx[S, E]{}
 			txs.Put(tx)
 		}
-		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty})
+		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty, persisted: persisted && err == nil})
 		if dirty {
 			d.recover = true
 			break

@@ -54,7 +54,8 @@ func (k *Kind[S, E]) Delete(ctx context.Context, id string, opts ...DeleteOption
 		return 0, fmt.Errorf("%w: Delete %s/%s with AllowReuse needs a System WithSnapshotStore and a State codec", ErrInvalid, eventlog.FormatID(k.def.Name), eventlog.FormatID(id))
 	}
 	k.deletes.Store(true)
-	return ask(ctx, k.Ref(id), Command[S, E, uint64](deleteRun[S, E]{dc}), nil)
+	seq, _, err := ask(ctx, k.Ref(id), Command[S, E, uint64](deleteRun[S, E]{dc}), nil)
+	return seq, err
 }
 
 // deleteCommand is what a Delete asks for.

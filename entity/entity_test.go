@@ -800,3 +800,51 @@ type persistRaw struct{ e CounterEvent }
 func (c persistRaw) Handle(tx *entity.Tx[Counter, CounterEvent]) (int, error) {
 	return tx.Persist(c.e).Value, nil
 }
+
+// TestAskPositionInBatches: every command of a batched append gets a
+// Position at or after its own event's, the last of its append.
+func TestAskPositionInBatches(t *testing.T) {
+	gate := make(chan struct{})
+	log := &flakyLog{Log: eventlog.NewMemory(), gate: gate}
+	k := register(t, newSystem(t, log))
+	ref := k.Ref("hot")
+	const n = 20
+	type res struct {
+		value int
+		pos   uint64
+	}
+	results := make([]res, n)
+	var wg sync.WaitGroup
+	ask1 := func(i int) {
+		v, pos, err := entity.AskPosition(context.Background(), ref, Add{N: 1})
+		if err != nil {
+			t.Errorf("AskPosition: %v", err)
+		}
+		results[i] = res{v, pos}
+	}
+	wg.Go(func() { ask1(0) })
+	eventually(t, "first command in flight", func() bool { return log.held.Load() == 1 })
+	for i := 1; i < n; i++ {
+		wg.Go(func() { ask1(i) })
+	}
+	eventually(t, "the others queued", func() bool { return entity.Queued(k, "hot") == n-1 })
+	close(gate)
+	wg.Wait()
+	bySeq := map[uint64]uint64{}
+	var last uint64
+	for _, rec := range records(t, log, "hot") {
+		bySeq[rec.Seq] = rec.Position
+		last = max(last, rec.Position)
+	}
+	appendEnds := map[uint64]bool{}
+	for _, r := range results {
+		own := bySeq[uint64(r.value)]
+		if r.pos < own || r.pos > last {
+			t.Fatalf("command whose event is seq %d at position %d got position %d (last %d)", r.value, own, r.pos, last)
+		}
+		appendEnds[r.pos] = true
+	}
+	if appends := int(log.appends.Load()); len(appendEnds) != appends {
+		t.Fatalf("%d distinct positions for %d appends: each command gets its append's last Position", len(appendEnds), appends)
+	}
+}

@@ -64,6 +64,7 @@ type instance[S, E any] struct {
 	seq      uint64
 	group    decision[S, E] // the core's verdict on the running group; reused
 	snapDone uint64         // Seq of the latest snapshot encoded (saved or not)
+	pos      uint64         // Position of the last append
 }
 
 func newInstance[S, E any](k *Kind[S, E], id string) *instance[S, E] {
@@ -290,6 +291,9 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 		case appendErr != nil && !o.own:
 			in.finish(batch[i], appendErr)
 		default:
+			if o.persisted && appendErr == nil {
+				batch[i].setPosition(in.pos)
+			}
 			in.finish(batch[i], o.err)
 		}
 	}
@@ -364,8 +368,10 @@ func (in *instance[S, E]) persist(parent context.Context, ctx *storeCtx, events 
 	}
 	ctx.parent, ctx.timeout = parent, k.cfg.timeout
 	defer ctx.release()
-	if _, err := k.sys.eventLog.Append(ctx, k.def.Name, in.id, in.seq, events...); err != nil {
+	pos, err := k.sys.eventLog.Append(ctx, k.def.Name, in.id, in.seq, events...)
+	if err != nil {
 		return &PersistError{EntityType: k.def.Name, EntityID: in.id, FirstSeq: in.seq + 1, Err: err}
 	}
+	in.pos = pos
 	return nil
 }

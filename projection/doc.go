@@ -5,12 +5,16 @@
 // whatever the queries need.
 //
 //	p, err := projection.New(log, "Tab", "open-tabs", projection.NewMemory(),
-//		projection.PerEvent(func(ctx context.Context, rec eventlog.Record) error {
-//			return openTabs.Apply(rec)
+//		projection.DecodeEach(tabEvents, func(ctx context.Context, ev projection.Decoded[TabEvent]) error {
+//			return openTabs.Apply(ev.EntityID, ev.Event) // ev.Record has the Seq, Position, metadata
 //		}))
 //	...
 //	p.Start(ctx)
 //	defer p.Stop(context.Background())
+//
+// [Decode] and [DecodeEach] decode each record with the type's event codec
+// (its *binarize.Registry, upcasters included) before the handler sees it;
+// [PerEvent] and a plain [Handler] get the raw records.
 //
 // A projection reads the type with [eventlog.Log.Subscribe] after its stored
 // offset, reads ahead into a bounded buffer ([WithBufferSize]) and hands the
@@ -23,6 +27,13 @@
 // runs a function that empties the read model, and the next start rebuilds
 // it from the first event. Stores that cannot do both atomically set the
 // offset first.
+//
+// # Reading your own writes
+//
+// entity.AskPosition returns the Position of a command's events;
+// [Projection.WaitFor] waits, under a context, until the projection has
+// handled it, so a request handler can answer a query from the read model
+// that sees its own command, without polling.
 //
 // # Delivery guarantees
 //

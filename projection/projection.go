@@ -57,6 +57,9 @@ type Projection struct {
 	inflight  int           // events in the handler
 	inflightT time.Time     // commit time of the first event in the handler
 	st        Status
+	// moved is closed, and set to nil, when the offset moves or a run
+	// ends: WaitFor waits on it.
+	moved chan struct{}
 }
 
 // New returns a projection named name of the events of entity type typ in
@@ -129,6 +132,7 @@ func (p *Projection) Start(ctx context.Context) error {
 		defer p.mu.Unlock()
 		p.running, p.result = false, err
 		p.st.Running = false
+		p.wake()
 	}()
 	return nil
 }

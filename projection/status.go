@@ -1,6 +1,8 @@
 package projection
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -102,6 +104,48 @@ func (p *Projection) setOffset(off uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.st.Offset = off
+	p.wake()
+}
+
+// wake wakes the callers of WaitFor. The caller holds mu.
+func (p *Projection) wake() {
+	if p.moved != nil {
+		close(p.moved)
+		p.moved = nil
+	}
+}
+
+// WaitFor waits until the projection has handled the event at Position
+// pos, or moved past it, so that its read model reflects that event: a
+// caller that got pos from entity.AskPosition reads its own write. The
+// event must be of the type the projection follows; a Position of another
+// type may never be reached. WaitFor returns nil at once if the offset is
+// there already, ctx's error if ctx ends first, and the projection's
+// [*PoisonError] if a poison event stopped it on the way. It waits while
+// the projection is stopped or not started yet, as long as ctx lets it.
+func (p *Projection) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		p.mu.Lock()
+		if p.st.Offset >= pos {
+			p.mu.Unlock()
+			return nil
+		}
+		if !p.running && errors.Is(p.result, ErrPoison) {
+			err := p.result
+			p.mu.Unlock()
+			return fmt.Errorf("projection: wait for position %d: %w", pos, err)
+		}
+		if p.moved == nil {
+			p.moved = make(chan struct{})
+		}
+		moved := p.moved
+		p.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("projection: %s: wait for position %d: %w", p.name, pos, ctx.Err())
+		}
+	}
 }
 
 // setInflight records the batch in the handler, nil if none, for
@@ -128,6 +172,7 @@ func (p *Projection) committed(batch []eventlog.Record, handled bool) {
 	if handled {
 		p.st.Handled += uint64(len(batch))
 	}
+	p.wake()
 }
 
 // lag returns the events read and not yet handled, as [Status.Lag], and

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/projection"
 )
@@ -215,4 +216,17 @@ func Clear(f func(ctx context.Context, tx pgx.Tx) error) func(ctx context.Contex
 		}
 		return f(ctx, tx)
 	}
+}
+
+// HandleDecoded is [Handle] for typed handlers: it decodes the batch with
+// codec as projection.Decode does and runs h in the transaction that also
+// moves the projection's offset.
+func HandleDecoded[E any](codec binarize.EventCodec[E], h func(ctx context.Context, tx pgx.Tx, batch []projection.Decoded[E]) error) projection.Handler {
+	return projection.Decode(codec, func(ctx context.Context, batch []projection.Decoded[E]) error {
+		tx, ok := TxFrom(ctx)
+		if !ok {
+			return ErrNoTx
+		}
+		return h(ctx, tx, batch)
+	})
 }
