@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,12 +33,17 @@ func PerEvent(h func(ctx context.Context, rec eventlog.Record) error) Handler {
 	}
 }
 
-// Projection runs a [Handler] over the events of one entity type, from the
-// offset its [OffsetStore] keeps under its name. Create it with [New]; start
-// it with [Projection.Start] or [Projection.Run].
+// Projection runs a [Handler] over the events of one entity type, or of
+// several ([NewOfTypes]), from the offset its [OffsetStore] keeps under its
+// name. Create it with [New]; start it with [Projection.Start] or
+// [Projection.Run].
 type Projection struct {
-	log     eventlog.Log
-	typ     string
+	log eventlog.Log
+	typ string // the entity type, or the types as logs and metrics name them
+	// types are the entity types of a projection made by NewOfTypes, read
+	// with all (none: every type); nil for New's one type.
+	types   []string
+	all     eventlog.AllReader
 	name    string
 	store   OffsetStore
 	handler Handler
@@ -66,11 +73,45 @@ type Projection struct {
 // log, kept by h, with its offset in store. Several projections may follow
 // one type; each needs its own name.
 func New(log eventlog.Log, typ, name string, store OffsetStore, h Handler, opts ...Option) (*Projection, error) {
+	if typ == "" {
+		return nil, fmt.Errorf("%w: empty entity type", ErrInvalid)
+	}
+	return newProjection(log, typ, nil, nil, name, store, h, opts)
+}
+
+// NewOfTypes returns a projection named name of the events of the entity
+// types types (of every type if types is empty), read in one log-wide
+// Position order through the log's eventlog.AllReader, for a read model
+// built from several types. Its offset is a log-wide Position, so it
+// never skips an event of one type that commits later with a smaller
+// Position than an event of another type it has handled. The log must
+// implement eventlog.AllReader (eventlog.Memory, natslog and postgreslog
+// do).
+func NewOfTypes(log eventlog.Log, types []string, name string, store OffsetStore, h Handler, opts ...Option) (*Projection, error) {
+	all, ok := log.(eventlog.AllReader)
+	if log != nil && !ok {
+		return nil, fmt.Errorf("%w: projection %s: the log (%T) cannot read several entity types in one order (eventlog.AllReader)", ErrInvalid, name, log)
+	}
+	label := "*"
+	if len(types) > 0 {
+		for _, t := range types {
+			if err := eventlog.ValidateType(t); err != nil {
+				return nil, fmt.Errorf("%w: projection %s: %w", ErrInvalid, name, err)
+			}
+		}
+		types = slices.Clone(types)
+		label = strings.Join(types, ",")
+	} else {
+		types = []string{}
+	}
+	return newProjection(log, label, types, all, name, store, h, opts)
+}
+
+// newProjection is New and NewOfTypes once their types are checked.
+func newProjection(log eventlog.Log, typ string, types []string, all eventlog.AllReader, name string, store OffsetStore, h Handler, opts []Option) (*Projection, error) {
 	switch {
 	case log == nil:
 		return nil, fmt.Errorf("%w: nil log", ErrInvalid)
-	case typ == "":
-		return nil, fmt.Errorf("%w: empty entity type", ErrInvalid)
 	case name == "":
 		return nil, fmt.Errorf("%w: empty projection name", ErrInvalid)
 	case store == nil:
@@ -94,13 +135,21 @@ func New(log eventlog.Log, typ, name string, store OffsetStore, h Handler, opts 
 		cfg.buffer = 256
 	}
 	cfg.buffer = max(cfg.buffer, cfg.batch)
-	p := &Projection{log: log, typ: typ, name: name, store: store, handler: h, cfg: cfg}
-	p.st.Name, p.st.EntityType = name, typ
+	p := &Projection{log: log, typ: typ, types: types, all: all, name: name, store: store, handler: h, cfg: cfg}
+	p.st.Name, p.st.EntityType, p.st.EntityTypes = name, typ, p.entityTypes()
 	p.tel.init(&p.cfg, name, typ)
 	if err := p.tel.inst.Err; err != nil {
 		cfg.logger.Warn("projection metrics unavailable", "projection", name, "entity_type", typ, "err", err)
 	}
 	return p, nil
+}
+
+// entityTypes returns the types as Status reports them.
+func (p *Projection) entityTypes() []string {
+	if p.types == nil {
+		return []string{p.typ}
+	}
+	return slices.Clone(p.types)
 }
 
 // Name returns the projection's name.
@@ -119,7 +168,7 @@ func (p *Projection) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	p.running, p.cancel, p.done, p.result = true, cancel, done, nil
-	p.st = Status{Name: p.name, EntityType: p.typ, Running: true}
+	p.st = Status{Name: p.name, EntityType: p.typ, EntityTypes: p.entityTypes(), Running: true}
 	// The lag gauges report while the projection runs: a Projection has no
 	// Close, so a registration kept beyond the run would keep it alive.
 	reg := p.tel.inst.Observe(p.observe, p.tel.lag, p.tel.lagTime)

@@ -131,7 +131,13 @@ func (p *Projection) read(rctx context.Context, after uint64, buf chan<- item) {
 			return false
 		}
 	}
-	for rec, err := range p.log.Subscribe(rctx, p.typ, after) {
+	var sub func(yield func(eventlog.Record, error) bool)
+	if p.types != nil {
+		sub = p.all.SubscribeAll(rctx, after, p.types...)
+	} else {
+		sub = p.log.Subscribe(rctx, p.typ, after)
+	}
+	for rec, err := range sub {
 		if err != nil {
 			if rctx.Err() == nil {
 				send(item{err: fmt.Errorf("projection: subscribe to %s after %d: %w", p.typ, after, err)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -12,9 +13,14 @@ import (
 // Status is a snapshot of a projection's progress, as [Projection.Status]
 // returns it.
 type Status struct {
-	// Name and EntityType are the projection's.
+	// Name and EntityType are the projection's. For a projection of
+	// several types (NewOfTypes), EntityType is their names joined with
+	// commas, or "*" for every type.
 	Name       string
 	EntityType string
+	// EntityTypes are the types the projection follows; empty for every
+	// type.
+	EntityTypes []string
 	// Running reports whether the projection's goroutine runs.
 	Running bool
 	// Offset is the Position of the last event handled or skipped, as
@@ -58,6 +64,7 @@ func (p *Projection) Status() Status {
 	defer p.mu.Unlock()
 	st := p.st
 	st.Skipped = append([]Skipped(nil), p.st.Skipped...)
+	st.EntityTypes = slices.Clone(p.st.EntityTypes)
 	st.Head = max(p.head.Load(), st.Offset)
 	st.Lag = p.inflight
 	if p.buf != nil {
