@@ -24,6 +24,7 @@ type config struct {
 	tp       trace.TracerProvider          // nil: the global one
 	mp       metric.MeterProvider          // nil: the global one
 	prop     propagation.TextMapPropagator // nil: W3C trace context
+	slice    sliceOpt
 }
 
 // WithBatchSize lets the handler get up to n events at once (default 1).

@@ -135,6 +135,9 @@ func newProjection(log eventlog.Log, typ string, types []string, all eventlog.Al
 		cfg.buffer = 256
 	}
 	cfg.buffer = max(cfg.buffer, cfg.batch)
+	if cfg.slice.n > 0 {
+		name = SliceName(name, cfg.slice.i, cfg.slice.n)
+	}
 	p := &Projection{log: log, typ: typ, types: types, all: all, name: name, store: store, handler: h, cfg: cfg}
 	p.st.Name, p.st.EntityType, p.st.EntityTypes = name, typ, p.entityTypes()
 	p.tel.init(&p.cfg, name, typ)

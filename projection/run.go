@@ -151,6 +151,9 @@ func (p *Projection) read(rctx context.Context, after uint64, buf chan<- item) {
 		if after > p.head.Load() {
 			p.head.Store(after)
 		}
+		if !p.mine(&rec) {
+			continue // another slice's
+		}
 		if !send(item{rec: rec}) {
 			return
 		}

@@ -1,0 +1,219 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+)
+
+// ledger counts how often each event was handled and checks per-entity
+// order.
+type ledger struct {
+	mu      sync.Mutex
+	counts  map[string]int
+	lastSeq map[string]uint64
+	errs    []string
+}
+
+func newLedger() *ledger { return &ledger{counts: map[string]int{}, lastSeq: map[string]uint64{}} }
+
+func (l *ledger) handler() projection.Handler {
+	return projection.PerEvent(func(_ context.Context, rec eventlog.Record) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		entity := rec.EntityType + "/" + rec.EntityID
+		l.counts[fmt.Sprintf("%s@%d", entity, rec.Seq)]++
+		if rec.Seq <= l.lastSeq[entity] {
+			l.errs = append(l.errs, fmt.Sprintf("%s seq %d after %d", entity, rec.Seq, l.lastSeq[entity]))
+		}
+		l.lastSeq[entity] = rec.Seq
+		return nil
+	})
+}
+
+// check fails t unless every event of log's type Order was handled
+// exactly once, in order per entity.
+func (l *ledger) check(t *testing.T, log eventlog.Log) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for rec, err := range log.ReadType(context.Background(), "Order", 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		key := fmt.Sprintf("Order/%s@%d", rec.EntityID, rec.Seq)
+		if c := l.counts[key]; c != 1 {
+			t.Errorf("%s handled %d times, want once", key, c)
+		}
+	}
+	if len(l.counts) != n {
+		t.Errorf("%d events handled, the log has %d", len(l.counts), n)
+	}
+	for _, e := range l.errs {
+		t.Errorf("out of order: %s", e)
+	}
+}
+
+func fill(t *testing.T, log eventlog.Log, entities, each int) {
+	t.Helper()
+	ctx := context.Background()
+	for k := range each {
+		for e := range entities {
+			id := fmt.Sprintf("o-%d", e)
+			if _, err := log.Append(ctx, "Order", id, uint64(k), eventlog.Event{Name: "E"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// slices makes the n slices of the projection "orders".
+func makeSlices(t *testing.T, log eventlog.Log, store projection.OffsetStore, h projection.Handler, n int) []*projection.Projection {
+	t.Helper()
+	ps := make([]*projection.Projection, n)
+	for i := range n {
+		p, err := projection.New(log, "Order", "orders", store, h, projection.WithSlice(i, n), projection.WithBatchSize(8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+	}
+	return ps
+}
+
+// drain runs the slices ps, slices first, first+1 ... of n, concurrently
+// until each has handled the last event of its slice.
+func drain(t *testing.T, log eventlog.Log, ps []*projection.Projection, first, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	last := make([]uint64, n)
+	for rec, err := range log.ReadType(ctx, "Order", 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last[projection.SliceOf(rec.EntityType, rec.EntityID, n)] = rec.Position
+	}
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		start(t, p)
+		wg.Go(func() {
+			if err := p.WaitFor(ctx, last[first+i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range ps {
+		stop(t, p)
+	}
+}
+
+func TestSlicesHandleEachEventOnce(t *testing.T) {
+	log := eventlog.NewMemory()
+	fill(t, log, 40, 10)
+	l := newLedger()
+	ps := makeSlices(t, log, projection.NewMemory(), l.handler(), 4)
+	if got := ps[2].Name(); got != "orders[2/4]" {
+		t.Fatalf("slice name %q, want orders[2/4]", got)
+	}
+	drain(t, log, ps, 0, 4)
+	l.check(t, log)
+	// Each slice handled only its own entities.
+	for _, p := range ps {
+		if p.Status().Handled == 0 {
+			t.Errorf("%s handled nothing: 40 entities should spread over 4 slices", p.Name())
+		}
+	}
+}
+
+func TestResliceExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	store := projection.NewMemory()
+	l := newLedger()
+	fill(t, log, 30, 5)
+	old := makeSlices(t, log, store, l.handler(), 4)
+	drain(t, log, old[:2], 0, 4) // slices 0 and 1 are done; 2 and 3 never ran
+	fill2 := func() {
+		for e := range 30 {
+			id := fmt.Sprintf("o-%d", e)
+			last, _ := log.LastSeq(ctx, "Order", id)
+			log.Append(ctx, "Order", id, last, eventlog.Event{Name: "E"})
+		}
+	}
+	fill2()
+	// Slice 3 catches up on everything, so the old offsets differ.
+	drain(t, log, old[3:], 3, 4)
+	fill2()
+
+	next := makeSlices(t, log, store, l.handler(), 3)
+	if err := projection.Reslice(ctx, old, next); err != nil {
+		t.Fatal(err)
+	}
+	// Running it again changes nothing.
+	if err := projection.Reslice(ctx, old, next); err != nil {
+		t.Fatalf("Reslice again: %v", err)
+	}
+	fill2()
+	drain(t, log, next, 0, 3)
+	l.check(t, log)
+}
+
+func TestResliceRefusals(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	store := projection.NewMemory()
+	h := newLedger().handler()
+	old, next := makeSlices(t, log, store, h, 2), makeSlices(t, log, store, h, 3)
+	cases := []struct {
+		name     string
+		from, to []*projection.Projection
+		want     string
+	}{
+		{"no old", nil, next, "projection: invalid argument: reslice: no from slices"},
+		{"out of order", []*projection.Projection{old[1], old[0]}, next, "projection: invalid argument: reslice: from slice at index 0 is orders[1/2], want slice 0 of 2"},
+		{"missing one", old, next[:2], "projection: invalid argument: reslice: to slice at index 0 is orders[0/3], want slice 0 of 2"},
+	}
+	for _, tc := range cases {
+		if err := projection.Reslice(ctx, tc.from, tc.to); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v\nwant %s", tc.name, err, tc.want)
+		}
+	}
+	fill(t, log, 4, 2)
+	drain(t, log, next, 0, 3) // the new slices ran: resliced into later would lose events
+	err := projection.Reslice(ctx, old, next)
+	if !errors.Is(err, projection.ErrInvalid) {
+		t.Fatalf("Reslice into slices that ran: %v", err)
+	}
+	if _, err := projection.New(log, "Order", "x", store, h, projection.WithSlice(3, 3)); err == nil || err.Error() != "projection: invalid argument: WithSlice(3, 3): want 0 <= i < n <= 1024" {
+		t.Fatalf("WithSlice(3, 3): %v", err)
+	}
+}
+
+func TestSliceOfIsStable(t *testing.T) {
+	// Fixed values: a change of the hash would move entities between
+	// slices of running projections.
+	for _, tc := range []struct {
+		typ, id string
+		n, want int
+	}{
+		{"Order", "o-1", 8, 0},
+		{"Order", "o-2", 8, 1},
+		{"Tab", "t-42", 3, 0},
+		{"Order", "o-1", 1024, 88},
+		{"Order", "o-1", 1, 0},
+	} {
+		if got := projection.SliceOf(tc.typ, tc.id, tc.n); got != tc.want {
+			t.Fatalf("SliceOf(%s, %s, %d) = %d, want %d", tc.typ, tc.id, tc.n, got, tc.want)
+		}
+	}
+}
