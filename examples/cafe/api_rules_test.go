@@ -194,6 +194,19 @@ func oneOpenTabPerTable(t *testing.T, base string) {
 	eventuallyBody(t, base+"/tables/7/invoice",
 		`{"tab_id": "`+next+`", "table_number": 7, "items": [], "total": 0, "has_unserved_items": false}`)
 	expect(t, "POST", base+"/tabs/"+next+"/close", `{"amount_paid": 0}`, 200, `{"tip": 0}`)
+	// Leave the read models caught up for the tests that follow.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		status, body, _, err := do("GET", base+"/tables/7", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /tables/7 after its tab closed: %d %s, want 404", status, body)
+		}
+	}
 }
 
 // TestAPIErrors checks each error names what was wrong: the tab, the
