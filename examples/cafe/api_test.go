@@ -162,11 +162,11 @@ func scenario(t *testing.T, base string) {
 	}
 	mustStatus(t, "close 3 again", call(t, "POST", tab(a.TabID, "/close"), map[string]int{"amount_paid": 2000}, nil), 409)
 	eventually(t, base+"/tables", []OpenTable{{5, "Alice", b.TabID}})
-	eventually(t, base+"/tables/5/invoice", Invoice{TabID: b.TabID, TableNumber: 5, Items: nil, Total: 0, HasUnservedItems: true})
+	eventually(t, base+"/tables/5/invoice", Invoice{TabID: b.TabID, TableNumber: 5, Items: []OrderedItem{}, Total: 0, HasUnservedItems: true})
 	mustStatus(t, "closed table", call(t, "GET", base+"/tables/3", nil, nil), 404)
 	mustStatus(t, "table not a number", call(t, "GET", base+"/tables/x", nil, nil), 400)
 
-	mustStatus(t, "order on a tab never opened", call(t, "POST", tab("nope", "/order"), numbers(1), nil), 409)
+	mustStatus(t, "order on a tab never opened", call(t, "POST", tab("nope", "/order"), numbers(1), nil), 404)
 	mustStatus(t, "order off the menu", call(t, "POST", tab(b.TabID, "/order"), numbers(99), nil), 400)
 	mustStatus(t, "bad body", call(t, "POST", tab(b.TabID, "/order"), `{"menu":`, nil), 400)
 	mustStatus(t, "bad table", call(t, "POST", base+"/tabs", map[string]any{"table_number": 0, "waiter": "x"}, nil), 400)
@@ -203,7 +203,10 @@ func caughtUp(t *testing.T, base string, want float64) []map[string]any {
 
 func TestAPIMemory(t *testing.T) {
 	base, _ := server(t, "memory", "", "")
+	emptyLists(t, base)
 	scenario(t, base)
+	unknownTabs(t, base)
+	oneOpenTabPerTable(t, base)
 	rebuild(t, base)
 	caughtUp(t, base, 0)
 }
@@ -211,7 +214,10 @@ func TestAPIMemory(t *testing.T) {
 func TestAPINATS(t *testing.T) {
 	dir := t.TempDir()
 	base, stop := server(t, "nats", dir, "")
+	emptyLists(t, base)
 	scenario(t, base)
+	unknownTabs(t, base)
+	oneOpenTabPerTable(t, base)
 	rebuild(t, base)
 	st := caughtUp(t, base, 0)
 	var tables []OpenTable
@@ -227,7 +233,10 @@ func TestAPINATS(t *testing.T) {
 func TestAPIPostgres(t *testing.T) {
 	dsn := testDatabase(t)
 	base, stop := server(t, "postgres", "", dsn)
+	emptyLists(t, base)
 	scenario(t, base)
+	unknownTabs(t, base)
+	oneOpenTabPerTable(t, base)
 	rebuild(t, base)
 	st := caughtUp(t, base, 0)
 	var tables []OpenTable

@@ -25,11 +25,13 @@ type backend struct {
 	close     func() // releases the backend; may be nil
 }
 
-// App is the cafe: the Tab entities (write side), the projections that keep
-// the read models, and the queries on them (read side).
+// App is the cafe: the Tab and Table entities (write side), the projections
+// that keep the read models, and the queries on them (read side).
 type App struct {
 	sys         *entity.System
 	tabs        *entity.Kind[Tab, Event]
+	tables      *entity.Kind[Table, TableEvent]
+	logger      *slog.Logger
 	log         eventlog.Log
 	docs        docStore
 	projections []*projection.Projection
@@ -59,7 +61,12 @@ func NewApp(b backend, logger *slog.Logger, tel *telemetry) (*App, error) {
 		sys.Close()
 		return nil, err
 	}
-	a := &App{sys: sys, tabs: tabs, log: b.log, docs: b.docs, tel: tel, Queries: Queries{docs: b.docs}}
+	tables, err := entity.Register(sys, TableType(), kindOpts...)
+	if err != nil {
+		sys.Close()
+		return nil, err
+	}
+	a := &App{sys: sys, tabs: tabs, tables: tables, logger: logger, log: b.log, docs: b.docs, tel: tel, Queries: Queries{docs: b.docs}}
 	reg := events()
 	for _, p := range []struct {
 		name string
@@ -125,25 +132,53 @@ func (a *App) Rebuild(ctx context.Context, name string) error {
 		}
 		return p.Start(context.Background())
 	}
-	return fmt.Errorf("%w: no projection %q", errNotFound, name)
+	return fmt.Errorf("no projection %q: %w", name, errNotFound)
 }
 
 var errNotFound = errors.New("not found")
 
-// OpenTab opens a tab for a table and returns its id.
+// OpenTab opens a tab for a table and returns its id. If the table has an
+// open tab, the error is a [*TableTakenError] naming it.
+//
+// The Table entity decides who has the table (see table.go): OpenTab takes
+// the table for a new tab and then opens the tab. Whoever takes the table,
+// this call or an earlier one that stopped halfway, its tab is opened here,
+// so a taken table always has an open tab; a table still held by a closed
+// tab (a Close that stopped before freeing it) is freed and taken again.
 func (a *App) OpenTab(ctx context.Context, table int, waiter string) (string, error) {
+	if table <= 0 || waiter == "" {
+		// Checked before the table is taken, for a tab that could not open.
+		return "", fmt.Errorf("open tab at table %d, waiter %q: %w", table, waiter, ErrInvalidCommand)
+	}
 	id := "tab-" + strings.ToLower(rand.Text()[:12])
-	_, err := entity.Ask(ctx, a.tabs.Ref(id), OpenTab{TableNumber: table, Waiter: waiter})
-	return id, err
+	for {
+		t, err := entity.Ask(ctx, a.tables.Ref(tableID(table)), TakeTable{TabID: id, Waiter: waiter})
+		if err != nil {
+			return "", err
+		}
+		_, err = entity.Ask(ctx, a.tabs.Ref(t.TabID), OpenTab{TableNumber: table, Waiter: t.Waiter})
+		switch {
+		case t.TabID != id && errors.Is(err, ErrTabClosed):
+			if _, err := entity.Ask(ctx, a.tables.Ref(tableID(table)), FreeTable{TabID: t.TabID}); err != nil {
+				return "", err
+			}
+			continue
+		case err != nil:
+			return "", err
+		case t.TabID != id:
+			return "", &TableTakenError{TableNumber: table, TabID: t.TabID}
+		}
+		return id, nil
+	}
 }
 
 // Order places an order of menu items on a tab.
 func (a *App) Order(ctx context.Context, tab string, menuNumbers []int) error {
 	items := make([]OrderedItem, 0, len(menuNumbers))
-	for _, n := range menuNumbers {
+	for i, n := range menuNumbers {
 		it, ok := Menu[n]
 		if !ok {
-			return fmt.Errorf("order on %s: menu number %d: %w", tab, n, ErrNotOnMenu)
+			return fmt.Errorf("place order on %s: menu_numbers[%d] (%d): %w", tab, i, n, ErrNotOnMenu)
 		}
 		items = append(items, it)
 	}
@@ -169,9 +204,18 @@ func (a *App) FoodServed(ctx context.Context, tab string, menuNumbers []int) err
 	return err
 }
 
-// Close closes a tab paid with amountPaid cents and returns the tip.
+// Close closes a tab paid with amountPaid cents, frees its table and
+// returns the tip. The tab is closed and paid even if freeing the table
+// fails: the next [App.OpenTab] at the table frees it.
 func (a *App) Close(ctx context.Context, tab string, amountPaid int) (int, error) {
-	return entity.Ask(ctx, a.tabs.Ref(tab), CloseTab{AmountPaid: amountPaid})
+	c, err := entity.Ask(ctx, a.tabs.Ref(tab), CloseTab{AmountPaid: amountPaid})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := entity.Ask(ctx, a.tables.Ref(tableID(c.TableNumber)), FreeTable{TabID: tab}); err != nil {
+		a.logger.Warn("free table after closing its tab; the next open there frees it", "tab", tab, "table", c.TableNumber, "err", err)
+	}
+	return c.Tip, nil
 }
 
 // ErrNotOnMenu rejects an order of something the cafe does not serve.

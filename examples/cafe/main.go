@@ -10,9 +10,13 @@
 //
 // Then, for instance:
 //
+//	curl -s localhost:8080/                # the endpoints
 //	curl -s localhost:8080/tabs -d '{"table_number": 3, "waiter": "Derek"}'
 //	curl -s localhost:8080/tabs/$TAB/order -d '{"menu_numbers": [10, 16]}'
 //	curl -s localhost:8080/chef/todo
+//
+// A table has at most one open tab: a Table entity per table decides which
+// (see table.go).
 //
 // With NATS, events, snapshots, projection offsets and read models live in
 // JetStream (the read models are KV buckets, updated at least once and

@@ -209,7 +209,10 @@ func (q Queries) ActiveTables(ctx context.Context) ([]OpenTable, error) {
 	return out, nil
 }
 
-// TabForTable returns the open tab of a table.
+// TabForTable returns the open tab of a table. The Table entity keeps it to
+// one; the read model can hold two for a moment, a tab closed and the next
+// one opened before it applied the close, and then the one with the smaller
+// id is returned.
 func (q Queries) TabForTable(ctx context.Context, table int) (TabView, bool, error) {
 	tabs, err := q.openTabs(ctx)
 	if err != nil {
@@ -217,10 +220,20 @@ func (q Queries) TabForTable(ctx context.Context, table int) (TabView, bool, err
 	}
 	for _, v := range tabs {
 		if v.TableNumber == table {
+			v.ToServe, v.InPreparation, v.Served = orEmpty(v.ToServe), orEmpty(v.InPreparation), orEmpty(v.Served)
 			return v, true, nil
 		}
 	}
 	return TabView{}, false, nil
+}
+
+// orEmpty returns s, or an empty slice if s is nil: the API's lists are []
+// when empty, never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Invoice is what a table owes so far.

@@ -70,10 +70,13 @@ func (FoodPrepared) isTabEvent()  {}
 func (FoodServed) isTabEvent()    {}
 func (TabClosed) isTabEvent()     {}
 
-// The tutorial's business rules, as rejections.
+// The tutorial's business rules, as rejections. The tutorial's TabNotOpen
+// is two: a tab never opened does not exist (ErrNoSuchTab, 404 over HTTP),
+// while a closed one does and takes no more commands (ErrTabClosed).
 var (
-	ErrTabNotOpen           = errors.New("tab is not open")
-	ErrTabAlreadyOpen       = errors.New("tab is already open")
+	ErrNoSuchTab            = errors.New("no such tab")
+	ErrTabClosed            = errors.New("tab is closed")
+	ErrTabAlreadyOpen       = errors.New("tab is already open at another table")
 	ErrDrinksNotOutstanding = errors.New("drinks are not outstanding")
 	ErrFoodNotOutstanding   = errors.New("food is not outstanding")
 	ErrFoodNotPrepared      = errors.New("food is not prepared")
@@ -85,6 +88,7 @@ var (
 // Tab is the state of a tab: only what the business rules need.
 type Tab struct {
 	Open              bool          `msgpack:"open"`
+	TableNumber       int           `msgpack:"table_number"`
 	Closed            bool          `msgpack:"closed"`
 	OutstandingDrinks []OrderedItem `msgpack:"outstanding_drinks"`
 	OutstandingFood   []OrderedItem `msgpack:"outstanding_food"`
@@ -96,7 +100,7 @@ type Tab struct {
 func apply(s Tab, e Event) Tab {
 	switch e := e.(type) {
 	case TabOpened:
-		s.Open = true
+		s.Open, s.TableNumber = true, e.TableNumber
 	case DrinksOrdered:
 		s.OutstandingDrinks = appendItems(s.OutstandingDrinks, e.Items)
 	case FoodOrdered:
@@ -147,10 +151,17 @@ func takeItems(items []OrderedItem, numbers []int) (rest, taken []OrderedItem) {
 	return rest, taken
 }
 
-// allIn reports whether every menu number is in items, counting repeats.
-func allIn(items []OrderedItem, numbers []int) bool {
-	_, taken := takeItems(items, numbers)
-	return len(taken) == len(numbers)
+// missing returns the index of the first menu number not in items,
+// counting repeats, or -1 if every one is.
+func missing(items []OrderedItem, numbers []int) int {
+	rest := items
+	for i, n := range numbers {
+		var taken []OrderedItem
+		if rest, taken = takeItems(rest, []int{n}); len(taken) == 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 func value(items []OrderedItem) int {
@@ -164,7 +175,9 @@ func value(items []OrderedItem) int {
 // Ack is the reply of commands that have nothing to say.
 type Ack struct{}
 
-// OpenTab opens the tab for a table.
+// OpenTab opens the tab for a table. Opening it again for the same table
+// does nothing: whoever finds a table taken by a tab not open yet opens it
+// (see [App.OpenTab]), and so may its opener, in either order.
 type OpenTab struct {
 	TableNumber int
 	Waiter      string
@@ -172,14 +185,30 @@ type OpenTab struct {
 
 // Handle implements entity.Command.
 func (c OpenTab) Handle(tx *entity.Tx[Tab, Event]) (Ack, error) {
+	s := tx.State()
 	switch {
 	case c.TableNumber <= 0 || c.Waiter == "":
 		return Ack{}, fmt.Errorf("open tab %s: table %d, waiter %q: %w", tx.ID(), c.TableNumber, c.Waiter, ErrInvalidCommand)
-	case tx.State().Open || tx.State().Closed:
-		return Ack{}, fmt.Errorf("open tab %s: %w", tx.ID(), ErrTabAlreadyOpen)
+	case s.Closed:
+		return Ack{}, fmt.Errorf("open tab %s: %w", tx.ID(), ErrTabClosed)
+	case s.Open && s.TableNumber == c.TableNumber:
+		return Ack{}, nil
+	case s.Open:
+		return Ack{}, fmt.Errorf("open tab %s at table %d: open at table %d: %w", tx.ID(), c.TableNumber, s.TableNumber, ErrTabAlreadyOpen)
 	}
 	tx.Persist(TabOpened(c))
 	return Ack{}, nil
+}
+
+// isOpen returns nil if the tab is open, and why not otherwise.
+func isOpen(s Tab, what, id string) error {
+	switch {
+	case s.Closed:
+		return fmt.Errorf("%s on %s: %w", what, id, ErrTabClosed)
+	case !s.Open:
+		return fmt.Errorf("%s on %s: %w", what, id, ErrNoSuchTab)
+	}
+	return nil
 }
 
 // PlaceOrder orders items; drinks and food become separate events.
@@ -189,8 +218,8 @@ type PlaceOrder struct {
 
 // Handle implements entity.Command.
 func (c PlaceOrder) Handle(tx *entity.Tx[Tab, Event]) (Ack, error) {
-	if !tx.State().Open {
-		return Ack{}, fmt.Errorf("place order on %s: %w", tx.ID(), ErrTabNotOpen)
+	if err := isOpen(tx.State(), "place order", tx.ID()); err != nil {
+		return Ack{}, err
 	}
 	if len(c.Items) == 0 {
 		return Ack{}, fmt.Errorf("place order on %s: no items: %w", tx.ID(), ErrInvalidCommand)
@@ -222,8 +251,8 @@ func (c MarkDrinksServed) Handle(tx *entity.Tx[Tab, Event]) (Ack, error) {
 	if err := checkNumbers(tx, "serve drinks", c.MenuNumbers); err != nil {
 		return Ack{}, err
 	}
-	if !allIn(tx.State().OutstandingDrinks, c.MenuNumbers) {
-		return Ack{}, fmt.Errorf("serve drinks %v on %s: %w", c.MenuNumbers, tx.ID(), ErrDrinksNotOutstanding)
+	if i := missing(tx.State().OutstandingDrinks, c.MenuNumbers); i >= 0 {
+		return Ack{}, fmt.Errorf("serve drinks on %s: menu_numbers[%d] (%d): %w", tx.ID(), i, c.MenuNumbers[i], ErrDrinksNotOutstanding)
 	}
 	tx.Persist(DrinksServed(c))
 	return Ack{}, nil
@@ -239,8 +268,8 @@ func (c MarkFoodPrepared) Handle(tx *entity.Tx[Tab, Event]) (Ack, error) {
 	if err := checkNumbers(tx, "prepare food", c.MenuNumbers); err != nil {
 		return Ack{}, err
 	}
-	if !allIn(tx.State().OutstandingFood, c.MenuNumbers) {
-		return Ack{}, fmt.Errorf("prepare food %v on %s: %w", c.MenuNumbers, tx.ID(), ErrFoodNotOutstanding)
+	if i := missing(tx.State().OutstandingFood, c.MenuNumbers); i >= 0 {
+		return Ack{}, fmt.Errorf("prepare food on %s: menu_numbers[%d] (%d): %w", tx.ID(), i, c.MenuNumbers[i], ErrFoodNotOutstanding)
 	}
 	tx.Persist(FoodPrepared(c))
 	return Ack{}, nil
@@ -256,16 +285,16 @@ func (c MarkFoodServed) Handle(tx *entity.Tx[Tab, Event]) (Ack, error) {
 	if err := checkNumbers(tx, "serve food", c.MenuNumbers); err != nil {
 		return Ack{}, err
 	}
-	if !allIn(tx.State().PreparedFood, c.MenuNumbers) {
-		return Ack{}, fmt.Errorf("serve food %v on %s: %w", c.MenuNumbers, tx.ID(), ErrFoodNotPrepared)
+	if i := missing(tx.State().PreparedFood, c.MenuNumbers); i >= 0 {
+		return Ack{}, fmt.Errorf("serve food on %s: menu_numbers[%d] (%d): %w", tx.ID(), i, c.MenuNumbers[i], ErrFoodNotPrepared)
 	}
 	tx.Persist(FoodServed(c))
 	return Ack{}, nil
 }
 
 func checkNumbers(tx *entity.Tx[Tab, Event], what string, numbers []int) error {
-	if !tx.State().Open {
-		return fmt.Errorf("%s on %s: %w", what, tx.ID(), ErrTabNotOpen)
+	if err := isOpen(tx.State(), what, tx.ID()); err != nil {
+		return err
 	}
 	if len(numbers) == 0 {
 		return fmt.Errorf("%s on %s: no menu numbers: %w", what, tx.ID(), ErrInvalidCommand)
@@ -273,25 +302,33 @@ func checkNumbers(tx *entity.Tx[Tab, Event], what string, numbers []int) error {
 	return nil
 }
 
-// CloseTab pays the tab and closes it; the reply is the tip.
+// CloseTab pays the tab and closes it.
 type CloseTab struct {
 	AmountPaid int
 }
 
+// ClosedTab is the reply to CloseTab: the tip, and the table to free.
+type ClosedTab struct {
+	TableNumber int
+	Tip         int
+}
+
 // Handle implements entity.Command.
-func (c CloseTab) Handle(tx *entity.Tx[Tab, Event]) (int, error) {
+func (c CloseTab) Handle(tx *entity.Tx[Tab, Event]) (ClosedTab, error) {
 	s := tx.State()
+	if err := isOpen(s, "close", tx.ID()); err != nil {
+		return ClosedTab{}, err
+	}
 	switch {
-	case !s.Open:
-		return 0, fmt.Errorf("close %s: %w", tx.ID(), ErrTabNotOpen)
 	case len(s.OutstandingDrinks) > 0 || len(s.OutstandingFood) > 0 || len(s.PreparedFood) > 0:
-		return 0, fmt.Errorf("close %s: %w", tx.ID(), ErrTabHasUnservedItems)
+		return ClosedTab{}, fmt.Errorf("close %s: %d drinks to serve, %d food to prepare, %d food to serve: %w",
+			tx.ID(), len(s.OutstandingDrinks), len(s.OutstandingFood), len(s.PreparedFood), ErrTabHasUnservedItems)
 	case c.AmountPaid < s.ServedItemsValue:
-		return 0, fmt.Errorf("close %s: paid %d of %d: %w", tx.ID(), c.AmountPaid, s.ServedItemsValue, ErrMustPayEnough)
+		return ClosedTab{}, fmt.Errorf("close %s: paid %d of %d: %w", tx.ID(), c.AmountPaid, s.ServedItemsValue, ErrMustPayEnough)
 	}
 	tip := c.AmountPaid - s.ServedItemsValue
 	tx.Persist(TabClosed{AmountPaid: c.AmountPaid, OrderValue: s.ServedItemsValue, TipValue: tip})
-	return tip, nil
+	return ClosedTab{TableNumber: s.TableNumber, Tip: tip}, nil
 }
 
 // TabTypeName is the Tab entity type's name in the event log.

@@ -28,15 +28,30 @@ var opened = TabOpened{TableNumber: testTable, Waiter: testWaiter}
 
 func TestCanOpenANewTab(t *testing.T) {
 	entitytest.When(newTab(t), OpenTab{TableNumber: testTable, Waiter: testWaiter}).
-		ThenEvents(opened).ThenState(Tab{Open: true})
+		ThenEvents(opened).ThenState(Tab{Open: true, TableNumber: testTable})
 }
 
-func TestCanNotOpenATabTwice(t *testing.T) {
-	entitytest.When(newTab(t).Given(opened), OpenTab{TableNumber: testTable, Waiter: testWaiter}).ThenError(ErrTabAlreadyOpen)
+// Opening a tab again at its table is what App.OpenTab does when it finds
+// the table taken by a tab not open yet: nothing happens.
+func TestOpeningATabAgainAtItsTableDoesNothing(t *testing.T) {
+	entitytest.When(newTab(t).Given(opened), OpenTab{TableNumber: testTable, Waiter: testWaiter}).
+		ThenNoEvents().ThenReply(Ack{})
+}
+
+func TestCanNotOpenATabAtAnotherTable(t *testing.T) {
+	entitytest.When(newTab(t).Given(opened), OpenTab{TableNumber: testTable + 1, Waiter: testWaiter}).ThenError(ErrTabAlreadyOpen)
 }
 
 func TestCanNotOrderWithUnopenedTab(t *testing.T) {
-	entitytest.When(newTab(t), PlaceOrder{Items: []OrderedItem{drink1}}).ThenError(ErrTabNotOpen)
+	entitytest.When(newTab(t), PlaceOrder{Items: []OrderedItem{drink1}}).ThenError(ErrNoSuchTab)
+}
+
+// A tab never opened does not exist, whatever the command.
+func TestUnopenedTabIsNoSuchTab(t *testing.T) {
+	entitytest.When(newTab(t), MarkDrinksServed{MenuNumbers: []int{1}}).ThenError(ErrNoSuchTab)
+	entitytest.When(newTab(t), MarkFoodPrepared{MenuNumbers: []int{16}}).ThenError(ErrNoSuchTab)
+	entitytest.When(newTab(t), MarkFoodServed{MenuNumbers: []int{16}}).ThenError(ErrNoSuchTab)
+	entitytest.When(newTab(t), CloseTab{AmountPaid: 0}).ThenError(ErrNoSuchTab)
 }
 
 func TestCanPlaceDrinksOrder(t *testing.T) {
@@ -58,7 +73,7 @@ func TestOrderedDrinksCanBeServed(t *testing.T) {
 	f := newTab(t).Given(opened, DrinksOrdered{Items: []OrderedItem{drink1, drink2}})
 	entitytest.When(f, MarkDrinksServed{MenuNumbers: []int{drink1.MenuNumber, drink2.MenuNumber}}).
 		ThenEvents(DrinksServed{MenuNumbers: []int{drink1.MenuNumber, drink2.MenuNumber}}).
-		ThenState(Tab{Open: true, ServedItemsValue: drink1.Price + drink2.Price})
+		ThenState(Tab{Open: true, TableNumber: testTable, ServedItemsValue: drink1.Price + drink2.Price})
 }
 
 func TestCanNotServeAnUnorderedDrink(t *testing.T) {
@@ -75,7 +90,7 @@ func TestOrderedFoodCanBeMarkedPrepared(t *testing.T) {
 	f := newTab(t).Given(opened, FoodOrdered{Items: []OrderedItem{food1, food1}})
 	entitytest.When(f, MarkFoodPrepared{MenuNumbers: []int{food1.MenuNumber, food1.MenuNumber}}).
 		ThenEvents(FoodPrepared{MenuNumbers: []int{food1.MenuNumber, food1.MenuNumber}}).
-		ThenState(Tab{Open: true, PreparedFood: []OrderedItem{food1, food1}})
+		ThenState(Tab{Open: true, TableNumber: testTable, PreparedFood: []OrderedItem{food1, food1}})
 }
 
 func TestFoodNotOrderedCanNotBeMarkedPrepared(t *testing.T) {
@@ -113,14 +128,14 @@ func TestCanNotServeOrderedButUnpreparedFood(t *testing.T) {
 func TestCanCloseTabByPayingExactAmount(t *testing.T) {
 	f := newTab(t).Given(opened, DrinksOrdered{Items: []OrderedItem{drink1, drink2}}, DrinksServed{MenuNumbers: []int{drink1.MenuNumber, drink2.MenuNumber}})
 	entitytest.When(f, CloseTab{AmountPaid: drink1.Price + drink2.Price}).
-		ThenEvents(TabClosed{AmountPaid: 400, OrderValue: 400, TipValue: 0}).ThenReply(0)
+		ThenEvents(TabClosed{AmountPaid: 400, OrderValue: 400, TipValue: 0}).ThenReply(ClosedTab{TableNumber: testTable, Tip: 0})
 }
 
 func TestCanCloseTabWithTip(t *testing.T) {
 	f := newTab(t).Given(opened, DrinksOrdered{Items: []OrderedItem{drink2}}, DrinksServed{MenuNumbers: []int{drink2.MenuNumber}})
 	entitytest.When(f, CloseTab{AmountPaid: drink2.Price + 50}).
-		ThenEvents(TabClosed{AmountPaid: 300, OrderValue: 250, TipValue: 50}).ThenReply(50).
-		ThenState(Tab{Closed: true, ServedItemsValue: 250})
+		ThenEvents(TabClosed{AmountPaid: 300, OrderValue: 250, TipValue: 50}).ThenReply(ClosedTab{TableNumber: testTable, Tip: 50}).
+		ThenState(Tab{Closed: true, TableNumber: testTable, ServedItemsValue: 250})
 }
 
 func TestMustPayEnoughToCloseTab(t *testing.T) {
@@ -131,9 +146,9 @@ func TestMustPayEnoughToCloseTab(t *testing.T) {
 func TestCanNotCloseTabTwice(t *testing.T) {
 	f := newTab(t).Given(opened, DrinksOrdered{Items: []OrderedItem{drink2}}, DrinksServed{MenuNumbers: []int{drink2.MenuNumber}},
 		TabClosed{AmountPaid: 300, OrderValue: 250, TipValue: 50})
-	entitytest.When(f, CloseTab{AmountPaid: 300}).ThenError(ErrTabNotOpen)
-	entitytest.When(f, PlaceOrder{Items: []OrderedItem{drink1}}).ThenError(ErrTabNotOpen)
-	entitytest.When(f, OpenTab{TableNumber: testTable, Waiter: testWaiter}).ThenError(ErrTabAlreadyOpen)
+	entitytest.When(f, CloseTab{AmountPaid: 300}).ThenError(ErrTabClosed)
+	entitytest.When(f, PlaceOrder{Items: []OrderedItem{drink1}}).ThenError(ErrTabClosed)
+	entitytest.When(f, OpenTab{TableNumber: testTable, Waiter: testWaiter}).ThenError(ErrTabClosed)
 }
 
 func TestCanNotCloseTabWithUnservedDrinksItems(t *testing.T) {
