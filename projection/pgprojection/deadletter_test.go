@@ -189,3 +189,48 @@ func TestDeadLetterTableOption(t *testing.T) {
 		t.Errorf("the dead-letter table: %d rows, %v; want an empty table", n, err)
 	}
 }
+
+// TestSetOffset skips a stopped projection ahead and rewinds it, through
+// the offsets table.
+func TestSetOffset(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	log := eventlog.NewMemory()
+	appendN(t, log, "t1", 4)
+	p, err := projection.New(log, "Tab", "counts", f.store, f.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetOffset(ctx, 2); err != nil {
+		t.Fatalf("SetOffset ahead: %v", err)
+	}
+	if got := f.offset(t, "counts"); got != 2 {
+		t.Errorf("offset %d after SetOffset(2), want 2", got)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetOffset(ctx, 3); !errors.Is(err, projection.ErrRunning) {
+		t.Errorf("SetOffset while running: %v, want ErrRunning", err)
+	}
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"t1": 2}; !equalCounts(f.counts(t), want) {
+		t.Errorf("read model %v after skipping 2 events, want %v", f.counts(t), want)
+	}
+	if err := p.SetOffset(ctx, 3); err != nil {
+		t.Fatalf("SetOffset back: %v", err)
+	}
+	if got := f.offset(t, "counts"); got != 3 {
+		t.Errorf("offset %d after SetOffset(3), want 3", got)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	waitFor(t, "the rewound event handled again", func() bool { return equalCounts(f.counts(t), map[string]int{"t1": 3}) })
+}
