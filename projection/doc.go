@@ -61,11 +61,65 @@
 // event by event; an event that still fails is poison. [WithPoison] decides:
 // [StopOnPoison] (the default) stops the projection before the event and
 // [Projection.Wait] returns a [*PoisonError]; [SkipPoison] moves past it and
-// records it in [Status.Skipped]. A panic in the handler counts as a failure.
+// records it in [Status.Skipped] and, with [WithDeadLetters], in a durable
+// dead-letter store (see Dead letters). A panic in the handler counts as a failure.
 // Failures of the offset store and of the log are not the event's fault:
 // they are retried with the same backoff for as long as the projection runs.
 // [Projection.Status] reports the offset, the lag, the failed attempts since
 // the last commit and the last error.
+//
+// # Operating a projection
+//
+// Everything an operator does to a projection is a method, so a program
+// (and, later, an operator CLI) can do it:
+//
+//   - Pause and resume: [Projection.Stop] and [Projection.Start]. The
+//     offset is stored as the projection goes, so a resumed projection
+//     carries on after the last event it handled.
+//   - Skip ahead or rewind: [Projection.SetOffset], while stopped. It
+//     moves the stored offset with one conditional [OffsetStore.Commit]
+//     without a handler (no store needs more than the contract for it)
+//     and leaves the read model alone.
+//   - Rebuild: [Projection.Reset], while stopped, with a function that
+//     empties the read model; the next Start replays every event.
+//   - Status: [Projection.Status] gives the offset, the lag, the [State]
+//     (running, stopped, or poisoned: stopped before a poison event that
+//     [Status.Poison] names), the failed attempts since the last commit and
+//     the last error.
+//   - Dead letters: list, retry and drop them, below.
+//
+// # Dead letters
+//
+// With [SkipPoison] and [WithDeadLetters], each poison event the projection
+// skips is put, whole (the [eventlog.Record] with its data and metadata),
+// with the handler's last error and the number of attempts, into a durable
+// [DeadLetters] store under the projection's name and the event's
+// Position. The Put is part of the commit that moves the offset past the
+// event: a transactional store (pgprojection) writes the dead letter and
+// the offset together; with the others the dead letter is written first.
+// A failing Put is retried like any store failure, and the offset does not
+// move: no event is skipped without its dead letter. With [StopOnPoison]
+// nothing is recorded, since the offset stays before the event and the next
+// Start handles it again.
+//
+// [Projection.ListDeadLetters] pages through them in Position order.
+// [Projection.RetryDeadLetter], once the cause is fixed, runs the
+// projection's handler on the stored event and drops the dead letter if it
+// succeeds; if it fails, the dead letter stays with the new error. It may
+// run while the projection runs: the handler is never called concurrently
+// with itself. With pgprojection the retry runs in the transaction that
+// deletes the dead letter (exactly once); with the others a crash between
+// the handler and the delete leaves the dead letter, so a later retry
+// delivers the event again (at least once, as for every event with those
+// stores). [Projection.DropDeadLetter] gives up on one. Stores:
+// [MemoryDeadLetters], pgprojection.Store.DeadLetters (a table),
+// natsprojection.NewDeadLetters (a key-value bucket).
+//
+// With an at-least-once offset store, a crash after the Put and before the
+// offset update delivers the poison event again on restart; if the handler
+// then succeeds, a dead letter of an event that was applied remains, and
+// retrying it applies the event a second time, which idempotent handlers
+// tolerate.
 //
 // # Lag
 //
@@ -117,13 +171,15 @@
 // A [Projection]'s methods are safe for concurrent use. Each running
 // projection owns two goroutines, a reader and the handler loop, and
 // [Projection.Stop] waits for both. The handler is called from one goroutine
-// at a time, never concurrently with itself. [Memory] is safe for concurrent
-// use.
+// at a time, never concurrently with itself, [Projection.RetryDeadLetter]
+// included. [Memory] and [MemoryDeadLetters] are safe for concurrent use.
 //
 // # Errors
 //
-// Sentinels: [ErrInvalid] for bad arguments and options, [ErrRunning] for
-// Start or Reset on a running projection or one being reset, [ErrOffsetMoved] from
-// [OffsetStore.Commit] when the stored offset is not the expected one, and
-// [ErrPoison], matched by [*PoisonError].
+// Sentinels: [ErrInvalid] for bad arguments and options (and the
+// dead-letter methods of a projection without a store), [ErrRunning] for
+// Start, Reset or SetOffset on a running projection or one being reset,
+// [ErrOffsetMoved] from [OffsetStore.Commit] when the stored offset is not
+// the expected one, [ErrPoison], matched by [*PoisonError], and
+// [ErrNotFound] for a dead letter that does not exist.
 package projection

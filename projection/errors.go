@@ -8,8 +8,9 @@ import (
 var (
 	// ErrInvalid reports a bad argument or option; the message names it.
 	ErrInvalid = errors.New("projection: invalid argument")
-	// ErrRunning is returned by [Projection.Start] and [Projection.Reset]
-	// while the projection runs.
+	// ErrRunning is returned by [Projection.Start], [Projection.Reset] and
+	// [Projection.SetOffset] while the projection runs, and by Start while
+	// a Reset or SetOffset is in progress.
 	ErrRunning = errors.New("projection: running")
 	// ErrOffsetMoved is returned by [OffsetStore.Commit] when the stored
 	// offset is no longer the one the runner started the batch from: another
@@ -18,6 +19,9 @@ var (
 	ErrOffsetMoved = errors.New("projection: offset moved")
 	// ErrPoison is matched by every [*PoisonError].
 	ErrPoison = errors.New("projection: poison event")
+	// ErrNotFound is returned by [DeadLetters] stores and the projection's
+	// dead-letter methods for a dead letter that does not exist.
+	ErrNotFound = errors.New("projection: dead letter not found")
 )
 
 // PoisonError reports the event a projection stopped at: its handler failed

@@ -39,6 +39,20 @@ func (p *Projection) handle(ctx context.Context, batch []eventlog.Record, offset
 	p.tel.poisoned(ctx, true)
 	p.cfg.logger.Error("projection skipped poison event", p.logAttrs(rec, "err", herr)...)
 	skip := func(context.Context, []eventlog.Record) error { return nil }
+	if dl := p.cfg.deadLetters; dl != nil {
+		// The dead letter is put by the commit that moves the offset past
+		// the event: a transactional store writes both or neither, and
+		// any other store has the dead letter before the offset moves.
+		// Its failures are the store's, retried like any other, so the
+		// event is never skipped unrecorded.
+		d := DeadLetter{Projection: p.name, Record: rec, Err: herr.Error(), Attempts: p.cfg.attempts, Time: time.Now()}
+		skip = func(ctx context.Context, _ []eventlog.Record) error {
+			if err := dl.Put(ctx, d); err != nil {
+				return fmt.Errorf("projection: %s: put dead letter %s: %w", p.name, refOf(rec), err)
+			}
+			return nil
+		}
+	}
 	if _, err := p.attempt(ctx, batch, *offset, skip, true); err != nil {
 		return err
 	}
@@ -56,7 +70,8 @@ func (p *Projection) handle(ctx context.Context, batch []eventlog.Record, offset
 // attempt commits batch with h from offset from until it succeeds (nil,
 // nil), h has failed the configured number of times (h's last error, nil),
 // or it must give up (nil, err): ctx is done or the offset moved. Failures
-// of the store are retried without limit.
+// of the store are retried without limit, and so are those of a skipping
+// h, which puts a dead letter: they are the dead-letter store's.
 func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from uint64, h Handler, skipping bool) (herr, err error) {
 	to := batch[len(batch)-1].Position
 	delay := p.cfg.initial
@@ -66,10 +81,16 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 	for {
 		var last error
 		bctx, bs := p.tel.startBatch(ctx, batch, skipping)
+		if p.cfg.deadLetters != nil {
+			p.hmu.Lock()
+		}
 		err := p.store.Commit(bctx, p.name, from, to, func(ctx context.Context) error {
 			last = p.call(ctx, h, batch)
 			return last
 		})
+		if p.cfg.deadLetters != nil {
+			p.hmu.Unlock()
+		}
 		p.tel.endBatch(bctx, bs, len(batch), skipping, err)
 		if err == nil {
 			p.committed(batch, !skipping)
@@ -83,7 +104,7 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 			return nil, err
 		}
 		p.recordError(err)
-		if last != nil {
+		if last != nil && !skipping {
 			failures++
 			if failures >= p.cfg.attempts {
 				return last, nil

@@ -20,11 +20,13 @@ type config struct {
 	maxDelay time.Duration
 	attempts int
 	poison   PoisonPolicy
-	logger   *slog.Logger
-	tp       trace.TracerProvider          // nil: the global one
-	mp       metric.MeterProvider          // nil: the global one
-	prop     propagation.TextMapPropagator // nil: W3C trace context
-	slice    sliceOpt
+	// deadLetters, if not nil, records the events SkipPoison skips.
+	deadLetters DeadLetters
+	logger      *slog.Logger
+	tp          trace.TracerProvider          // nil: the global one
+	mp          metric.MeterProvider          // nil: the global one
+	prop        propagation.TextMapPropagator // nil: W3C trace context
+	slice       sliceOpt
 }
 
 // WithBatchSize lets the handler get up to n events at once (default 1).
@@ -81,6 +83,29 @@ func WithPoison(p PoisonPolicy) Option {
 			return fmt.Errorf("%w: WithPoison(%d): unknown policy", ErrInvalid, p)
 		}
 		c.poison = p
+		return nil
+	}
+}
+
+// WithDeadLetters makes the projection record each poison event it skips
+// ([SkipPoison]) in store, under its name and the event's Position, before
+// its offset moves past the event. A failing Put is retried with backoff
+// like a failure of the offset store, as long as the projection runs: no
+// event is skipped unrecorded. Pass the same store to every runner of a
+// projection; with a transactional offset store (pgprojection) use its
+// own dead-letter store, so the dead letter and the offset commit
+// together. The store also serves [Projection.ListDeadLetters],
+// [Projection.RetryDeadLetter] and [Projection.DropDeadLetter].
+//
+// With [StopOnPoison] nothing is recorded: the offset stays before the
+// event, which the next Start handles again, and a dead letter of it
+// would apply it twice when retried.
+func WithDeadLetters(store DeadLetters) Option {
+	return func(c *config) error {
+		if store == nil {
+			return fmt.Errorf("%w: WithDeadLetters(nil)", ErrInvalid)
+		}
+		c.deadLetters = store
 		return nil
 	}
 }
@@ -148,6 +173,7 @@ const (
 	// is the default: nothing is skipped silently.
 	StopOnPoison PoisonPolicy = iota
 	// SkipPoison moves the offset past the event without applying it, and
-	// records it in [Status.Skipped].
+	// records it in [Status.Skipped] and, with [WithDeadLetters], durably
+	// in a dead-letter store.
 	SkipPoison
 )

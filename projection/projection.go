@@ -50,13 +50,19 @@ type Projection struct {
 	cfg     config
 	tel     telemetry
 
+	// hmu serializes the calls of the handler: the run's commits and
+	// RetryDeadLetter's, so the handler never runs concurrently with
+	// itself. It is taken only with a dead-letter store, the only way to
+	// run the handler outside of the run.
+	hmu sync.Mutex
+
 	// head is the highest Position read from the log, written by the reader.
 	head atomic.Uint64
 
 	// mu guards every field below it.
 	mu        sync.Mutex
 	running   bool
-	resetting bool // a Reset is in progress, outside of mu
+	resetting bool // a Reset or SetOffset is in progress, outside of mu
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the current run ends
 	result    error         // why the last run ended
@@ -67,6 +73,9 @@ type Projection struct {
 	// moved is closed, and set to nil, when the offset moves or a run
 	// ends: WaitFor waits on it.
 	moved chan struct{}
+	// atPoison is the poison event the last run stopped at while the
+	// offset is still before it: Start, Reset and SetOffset clear it.
+	atPoison *PoisonError
 }
 
 // New returns a projection named name of the events of entity type typ in
@@ -170,7 +179,7 @@ func (p *Projection) Start(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	p.running, p.cancel, p.done, p.result = true, cancel, done, nil
+	p.running, p.cancel, p.done, p.result, p.atPoison = true, cancel, done, nil, nil
 	p.st = Status{Name: p.name, EntityType: p.typ, EntityTypes: p.entityTypes(), Running: true}
 	// The lag gauges report while the projection runs: a Projection has no
 	// Close, so a registration kept beyond the run would keep it alive.
@@ -183,6 +192,7 @@ func (p *Projection) Start(ctx context.Context) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.running, p.result = false, err
+		p.atPoison, _ = err.(*PoisonError)
 		p.st.Running = false
 		p.wake()
 	}()
@@ -266,5 +276,6 @@ func (p *Projection) Reset(ctx context.Context, clear func(ctx context.Context) 
 	}
 	p.st.Offset, p.st.Head = 0, 0
 	p.head.Store(0)
+	p.atPoison = nil // the offset is no longer before it
 	return nil
 }

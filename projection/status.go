@@ -2,7 +2,6 @@ package projection
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -23,6 +22,13 @@ type Status struct {
 	EntityTypes []string
 	// Running reports whether the projection's goroutine runs.
 	Running bool
+	// State is Running's detail: running, stopped, or stopped at a poison
+	// event, which Poison then names.
+	State State
+	// Poison is the poison event the last run stopped at ([StopOnPoison]),
+	// while the offset is still before it; nil otherwise. Start (which
+	// handles the event again), Reset and SetOffset clear it.
+	Poison *PoisonError
 	// Offset is the Position of the last event handled or skipped, as
 	// stored; 0 before the first, and 0 right after Start until the
 	// stored offset is loaded.
@@ -67,12 +73,50 @@ func (p *Projection) Status() Status {
 	st.EntityTypes = slices.Clone(p.st.EntityTypes)
 	st.Head = max(p.head.Load(), st.Offset)
 	st.Lag = p.inflight
+	switch {
+	case p.running:
+		st.State = StateRunning
+	case p.atPoison != nil:
+		st.State, st.Poison = StatePoisoned, p.atPoison
+	default:
+		st.State = StateStopped
+	}
 	if p.buf != nil {
 		n := len(p.buf)
 		st.Lag += n
 		st.ReadAheadFull = n == cap(p.buf)
 	}
 	return st
+}
+
+// State is what a projection is doing, as [Status.State] reports it.
+type State int
+
+const (
+	// StateStopped: never started, stopped by [Projection.Stop] or the end
+	// of its context, or stopped at a poison event that Reset or SetOffset
+	// has since moved the offset away from. Start resumes it.
+	StateStopped State = iota
+	// StateRunning: its goroutines run; they may be retrying failures
+	// ([Status.Retries], [Status.LastError]).
+	StateRunning
+	// StatePoisoned: a poison event stopped it ([StopOnPoison]) and the
+	// offset is still before the event, which [Status.Poison] names. Start
+	// handles the event again; SetOffset skips it.
+	StatePoisoned
+)
+
+// String returns "stopped", "running" or "poisoned".
+func (s State) String() string {
+	switch s {
+	case StateStopped:
+		return "stopped"
+	case StateRunning:
+		return "running"
+	case StatePoisoned:
+		return "poisoned"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
 }
 
 // EventRef identifies an event without its data.
@@ -137,8 +181,8 @@ func (p *Projection) WaitFor(ctx context.Context, pos uint64) error {
 			p.mu.Unlock()
 			return nil
 		}
-		if !p.running && errors.Is(p.result, ErrPoison) {
-			err := p.result
+		if !p.running && p.atPoison != nil {
+			err := p.atPoison
 			p.mu.Unlock()
 			return fmt.Errorf("projection: wait for position %d: %w", pos, err)
 		}

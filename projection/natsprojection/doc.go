@@ -18,13 +18,24 @@
 // projection.ErrOffsetMoved and reloads. Names that are not valid KV keys
 // are base64url-encoded, not rejected.
 //
+// # Dead letters
+//
+// [NewDeadLetters] returns a projection.DeadLetters store in another
+// bucket ([DefaultDeadLetterBucket]): one key per dead letter, the
+// projection's key and the event's Position, with the dead letter as
+// JSON. It takes [New]'s options. Like the offsets, it is at least once:
+// the dead letter of a skipped event is put before the offset moves past
+// it, and a retry runs the handler before it deletes the key, so a crash
+// in between delivers the event again.
+//
 // # Concurrency
 //
-// A [Store] is safe for concurrent use.
+// A [Store] and a [DeadLetters] are safe for concurrent use.
 //
 // # Errors
 //
 // Errors are prefixed "natsprojection:" and wrap the jetstream package's.
 // A stale offset or revision matches projection.ErrOffsetMoved; bad options
-// match projection.ErrInvalid.
+// match projection.ErrInvalid; a dead letter that does not exist matches
+// projection.ErrNotFound.
 package natsprojection

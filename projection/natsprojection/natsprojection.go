@@ -48,8 +48,9 @@ type config struct {
 	storage  jetstream.StorageType
 }
 
-// WithBucket names the KV bucket (default [DefaultBucket]). Bucket names
-// are letters, digits, '-' and '_'.
+// WithBucket names the KV bucket (default [DefaultBucket] for [New],
+// [DefaultDeadLetterBucket] for [NewDeadLetters]). Bucket names are
+// letters, digits, '-' and '_'.
 func WithBucket(name string) Option {
 	return func(c *config) error {
 		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
@@ -91,11 +92,20 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, e
 			return nil, err
 		}
 	}
+	kv, err := bucket(ctx, js, cfg, "eventsourced projection offsets")
+	if err != nil {
+		return nil, err
+	}
+	return &Store{kv: kv, last: map[string]entry{}}, nil
+}
+
+// bucket returns the bucket cfg names, creating it if it does not exist.
+func bucket(ctx context.Context, js jetstream.JetStream, cfg config, description string) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, cfg.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      cfg.bucket,
-			Description: "eventsourced projection offsets",
+			Description: description,
 			History:     1,
 			Replicas:    cfg.replicas,
 			Storage:     cfg.storage,
@@ -107,7 +117,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("natsprojection: bucket %s: %w", cfg.bucket, err)
 	}
-	return &Store{kv: kv, last: map[string]entry{}}, nil
+	return kv, nil
 }
 
 // entry is a cached offset and the revision of the key that held it.

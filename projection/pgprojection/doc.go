@@ -27,6 +27,28 @@
 // name is [DefaultTable] unless [WithTable] says otherwise. The Store takes
 // a *pgxpool.Pool the caller built, with its TLS and authentication.
 //
+// # Dead letters
+//
+// [Store.DeadLetters] is the Store's projection.DeadLetters store: a table
+// ([DefaultDeadLetterTable] unless [WithDeadLetterTable] says otherwise),
+// also created by Migrate, keyed by (projection, position). Given to
+// projection.WithDeadLetters with SkipPoison, it writes the dead letter of
+// a skipped event in the transaction that moves the offset past it: both
+// or neither. [DeadLetters.Retry] runs the handler in a transaction that
+// also deletes the dead letter, so the retried event changes the read
+// model exactly once, like any other:
+//
+//	p, _ := projection.New(log, "Tab", "open-tabs", store, handler,
+//		projection.WithPoison(projection.SkipPoison),
+//		projection.WithDeadLetters(store.DeadLetters()))
+//	...
+//	p.RetryDeadLetter(ctx, position) // once the handler is fixed
+//
+// A dead-letter store joins only the transactions of its own pool's
+// Stores; with another projection.DeadLetters store the dead letter and
+// the offset are not atomic, and Retry's handler finds no transaction
+// ([ErrNoTx]).
+//
 // # Concurrency
 //
 // A [Store] is safe for concurrent use. Two runners of the same projection
@@ -37,5 +59,6 @@
 //
 // Errors are prefixed "pgprojection:" and wrap pgx's. A stale offset matches
 // projection.ErrOffsetMoved. [ErrNoTx] reports a [Handle] or [Clear]
-// function run outside of a Store's transaction.
+// function run outside of a Store's transaction. A dead letter that does
+// not exist matches projection.ErrNotFound.
 package pgprojection

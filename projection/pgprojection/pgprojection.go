@@ -23,8 +23,9 @@ const DefaultTable = "projection_offsets"
 // commit runs the handler and the offset update in one transaction. Create
 // it with [New] and the table with [Store.Migrate].
 type Store struct {
-	pool  *pgxpool.Pool
-	table string // quoted
+	pool        *pgxpool.Pool
+	table       string // quoted
+	deadLetters string // quoted, the dead-letter table
 
 	// beforeOffset, if set, runs between the handler and the offset update;
 	// tests use it to kill a commit there.
@@ -51,7 +52,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, fmt.Errorf("%w: pgprojection: nil pool", projection.ErrInvalid)
 	}
-	s := &Store{pool: pool, table: quote(DefaultTable)}
+	s := &Store{pool: pool, table: quote(DefaultTable), deadLetters: quote(DefaultDeadLetterTable)}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -73,7 +74,8 @@ func quote(name string) string {
 	return parts.Sanitize()
 }
 
-// Migrate creates the offsets table if it does not exist. It is idempotent.
+// Migrate creates the offsets table and the dead-letter table (see
+// [Store.DeadLetters]) if they do not exist. It is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
 	name       text        PRIMARY KEY,
@@ -82,6 +84,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 )`)
 	if err != nil {
 		return fmt.Errorf("pgprojection: migrate %s: %w", s.table, err)
+	}
+	if _, err := s.pool.Exec(ctx, deadLetterSchema(s.deadLetters)); err != nil {
+		return fmt.Errorf("pgprojection: migrate %s: %w", s.deadLetters, err)
 	}
 	return nil
 }
@@ -119,7 +124,7 @@ func (s *Store) Commit(ctx context.Context, name string, from, to uint64, handle
 		if uint64(cur) != from {
 			return fmt.Errorf("pgprojection: commit %s: %w: at %d, not %d", name, projection.ErrOffsetMoved, cur, from)
 		}
-		if err := handle(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		if err := handle(s.withTx(ctx, tx)); err != nil {
 			return err
 		}
 		if s.beforeOffset != nil {
@@ -148,7 +153,7 @@ WHERE o.position = $2`, name, int64(from), int64(to))
 func (s *Store) Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error {
 	return s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		if clear != nil {
-			if err := clear(context.WithValue(ctx, txKey{}, tx)); err != nil {
+			if err := clear(s.withTx(ctx, tx)); err != nil {
 				return err
 			}
 		}
@@ -180,11 +185,24 @@ func (s *Store) inTx(ctx context.Context, f func(ctx context.Context, tx pgx.Tx)
 
 type txKey struct{}
 
-// TxFrom returns the transaction of the commit or reset that ctx belongs
-// to; false outside of [Store.Commit] and [Store.Reset].
+// txValue is what ctx carries under txKey: the transaction, and the pool
+// it belongs to, so that a DeadLetters joins it only on its own database.
+type txValue struct {
+	tx   pgx.Tx
+	pool *pgxpool.Pool
+}
+
+// withTx returns ctx carrying tx, a transaction of s's pool.
+func (s *Store) withTx(ctx context.Context, tx pgx.Tx) context.Context {
+	return context.WithValue(ctx, txKey{}, txValue{tx: tx, pool: s.pool})
+}
+
+// TxFrom returns the transaction of the commit, reset or dead-letter
+// retry that ctx belongs to; false outside of [Store.Commit],
+// [Store.Reset] and [DeadLetters.Retry].
 func TxFrom(ctx context.Context) (pgx.Tx, bool) {
-	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
-	return tx, ok
+	v, ok := ctx.Value(txKey{}).(txValue)
+	return v.tx, ok
 }
 
 // ErrNoTx is returned by handlers made with [Handle] or [Clear] that run

@@ -19,6 +19,7 @@ func Cases() []Case {
 	return []Case{
 		c("LoadUnknown", "Load of a name that was never committed returns 0 and no error", loadUnknown),
 		c("CommitMovesOffset", "Commit from the stored offset runs handle exactly once, then moves the offset to to", commitMovesOffset),
+		c("CommitMovesBack", "Commit moves the offset to a to below from as well as above it, as Projection.SetOffset does to rewind", commitMovesBack),
 		c("CommitFromWrongOffset", "Commit from an offset that is not the stored one fails with ErrOffsetMoved, does not run handle and leaves the offset alone", commitFromWrongOffset),
 		c("FailingHandle", "a Commit whose handle fails returns its error and leaves the offset where it was; an exactly-once store also undoes handle's writes", failingHandle),
 		c("Reset", "Reset runs clear once and sets the offset to 0, so the next Commit is from 0; a nil clear and a name never committed are fine", reset),
@@ -78,6 +79,25 @@ func commitMovesOffset(t *conformancetest.T, store projection.OffsetStore) {
 		}
 		if got := m.committed(ctx, key); m.tx != nil && got != 1 {
 			t.Errorf("after Commit %d→%d, handle's write committed %d times, want 1", from, to, got)
+		}
+	}
+}
+
+// commitMovesBack rewinds a committed offset, to 0 among others, and
+// commits on from there.
+func commitMovesBack(t *conformancetest.T, store projection.OffsetStore) {
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	m := newModel(t, store)
+	name := n.Name("p")
+	offsets := []uint64{0, 1<<53 + 1, 9, 10, 2, 0, 4}
+	for i := 1; i < len(offsets); i++ {
+		from, to := offsets[i-1], offsets[i]
+		key := fmt.Sprintf("%s@%d/%d", name, to, i)
+		if err := store.Commit(ctx, name, from, to, m.handle(key)); err != nil {
+			t.Fatalf("Commit %d→%d: %v", from, to, err)
+		}
+		if got := mustLoad(t, ctx, store, name); got != to {
+			t.Fatalf("after Commit %d→%d, Load = %d, want %d", from, to, got, to)
 		}
 	}
 }

@@ -13,11 +13,20 @@
 //
 // [Run] runs each of [Cases] as a subtest named after it: loading a name
 // never committed, commits that move the offset and run the handler once,
+// commits that move it back (as Projection.SetOffset does),
 // commits from a wrong offset, failing handlers, resets, names that differ
 // only in characters a key-based store escapes, runners of one name racing
 // from one offset, a crash between the handler and the offset write, and
 // canceled contexts. Every failure message starts with "rule: " and the
 // contract rule that broke.
+//
+// [RunDeadLetters] is the suite of [projection.DeadLetters] stores, run the
+// same way with a function returning a fresh store: Put and Get of whole
+// records, Put replacing the dead letter of its key, List in Position
+// order with paging, Drop, Retry that succeeds, fails, finds nothing or
+// dies, and canceled contexts. A store whose value implements
+// [Transactional] is checked for an exactly-once Retry: the suite's writes
+// from Retry's handle commit with the drop or not at all.
 //
 // # Delivery guarantees
 //

@@ -47,6 +47,7 @@ func Example() {
 	// Output:
 	// LoadUnknown           ok
 	// CommitMovesOffset     ok
+	// CommitMovesBack       ok
 	// CommitFromWrongOffset ok
 	// FailingHandle         ok
 	// Reset                 ok

@@ -49,6 +49,8 @@ func TestSuiteDetectsBrokenStores(t *testing.T) {
 			"LoadUnknown"),
 		b("RunsHandleTwice", wrap(func(m *projection.Memory) projection.OffsetStore { return handleTwice{m} }),
 			"CommitMovesOffset"),
+		b("RefusesToMoveBack", wrap(func(m *projection.Memory) projection.OffsetStore { return forwardOnly{m} }),
+			"CommitMovesBack"),
 		b("IgnoresFrom", wrap(func(m *projection.Memory) projection.OffsetStore { return ignoreFrom{m} }),
 			"CommitFromWrongOffset"),
 		b("ChecksFromAfterHandle", wrap(func(m *projection.Memory) projection.OffsetStore { return checkAfterHandle{m} }),
@@ -101,6 +103,17 @@ func (s handleTwice) Commit(ctx context.Context, name string, from, to uint64, h
 		}
 		return handle(ctx)
 	})
+}
+
+// forwardOnly refuses to move an offset back, as a store that keeps the
+// highest offset it saw would.
+type forwardOnly struct{ *projection.Memory }
+
+func (s forwardOnly) Commit(ctx context.Context, name string, from, to uint64, handle func(context.Context) error) error {
+	if to < from {
+		return fmt.Errorf("offset %d is below %d", to, from)
+	}
+	return s.Memory.Commit(ctx, name, from, to, handle)
 }
 
 // ignoreFrom commits from whatever the offset is.
