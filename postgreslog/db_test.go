@@ -166,6 +166,10 @@ func EventsTable(l *Log) string { return l.n.events }
 // StreamsTable returns l's streams table, quoted.
 func StreamsTable(l *Log) string { return l.n.streams }
 
+// PositionIndex returns the unquoted name of the events table's index on
+// position.
+func PositionIndex(l *Log) string { return l.n.posIndex }
+
 // HoldPositions locks l's meta row in a transaction of its own, so that
 // every batch that has locked its streams waits to take Positions; appends
 // queue up behind it. The returned function releases the lock.

@@ -22,10 +22,17 @@
 // may run Setup at once. Version 2 added the tombstone columns of the
 // streams table; Setup migrates tables of version 1 in place, without
 // rewriting them; until it has run, a Log of this release fails its
-// appends and entity reads with [ErrNotSetUp].
+// appends and entity reads with [ErrNotSetUp]. Version 3 added the unique
+// index on position that [Log.ReadAll] pages through. Until Setup has
+// built it every call works, but ReadAll scans and sorts the table. Setup
+// builds it in its transaction, which holds off appends (not reads) for
+// as long as the build takes on a large table; to avoid that, build it
+// beforehand with CREATE UNIQUE INDEX CONCURRENTLY <events>_position ON
+// <events> (position), and Setup finds it there.
 //
 //   - events: one row per event, primary key (entity_type, entity_id, seq),
-//     unique index (entity_type, position); data is bytea and metadata jsonb.
+//     unique indexes (entity_type, position) and (position); data is bytea
+//     and metadata jsonb.
 //     A stream's last Seq is its highest event.
 //   - streams: one row per stream that [Log.DeleteTo] deleted events of,
 //     with the highest Seq deleted (deleted_to), so a stream's last Seq
@@ -87,11 +94,19 @@
 // unused; nothing fills them later. The lock is taken once per batch, not
 // once per event, so group commit amortizes it.
 //
+// The lock is the log's, not a type's, so commit order is Position order
+// across all types, and [Log.ReadAll] and [Log.SubscribeAll]
+// ([eventlog.AllReader]) page through every type, or a set of types
+// (entity_type = ANY($types)), by "position > after" on the index on
+// position alone, with the same guarantee. Of one type they are ReadType
+// and Subscribe.
+//
 // Subscriptions wait between reads. Append transactions send a NOTIFY on a
 // channel named after the events table, listing the entity types they
 // appended to; each Log keeps one connection (taken out of the pool when the
 // first subscription starts) that LISTENs and wakes the subscriptions of the
-// types named, and reconnects with backoff when it fails. Appends of the
+// types named, and those of SubscribeAll of several types on any
+// notification, and reconnects with backoff when it fails. Appends of the
 // same Log wake its subscriptions directly. Subscriptions also poll every
 // [WithPollInterval], which covers a lost listener and [WithNotify](false).
 //
@@ -172,7 +187,7 @@
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter], [eventlog.StreamDeleter],
-// [eventlog.IDLister] and [eventlog.Closer]; [SnapshotStore] implements
+// [eventlog.IDLister], [eventlog.AllReader] and [eventlog.Closer]; [SnapshotStore] implements
 // [snapshotstore.Lister] and [snapshotstore.Closer]. Closing them does not
 // close the pool.
 //

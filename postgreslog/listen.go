@@ -12,8 +12,11 @@ import (
 // committed: after the Log's own batches, and on notifications from other
 // processes.
 type hub struct {
-	mu     sync.Mutex               // guards waits and closed
-	waits  map[string]chan struct{} // per entity type; closed by the next wake of the type
+	mu    sync.Mutex               // guards waits, any and closed
+	waits map[string]chan struct{} // per entity type; closed by the next wake of the type
+	// any is closed by the next wake of whatever types, for readers of
+	// several types (ReadAll); nil while none waits.
+	any    chan struct{}
 	closed bool
 }
 
@@ -41,10 +44,27 @@ func (h *hub) wait(typ string) <-chan struct{} {
 	return c
 }
 
-// wake wakes the waiters of types; nil wakes all.
+// waitAny returns a channel that the next wake of any type closes.
+func (h *hub) waitAny() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return closedChan
+	}
+	if h.any == nil {
+		h.any = make(chan struct{})
+	}
+	return h.any
+}
+
+// wake wakes the waiters of types, and those of any type; nil wakes all.
 func (h *hub) wake(types []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.any != nil {
+		close(h.any)
+		h.any = nil
+	}
 	if types == nil {
 		for typ, c := range h.waits {
 			close(c)

@@ -26,6 +26,7 @@ var (
 	_ eventlog.StreamDeleter = (*Log)(nil)
 	_ eventlog.IDLister      = (*Log)(nil)
 	_ eventlog.Closer        = (*Log)(nil)
+	_ eventlog.AllReader     = (*Log)(nil)
 )
 
 // readPage is how many rows one read query returns. Reads copy a page and
@@ -34,8 +35,8 @@ var (
 const readPage = 1000
 
 // Log is an [eventlog.Log] on PostgreSQL. It also implements
-// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister] and
-// [eventlog.Closer]. Create it
+// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister],
+// [eventlog.AllReader] and [eventlog.Closer]. Create it
 // with [New], create its tables once with [Setup], and [Log.Close] it
 // when done; closing the Log does not close the pool.
 type Log struct {
@@ -548,7 +549,8 @@ func (l *Log) wrap(ctx context.Context, err error, format string, args ...any) e
 
 // queryRecords runs a read query and returns its rows as records. id is the
 // stream's id for ReadEntity, whose query does not select it; "" for
-// ReadType, whose does.
+// ReadType, whose does. typ is "" for ReadAll, whose query selects the
+// type too.
 func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any) ([]eventlog.Record, error) {
 	rows, err := l.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -563,9 +565,12 @@ func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any
 	for rows.Next() {
 		r := eventlog.Record{EntityType: typ, EntityID: id}
 		var err error
-		if id == "" {
+		switch {
+		case typ == "":
+			err = rows.Scan(&r.EntityType, &r.EntityID, &seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time)
+		case id == "":
 			err = rows.Scan(&r.EntityID, &seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time)
-		} else {
+		default:
 			err = rows.Scan(&seq, &pos, &r.Name, &rev, &r.Data, &md, &r.Time)
 		}
 		if err != nil {

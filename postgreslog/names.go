@@ -51,6 +51,8 @@ type names struct {
 	eventsPkey    string // unquoted name of the events primary key constraint
 	eventsTypePos string // quoted, schema-qualified index name for CREATE INDEX
 	typePosIndex  string // unquoted index name
+	eventsPos     string // quoted name of the (position) index, for CREATE INDEX
+	posIndex      string // unquoted name of the (position) index
 
 	// channel is the LISTEN/NOTIFY channel of the events table; listen is
 	// it quoted for LISTEN.
@@ -91,6 +93,8 @@ func resolveNames(cfg *config) names {
 		eventsPkey:    events + "_pkey",
 		typePosIndex:  events + "_type_position",
 		eventsTypePos: pgx.Identifier{events + "_type_position"}.Sanitize(),
+		posIndex:      events + "_position",
+		eventsPos:     pgx.Identifier{events + "_position"}.Sanitize(),
 	}
 	if cfg.schema != "" {
 		n.schema = pgx.Identifier{cfg.schema}.Sanitize()

@@ -13,7 +13,7 @@ import (
 // SchemaVersion is the version of the tables this release creates and
 // expects. [Setup] records it in the meta table; a later release adds
 // migration steps and raises it.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations returns the SQL of each schema version, in order:
 // migrations(n)[v-1] takes the tables from version v-1 to v. Steps are
@@ -67,6 +67,14 @@ func migrations(n names) [][]string {
 			fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN deleted_to DROP NOT NULL`, n.streams),
 			fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS tombstone bigint CHECK (tombstone >= 0)`, n.streams),
 			fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS final boolean NOT NULL DEFAULT false`, n.streams),
+		},
+		// Version 3: a unique index on position alone, for ReadAll and
+		// SubscribeAll, which page through every type by Position. Within
+		// Setup's transaction the build holds off appends (not reads)
+		// until it commits; see the package documentation for building it
+		// beforehand without that.
+		{
+			fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (position)`, n.eventsPos, n.events),
 		},
 	}
 }

@@ -20,6 +20,8 @@ type statements struct {
 	// readFirstPages reads the first page of many streams at once.
 	readFirstPages string
 	readType       string
+	readAll        string
+	readAllTypes   string
 	deleteTo       string
 	lockPositions  string
 	deleteStream   string
@@ -115,6 +117,16 @@ CROSS JOIN LATERAL (
 ORDER BY r.i, e.seq`, n.events, tombstoneRow, n.streams),
 		readType: fmt.Sprintf(`SELECT entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
 WHERE entity_type = $1 AND position > $2 ORDER BY position LIMIT $3`, n.events),
+		// ReadAll pages through the index on position; with types, it
+		// keeps those rows of the page whose type is one of them, or, if
+		// the planner expects them to be rare, reads them by the
+		// (entity_type, position) index and sorts. Both are gap-free for
+		// the reason ReadType is: Positions are handed out in commit
+		// order.
+		readAll: fmt.Sprintf(`SELECT entity_type, entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
+WHERE position > $1 ORDER BY position LIMIT $2`, n.events),
+		readAllTypes: fmt.Sprintf(`SELECT entity_type, entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
+WHERE position > $1 AND entity_type = ANY($3::text[]) ORDER BY position LIMIT $2`, n.events),
 		// Deleting records the highest Seq deleted, so the stream's last Seq
 		// survives the deletion of its newest events.
 		deleteTo: fmt.Sprintf(`WITH d AS (

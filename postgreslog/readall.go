@@ -1,0 +1,118 @@
+package postgreslog
+
+import (
+	"context"
+	"iter"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+)
+
+// ReadAll implements [eventlog.AllReader]. It pages by "position > after"
+// through the index on position ([SchemaVersion] 3), like [Log.ReadType]
+// through the type's index, and is gap-free for the same reason: Positions
+// are handed out in commit order across all types, since every append
+// transaction takes them from the one meta row and holds its lock until it
+// commits (see the package documentation). With types it reads only
+// theirs; with one type it is ReadType. It ends with the first page that
+// is not full.
+func (l *Log) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.readAll(ctx, after, types, false)
+}
+
+// SubscribeAll implements [eventlog.AllReader]. After the current end it
+// waits for a notification that any type has new events (one type:
+// that type; see [WithNotify]), at most the poll interval (see
+// [WithPollInterval]), and reads again. A database error ends the
+// subscription with that error; [Log.Close] ends it with
+// [eventlog.ErrClosed].
+func (l *Log) SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.readAll(ctx, after, types, true)
+}
+
+func (l *Log) readAll(ctx context.Context, after uint64, types []string, live bool) iter.Seq2[eventlog.Record, error] {
+	return func(yield func(eventlog.Record, error) bool) {
+		types, err := eventlog.ValidateTypes(types)
+		if err != nil {
+			yield(eventlog.Record{}, err)
+			return
+		}
+		if len(types) == 1 {
+			// One type is ReadType, which reads by the type's index and
+			// wakes only for appends of the type.
+			l.readType(ctx, types[0], after, live)(yield)
+			return
+		}
+		if live && l.cfg.notify {
+			l.startListener()
+		}
+		sql, args, what := l.sql.readAll, []any{nil, readPage}, "every type"
+		if types != nil {
+			sql, args = l.sql.readAllTypes, []any{nil, readPage, types}
+			quoted := make([]string, len(types))
+			for i, typ := range types {
+				quoted[i] = eventlog.FormatID(typ)
+			}
+			what = "types " + strings.Join(quoted, ", ")
+		}
+		var timer *time.Timer
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+		for {
+			if err := l.readErr(ctx); err != nil {
+				yield(eventlog.Record{}, err)
+				return
+			}
+			// Take the wake-up channel before reading, so an append that
+			// commits after the read cannot go unnoticed. Readers of
+			// several types wake for appends of any type.
+			var wake <-chan struct{}
+			if live {
+				wake = l.hub.waitAny()
+			}
+			var page []eventlog.Record
+			if after <= math.MaxInt64 {
+				args[0] = int64(after)
+				var err error
+				page, err = l.queryRecords(ctx, "", "", sql, args...)
+				if err != nil {
+					yield(eventlog.Record{}, l.wrap(ctx, err, "read %s after position %d", what, after))
+					return
+				}
+			}
+			for i := range page {
+				if err := ctx.Err(); err != nil {
+					yield(eventlog.Record{}, err)
+					return
+				}
+				if !yield(page[i], nil) {
+					return
+				}
+				after = page[i].Position
+			}
+			if len(page) == readPage {
+				continue
+			}
+			if !live {
+				return
+			}
+			if timer == nil {
+				timer = time.NewTimer(l.cfg.pollInterval)
+			} else {
+				timer.Reset(l.cfg.pollInterval)
+			}
+			select {
+			case <-ctx.Done():
+				yield(eventlog.Record{}, ctx.Err())
+				return
+			case <-wake:
+			case <-timer.C:
+			}
+		}
+	}
+}
