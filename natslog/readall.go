@@ -12,9 +12,9 @@ import (
 // selection is what a ReadAll or SubscribeAll reads: the events of every
 // type, or of a set of types.
 type selection struct {
-	// filters are the subject filters of the events read: <prefix>.*.*
-	// for every type, else one <prefix>.<type>.* per type chosen.
-	filters []string
+	// filter is the subject filter of the messages read: <prefix>.<type>.*
+	// for one type, else <prefix>.*.* (see ReadAll and SubscribeAll).
+	filter string
 	// names maps the subject token of each type chosen to its name; nil
 	// when every type is read.
 	names map[string]string
@@ -30,10 +30,8 @@ const maxDescTypes = 4
 // checked before anything is sent, so one bad name fails the call with
 // [eventlog.ErrInvalid] and no I/O.
 func (l *Log) startAllRead(ctx context.Context, types []string) (selection, error) {
-	sel := selection{desc: "all types"}
-	if len(types) == 0 {
-		sel.filters = []string{l.subjects.allFilter()}
-	} else {
+	sel := selection{filter: l.subjects.allFilter(), desc: "all types"}
+	if len(types) > 0 {
 		sel.names = make(map[string]string, len(types))
 		var desc []string
 		for _, typ := range types {
@@ -49,7 +47,11 @@ func (l *Log) startAllRead(ctx context.Context, types []string) (selection, erro
 				continue
 			}
 			sel.names[tok] = typ
-			sel.filters = append(sel.filters, filter)
+			if len(sel.names) == 1 {
+				sel.filter = filter
+			} else {
+				sel.filter = l.subjects.allFilter()
+			}
 			if len(desc) < maxDescTypes {
 				desc = append(desc, eventlog.FormatID(typ))
 			}
@@ -96,9 +98,10 @@ func (l *Log) records(sel *selection) recordFunc {
 }
 
 // ReadAll implements [eventlog.AllReader] with batched direct gets, as
-// [Log.ReadType] reads a type: of the subjects <prefix>.*.* for every type
-// or <prefix>.<type>.* for one. It ends after as many messages as matched
-// when it started. A stream sequence is assigned when the server stores a
+// [Log.ReadType] reads a type: of the subjects <prefix>.<type>.* for one
+// type, else <prefix>.*.*, which the subjects listing tombstoned entities
+// do not match. It ends after as many messages as matched when it
+// started. A stream sequence is assigned when the server stores a
 // message, whatever its subject, so no message of any type can appear
 // later below a Position already read.
 //
@@ -109,7 +112,7 @@ func (l *Log) records(sel *selection) recordFunc {
 // may be answered by another replica, one lagging behind the other: the
 // merge could then yield an event of one type before an event of another
 // type stored earlier with a smaller Position, which a read resuming after
-// it would skip. [Log.SubscribeAll] filters on the server instead.
+// it would skip.
 func (l *Log) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		sel, err := l.startAllRead(ctx, types)
@@ -120,20 +123,21 @@ func (l *Log) ReadAll(ctx context.Context, after uint64, types ...string) iter.S
 		fail := func(err error) {
 			yield(eventlog.Record{}, fmt.Errorf("natslog: read %s after %d: %w", sel.desc, after, err))
 		}
-		filter := l.subjects.allFilter()
-		if len(sel.filters) == 1 {
-			filter = sel.filters[0]
-		}
-		l.scan(ctx, filter, after, l.records(&sel), yield, fail)
+		l.scan(ctx, sel.filter, after, l.records(&sel), yield, fail)
 	}
 }
 
 // SubscribeAll implements [eventlog.AllReader] as [Log.Subscribe] follows
-// a type: with an ordered consumer, on the subjects <prefix>.*.* for every
-// type or on one filter subject <prefix>.<type>.* per type chosen, so the
-// server sends only the events it yields. It resumes after the last
-// message it delivered across reconnects and server restarts, and
-// [Log.Close] ends it with [eventlog.ErrClosed].
+// a type: with an ordered consumer on the subjects <prefix>.<type>.* for
+// one type, else <prefix>.*.*, keeping the events of the types chosen. It
+// resumes after the last message it delivered across reconnects and
+// server restarts, and [Log.Close] ends it with [eventlog.ErrClosed].
+//
+// A consumer could filter several types on the server, with one filter
+// subject per type, but nats-server 2.15 delivers from such a consumer
+// about six times slower than from one with a single filter that matches
+// every type, even counting only the events kept (two types of four,
+// 100,000 events on 4,000 entities: 1,200 against 7,400 events/s).
 func (l *Log) SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
 	return func(yield func(eventlog.Record, error) bool) {
 		sel, err := l.startAllRead(ctx, types)
@@ -144,6 +148,6 @@ func (l *Log) SubscribeAll(ctx context.Context, after uint64, types ...string) i
 		fail := func(err error) {
 			yield(eventlog.Record{}, fmt.Errorf("natslog: subscribe to %s after %d: %w", sel.desc, after, err))
 		}
-		l.follow(ctx, sel.filters, after, l.records(&sel), yield, fail)
+		l.follow(ctx, []string{sel.filter}, after, l.records(&sel), yield, fail)
 	}
 }
