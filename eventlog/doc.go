@@ -59,10 +59,10 @@
 // # Writing a backend
 //
 // A backend implements [Log], calls [Validate] first in Append and
-// [ValidateStream] or [ValidateType] first in its other methods, translates
-// its native conflict (a unique-key violation, a wrong-last-sequence error)
-// into a [*ConflictError] rather than matching error strings, and wraps
-// other errors with context, for example
+// [ValidateStream], [ValidateType] or [ValidateTypes] first in its other
+// methods, translates its native conflict (a unique-key violation, a
+// wrong-last-sequence error) into a [*ConflictError] rather than matching
+// error strings, and wraps other errors with context, for example
 // fmt.Errorf("mylog: append %s/%s: %w", typ, id, err). It then runs the
 // conformance suite in its tests:
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/internal/streamkey"
@@ -238,6 +239,24 @@ func ValidateType(typ string) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, msg)
 	}
 	return nil
+}
+
+// ValidateTypes checks the types of [AllReader.ReadAll] and
+// [AllReader.SubscribeAll] as every AllReader must before any I/O: each as
+// [ValidateType] does. It returns them without repeats, in the order they
+// first appear, so a backend reads a type named twice once; none (nil)
+// means every type.
+func ValidateTypes(types []string) ([]string, error) {
+	var out []string
+	for i, typ := range types {
+		if err := ValidateType(typ); err != nil {
+			return nil, fmt.Errorf("%w (type %d of %d)", err, i+1, len(types))
+		}
+		if !slices.Contains(out, typ) {
+			out = append(out, typ)
+		}
+	}
+	return out, nil
 }
 
 // FormatID returns an entity id or type name as error messages quote it:

@@ -16,12 +16,13 @@ var (
 	_ StreamDeleter = (*Memory)(nil)
 	_ IDLister      = (*Memory)(nil)
 	_ Closer        = (*Memory)(nil)
+	_ AllReader     = (*Memory)(nil)
 )
 
 // Memory is a [Log] that keeps everything in process memory. It is the
 // reference implementation of the contract and the backend for tests and
 // in-memory benchmarks. It also implements [Deleter], [StreamDeleter],
-// [IDLister] and [Closer].
+// [IDLister], [AllReader] and [Closer].
 //
 // Memory stores copies of appended data and metadata and yields copies, so a
 // caller that mutates its slices or maps after Append, or mutates the records
@@ -30,7 +31,10 @@ var (
 // Positions start at 1 and come from one counter for the whole log: the
 // events of an Append get the next Positions, in order. So the Positions of
 // one entity type have holes where other types' events took them, and a
-// reader by type never sees a hole fill in later.
+// reader by type never sees a hole fill in later. Readers of several types
+// ([Memory.ReadAll]) merge the types' indexes; memory_all.go says why they
+// never miss an event of one type that commits after one of another type
+// with a larger Position.
 //
 // Appends to different entities take different locks for most of their
 // work, so they barely contend; appends to entities of one type share only a
@@ -48,6 +52,11 @@ type Memory struct {
 
 	typesMu sync.RWMutex // guards types
 	types   map[string]*typeIndex
+
+	// allNotify is closed, and set to nil, by the next append of any type
+	// or by Close; it is nil while no reader of several types waits. See
+	// waitAll.
+	allNotify atomic.Pointer[chan struct{}]
 }
 
 // NewMemory returns an empty in-memory log.
@@ -157,8 +166,10 @@ func (m *Memory) Close() error {
 	if !m.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	// closed is set before the index locks are taken to wake subscribers:
-	// see waitChan.
+	// closed is set before the index locks are taken to wake subscribers
+	// (see waitChan), and before readers of several types are woken (see
+	// waitAll).
+	m.wakeAll()
 	m.typesMu.Lock()
 	types := m.types
 	m.types = make(map[string]*typeIndex)

@@ -78,6 +78,11 @@ func (m *Memory) Append(ctx context.Context, typ, id string, expected uint64, ev
 		ti.notify = nil
 	}
 	ti.mu.Unlock()
+	// Readers of several types wait on one channel for appends of any
+	// type; the check is one atomic load while none waits.
+	if m.allNotify.Load() != nil {
+		m.wakeAll()
+	}
 
 	for i := range events {
 		ev := &events[i]

@@ -49,7 +49,7 @@ func Cases() []Case {
 		c("DeleteAll", "Deleter: deleting every event keeps LastSeq, and the next append must still expect it", deleteAll),
 		c("DeleteHidesFromReadType", "Deleter: deleted events are gone for readers by type too", deleteHidesFromReadType),
 		c("EntityIDs", "IDLister: EntityIDs yields exactly the ids of the type's entities, once each", entityIDs),
-	}, tombstoneCases()...)
+	}, slices.Concat(tombstoneCases(), allReadCases())...)
 }
 
 func replayAll(t *conformancetest.T, log eventlog.Log) {

@@ -28,7 +28,15 @@
 // tested when the log implements them; otherwise their cases log that they
 // do not apply. The StreamDeleter cases cover final and reuse tombstones,
 // deleting again, streams never written, readers by type and live
-// subscriptions around a delete, and appends racing with it.
+// subscriptions around a delete, and appends racing with it. The
+// [eventlog.AllReader] cases check ReadAll against the union of ReadType
+// of each type, filters by a set of types (repeats, unknown and invalid
+// types), resumption after any Position, deleted events, live
+// subscriptions of every type and of a set, and a live reader of all and
+// one of a set while writers of several types commit concurrently: every
+// event exactly once, in Position order. A log shared by the cases may
+// hold earlier cases' events, so reads of every type are checked for
+// order throughout and for contents on the case's own types.
 //
 // Cases name entity types and ids uniquely per case and per run, using only
 // lower-case letters, digits and underscores, so a backend may share one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -196,16 +197,25 @@ type subscription struct {
 // subscribe starts consuming log.Subscribe(typ, after) under a child of ctx.
 // Every element goes to s.items; s.done closes when the iterator returns.
 func subscribe(t TB, ctx context.Context, log eventlog.Log, typ string, after uint64) *subscription {
+	return consume(t, ctx, "Subscribe", 1024, func(ctx context.Context) iter.Seq2[eventlog.Record, error] {
+		return log.Subscribe(ctx, typ, after)
+	})
+}
+
+// consume starts consuming the live iterator that open returns for a child
+// of ctx, in its own goroutine, with room for buffer elements the case has
+// not taken yet. what names the call in reports.
+func consume(t TB, ctx context.Context, what string, buffer int, open func(context.Context) iter.Seq2[eventlog.Record, error]) *subscription {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &subscription{items: make(chan item, 1024), done: make(chan struct{}), cancel: cancel}
+	s := &subscription{items: make(chan item, buffer), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(s.done)
 		defer func() {
 			if p := recover(); p != nil {
-				ruleErrorf(t, "an iterator is a well-behaved range function", "Subscribe panicked: %v", p)
+				ruleErrorf(t, "an iterator is a well-behaved range function", "%s panicked: %v", what, p)
 			}
 		}()
-		for rec, err := range log.Subscribe(ctx, typ, after) {
+		for rec, err := range open(ctx) {
 			select {
 			case s.items <- item{rec, err}:
 			case <-ctx.Done():
@@ -221,7 +231,7 @@ func subscribe(t TB, ctx context.Context, log eventlog.Log, typ string, after ui
 	t.Cleanup(func() {
 		cancel()
 		if !s.waitDone(endTimeout) {
-			ruleErrorf(t, "Subscribe ends when its ctx is canceled", "it was still running %v after the case canceled it", endTimeout)
+			ruleErrorf(t, what+" ends when its ctx is canceled", "it was still running %v after the case canceled it", endTimeout)
 		}
 	})
 	return s

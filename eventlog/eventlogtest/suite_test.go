@@ -58,6 +58,12 @@ func TestSuiteDetectsBrokenLogs(t *testing.T) {
 			"DeleteStreamFinal", "DeleteStreamAgain", "DeleteStreamNeverWritten", "DeleteStreamLiveSubscription", "DeleteStreamRacingAppends"),
 		b("DeletedErrorWithoutSeq", wrap(func(m *eventlog.Memory) eventlog.Log { return deletedWithoutSeq{m} }),
 			"DeleteStreamFinal", "DeleteStreamAgain", "DeleteStreamRacingAppends"),
+		b("ReadAllByType", wrap(func(m *eventlog.Memory) eventlog.Log { return newByTypeAll(m) }),
+			"ReadAllOrder", "ReadAllTypes", "ReadAllResume", "ReadAllSkipsDeleted"),
+		b("ReadAllIgnoresTypes", wrap(func(m *eventlog.Memory) eventlog.Log { return ignoreTypesAll{m} }),
+			"ReadAllTypes", "SubscribeAllLive"),
+		b("SubscribeAllFansIn", wrap(func(m *eventlog.Memory) eventlog.Log { return fanInAll{m} }),
+			"SubscribeAllGapSafe"),
 		b("TombstoneHidesOnlyFromReadEntity", wrap(func(m *eventlog.Memory) eventlog.Log {
 			return &shallowTombstone{Memory: m, final: make(map[[2]string]uint64)}
 		}),
@@ -260,4 +266,102 @@ func (l deleteLowersLastSeq) Append(ctx context.Context, typ, id string, expecte
 		return 0, err
 	}
 	return l.Memory.Append(ctx, typ, id, real, events...)
+}
+
+// byTypeAll yields a ReadAll type by type, each in Position order, rather
+// than merging the types by Position. For a read of every type it uses the
+// types appended through it.
+type byTypeAll struct {
+	*eventlog.Memory
+	mu    sync.Mutex // guards types
+	types []string
+}
+
+func newByTypeAll(m *eventlog.Memory) *byTypeAll { return &byTypeAll{Memory: m} }
+
+func (l *byTypeAll) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	l.mu.Lock()
+	if !slices.Contains(l.types, typ) {
+		l.types = append(l.types, typ)
+	}
+	l.mu.Unlock()
+	return l.Memory.Append(ctx, typ, id, expected, events...)
+}
+
+func (l *byTypeAll) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	if len(types) == 0 {
+		l.mu.Lock()
+		types = slices.Clone(l.types)
+		l.mu.Unlock()
+	}
+	return func(yield func(eventlog.Record, error) bool) {
+		for _, typ := range types {
+			for r, err := range l.Memory.ReadType(ctx, typ, after) {
+				if !yield(r, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ignoreTypesAll reads every type whatever types it is given.
+type ignoreTypesAll struct{ *eventlog.Memory }
+
+func (l ignoreTypesAll) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.Memory.ReadAll(ctx, after)
+}
+
+func (l ignoreTypesAll) SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.Memory.SubscribeAll(ctx, after)
+}
+
+// fanInAll subscribes to a set of types with one Subscribe per type and
+// yields their events as they arrive, dropping those at or below the last
+// Position it yielded to keep its order: the way a reader built from
+// readers by type skips events under concurrent writers. A subscription of
+// every type is the log's own.
+type fanInAll struct{ *eventlog.Memory }
+
+func (l fanInAll) SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	if len(types) < 2 {
+		return l.Memory.SubscribeAll(ctx, after, types...)
+	}
+	return func(yield func(eventlog.Record, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		type item struct {
+			r   eventlog.Record
+			err error
+		}
+		items := make(chan item)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		for _, typ := range types {
+			wg.Go(func() {
+				for r, err := range l.Memory.Subscribe(ctx, typ, after) {
+					select {
+					case items <- item{r, err}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			})
+		}
+		last := after
+		for it := range items {
+			if it.err != nil {
+				yield(eventlog.Record{}, it.err)
+				return
+			}
+			if it.r.Position <= last {
+				continue
+			}
+			last = it.r.Position
+			if !yield(it.r, nil) {
+				return
+			}
+		}
+	}
 }
