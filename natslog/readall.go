@@ -31,22 +31,19 @@ const maxDescTypes = 4
 // [eventlog.ErrInvalid] and no I/O.
 func (l *Log) startAllRead(ctx context.Context, types []string) (selection, error) {
 	sel := selection{filter: l.subjects.allFilter(), desc: "all types"}
+	types, err := eventlog.ValidateTypes(types)
+	if err != nil {
+		return selection{}, err
+	}
 	if len(types) > 0 {
 		sel.names = make(map[string]string, len(types))
 		var desc []string
 		for _, typ := range types {
-			if err := eventlog.ValidateType(typ); err != nil {
-				return selection{}, err
-			}
 			filter, err := l.subjects.typeFilter(typ)
 			if err != nil {
 				return selection{}, err
 			}
-			tok := encodeToken(typ)
-			if _, dup := sel.names[tok]; dup {
-				continue
-			}
-			sel.names[tok] = typ
+			sel.names[encodeToken(typ)] = typ
 			if len(sel.names) == 1 {
 				sel.filter = filter
 			} else {
