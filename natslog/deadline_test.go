@@ -167,6 +167,14 @@ func TestDroppedConnectionFailsInFlightCalls(t *testing.T) {
 			_, err := l.LastSeq(ctx, "Acct", "a")
 			return err
 		},
+		"read all": func() error {
+			for _, err := range l.ReadAll(ctx, 0, "Acct", "Other") {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 		"entity ids": func() error {
 			for _, err := range l.EntityIDs(ctx, "Acct") {
 				if err != nil {
@@ -249,6 +257,14 @@ func TestCallsFailFastWhileDisconnected(t *testing.T) {
 		},
 		"save snapshot": func() error {
 			return snaps.Save(ctx, snapshotOf("a", 1), 1)
+		},
+		"read all": func() error {
+			for _, err := range l.ReadAll(ctx, 0) {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	} {
 		err := within(t, what+" while disconnected", 100*time.Millisecond, f)
@@ -463,6 +479,11 @@ func TestStalledServerCallsReturnByDeadline(t *testing.T) {
 		"ReadEntity": func(ctx context.Context) error { return drain(l.ReadEntity(ctx, "Acct", "a", 1)) },
 		"ReadType":   func(ctx context.Context) error { return drain(l.ReadType(ctx, "Acct", 0)) },
 		"Subscribe":  func(ctx context.Context) error { return drain(l.Subscribe(ctx, "Acct", 0)) },
+		"ReadAll":    func(ctx context.Context) error { return drain(l.ReadAll(ctx, 0)) },
+		"ReadAll of types": func(ctx context.Context) error {
+			return drain(l.ReadAll(ctx, 0, "Acct", "Other"))
+		},
+		"SubscribeAll": func(ctx context.Context) error { return drain(l.SubscribeAll(ctx, 0, "Acct", "Other")) },
 		"EntityIDs": func(ctx context.Context) error {
 			for _, err := range l.EntityIDs(ctx, "Acct") {
 				if err != nil {

@@ -72,12 +72,23 @@
 // Stream sequences are assigned when messages are stored, so a reader by
 // Position never skips an event that commits later.
 //
+// [Log.ReadAll] and [Log.SubscribeAll] read every type in one Position
+// order the same ways, on the subjects <prefix>.*.* (which the tombstone
+// lists below do not match), or <prefix>.<type>.* for one type. A set of
+// several types is read on <prefix>.*.* too, keeping the events of the
+// types chosen: a direct get takes one filter, and merging one read per
+// type could skip an event when replicas answer from different states; a
+// consumer with one filter per type delivers several times slower (see
+// [Log.SubscribeAll]). So such a read costs what a read of every type
+// does.
+//
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter] (purging an entity's subject below the
 // first event it keeps; deleting all events leaves a small marker message
 // that keeps the last Seq), [eventlog.StreamDeleter], [eventlog.IDLister]
-// (from the stream's per-subject state) and [eventlog.Closer].
+// (from the stream's per-subject state), [eventlog.AllReader] (see Reads)
+// and [eventlog.Closer].
 // [SnapshotStore] implements [snapshotstore.Lister] and
 // [snapshotstore.Closer].
 //

@@ -23,6 +23,7 @@ var (
 	_ eventlog.Deleter       = (*Log)(nil)
 	_ eventlog.StreamDeleter = (*Log)(nil)
 	_ eventlog.IDLister      = (*Log)(nil)
+	_ eventlog.AllReader     = (*Log)(nil)
 	_ eventlog.Closer        = (*Log)(nil)
 )
 
@@ -48,8 +49,8 @@ const (
 const defaultTimeout = 5 * time.Second
 
 // Log is an [eventlog.Log] on a JetStream stream. It also implements
-// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister] and
-// [eventlog.Closer].
+// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister],
+// [eventlog.AllReader] and [eventlog.Closer].
 //
 // The events of entity (type, id) are messages on the subject
 // <prefix>.<type>.<id>, type and id escaped as subject tokens (see the

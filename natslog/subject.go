@@ -133,3 +133,20 @@ func (s subjects) id(filter, subj string) (string, error) {
 	}
 	return decodeToken(subj[len(base):])
 }
+
+// allFilter returns the subject filter of every stream of every type:
+// <prefix>.*.*. The tombIndex subjects, one token longer, do not match it.
+func (s subjects) allFilter() string { return s.prefix + "*.*" }
+
+// tokens returns the type and id tokens of subj, an event subject of any
+// type, still encoded.
+func (s subjects) tokens(subj string) (typ, id string, err error) {
+	rest, ok := strings.CutPrefix(subj, s.prefix)
+	if ok {
+		typ, id, ok = strings.Cut(rest, ".")
+	}
+	if !ok || typ == "" || id == "" || strings.IndexByte(id, '.') >= 0 {
+		return "", "", fmt.Errorf("natslog: subject %q is not an event subject of %q", subj, s.allFilter())
+	}
+	return typ, id, nil
+}
