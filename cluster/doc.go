@@ -87,6 +87,16 @@
 // second, each member stops its live entities that it no longer owns
 // (entity.Kind.LiveIDs); the next command activates them on their owner.
 //
+// # Projections
+//
+// [RegisterSlices] serves a projection split into slices
+// (projection.WithSlice) over the members: each slice runs on the one
+// member that rendezvous hashing of its name picks among the members that
+// registered it, and moves when members join or leave. The old owner stops
+// a slice it lost within a second; for that moment two members may run
+// it, and the offset store's compare-and-set lets only one commit, so a
+// pgprojection store still handles every event exactly once.
+//
 // # Providers
 //
 // Any protoactor-go cluster provider works; the member address is

@@ -98,6 +98,11 @@ func (m *Member) shutdown(ctx context.Context) error {
 	m.closing = true // from now on commands are answered ErrUnavailable
 	started := m.started
 	m.mu.Unlock()
+	for _, h := range m.served {
+		if s, ok := h.(*Slices); ok {
+			s.shutdown() // before leaving, so the next owners start them soon
+		}
+	}
 	err := m.drain(ctx)
 	if started {
 		m.deregister()
