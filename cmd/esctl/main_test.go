@@ -218,7 +218,6 @@ Customer/c1 seq=2 pos=%d time=T name=Renamed rev=0 data=empty
 
 func normalizeSpace(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-
 // follow starts esctl follow, appends an event and waits for its line,
 // then interrupts it.
 func (f *fixture) follow(t *testing.T) {
