@@ -49,6 +49,7 @@
 //     deleted events again, and EntityIDs skips the id until it has a new
 //     event.
 //   - [IDLister] lists the ids of the entities of a type.
+//   - [TypeLister] lists the entity types.
 //   - [AllReader] reads every entity type, or a set of types, in one
 //     Position order, finite and live: read models built from several
 //     types.

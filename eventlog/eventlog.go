@@ -144,6 +144,17 @@ type IDLister interface {
 	EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error]
 }
 
+// TypeLister is the optional capability to list the entity types of a log,
+// for tools that see a log without knowing the application's types
+// (operators' commands, copies of a whole log).
+type TypeLister interface {
+	// EntityTypes yields, once each and in no particular order, every
+	// entity type that has at least one appended event. A type whose
+	// events were all deleted ([Deleter], [StreamDeleter]) may still be
+	// listed. An error is yielded once, as the last element.
+	EntityTypes(ctx context.Context) iter.Seq2[string, error]
+}
+
 // Closer is implemented by logs that hold resources to release.
 type Closer interface {
 	// Close releases the log's resources. Afterwards the log's methods

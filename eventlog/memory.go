@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"iter"
+	"maps"
 	"sync"
 	"sync/atomic"
 )
@@ -15,6 +16,7 @@ var (
 	_ Deleter       = (*Memory)(nil)
 	_ StreamDeleter = (*Memory)(nil)
 	_ IDLister      = (*Memory)(nil)
+	_ TypeLister    = (*Memory)(nil)
 	_ Closer        = (*Memory)(nil)
 	_ AllReader     = (*Memory)(nil)
 )
@@ -22,7 +24,7 @@ var (
 // Memory is a [Log] that keeps everything in process memory. It is the
 // reference implementation of the contract and the backend for tests and
 // in-memory benchmarks. It also implements [Deleter], [StreamDeleter],
-// [IDLister], [AllReader] and [Closer].
+// [IDLister], [TypeLister], [AllReader] and [Closer].
 //
 // Memory stores copies of appended data and metadata and yields copies, so a
 // caller that mutates its slices or maps after Append, or mutates the records
@@ -154,6 +156,46 @@ func (m *Memory) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, er
 				return
 			}
 			if !yield(id, nil) {
+				return
+			}
+		}
+	}
+}
+
+// EntityTypes implements [TypeLister]: the types with at least one
+// stream, including streams whose events were all deleted and streams
+// [Memory.DeleteStream] tombstoned before their first event.
+func (m *Memory) EntityTypes(ctx context.Context) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield("", err)
+			return
+		}
+		if m.closed.Load() {
+			yield("", ErrClosed)
+			return
+		}
+		// A reader of a type that was never written creates its index,
+		// so an index alone does not make a type.
+		m.typesMu.RLock()
+		idx := make(map[string]*typeIndex, len(m.types))
+		maps.Copy(idx, m.types)
+		m.typesMu.RUnlock()
+		var types []string
+		for typ, ti := range idx {
+			ti.mu.Lock()
+			n := len(ti.streams)
+			ti.mu.Unlock()
+			if n > 0 {
+				types = append(types, typ)
+			}
+		}
+		for _, typ := range types {
+			if err := ctx.Err(); err != nil {
+				yield("", err)
+				return
+			}
+			if !yield(typ, nil) {
 				return
 			}
 		}

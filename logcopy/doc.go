@@ -9,7 +9,8 @@
 //	st, err := logcopy.Copy(ctx, natsLog, pgLog, []string{"Account", "Order"},
 //		logcopy.WithCheckpoint(cps))
 //
-// A log cannot list its entity types, so the caller names them.
+// The caller names the types; a log that implements [eventlog.TypeLister]
+// can list them (cmd/esctl's copy does).
 //
 // # What is kept
 //

@@ -12,7 +12,8 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
-// The optional capabilities of a Log: listing the ids of a type, deleting
+// The optional capabilities of a Log: listing the entity types and the ids
+// of a type, deleting
 // an entity's events up to a Seq, and deleting an entity's stream.
 
 // EntityIDs implements [eventlog.IDLister] from the stream's per-subject
@@ -74,6 +75,61 @@ func (l *Log) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error
 				return
 			}
 			if !yield(id, nil) {
+				return
+			}
+		}
+	}
+}
+
+// EntityTypes implements [eventlog.TypeLister] from the stream's
+// per-subject state of every event subject: one stream info request, paged
+// by the client, whose size grows with the number of entities, not
+// events. A type whose entities were all deleted stays listed while their
+// subjects hold a message (a deletion marker or a tombstone).
+func (l *Log) EntityTypes(ctx context.Context) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if l.closed.Load() {
+			yield("", errClosed)
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield("", err)
+			return
+		}
+		filter := l.subjects.allFilter()
+		rctx, cancel := l.reqCtx(ctx)
+		var info *jetstream.StreamInfo
+		err := l.watch.do(rctx, func(ctx context.Context) error {
+			var err error
+			info, err = l.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+			return err
+		})
+		cancel()
+		if err != nil {
+			yield("", fmt.Errorf("natslog: entity types: %w", err))
+			return
+		}
+		seen := make(map[string]bool)
+		for subj := range info.State.Subjects {
+			tok, _, err := l.subjects.tokens(subj)
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if seen[tok] {
+				continue
+			}
+			seen[tok] = true
+			typ, err := decodeToken(tok)
+			if err != nil {
+				yield("", fmt.Errorf("natslog: entity types: subject %q: %w", subj, err))
+				return
+			}
+			if err := ctx.Err(); err != nil {
+				yield("", err)
+				return
+			}
+			if !yield(typ, nil) {
 				return
 			}
 		}

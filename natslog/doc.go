@@ -87,7 +87,8 @@
 // [Log] implements [eventlog.Deleter] (purging an entity's subject below the
 // first event it keeps; deleting all events leaves a small marker message
 // that keeps the last Seq), [eventlog.StreamDeleter], [eventlog.IDLister]
-// (from the stream's per-subject state), [eventlog.AllReader] (see Reads)
+// and [eventlog.TypeLister] (from the stream's per-subject state),
+// [eventlog.AllReader] (see Reads)
 // and [eventlog.Closer].
 // [SnapshotStore] implements [snapshotstore.Lister] and
 // [snapshotstore.Closer].

@@ -23,6 +23,7 @@ var (
 	_ eventlog.Deleter       = (*Log)(nil)
 	_ eventlog.StreamDeleter = (*Log)(nil)
 	_ eventlog.IDLister      = (*Log)(nil)
+	_ eventlog.TypeLister    = (*Log)(nil)
 	_ eventlog.AllReader     = (*Log)(nil)
 	_ eventlog.Closer        = (*Log)(nil)
 )

@@ -187,7 +187,8 @@
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter], [eventlog.StreamDeleter],
-// [eventlog.IDLister], [eventlog.AllReader] and [eventlog.Closer]; [SnapshotStore] implements
+// [eventlog.IDLister], [eventlog.TypeLister], [eventlog.AllReader] and
+// [eventlog.Closer]; [SnapshotStore] implements
 // [snapshotstore.Lister] and [snapshotstore.Closer]. Closing them does not
 // close the pool.
 //

@@ -26,6 +26,7 @@ type statements struct {
 	lockPositions  string
 	deleteStream   string
 	entityIDs      string
+	entityTypes    string
 
 	saveSnapshot    string
 	trimSnapshots   string
@@ -185,6 +186,16 @@ SELECT id FROM (
 	(SELECT entity_id FROM %[2]s WHERE entity_type = $1 AND entity_id > $2
 		AND (tombstone IS NULL OR deleted_to > tombstone) ORDER BY entity_id LIMIT $3)
 ) u ORDER BY id LIMIT $3`, n.events, n.streams),
+		// The types, one at a time from the (entity_type, position) index
+		// (a loose index scan): one index probe per type, however many
+		// events each has, where SELECT DISTINCT reads every entry.
+		entityTypes: fmt.Sprintf(`WITH RECURSIVE types(typ) AS (
+	(SELECT entity_type FROM %[1]s ORDER BY entity_type LIMIT 1)
+	UNION ALL
+	SELECT (SELECT e.entity_type FROM %[1]s e WHERE e.entity_type > types.typ ORDER BY e.entity_type LIMIT 1)
+	FROM types WHERE types.typ IS NOT NULL
+)
+SELECT typ FROM types WHERE typ IS NOT NULL`, n.events),
 
 		saveSnapshot: fmt.Sprintf(`INSERT INTO %s (entity_type, entity_id, seq, revision, data, saved_at)
 VALUES ($1, $2, $3, $4, $5, now())

@@ -2,7 +2,9 @@
 // [Handler] over the events of one entity type, in Position order, from an
 // offset that an [OffsetStore] keeps under the projection's name. It is the
 // read side of CQRS: entities write events, projections turn them into
-// whatever the queries need.
+// whatever the queries need. Stores that can list every offset they keep
+// implement [OffsetLister] (all of this module's do), which operators'
+// tools such as cmd/esctl use.
 //
 //	p, err := projection.New(log, "Tab", "open-tabs", projection.NewMemory(),
 //		projection.DecodeEach(tabEvents, func(ctx context.Context, ev projection.Decoded[TabEvent]) error {

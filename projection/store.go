@@ -3,7 +3,10 @@ package projection
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 )
 
 // OffsetStore keeps the offset of each projection, by name, and decides how a
@@ -34,8 +37,31 @@ type OffsetStore interface {
 	Reset(ctx context.Context, name string, clear func(ctx context.Context) error) error
 }
 
-// Compile-time check that Memory is an OffsetStore.
-var _ OffsetStore = (*Memory)(nil)
+// Offset is a projection's stored offset, as [OffsetLister] lists it.
+type Offset struct {
+	// Name is the projection's name; a slice's is [SliceName]'s.
+	Name string
+	// Position is the Position of the last event the projection handled.
+	Position uint64
+	// Updated is when the offset was last written; zero if the store does
+	// not keep it.
+	Updated time.Time
+}
+
+// OffsetLister is the optional capability of an [OffsetStore] to list
+// every stored offset, for operators' tools that know no projection
+// names. [Memory], pgprojection.Store and natsprojection.Store implement
+// it.
+type OffsetLister interface {
+	// Offsets returns every stored offset, ordered by name.
+	Offsets(ctx context.Context) ([]Offset, error)
+}
+
+// Compile-time checks that Memory is an OffsetStore and an OffsetLister.
+var (
+	_ OffsetStore  = (*Memory)(nil)
+	_ OffsetLister = (*Memory)(nil)
+)
 
 // Memory is an [OffsetStore] in process memory, for tests and for read
 // models that live in memory too and are rebuilt on every start. Commit runs
@@ -91,6 +117,21 @@ func (m *Memory) check(name string, from uint64) error {
 		return fmt.Errorf("%w: %s is at %d, not %d", ErrOffsetMoved, name, cur, from)
 	}
 	return nil
+}
+
+// Offsets implements [OffsetLister]. A Memory keeps no update times.
+func (m *Memory) Offsets(ctx context.Context) ([]Offset, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Offset, 0, len(m.offsets))
+	for name, pos := range m.offsets {
+		out = append(out, Offset{Name: name, Position: pos})
+	}
+	slices.SortFunc(out, func(a, b Offset) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // Reset implements [OffsetStore].

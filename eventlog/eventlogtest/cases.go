@@ -49,6 +49,7 @@ func Cases() []Case {
 		c("DeleteAll", "Deleter: deleting every event keeps LastSeq, and the next append must still expect it", deleteAll),
 		c("DeleteHidesFromReadType", "Deleter: deleted events are gone for readers by type too", deleteHidesFromReadType),
 		c("EntityIDs", "IDLister: EntityIDs yields exactly the ids of the type's entities, once each", entityIDs),
+		c("EntityTypes", "TypeLister: EntityTypes yields every type with an appended event once, and no type that was only read or refused an append", entityTypes),
 	}, slices.Concat(tombstoneCases(), allReadCases())...)
 }
 
@@ -1095,5 +1096,37 @@ func entityIDs(t *conformancetest.T, log eventlog.Log) {
 	}
 	if got := conformancetest.MustCollect(t, "EntityIDs of an unknown type", l.EntityIDs(ctx, n.Type("unknown"))); len(got) != 0 {
 		t.Errorf("a type without events: got %v, want none", got)
+	}
+}
+
+func entityTypes(t *conformancetest.T, log eventlog.Log) {
+	l, ok := log.(eventlog.TypeLister)
+	if !ok {
+		t.Logf("%T does not implement eventlog.TypeLister; case not applicable", log)
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	a, b, readOnly, refused := n.Type("a"), n.Type("b"), n.Type("read"), n.Type("refused")
+	mustAppend(t, ctx, log, a, n.ID("1"), 0, evs("e", 1, 2)...)
+	mustAppend(t, ctx, log, a, n.ID("2"), 0, ev("e", ""))
+	mustAppend(t, ctx, log, b, n.ID("1"), 0, ev("e", ""))
+	// Reading a type, or a refused append to it, makes no type.
+	conformancetest.MustCollect(t, "ReadType of a type without events", log.ReadType(ctx, readOnly, 0))
+	_, _ = log.Append(ctx, refused, n.ID("1"), 7, ev("e", ""))
+
+	// The log may hold the types of other cases: look at this case's only.
+	seen := map[string]int{}
+	for _, typ := range conformancetest.MustCollect(t, "EntityTypes", l.EntityTypes(ctx)) {
+		seen[typ]++
+	}
+	for _, typ := range []string{a, b} {
+		if seen[typ] != 1 {
+			t.Errorf("type %q listed %d times, want once", typ, seen[typ])
+		}
+	}
+	for _, typ := range []string{readOnly, refused} {
+		if seen[typ] != 0 {
+			t.Errorf("type %q has no event but is listed", typ)
+		}
 	}
 }

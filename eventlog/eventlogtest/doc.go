@@ -24,7 +24,8 @@
 // that must not skip events while concurrent writers commit, cancellation
 // and early exit from iterators. Every failure message starts with
 // "rule: " and the contract rule that broke. The optional capabilities
-// [eventlog.Deleter], [eventlog.StreamDeleter] and [eventlog.IDLister] are
+// [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister] and
+// [eventlog.TypeLister] are
 // tested when the log implements them; otherwise their cases log that they
 // do not apply. The StreamDeleter cases cover final and reuse tombstones,
 // deleting again, streams never written, readers by type and live

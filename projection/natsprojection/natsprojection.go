@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,8 +15,12 @@ import (
 	"github.com/eventsourced-go/eventsourced/projection"
 )
 
-// Compile-time check that Store is a projection.OffsetStore.
-var _ projection.OffsetStore = (*Store)(nil)
+// Compile-time checks that Store is a projection.OffsetStore and a
+// projection.OffsetLister.
+var (
+	_ projection.OffsetStore  = (*Store)(nil)
+	_ projection.OffsetLister = (*Store)(nil)
+)
 
 // DefaultBucket is the KV bucket's name unless [WithBucket] says otherwise.
 const DefaultBucket = "projection_offsets"
@@ -165,6 +170,41 @@ func (s *Store) get(ctx context.Context, name string) (offset, revision uint64, 
 	return off, e.Revision(), nil
 }
 
+// Offsets implements [projection.OffsetLister]: one request for the
+// bucket's keys, then one per key for its value and time.
+func (s *Store) Offsets(ctx context.Context) ([]projection.Offset, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("natsprojection: list offsets: %w", err)
+	}
+	// The channel closes once every key was listed, ending the lister.
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	out := make([]projection.Offset, 0, len(keys))
+	for _, k := range keys {
+		name, err := nameOf(k)
+		if err != nil {
+			return nil, fmt.Errorf("natsprojection: list offsets: key %q: %w", k, err)
+		}
+		e, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("natsprojection: load offset of %s: %w", name, err)
+		}
+		off, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("natsprojection: offset of %s is %q: %w", name, e.Value(), err)
+		}
+		out = append(out, projection.Offset{Name: name, Position: off, Updated: e.Created()})
+	}
+	slices.SortFunc(out, func(a, b projection.Offset) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 // Commit implements [projection.OffsetStore]: it checks the offset is
 // from (reading it and its revision unless this Store wrote or read it
 // last), runs handle, and updates the key only if its revision is
@@ -241,6 +281,16 @@ func key(name string) string {
 		return name
 	}
 	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+// nameOf is the inverse of key.
+func nameOf(k string) (string, error) {
+	enc, ok := strings.CutPrefix(k, encodedPrefix)
+	if !ok {
+		return k, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	return string(b), err
 }
 
 func validKey(name string) bool {

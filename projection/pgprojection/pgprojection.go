@@ -13,8 +13,12 @@ import (
 	"github.com/eventsourced-go/eventsourced/projection"
 )
 
-// Compile-time check that Store is a projection.OffsetStore.
-var _ projection.OffsetStore = (*Store)(nil)
+// Compile-time checks that Store is a projection.OffsetStore and a
+// projection.OffsetLister.
+var (
+	_ projection.OffsetStore  = (*Store)(nil)
+	_ projection.OffsetLister = (*Store)(nil)
+)
 
 // DefaultTable is the offsets table's name unless [WithTable] says otherwise.
 const DefaultTable = "projection_offsets"
@@ -102,6 +106,26 @@ func (s *Store) Load(ctx context.Context, name string) (uint64, error) {
 		return 0, fmt.Errorf("pgprojection: load offset of %s: %w", name, err)
 	}
 	return uint64(pos), nil
+}
+
+// Offsets implements [projection.OffsetLister]: every row of the offsets
+// table, with the time of its last update.
+func (s *Store) Offsets(ctx context.Context) ([]projection.Offset, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, position, updated_at FROM `+s.table+` ORDER BY name COLLATE "C"`)
+	var out []projection.Offset
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (projection.Offset, error) {
+			var o projection.Offset
+			var pos int64
+			err := row.Scan(&o.Name, &pos, &o.Updated)
+			o.Position = uint64(pos)
+			return o, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgprojection: list offsets in %s: %w", s.table, err)
+	}
+	return out, nil
 }
 
 // Commit implements [projection.OffsetStore]: it begins a transaction, runs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ func Cases() []Case {
 		c("ConcurrentRunners", "of runners of one name committing from the same offset at once, exactly one wins and the others get ErrOffsetMoved; an exactly-once store keeps the winner's writes only", concurrentRunners),
 		c("CrashAtLeastOnce", "at least once: a crash between the handler and the offset write leaves the offset at from, and a Commit from it delivers the batch again", crashAtLeastOnce),
 		c("CrashExactlyOnce", "exactly once: a crash between the handler and the offset write undoes the handler's writes and leaves the offset at from, so the batch delivered again applies once", crashExactlyOnce),
+		c("Offsets", "OffsetLister: Offsets lists every committed name once, whatever its characters, with its stored offset, ordered by name; a reset name at 0 or not at all", offsets),
 		c("CanceledContext", "Load, Commit and Reset with a canceled ctx fail with an error matching context.Canceled and move no offset", canceledContext),
 	}
 }
@@ -482,5 +484,48 @@ func canceledContext(t *conformancetest.T, store projection.OffsetStore) {
 	}
 	if got := mustLoad(t, ctx, store, name); got != 5 {
 		t.Errorf("after Reset with a canceled ctx, Load = %d, want 5", got)
+	}
+}
+
+// offsets checks the optional listing of offsets.
+func offsets(t *conformancetest.T, store projection.OffsetStore) {
+	l, ok := store.(projection.OffsetLister)
+	if !ok {
+		t.Logf("%T does not implement projection.OffsetLister; case not applicable", store)
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	a, b, odd, reset := n.Name("a"), n.Name("b"), n.Name("a b/é.*[0/2]"), n.Name("reset")
+	mustCommit(t, ctx, store, b, 0, 7, nop)
+	mustCommit(t, ctx, store, a, 0, 3, nop)
+	mustCommit(t, ctx, store, a, 3, 5, nop)
+	mustCommit(t, ctx, store, odd, 0, 9, nop)
+	mustCommit(t, ctx, store, reset, 0, 2, nop)
+	if err := store.Reset(ctx, reset, nil); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	all, err := l.Offsets(ctx)
+	if err != nil {
+		t.Fatalf("Offsets: %v", err)
+	}
+	// The store may hold other cases' names: look at this case's only.
+	var got []string
+	for i, o := range all {
+		if i > 0 && all[i-1].Name >= o.Name {
+			t.Errorf("Offsets not ordered by name: %q before %q", all[i-1].Name, o.Name)
+		}
+		if o.Name == reset {
+			if o.Position != 0 {
+				t.Errorf("Offsets: %q after Reset is at %d, want 0", o.Name, o.Position)
+			}
+			continue
+		}
+		if strings.HasPrefix(o.Name, n.Name("")) {
+			got = append(got, fmt.Sprintf("%s=%d", o.Name, o.Position))
+		}
+	}
+	want := []string{a + "=5", odd + "=9", b + "=7"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Offsets: got %q, want %q", got, want)
 	}
 }

@@ -57,6 +57,7 @@ func Example() {
 	// ConcurrentRunners     ok
 	// CrashAtLeastOnce      ok
 	// CrashExactlyOnce      ok (*projection.Memory does not implement Transactional: it is at-least-once; case not applicable)
+	// Offsets               ok
 	// CanceledContext       ok
 }
 
