@@ -73,10 +73,11 @@
 // # Operating a projection
 //
 // Everything an operator does to a projection is a method, so a program
-// (and, later, an operator CLI) can do it:
+// can do it; what an operator does from another process (a CLI) goes
+// through the offset store's control records, below.
 //
-//   - Pause and resume: [Projection.Stop] and [Projection.Start]. The
-//     offset is stored as the projection goes, so a resumed projection
+//   - Stop and start: [Projection.Stop] and [Projection.Start]. The
+//     offset is stored as the projection goes, so a restarted projection
 //     carries on after the last event it handled.
 //   - Skip ahead or rewind: [Projection.SetOffset], while stopped. It
 //     moves the stored offset with one conditional [OffsetStore.Commit]
@@ -89,6 +90,48 @@
 //     [Status.Poison] names), the failed attempts since the last commit and
 //     the last error.
 //   - Dead letters: list, retry and drop them, below.
+//
+// The projection runs in the application's processes, perhaps several
+// (slices over a cluster); the operator's CLI holds no Projection. An
+// offset store with the [Controls] capability ([Memory], pgprojection,
+// natsprojection) keeps a [Control] record per name beside the offsets,
+// which functions write without a Projection:
+//
+//   - [Pause] and [Resume]: a running projection reads its record every
+//     [WithControlInterval] (1 s by default: one read per interval, none
+//     per batch) and before it handles anything after Start. Paused, it
+//     calls no handler, keeps its offset and read-ahead buffer, and
+//     [Status.State] is [StatePaused] since [Status.PausedSince]; Stop
+//     and Start work as usual and a Start starts paused. Resumed, it
+//     carries on from its offset: the events appended meanwhile are
+//     handled, exactly once with pgprojection. Pausing the name given to
+//     [New] pauses every slice of it ([WithSlice]): an operator thinks in
+//     projection names, and one record for all slices pauses them all
+//     with one write, however many and wherever they run. Each slice also
+//     obeys the record of its own [SliceName], to pause one slice alone.
+//   - [RequestRetry] of a dead letter, by its [DeadLetter.Projection] and
+//     Position: the runner of that name serves it at its next read, as
+//     [Projection.RetryDeadLetter] would (exactly once with pgprojection),
+//     and removes the request, whether the handler succeeded (the dead
+//     letter is dropped) or failed (the dead letter keeps the new error).
+//     A paused projection serves none until resumed. A runner that dies
+//     before it removes a request serves it again later and finds the
+//     dead letter gone, so nothing is handled twice that the dead-letter
+//     store does not allow. Listing and dropping dead letters need no
+//     runner: use the [DeadLetters] store directly.
+//   - [UpdateControl] and [Controls.LoadControl] read and change the
+//     record; writes are conditional on its version, so an operator and a
+//     runner never lose each other's changes ([ErrControlChanged]).
+//
+// Setting the offset (skip, rewind) and Reset have no control request.
+// Reset needs the read model's clear function, which only the
+// application has. An offset moved from outside is safe only while no
+// runner handles: [Pause] the projection, wait until every runner's
+// Status says paused, then call [Projection.SetOffset] on a Projection
+// of that name that is not started. It moves the offset with one
+// conditional commit, so a paused runner's next commit after [Resume] is
+// refused ([ErrOffsetMoved]) and it reloads the new offset; with an
+// at-least-once store the batch it had in hand may be applied once.
 //
 // # Dead letters
 //
@@ -174,7 +217,8 @@
 // projection owns two goroutines, a reader and the handler loop, and
 // [Projection.Stop] waits for both. The handler is called from one goroutine
 // at a time, never concurrently with itself, [Projection.RetryDeadLetter]
-// included. [Memory] and [MemoryDeadLetters] are safe for concurrent use.
+// and retry requests included: the handler loop reads the control records
+// between batches, so a pause or a retry request never overlaps a commit. [Memory] and [MemoryDeadLetters] are safe for concurrent use.
 //
 // # Errors
 //
@@ -182,6 +226,8 @@
 // dead-letter methods of a projection without a store), [ErrRunning] for
 // Start, Reset or SetOffset on a running projection or one being reset,
 // [ErrOffsetMoved] from [OffsetStore.Commit] when the stored offset is not
-// the expected one, [ErrPoison], matched by [*PoisonError], and
-// [ErrNotFound] for a dead letter that does not exist.
+// the expected one, [ErrPoison], matched by [*PoisonError],
+// [ErrNotFound] for a dead letter that does not exist, and
+// [ErrControlChanged] from [Controls.SaveControl] when the control record
+// is not at the version read.
 package projection

@@ -19,6 +19,10 @@ var (
 	ErrOffsetMoved = errors.New("projection: offset moved")
 	// ErrPoison is matched by every [*PoisonError].
 	ErrPoison = errors.New("projection: poison event")
+	// ErrControlChanged is returned by [Controls.SaveControl] when the
+	// control record is no longer at the version the caller read:
+	// somebody else wrote it. [UpdateControl] reads it again and retries.
+	ErrControlChanged = errors.New("projection: control record changed")
 	// ErrNotFound is returned by [DeadLetters] stores and the projection's
 	// dead-letter methods for a dead letter that does not exist.
 	ErrNotFound = errors.New("projection: dead letter not found")

@@ -112,9 +112,16 @@ func (p *Projection) DropDeadLetter(ctx context.Context, position uint64) error 
 // the log: a read model that depends on the order of an entity's events
 // must take that into account.
 func (p *Projection) RetryDeadLetter(ctx context.Context, position uint64) error {
+	_, err := p.retryDeadLetter(ctx, position)
+	return err
+}
+
+// retryDeadLetter is RetryDeadLetter; failed reports that the handler
+// failed, as opposed to the store.
+func (p *Projection) retryDeadLetter(ctx context.Context, position uint64) (failed bool, _ error) {
 	dl, err := p.deadLetters("retry dead letter")
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.hmu.Lock()
 	defer p.hmu.Unlock()
@@ -137,9 +144,9 @@ func (p *Projection) RetryDeadLetter(ctx context.Context, position uint64) error
 	}
 	switch {
 	case err == nil:
-		return nil
+		return false, nil
 	case herr == nil:
-		return fmt.Errorf("projection: %s: retry dead letter at %d: %w", p.name, position, err)
+		return false, fmt.Errorf("projection: %s: retry dead letter at %d: %w", p.name, position, err)
 	}
 	// The handler failed again: keep the dead letter up to date, so the
 	// next look at it shows why.
@@ -148,7 +155,7 @@ func (p *Projection) RetryDeadLetter(ctx context.Context, position uint64) error
 		p.cfg.logger.Warn("projection could not update a dead letter after a failed retry", p.logAttrs(got.Record, "err", perr)...)
 	}
 	p.cfg.logger.Warn("projection retry of a dead letter failed", p.logAttrs(got.Record, "err", herr)...)
-	return fmt.Errorf("projection: %s: retry dead letter %s: %w", p.name, got.Ref(), herr)
+	return true, fmt.Errorf("projection: %s: retry dead letter %s: %w", p.name, got.Ref(), herr)
 }
 
 // deadLetters returns the dead-letter store, or an error for op without

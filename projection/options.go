@@ -27,6 +27,8 @@ type config struct {
 	mp          metric.MeterProvider          // nil: the global one
 	prop        propagation.TextMapPropagator // nil: W3C trace context
 	slice       sliceOpt
+	// controlInterval is how often a run reads its control records.
+	controlInterval time.Duration
 }
 
 // WithBatchSize lets the handler get up to n events at once (default 1).

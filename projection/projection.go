@@ -42,9 +42,12 @@ type Projection struct {
 	typ string // the entity type, or the types as logs and metrics name them
 	// types are the entity types of a projection made by NewOfTypes, read
 	// with all (none: every type); nil for New's one type.
-	types   []string
-	all     eventlog.AllReader
-	name    string
+	types []string
+	all   eventlog.AllReader
+	name  string
+	// base is the name given to New, name without its slice: the control
+	// record every slice obeys.
+	base    string
 	store   OffsetStore
 	handler Handler
 	cfg     config
@@ -76,6 +79,8 @@ type Projection struct {
 	// atPoison is the poison event the last run stopped at while the
 	// offset is still before it: Start, Reset and SetOffset clear it.
 	atPoison *PoisonError
+	// ctl is what the run last read from its control records.
+	ctl controlState
 }
 
 // New returns a projection named name of the events of entity type typ in
@@ -134,6 +139,8 @@ func newProjection(log eventlog.Log, typ string, types []string, all eventlog.Al
 		maxDelay: 10 * time.Second,
 		attempts: 5,
 		logger:   slog.Default(),
+
+		controlInterval: DefaultControlInterval,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -144,10 +151,11 @@ func newProjection(log eventlog.Log, typ string, types []string, all eventlog.Al
 		cfg.buffer = 256
 	}
 	cfg.buffer = max(cfg.buffer, cfg.batch)
+	base := name
 	if cfg.slice.n > 0 {
 		name = SliceName(name, cfg.slice.i, cfg.slice.n)
 	}
-	p := &Projection{log: log, typ: typ, types: types, all: all, name: name, store: store, handler: h, cfg: cfg}
+	p := &Projection{log: log, typ: typ, types: types, all: all, name: name, base: base, store: store, handler: h, cfg: cfg}
 	p.st.Name, p.st.EntityType, p.st.EntityTypes = name, typ, p.entityTypes()
 	p.tel.init(&p.cfg, name, typ)
 	if err := p.tel.inst.Err; err != nil {
@@ -191,7 +199,7 @@ func (p *Projection) Start(ctx context.Context) error {
 		_ = reg.Unregister()
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.running, p.result = false, err
+		p.running, p.result, p.ctl = false, err, controlState{}
 		p.atPoison, _ = err.(*PoisonError)
 		p.st.Running = false
 		p.wake()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
@@ -35,10 +36,16 @@ func (p *Projection) run(ctx context.Context) error {
 		return nil // ctx is done
 	}
 	p.setOffset(offset)
+	// The control records are read before anything is handled, so that a
+	// paused projection starts paused: until they are read, nothing is.
+	ctl := p.newController()
+	if ctl != nil && p.retry(ctx, func() error { return ctl.poll(ctx) }) != nil {
+		return nil // ctx is done
+	}
 	delay := p.cfg.initial
 	for {
 		before := offset
-		err := p.follow(ctx, &offset)
+		err := p.follow(ctx, ctl, &offset)
 		if offset != before {
 			delay = p.cfg.initial // it made progress: not the same outage
 		}
@@ -68,8 +75,9 @@ func (p *Projection) run(ctx context.Context) error {
 
 // follow subscribes after *offset and handles what arrives until the
 // subscription fails, the offset moves, a poison event stops the
-// projection or ctx is done. It advances *offset as batches commit.
-func (p *Projection) follow(ctx context.Context, offset *uint64) error {
+// projection or ctx is done. It advances *offset as batches commit. With
+// a controller (nil without control records) it obeys them.
+func (p *Projection) follow(ctx context.Context, ctl *controller, offset *uint64) error {
 	rctx, cancel := context.WithCancel(ctx)
 	buf := make(chan item, p.cfg.buffer)
 	var wg sync.WaitGroup
@@ -85,11 +93,28 @@ func (p *Projection) follow(ctx context.Context, offset *uint64) error {
 		p.mu.Unlock()
 	}()
 
+	// The control records are read every control interval, between
+	// batches, so that nothing they ask overlaps a commit of the run.
+	// While paused the loop does not take from buf: the reader fills it
+	// and waits.
+	var tick <-chan time.Time
+	if ctl != nil {
+		t := time.NewTicker(p.cfg.controlInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	batch := make([]eventlog.Record, 0, p.cfg.batch)
 	for {
 		var it item
+		in := buf
+		if ctl != nil && ctl.paused {
+			in = nil
+		}
 		select {
-		case it = <-buf:
+		case it = <-in:
+		case <-tick:
+			ctl.tick(ctx)
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}

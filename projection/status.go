@@ -20,11 +20,16 @@ type Status struct {
 	// EntityTypes are the types the projection follows; empty for every
 	// type.
 	EntityTypes []string
-	// Running reports whether the projection's goroutine runs.
+	// Running reports whether the projection's goroutine runs, paused or
+	// not.
 	Running bool
-	// State is Running's detail: running, stopped, or stopped at a poison
-	// event, which Poison then names.
+	// State is Running's detail: running, paused, stopped, or stopped at a
+	// poison event, which Poison then names.
 	State State
+	// PausedSince is, while State is [StatePaused], when the pause began:
+	// the [Control.PausedAt] of the control record that pauses it (the
+	// earlier one if both the projection and its slice are paused).
+	PausedSince time.Time
 	// Poison is the poison event the last run stopped at ([StopOnPoison]),
 	// while the offset is still before it; nil otherwise. Start (which
 	// handles the event again), Reset and SetOffset clear it.
@@ -74,6 +79,8 @@ func (p *Projection) Status() Status {
 	st.Head = max(p.head.Load(), st.Offset)
 	st.Lag = p.inflight
 	switch {
+	case p.running && p.ctl.paused:
+		st.State, st.PausedSince = StatePaused, p.ctl.since
 	case p.running:
 		st.State = StateRunning
 	case p.atPoison != nil:
@@ -104,9 +111,14 @@ const (
 	// offset is still before the event, which [Status.Poison] names. Start
 	// handles the event again; SetOffset skips it.
 	StatePoisoned
+	// StatePaused: its goroutines run, but its control record says
+	// [Pause], so it calls no handler; [Status.PausedSince] says since
+	// when. [Resume] resumes it; Stop and Start work as usual, and a
+	// Start of a paused projection starts paused.
+	StatePaused
 )
 
-// String returns "stopped", "running" or "poisoned".
+// String returns "stopped", "running", "poisoned" or "paused".
 func (s State) String() string {
 	switch s {
 	case StateStopped:
@@ -115,6 +127,8 @@ func (s State) String() string {
 		return "running"
 	case StatePoisoned:
 		return "poisoned"
+	case StatePaused:
+		return "paused"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }

@@ -65,13 +65,19 @@ var (
 
 // Memory is an [OffsetStore] in process memory, for tests and for read
 // models that live in memory too and are rebuilt on every start. Commit runs
-// the handler, then saves the offset: at least once.
+// the handler, then saves the offset: at least once. It keeps control
+// records too ([Controls]), so projections that share a Memory can be
+// paused and resumed with [Pause] and [Resume].
 //
 // The zero value is not usable; call [NewMemory].
 type Memory struct {
-	// mu guards offsets.
+	// mu guards offsets, controls and ctlVersion.
 	mu      sync.Mutex
 	offsets map[string]uint64
+	// controls are the control records by name (see [Controls]), made on
+	// first use; ctlVersion is the last version given to one.
+	controls   map[string]memControl
+	ctlVersion uint64
 }
 
 // NewMemory returns an empty in-memory offset store.

@@ -28,6 +28,18 @@
 // it, and a retry runs the handler before it deletes the key, so a crash
 // in between delivers the event again.
 //
+// # Control records
+//
+// The Store has the projection.Controls capability: a bucket of its own
+// ([DefaultControlBucket] unless [WithControlBucket] says otherwise),
+// created by [New], with a key per projection name (encoded as for
+// offsets) holding its projection.Control as JSON. The key's revision is
+// the record's version, so [Store.SaveControl] is a create or an update
+// at that revision, which the server refuses if somebody else wrote the
+// key: projection.ErrControlChanged. projection.Pause, Resume and
+// RequestRetry write it from any process connected to the same JetStream.
+// A retry request is served like Projection.RetryDeadLetter: at least once.
+//
 // # Concurrency
 //
 // A [Store] and a [DeadLetters] are safe for concurrent use.

@@ -31,6 +31,8 @@ const DefaultBucket = "projection_offsets"
 // read it: at least once. Create it with [New].
 type Store struct {
 	kv jetstream.KeyValue
+	// controls is the bucket of control records (see [Store.LoadControl]).
+	controls jetstream.KeyValue
 
 	// mu guards last.
 	mu sync.Mutex
@@ -48,9 +50,10 @@ type Store struct {
 type Option func(*config) error
 
 type config struct {
-	bucket   string
-	replicas int
-	storage  jetstream.StorageType
+	bucket        string
+	controlBucket string // New's only
+	replicas      int
+	storage       jetstream.StorageType
 }
 
 // WithBucket names the KV bucket (default [DefaultBucket] for [New],
@@ -86,12 +89,13 @@ func WithMemoryStorage() Option {
 }
 
 // New returns a Store in the bucket of js, creating the bucket if it does
-// not exist.
+// not exist, and likewise the bucket of control records
+// ([DefaultControlBucket] unless [WithControlBucket] says otherwise).
 func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, error) {
 	if js == nil {
 		return nil, fmt.Errorf("%w: natsprojection: nil JetStream", projection.ErrInvalid)
 	}
-	cfg := config{bucket: DefaultBucket, replicas: 1, storage: jetstream.FileStorage}
+	cfg := config{bucket: DefaultBucket, controlBucket: DefaultControlBucket, replicas: 1, storage: jetstream.FileStorage}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -101,7 +105,15 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, e
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, last: map[string]entry{}}, nil
+	// A bucket of their own, not keys beside the offsets: whatever lists
+	// the offsets' keys finds projection names only.
+	ccfg := cfg
+	ccfg.bucket = cfg.controlBucket
+	controls, err := bucket(ctx, js, ccfg, "eventsourced projection control records")
+	if err != nil {
+		return nil, err
+	}
+	return &Store{kv: kv, controls: controls, last: map[string]entry{}}, nil
 }
 
 // bucket returns the bucket cfg names, creating it if it does not exist.

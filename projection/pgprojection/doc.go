@@ -49,6 +49,30 @@
 // the offset are not atomic, and Retry's handler finds no transaction
 // ([ErrNoTx]).
 //
+// # Control records
+//
+// The Store has the projection.Controls capability: a table
+// ([DefaultControlTable] unless [WithControlTable] says otherwise), also
+// created by Migrate, with a row per projection name holding its
+// projection.Control as JSON and a version. [Store.SaveControl] is one
+// conditional statement (an insert for a new record, an update at the
+// version read otherwise), so concurrent writers serialize on the row and
+// the losers get projection.ErrControlChanged. projection.Pause, Resume
+// and RequestRetry write it from any process with a Store on the same
+// database, for instance an operator CLI:
+//
+//	projection.Pause(ctx, store, "open-tabs")   // every runner, every slice
+//	projection.RequestRetry(ctx, store, "open-tabs", 1734)
+//	projection.Resume(ctx, store, "open-tabs")
+//
+// Runners read it every projection.WithControlInterval. A paused runner
+// commits nothing; on resume it carries on from the offset in the table,
+// so the events appended meanwhile change the read model exactly once. A
+// retry request is served by the runner with [DeadLetters.Retry], in the
+// transaction that deletes the dead letter: exactly once, even if the
+// runner dies before it removes the request (the next one finds no dead
+// letter and only removes it).
+//
 // # Concurrency
 //
 // A [Store] is safe for concurrent use. Two runners of the same projection

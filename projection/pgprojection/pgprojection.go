@@ -30,6 +30,7 @@ type Store struct {
 	pool        *pgxpool.Pool
 	table       string // quoted
 	deadLetters string // quoted, the dead-letter table
+	controls    string // quoted, the control table
 
 	// beforeOffset, if set, runs between the handler and the offset update;
 	// tests use it to kill a commit there.
@@ -56,7 +57,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, fmt.Errorf("%w: pgprojection: nil pool", projection.ErrInvalid)
 	}
-	s := &Store{pool: pool, table: quote(DefaultTable), deadLetters: quote(DefaultDeadLetterTable)}
+	s := &Store{pool: pool, table: quote(DefaultTable), deadLetters: quote(DefaultDeadLetterTable), controls: quote(DefaultControlTable)}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -78,8 +79,9 @@ func quote(name string) string {
 	return parts.Sanitize()
 }
 
-// Migrate creates the offsets table and the dead-letter table (see
-// [Store.DeadLetters]) if they do not exist. It is idempotent.
+// Migrate creates the offsets table, the dead-letter table (see
+// [Store.DeadLetters]) and the control table (see [Store.LoadControl]) if
+// they do not exist. It is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
 	name       text        PRIMARY KEY,
@@ -91,6 +93,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if _, err := s.pool.Exec(ctx, deadLetterSchema(s.deadLetters)); err != nil {
 		return fmt.Errorf("pgprojection: migrate %s: %w", s.deadLetters, err)
+	}
+	if _, err := s.pool.Exec(ctx, controlSchema(s.controls)); err != nil {
+		return fmt.Errorf("pgprojection: migrate %s: %w", s.controls, err)
 	}
 	return nil
 }

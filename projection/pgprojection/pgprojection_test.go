@@ -64,7 +64,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	pool, sch := schema(t)
-	store, err := pgprojection.New(pool, pgprojection.WithTable(sch+".offsets"))
+	store, err := pgprojection.New(pool, pgprojection.WithTable(sch+".offsets"), pgprojection.WithControlTable(sch+".controls"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,14 @@
 // [Transactional] is checked for an exactly-once Retry: the suite's writes
 // from Retry's handle commit with the drop or not at all.
 //
+// [RunControls] is the suite of the [projection.Controls] capability of
+// offset stores, the control records that projection.Pause, Resume and
+// RequestRetry write: a name never saved loads as the zero Control at
+// version 0, records round-trip whole at the version saved, saves are
+// conditional on the version (exactly one of concurrent saves wins, and
+// projection.UpdateControl loses no change), names are kept apart, a
+// record is independent of the name's offset, and canceled contexts.
+//
 // # Delivery guarantees
 //
 // What a crash between the handler and the offset write leaves behind is
