@@ -29,9 +29,9 @@ var commands = []*command{
 	{name: "skip", args: "<projection>", summary: "Move a stopped projection's offset past its next --count events of\n--type (or --all-types): the way past a poison event. Only while the\nprojection is stopped in every process (see set-offset).", flags: cmdSkip},
 	{name: "dead-letters", args: "[projection...]", summary: "List dead letters: of the projections named, or of every projection the\noffset store holds.", flags: cmdDeadLetters},
 	{name: "drop-dead-letter", args: "<projection> <position>", summary: "Delete a dead letter without handling its event.", flags: cmdDropDeadLetter},
-	{name: "retry-dead-letter", args: "<projection> <position>", summary: "Not possible from esctl: see 'esctl help'.", flags: notPossible("retrying a dead letter runs the projection's handler, which only the application has; call Projection.RetryDeadLetter from it (for instance behind an admin endpoint)")},
-	{name: "pause", args: "<projection>", summary: "Not possible from esctl: see 'esctl help'.", flags: notPossible("a projection runs in the application's processes and has no control channel; stop it there (Projection.Stop)")},
-	{name: "resume", args: "<projection>", summary: "Not possible from esctl: see 'esctl help'.", flags: notPossible("a projection runs in the application's processes and has no control channel; start it there (Projection.Start)")},
+	{name: "retry-dead-letter", args: "<projection> <position>", summary: "Ask the runners of the projection to retry a dead letter: the one that\nruns it handles the event again within its control interval (1 s by\ndefault) and drops the dead letter if the handler succeeds, or records the\nnew failure (projection.RequestRetry). Exactly once on pgprojection.", flags: cmdRetryDeadLetter},
+	{name: "pause", args: "<projection>", summary: "Pause a projection (or one slice, \"name[i/n]\") wherever it runs: its\nrunners stop handling events within their control interval (1 s by\ndefault) and report the paused state, until resume (projection.Pause).", flags: cmdControl(true)},
+	{name: "resume", args: "<projection>", summary: "Resume a paused projection (projection.Resume).", flags: cmdControl(false)},
 	{name: "copy", summary: "Copy the log's entity types (--type, default all) to the target log\n(--to-*) with logcopy: each stream at its own Seqs, verified. With\n--checkpoint an interrupted copy resumes where it stopped.", flags: cmdCopy},
 }
 
@@ -44,9 +44,75 @@ func lookup(name string) *command {
 	return nil
 }
 
-func notPossible(why string) func(*flag.FlagSet, *cli) func(context.Context, []string) error {
+// cmdControl is pause (true) or resume (false).
+func cmdControl(pause bool) func(*flag.FlagSet, *cli) func(context.Context, []string) error {
 	return func(fs *flag.FlagSet, c *cli) func(context.Context, []string) error {
-		return func(context.Context, []string) error { return errors.New("not possible from esctl: " + why) }
+		return func(ctx context.Context, args []string) error {
+			if err := wantArgs(args, 1, "<projection>"); err != nil {
+				return err
+			}
+			return c.withLog(ctx, func(b *backend) error {
+				ctl, err := b.controls(ctx)
+				if err != nil {
+					return err
+				}
+				verb := "resumed"
+				if pause {
+					verb = "paused"
+					err = projection.Pause(ctx, ctl, args[0])
+				} else {
+					err = projection.Resume(ctx, ctl, args[0])
+				}
+				if err != nil {
+					return err
+				}
+				if c.json {
+					return c.emit(struct {
+						Projection string `json:"projection"`
+						Paused     bool   `json:"paused"`
+					}{args[0], pause})
+				}
+				c.printf("%s: %s (its runners follow within their control interval)\n", word(args[0]), verb)
+				return nil
+			})
+		}
+	}
+}
+
+func cmdRetryDeadLetter(fs *flag.FlagSet, c *cli) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		if err := wantArgs(args, 2, "<projection> <position>"); err != nil {
+			return err
+		}
+		pos, err := position("position", args[1])
+		if err != nil {
+			return err
+		}
+		return c.withLog(ctx, func(b *backend) error {
+			dl, err := b.deadLetters(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := dl.Get(ctx, args[0], pos); err != nil {
+				return err // names the projection and position when there is none
+			}
+			ctl, err := b.controls(ctx)
+			if err != nil {
+				return err
+			}
+			if err := projection.RequestRetry(ctx, ctl, args[0], pos); err != nil {
+				return err
+			}
+			if c.json {
+				return c.emit(struct {
+					Projection string `json:"projection"`
+					Position   uint64 `json:"position"`
+					Requested  bool   `json:"retry_requested"`
+				}{args[0], pos, true})
+			}
+			c.printf("%s: retry of the dead letter at position %d requested\n", word(args[0]), pos)
+			return nil
+		})
 	}
 }
 

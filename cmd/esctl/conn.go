@@ -33,9 +33,11 @@ type connFlags struct {
 
 	pgDSN, pgSchema, pgTablePrefix string
 	pgOffsets, pgDeadLetters       string
+	pgControls                     string
 
 	natsURL, natsCreds, natsStream, natsPrefix string
 	natsOffsets, natsDeadLetters               string
+	natsControls                               string
 }
 
 // register adds the connection flags to fs, each name behind c.prefix.
@@ -60,6 +62,8 @@ func (c *connFlags) register(fs *flag.FlagSet, prefix string) {
 		fs.StringVar(&c.pgDeadLetters, "pg-dead-letter-table", pgprojection.DefaultDeadLetterTable, "dead-letter table, may be schema-qualified (pgprojection.WithDeadLetterTable)")
 		fs.StringVar(&c.natsOffsets, "nats-offsets-bucket", natsprojection.DefaultBucket, "KV bucket of projection offsets (natsprojection.WithBucket)")
 		fs.StringVar(&c.natsDeadLetters, "nats-dead-letter-bucket", natsprojection.DefaultDeadLetterBucket, "KV bucket of dead letters (natsprojection.NewDeadLetters WithBucket)")
+		fs.StringVar(&c.pgControls, "pg-control-table", pgprojection.DefaultControlTable, "table of projection control records, may be schema-qualified (pgprojection.WithControlTable)")
+		fs.StringVar(&c.natsControls, "nats-control-bucket", natsprojection.DefaultControlBucket, "KV bucket of projection control records (natsprojection.WithControlBucket)")
 	}
 }
 
@@ -292,4 +296,30 @@ func (b *backend) deadLetters(ctx context.Context) (projection.DeadLetters, erro
 		return nil, err
 	}
 	return natsprojection.NewDeadLetters(ctx, b.js, natsprojection.WithBucket(c.natsDeadLetters))
+}
+
+// controls returns the backend's projection control records, which must
+// exist: the application's pgprojection.Store.Migrate or natsprojection.New
+// creates them.
+func (b *backend) controls(ctx context.Context) (projection.Controls, error) {
+	c := b.conn
+	if b.pool != nil {
+		var ok bool
+		if err := b.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, c.pgControls).Scan(&ok); err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("no control table %q (see --pg-control-table; pgprojection.Store.Migrate creates it)", c.pgControls)
+		}
+		return pgprojection.New(b.pool, pgprojection.WithTable(c.pgOffsets), pgprojection.WithControlTable(c.pgControls))
+	}
+	for _, bucket := range []string{c.natsOffsets, c.natsControls} {
+		if _, err := b.js.KeyValue(ctx, bucket); err != nil {
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				return nil, fmt.Errorf("no bucket %q (see --nats-offsets-bucket and --nats-control-bucket; natsprojection.New creates them)", bucket)
+			}
+			return nil, err
+		}
+	}
+	return natsprojection.New(ctx, b.js, natsprojection.WithBucket(c.natsOffsets), natsprojection.WithControlBucket(c.natsControls))
 }

@@ -22,8 +22,9 @@
 //	drop-dead-letter <name> <pos>  delete a dead letter
 //	copy                           copy the log to another with logcopy (--to-*, --type T...,
 //	                               --checkpoint FILE, --setup, --existing, --skip-truncated)
-//	retry-dead-letter, pause, resume
-//	                               refused with the reason: see below
+//	retry-dead-letter <name> <pos> ask the projection's runners to retry a dead letter
+//	pause <name>                   pause a projection (or slice) wherever it runs
+//	resume <name>                  resume it
 //
 // Flags may come before or after the arguments; "--" ends them.
 //
@@ -34,10 +35,10 @@
 //
 //	--pg-dsn DSN (or $EVENTSOURCED_POSTGRES_DSN), --pg-schema, --pg-table-prefix
 //	    as postgreslog.WithSchema and WithTablePrefix;
-//	    --pg-offsets-table, --pg-dead-letter-table as pgprojection's options
+//	    --pg-offsets-table, --pg-dead-letter-table, --pg-control-table as pgprojection's options
 //	--nats-url URL (or $NATS_URL), --nats-creds FILE, --nats-stream, --nats-prefix
 //	    as natslog.WithStream and WithPrefix;
-//	    --nats-offsets-bucket, --nats-dead-letter-bucket as natsprojection's
+//	    --nats-offsets-bucket, --nats-dead-letter-bucket, --nats-control-bucket as natsprojection's
 //
 // esctl checks that the log's tables or stream exist and never creates
 // them, nor the offset and dead-letter tables or buckets, except copy's
@@ -74,12 +75,16 @@
 // starts afterwards carries on from the new offset. reset does not clear
 // the read model: a rebuild is the application's Projection.Reset.
 //
-// pause and resume are not possible: a projection runs inside the
-// application's processes, and there is no control channel to them; stop
-// and start it there. retry-dead-letter is not possible either: retrying
-// runs the projection's handler, which only the application has; an
-// application exposes Projection.RetryDeadLetter (for instance on an
-// admin endpoint). esctl lists and drops dead letters through the stores.
+// pause, resume and retry-dead-letter write the projection's control
+// record in the offset store (projection.Pause, Resume, RequestRetry; the
+// table or bucket --pg-control-table or --nats-control-bucket names, which
+// the application's pgprojection.Store.Migrate or natsprojection.New
+// creates). The running projection reads it every control interval (1 s
+// by default, projection.WithControlInterval): a paused projection stops
+// handling events, wherever it runs, until it is resumed; a retry request
+// makes its runner handle the dead letter's event again with its own
+// handler (exactly once on pgprojection) and drop it, or record the new
+// failure. esctl checks that the dead letter exists before asking.
 //
 // # Follow and copy
 //

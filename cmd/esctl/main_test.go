@@ -47,6 +47,7 @@ type fixture struct {
 	log   eventlog.Log
 	offs  projection.OffsetStore
 	dead  projection.DeadLetters
+	ctl   projection.Controls
 	// Positions of the seeded events: o1 #1, o1 #2, o2 #1, c1 #1, c1 #2.
 	pos [5]uint64
 }
@@ -172,6 +173,29 @@ Customer/c1 seq=2 pos=%d time=T name=Renamed rev=0 data=empty
 `, p[1]), "dead-letters")
 	f.want(t, fmt.Sprintf(`{"projection":"orders","position":%d,"attempts":3,"error":"boom","time":"T","event":{"type":"Order","id":"o1","seq":2,"position":%d,"time":"T","name":"Shipped","revision":2,"encoding":"msgpack","data":{"qty":2,"sku":"A-1"}}}
 `, p[1], p[1]), "dead-letters", "--json", "orders")
+	// Control records: pause, resume, a retry request.
+	control := func() projection.Control {
+		c, _, err := f.ctl.LoadControl(context.Background(), "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	f.want(t, "orders: paused (its runners follow within their control interval)\n", "pause", "orders")
+	if c := control(); !c.Paused || c.PausedAt.IsZero() {
+		t.Errorf("after esctl pause: control %+v, want paused", c)
+	}
+	f.want(t, `{"projection":"orders","paused":false}`+"\n", "resume", "orders", "--json")
+	if c := control(); c.Paused {
+		t.Errorf("after esctl resume: control %+v, want not paused", c)
+	}
+	f.want(t, fmt.Sprintf("orders: retry of the dead letter at position %d requested\n", p[1]), "retry-dead-letter", "orders", fmt.Sprint(p[1]))
+	if c := control(); len(c.Retries) != 1 || c.Retries[0] != p[1] {
+		t.Errorf("after esctl retry-dead-letter: control %+v, want retries [%d]", c, p[1])
+	}
+	if _, errOut, code := f.esctl(t, "retry-dead-letter", "orders", "999999"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("retry of a missing dead letter: exit %d, %q", code, errOut)
+	}
 	f.want(t, fmt.Sprintf("orders: dropped the dead letter at position %d\n", p[1]), "drop-dead-letter", "orders", fmt.Sprint(p[1]))
 	f.want(t, "", "dead-letters", "orders")
 	if _, errOut, code := f.esctl(t, "drop-dead-letter", "orders", fmt.Sprint(p[1])); code != 1 || !strings.Contains(errOut, "not found") {
@@ -194,8 +218,7 @@ Customer/c1 seq=2 pos=%d time=T name=Renamed rev=0 data=empty
 	}{
 		{[]string{"events", "Order"}, 2, "want 2 argument(s), <type> <id>; got 1"},
 		{[]string{"events", "Order", "nobody"}, 1, "esctl events: no entity Order/nobody"},
-		{[]string{"pause", "orders"}, 1, "not possible from esctl"},
-		{[]string{"retry-dead-letter", "orders", "1"}, 1, "only the application has"},
+		{[]string{"pause"}, 2, "want 1 argument(s), <projection>; got 0"},
 		{[]string{"set-offset", "orders", "x"}, 2, `position "x" is not a non-negative integer`},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"types", "--nats-url", "nats://x", "--pg-dsn", "postgres://x"}, 2, "choose one backend"},
@@ -306,7 +329,7 @@ func TestNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{bin: build(t), log: log, offs: offs, dead: dead, env: []string{"NATS_URL=" + srv.ClientURL(), envPostgresDSN + "="}}
+	f := &fixture{bin: build(t), log: log, offs: offs, dead: dead, ctl: offs, env: []string{"NATS_URL=" + srv.ClientURL(), envPostgresDSN + "="}}
 	f.seed(t)
 
 	// The target: another stream and prefix on the same server.
@@ -345,17 +368,17 @@ func TestPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	offTable, deadTable := schema+".offsets", schema+".dead"
-	store, err := pgprojection.New(pool, pgprojection.WithTable(offTable), pgprojection.WithDeadLetterTable(deadTable))
+	offTable, deadTable, ctlTable := schema+".offsets", schema+".dead", schema+".controls"
+	store, err := pgprojection.New(pool, pgprojection.WithTable(offTable), pgprojection.WithDeadLetterTable(deadTable), pgprojection.WithControlTable(ctlTable))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{bin: build(t), log: log, offs: store, dead: store.DeadLetters(),
+	f := &fixture{bin: build(t), log: log, offs: store, dead: store.DeadLetters(), ctl: store,
 		env:   []string{"NATS_URL=", envPostgresDSN + "=" + dsn},
-		flags: []string{"--pg-schema", schema, "--pg-offsets-table", offTable, "--pg-dead-letter-table", deadTable}}
+		flags: []string{"--pg-schema", schema, "--pg-offsets-table", offTable, "--pg-dead-letter-table", deadTable, "--pg-control-table", ctlTable}}
 	f.seed(t)
 	target := []string{"--to-pg-dsn", dsn, "--to-pg-schema", schema + "_copy"}
 	f.check(t, target)

@@ -18,16 +18,16 @@ Projections (offsets and dead letters in pgprojection or natsprojection stores):
   skip <name>                   move a stopped projection's offset past its next --count events
   dead-letters [name...]        list dead letters
   drop-dead-letter <name> <pos> delete a dead letter
-  retry-dead-letter, pause, resume
-                                not possible from esctl: they need the application's
-                                handler or process (see 'esctl help pause')
+  retry-dead-letter <name> <pos> ask the projection's runners to retry a dead letter
+  pause <name>                  pause a projection (or slice) wherever it runs
+  resume <name>                 resume it
 Copying:
   copy                          copy the log to another (--to-pg-dsn or --to-nats-url,
                                 --type T..., --checkpoint FILE, --setup)
 
 Backend (exactly one; flags win over the environment):
   --pg-dsn DSN (or $EVENTSOURCED_POSTGRES_DSN)  --pg-schema  --pg-table-prefix
-      --pg-offsets-table  --pg-dead-letter-table
+      --pg-offsets-table  --pg-dead-letter-table  --pg-control-table
   --nats-url URL (or $NATS_URL)  --nats-creds  --nats-stream  --nats-prefix
       --nats-offsets-bucket  --nats-dead-letter-bucket
 Every command takes --json (one JSON object per line) and --timeout.
