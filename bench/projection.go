@@ -68,10 +68,11 @@ import (
 // pgprojection-live: one row per event, exactly once.
 
 var projFlags struct {
-	events   int
-	entities int
-	batch    int
-	live     time.Duration
+	events     int
+	natsEvents int
+	entities   int
+	batch      int
+	live       time.Duration
 }
 
 // projType is the entity type of every event of the scenarios.
@@ -80,6 +81,7 @@ const projType = "Counter"
 func init() {
 	RegisterFlags(func(fs *flag.FlagSet) {
 		fs.IntVar(&projFlags.events, "projection-events", 1_000_000, "projection: events in the log the catch-up systems read (rounded down to a multiple of -projection-entities)")
+		fs.IntVar(&projFlags.natsEvents, "projection-nats-events", 100_000, "projection-nats: events in the log (natslog reads by type at ~10-20k events/s with 10,000 entities here, so 1,000,000 takes minutes per system run)")
 		fs.IntVar(&projFlags.entities, "projection-entities", 10_000, "projection: entities of those events, and writers of the live systems")
 		fs.IntVar(&projFlags.batch, "projection-batch", 256, "projection: WithBatchSize of every projection")
 		fs.DurationVar(&projFlags.live, "projection-live", 10*time.Second, "projection: how long the writers of the live systems write")
@@ -149,10 +151,14 @@ type projLog struct {
 }
 
 // projSize returns the fixture's entities, events per entity, and events
-// per append (or per round of COPY).
-func projSize(env *Env) (entities, per, chunk int) {
+// per append (or per round of COPY) on PostgreSQL (pg) or NATS.
+func projSize(env *Env, pg bool) (entities, per, chunk int) {
+	events := projFlags.events
+	if !pg {
+		events = projFlags.natsEvents
+	}
 	entities = max(1, env.Scale(projFlags.entities, 100))
-	per = max(1, env.Scale(projFlags.events, 2_000)/entities)
+	per = max(1, env.Scale(events, 2_000)/entities)
 	chunk = 1
 	if per%10 == 0 {
 		chunk = 10
@@ -162,8 +168,8 @@ func projSize(env *Env) (entities, per, chunk int) {
 
 // projKey names the fixture of this invocation: the parent process (every
 // system run is a child of it) and the size.
-func projKey(env *Env) string {
-	entities, per, _ := projSize(env)
+func projKey(env *Env, pg bool) string {
+	entities, per, _ := projSize(env, pg)
 	return fmt.Sprintf("%d_%d_%d", os.Getppid(), entities*per, entities)
 }
 
@@ -437,7 +443,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		if err != nil {
 			return Result{}, err
 		}
-		entities, _, _ := projSize(env)
+		entities, _, _ := projSize(env, b.pg)
 		dur := projFlags.live
 		if env.Quick {
 			dur = time.Second
@@ -480,8 +486,11 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		var mu sync.Mutex // guards firstErr
 		var firstErr error
 		var wg sync.WaitGroup
+		// Every 8th append of each writer is timed, for the writers' own
+		// latency next to the lag.
+		appendLat := make([][]time.Duration, len(ids))
 		stopProgress := projProgress(env, &appended, 0)
-		for _, id := range ids {
+		for w, id := range ids {
 			wg.Go(func() {
 				var top uint64
 				defer func() {
@@ -493,7 +502,15 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 					}
 				}()
 				for seq := uint64(0); ; seq++ {
+					timed := (seq+uint64(w))%sampleEvery == 0
+					var a0 time.Time
+					if timed {
+						a0 = time.Now()
+					}
 					pos, err := pl.log.Append(wctx, projType, id, seq, ev)
+					if timed && err == nil {
+						appendLat[w] = append(appendLat[w], time.Since(a0))
+					}
 					if err != nil {
 						if context.Cause(wctx) != errLiveDone {
 							mu.Lock()
@@ -510,6 +527,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		}
 		wg.Wait()
 		elapsed := time.Since(t0)
+		handledLive := handled.Load()
 		stopProgress()
 		if firstErr != nil {
 			return Result{}, firstErr
@@ -534,10 +552,24 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		if err := check(ctx, -1); err != nil {
 			return Result{}, err
 		}
+		lat := slices.Concat(appendLat...)
+		slices.Sort(lat)
+		at := func(q float64) float64 {
+			if len(lat) == 0 {
+				return 0
+			}
+			return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+		}
 		return Result{
 			Ops: n, Elapsed: elapsed,
-			Metrics: map[string]float64{"writers": float64(entities), "drain ms": float64(drained.Milliseconds())},
-			Notes:   []string{"p50/p99/p999 = lag from commit to handler, events after the warm-up"},
+			Metrics: map[string]float64{
+				"writers":                 float64(entities),
+				"drain ms":                float64(drained.Milliseconds()),
+				"handled while writing/s": float64(handledLive) / elapsed.Seconds(),
+				"append p50 ms":           at(0.50),
+				"append p99 ms":           at(0.99),
+			},
+			Notes: []string{"p50/p99/p999 = lag from commit to handler, events after the warm-up"},
 		}, nil
 	}
 }
@@ -569,7 +601,7 @@ func pgProjSchema(env *Env) string {
 	if env == nil {
 		env = projDropEnv()
 	}
-	return "bench_projection_" + projKey(env)
+	return "bench_projection_" + projKey(env, true)
 }
 
 // projDropEnv returns an Env with the child's -quick, for the fixture's key.
@@ -616,7 +648,7 @@ func pgProjFixture(ctx context.Context, env *Env) (*projLog, error) {
 		return nil, err
 	}
 	schema := pgProjSchema(env)
-	entities, per, chunk := projSize(env)
+	entities, per, chunk := projSize(env, true)
 	var loaded bool
 	err = pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, "bench_loaded"}.Sanitize()).Scan(&loaded)
 	if err == nil && !loaded {
@@ -750,7 +782,7 @@ func natsProjDir(env *Env) string {
 	if env == nil {
 		env = projDropEnv()
 	}
-	return filepath.Join(os.TempDir(), "bench-projection-nats-"+projKey(env))
+	return filepath.Join(os.TempDir(), "bench-projection-nats-"+projKey(env, false))
 }
 
 // natsProjMeta is fixture.json.
@@ -828,7 +860,7 @@ func natsProjCleanStale() {
 // every 256th entity and appending chunk events per append (one atomic
 // batch), round after round.
 func natsProjLoad(ctx context.Context, env *Env, log eventlog.Log) (natsProjMeta, error) {
-	entities, per, chunk := projSize(env)
+	entities, per, chunk := projSize(env, false)
 	ev, err := projEvent()
 	if err != nil {
 		return natsProjMeta{}, err
