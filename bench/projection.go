@@ -770,7 +770,7 @@ func pgProjFresh(ctx context.Context) (*projLog, error) {
 
 var projNATS = &projBackend{
 	scenario: "projection-nats",
-	doc:      "projection catch-up of 1,000,000 events of 10,000 entities (1, 2, 4 slices) and live lag, on an embedded NATS server",
+	doc:      "projection catch-up of 100,000 events of 10,000 entities (-projection-nats-events; 1, 2, 4 slices) and live lag, on an embedded NATS server",
 	fixture:  natsProjFixture,
 	fresh:    natsProjFresh,
 	drop:     func(context.Context) { _ = os.RemoveAll(natsProjDir(nil)) },
