@@ -87,6 +87,14 @@
 // second, each member stops its live entities that it no longer owns
 // (entity.Kind.LiveIDs); the next command activates them on their owner.
 //
+// # One call surface
+//
+// [Ref] implements entity.Target: entity.AskTarget sends commands to a
+// cluster's entities as to local ones, so calling code written against
+// entity.Target does not change when an entity type moves to a cluster.
+// [RegisterCommand] with an empty name registers the command under its
+// type's name.
+//
 // # Projections
 //
 // [RegisterSlices] serves a projection split into slices

@@ -70,15 +70,24 @@ func Register[S, E any](m *Member, def entity.Type[S, E], opts ...entity.KindOpt
 }
 
 // RegisterCommand registers the command type C of entity kind k under name,
-// with the codecs of the command and of its reply. Register every command on
-// every member before [Member.Start]. Commands are found by name on the owner
-// and by Go type on the caller, so a name and a type are registered once each.
+// with the codecs of the command and of its reply. An empty name is C's
+// type name without its package ("Add" for main.Add or *main.Add), which
+// every member derives alike; name commands explicitly when two types of
+// one kind share a name or a type may be renamed while members of the old
+// release still run. Register every command on every member before
+// [Member.Start]. Commands are found by name on the owner and by Go type on
+// the caller, so a name and a type are registered once each.
 func RegisterCommand[C entity.Command[S, E, R], S, E, R any](k *Kind[S, E], name string, cmd binarize.Codec[C], reply binarize.Codec[R]) error {
+	if name == "" {
+		t := reflect.TypeFor[C]()
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		name = t.Name() // not empty: a type with methods has a name
+	}
 	switch {
 	case k == nil:
 		return fmt.Errorf("%w: RegisterCommand(%q) with a nil Kind", ErrInvalid, name)
-	case name == "":
-		return fmt.Errorf("%w: RegisterCommand with an empty name", ErrInvalid)
 	case cmd == nil || reply == nil:
 		return fmt.Errorf("%w: RegisterCommand(%q) with a nil codec", ErrInvalid, name)
 	}
@@ -184,26 +193,14 @@ func (r Ref[S, E]) quoted() string {
 // error matching [ErrInvalid] and [eventlog.ErrInvalid].
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, E, R]) (R, error) {
 	var zero R
-	k := ref.kind
-	if k == nil {
-		return zero, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
-	}
-	if err := eventlog.ValidateStream(k.Name(), ref.id); err != nil {
-		return zero, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
-	}
 	if cmd == nil {
-		return zero, fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, ref.quoted())
+		return zero, ref.checkNil()
 	}
-	k.mu.RLock()
-	c := k.byType[reflect.TypeOf(cmd)]
-	k.mu.RUnlock()
-	if c == nil {
-		return zero, fmt.Errorf("%w: command type %T of %s is not registered (RegisterCommand)", ErrUnknownCommand, cmd, k.Name())
-	}
-	payload, err := c.encode(cmd)
+	c, payload, err := ref.prepare(cmd)
 	if err != nil {
-		return zero, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, ref.quoted(), err)
+		return zero, err
 	}
+	k := ref.kind
 	f := k.m.tel.active()
 	if f == 0 {
 		// Nothing records: the usual case without an OpenTelemetry SDK.
@@ -215,10 +212,81 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd entity.Command[S, 
 	return r, err
 }
 
-// ask is Ask once the command is encoded and its span, if traced, started.
-func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd entity.Command[S, E, R], payload []byte, f flags) (R, error) {
-	var zero R
-	k := ref.kind
+// Type returns the entity type name.
+func (r Ref[S, E]) Type() string {
+	if r.kind == nil {
+		return ""
+	}
+	return r.kind.Name()
+}
+
+// Call implements entity.Target, so that code written against
+// entity.Target and entity.AskTarget sends commands to a cluster's
+// entities as to local ones: it sends c's command as [Ask] does, with the
+// codecs registered for its type.
+func (r Ref[S, E]) Call(ctx context.Context, c *entity.Call[S, E]) (any, error) {
+	if c == nil || c.Command() == nil {
+		return nil, r.checkNil()
+	}
+	cmd := c.Command()
+	rc, payload, err := r.prepare(cmd)
+	if err != nil {
+		return nil, err
+	}
+	k := r.kind
+	f := k.m.tel.active()
+	var span trace.Span
+	if f != 0 {
+		ctx, span = k.tel.startAsk(ctx, f, r.id, rc.name)
+	}
+	var local any
+	rep, err := r.send(ctx, rc, payload, f, func(ctx context.Context) error {
+		v, err := c.RunOn(ctx, k.local.Ref(r.id))
+		local = v
+		return err
+	})
+	var v any
+	if err == nil {
+		v, err = r.reply(rc, rep, local)
+	}
+	itel.EndSpan(span, err)
+	return v, err
+}
+
+// checkNil is the error of a nil command (or of a zero Ref).
+func (r Ref[S, E]) checkNil() error {
+	if r.kind == nil {
+		return fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
+	}
+	return fmt.Errorf("%w: Ask %s with a nil command", ErrInvalid, r.quoted())
+}
+
+// prepare checks ref and finds and encodes cmd's registered command.
+func (r Ref[S, E]) prepare(cmd any) (*command[S, E], []byte, error) {
+	k := r.kind
+	if k == nil {
+		return nil, nil, fmt.Errorf("%w: Ask on a zero Ref", ErrInvalid)
+	}
+	if err := eventlog.ValidateStream(k.Name(), r.id); err != nil {
+		return nil, nil, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
+	}
+	k.mu.RLock()
+	c := k.byType[reflect.TypeOf(cmd)]
+	k.mu.RUnlock()
+	if c == nil {
+		return nil, nil, fmt.Errorf("%w: command type %T of %s is not registered (RegisterCommand)", ErrUnknownCommand, cmd, k.Name())
+	}
+	payload, err := c.encode(cmd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: encode command %q of %s: %w", c.name, r.quoted(), err)
+	}
+	return c, payload, nil
+}
+
+// send sends the encoded command to the entity's owner, or runs local if
+// this member owns it (then the reply envelope is nil).
+func (r Ref[S, E]) send(ctx context.Context, c *command[S, E], payload []byte, f flags, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
+	k := r.kind
 	md := entity.MetadataFrom(ctx)
 	if f&traced != 0 {
 		// The envelope carries the client span's trace context, so the
@@ -227,20 +295,42 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd 
 	}
 	env := &clusterpb.CommandEnvelope{
 		EntityType: k.Name(),
-		EntityId:   ref.id,
+		EntityId:   r.id,
 		Command:    c.name,
 		Payload:    payload,
 		Metadata:   md,
 	}
-	var local R
-	rep, err := k.m.request(ctx, &k.tel, f, env, func(ctx context.Context) error {
-		r, err := entity.Ask(ctx, k.local.Ref(ref.id), cmd)
+	return k.m.request(ctx, &k.tel, f, env, func(ctx context.Context) error {
+		err := local(ctx)
 		if err != nil {
-			k.stale(ref.id, err)
-			return err
+			k.stale(r.id, err)
 		}
+		return err
+	})
+}
+
+// reply is the boxed reply of a command send answered: local if it ran
+// here (rep nil), else rep's payload decoded.
+func (r Ref[S, E]) reply(c *command[S, E], rep *clusterpb.ReplyEnvelope, local any) (any, error) {
+	if rep == nil {
+		return local, nil
+	}
+	v, err := c.decode(rep.GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, r.quoted(), err)
+	}
+	return v, nil
+}
+
+// ask is Ask once the command is encoded and its span, if traced, started.
+// It unboxes only a reply that came over the wire; a local one keeps its
+// type, so the common local path allocates no box.
+func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd entity.Command[S, E, R], payload []byte, f flags) (R, error) {
+	var zero, local R
+	rep, err := ref.send(ctx, c, payload, f, func(ctx context.Context) error {
+		r, err := entity.Ask(ctx, ref.kind.local.Ref(ref.id), cmd)
 		local = r
-		return nil
+		return err
 	})
 	if err != nil {
 		return zero, err
@@ -248,9 +338,9 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd 
 	if rep == nil { // ran locally
 		return local, nil
 	}
-	v, err := c.decode(rep.GetPayload())
+	v, err := ref.reply(c, rep, nil)
 	if err != nil {
-		return zero, fmt.Errorf("%w: reply of %q from %s (the command ran): %v", ErrDecode, c.name, ref.quoted(), err)
+		return zero, err
 	}
 	return v.(R), nil
 }

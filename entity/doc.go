@@ -92,6 +92,13 @@
 // Events change through their registry's revisions and upcasters
 // (binarize.Upcast).
 //
+// # Targets
+//
+// A [Ref] is a [Target], and so is a cluster.Ref: [AskTarget] sends a
+// command through either, so calling code written against Target works
+// when an entity type moves from one process to a cluster. [Ask] on a Ref
+// is the allocation-free local path.
+//
 // # Deleting
 //
 // [Kind.Delete] deletes an entity as a whole, in turn with its commands: its
