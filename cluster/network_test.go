@@ -159,16 +159,19 @@ func TestNewAutomanagedProviderRefusals(t *testing.T) {
 	}
 }
 
-// Remoting runs over TLS with WithTLS: members with server and
-// dial credentials reach each other's entities, and a member's remoting port
-// completes a TLS handshake with the certificate it was given.
+// Remoting runs over mutual TLS with WithTLS: members reach each other's
+// entities, and a member's remoting port completes a TLS handshake with the
+// certificate it was given.
 func TestRemotingOverTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	server := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
-	client := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	server := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS13}
+	client := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}
 	nodes := startNodes(t, 2, eventlog.NewMemory(), cluster.WithTLS(server, client))
 	askRemote(t, nodes)
-	conn, err := tls.Dial("tcp", nodes[0].m.Address(), &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	conn, err := tls.Dial("tcp", nodes[0].m.Address(), &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, NextProtos: []string{"h2"}})
+	if err == nil {
+		err = conn.Handshake()
+	}
 	if err != nil {
 		t.Fatalf("TLS handshake with remoting at %s: %v", nodes[0].m.Address(), err)
 	}
