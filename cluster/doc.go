@@ -115,10 +115,11 @@
 //     every member's member list, those that left included, from the
 //     goroutine of whoever joins or leaves.
 //   - Several processes on one host or a LAN, no server:
-//     clusterproviders/automanaged.NewWithConfig(refresh, ownPort,
-//     "host:port", ...) listing every member's automanaged port. It serves
-//     its health endpoint at that port on every interface (0.0.0.0),
-//     whatever WithAddress says: keep the port behind a firewall.
+//     [NewAutomanagedProvider](host, ownPort, refresh, "host:port", ...)
+//     listing every member's automanaged port. It is protoactor-go's
+//     automanaged provider with its HTTP health endpoint on host:ownPort;
+//     protoactor-go's own automanaged.NewWithConfig serves it on every
+//     interface (0.0.0.0), whatever WithAddress says.
 //   - Consul: clusterproviders/consul.New() (a consul agent on localhost, or
 //     consul.NewWithConfig with an api.Config); etcd:
 //     clusterproviders/etcd.New() or NewWithConfig("/protoactor", clientv3
@@ -126,6 +127,18 @@
 //     list and patch pods, and [WithAdvertisedHost] set to the pod IP. These
 //     are used exactly as protoactor-go documents; this package only needs
 //     the provider value.
+//
+// # Network
+//
+// A member listens on two ports at most, each on the host it is given:
+// remoting (gRPC; [WithAddress], default 127.0.0.1 and a free port) and,
+// with [NewAutomanagedProvider], the automanaged health endpoint (HTTP).
+// Other providers open no port; they connect to their servers. Remoting is
+// plaintext unless [WithTLS] is set, and the health endpoint is plaintext
+// HTTP without authentication: on anything but loopback, use WithTLS and
+// keep the health port on a private network. Members reach each other at
+// the advertised host ([WithAdvertisedHost]), else the listen address, so
+// a member listening on "0.0.0.0" must advertise a reachable address.
 //
 // # protoactor-go
 //

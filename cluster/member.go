@@ -11,6 +11,8 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/eventsourced-go/eventsourced/cluster/clusterpb"
 	"github.com/eventsourced-go/eventsourced/entity"
@@ -89,6 +91,11 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 	if cfg.advertisedHost != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(cfg.advertisedHost))
 	}
+	if cfg.tlsServer != nil {
+		ropts = append(ropts,
+			remote.WithServerOptions(grpc.Creds(credentials.NewTLS(cfg.tlsServer))),
+			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.tlsClient))))
+	}
 	signal := newStartSignal(provider)
 	copts := append([]protocluster.ConfigOption{gossipInterval(cfg.gossip)}, cfg.clusterOpts...)
 	// The identity lookup must be disthash: view.owner computes the same
@@ -111,6 +118,7 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 		up:     newUpstream(signal),
 		quiet:  quiet,
 	}
+	m.up.probe.tls = cfg.tlsClient
 	m.tel.init(cfg.tel)
 	if err := m.tel.inst.Err; err != nil {
 		cfg.logger.Warn("cluster metrics unavailable", "err", err)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -69,7 +68,10 @@ func runMemberProcess() int {
 	}
 	defer log.Close()
 	port, _ := strconv.Atoi(os.Getenv("MP_AUTOMAN_PORT"))
-	provider := automanaged.NewWithConfig(300*time.Millisecond, port, strings.Split(os.Getenv("MP_AUTOMAN_HOSTS"), ",")...)
+	provider, err := cluster.NewAutomanagedProvider("127.0.0.1", port, 300*time.Millisecond, strings.Split(os.Getenv("MP_AUTOMAN_HOSTS"), ",")...)
+	if err != nil {
+		return fail(err)
+	}
 	n := newNode(&processTB{fail: func(s string) { say("fatal %s", s); os.Exit(1) }}, "mp", log, provider,
 		cluster.WithRequestTimeout(5*time.Second))
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,6 +28,8 @@ type config struct {
 	maxBackoff     time.Duration
 	passivateAfter time.Duration // passed to every Kind as entity.WithPassivateAfter
 	clusterOpts    []protocluster.ConfigOption
+	tlsServer      *tls.Config // nil: plaintext remoting
+	tlsClient      *tls.Config
 	gossip         time.Duration // 0: off (see gossipInterval)
 	tel            telemetryConfig
 }
@@ -47,7 +50,10 @@ func defaultConfig() config {
 type Option func(*config) error
 
 // WithAddress sets the host and port remoting listens on (default
-// 127.0.0.1 and a free port). Port 0 picks a free port.
+// 127.0.0.1 and a free port). Port 0 picks a free port. Remoting listens on
+// host only: an IP address or a name of this host, or "0.0.0.0" (every
+// interface), which must be asked for. Remoting is gRPC without TLS unless
+// [WithTLS] is set.
 func WithAddress(host string, port int) Option {
 	return func(c *config) error {
 		if host == "" || port < 0 || port > 65535 {
@@ -208,6 +214,26 @@ func WithGossipInterval(d time.Duration) Option {
 func WithClusterOptions(opts ...protocluster.ConfigOption) Option {
 	return func(c *config) error {
 		c.clusterOpts = append(c.clusterOpts, opts...)
+		return nil
+	}
+}
+
+// WithTLS makes remoting gRPC over TLS: the member serves with server and
+// dials other members with client (both required; clone them if they are
+// shared). Every member must use TLS, with certificates valid for the
+// addresses members dial: the advertised host ([WithAdvertisedHost]), else
+// the listen address ([WithAddress]). For mutual TLS, set
+// server.ClientAuth to tls.RequireAndVerifyClientCert with server.ClientCAs,
+// and client.Certificates. Without it, remoting is plaintext gRPC
+// (protoactor-go's default, grpc.WithInsecure), for loopback or a network
+// of its own. The cluster provider's traffic (automanaged's HTTP endpoint,
+// consul, etcd) is configured with the provider, not here.
+func WithTLS(server, client *tls.Config) Option {
+	return func(c *config) error {
+		if server == nil || client == nil {
+			return fmt.Errorf("%w: WithTLS with a nil configuration", ErrInvalid)
+		}
+		c.tlsServer, c.tlsClient = server, client
 		return nil
 	}
 }

@@ -189,10 +189,10 @@ func TestOwnerLeftEndsRequestsAtOnce(t *testing.T) {
 	check("request to a member that left", res)
 }
 
-// The automanaged provider serves its health endpoint on 0.0.0.0, whatever
-// the member's address, and this package cannot change that: its
-// documentation says so. This test fails once protoactor-go binds it
-// elsewhere, for the documentation to change.
+// protoactor-go's automanaged provider serves its health endpoint on
+// 0.0.0.0, whatever the member's address, which is why
+// NewAutomanagedProvider exists. This test fails once protoactor-go binds it
+// elsewhere, for the workaround to be reconsidered.
 func TestAutomanagedListensOnEveryInterface(t *testing.T) {
 	var ip net.IP
 	addrs, _ := net.InterfaceAddrs()
@@ -217,7 +217,7 @@ func TestAutomanagedListensOnEveryInterface(t *testing.T) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), fmt.Sprint(port)))
 	if err != nil {
-		t.Fatalf("the automanaged health port of a member on 127.0.0.1 is not reachable on %s (%v): if protoactor-go no longer binds it to 0.0.0.0, update the package documentation", ip, err)
+		t.Fatalf("the automanaged health port of a member on 127.0.0.1 is not reachable on %s (%v): if protoactor-go no longer binds it to 0.0.0.0, reconsider NewAutomanagedProvider", ip, err)
 	}
 	conn.Close()
 }

@@ -44,9 +44,11 @@ import (
 //     TestShutdownLeavesNoGoroutines.
 //   - A zero gossip interval panics: gossipInterval. TestGossipIsOffByDefault.
 //   - The automanaged provider serves its health endpoint on 0.0.0.0,
-//     whatever WithAddress says. The provider is the caller's, so this
-//     package cannot change it; the package documentation says so.
-//     TestAutomanagedListensOnEveryInterface notices when it is fixed.
+//     whatever WithAddress says: NewAutomanagedProvider (automanaged.go)
+//     gives it a listener on the host it is given.
+//     TestAutomanagedListensOnEveryInterface notices when upstream is
+//     fixed, TestAutomanagedProviderListensOnHostOnly (network_test.go)
+//     checks the workaround.
 
 // upstream is the state of the workarounds.
 type upstream struct {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,7 +41,8 @@ const probeName = "eventsourced-probe"
 // connection stays open until the server closes it at Shutdown, because
 // closing it earlier makes gRPC log again on its own goroutines.
 type probe struct {
-	mu   sync.Mutex // guards conn
+	tls  *tls.Config // the member's client TLS configuration (WithTLS); nil: none
+	mu   sync.Mutex  // guards conn
 	conn net.Conn
 
 	got  chan struct{}
@@ -70,6 +72,21 @@ func (p *probe) run(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("cluster: start probe: %w", err)
 	}
+	scheme := "http"
+	if p.tls != nil {
+		// Remoting serves TLS only: speak it as the member's gRPC client does.
+		cfg := p.tls.Clone()
+		cfg.NextProtos = []string{"h2"}
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return fmt.Errorf("cluster: start probe: TLS: %w", err)
+		}
+		conn, scheme = tc, "https"
+	}
 	p.mu.Lock()
 	p.conn = conn
 	p.mu.Unlock()
@@ -90,7 +107,7 @@ func (p *probe) run(ctx context.Context, addr string) error {
 	var hdr bytes.Buffer
 	enc := hpack.NewEncoder(&hdr)
 	for _, f := range [][2]string{
-		{":method", "POST"}, {":scheme", "http"}, {":path", "/remote.Remoting/Receive"},
+		{":method", "POST"}, {":scheme", scheme}, {":path", "/remote.Remoting/Receive"},
 		{":authority", addr}, {"content-type", "application/grpc"}, {"te", "trailers"},
 	} {
 		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {

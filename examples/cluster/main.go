@@ -16,7 +16,10 @@
 //	go run ./examples/cluster -member 2 -nats nats://127.0.0.1:4222
 //
 // Members find each other with the automanaged provider on ports
-// 6330-6332 (-ports); stop one with Ctrl-C (graceful) or kill -9.
+// 6330-6332 (-ports); stop one with Ctrl-C (graceful) or kill -9. Everything
+// listens on 127.0.0.1 only: the NATS server (a free port, or -serve-nats),
+// each member's automanaged health endpoint (its -ports port) and its
+// remoting (a free port, printed as "up at").
 package main
 
 import (
@@ -36,7 +39,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -126,8 +128,15 @@ func runMember(ctx context.Context, idx int, url, portList string) error {
 		return err
 	}
 	defer log.Close()
-	m, err := cluster.NewMember("counters", log, automanaged.NewWithConfig(300*time.Millisecond, port, hosts...),
-		cluster.WithPassivateAfter(time.Minute))
+	// Every listener of the member is on loopback: remoting on a free port
+	// (cluster.WithAddress's default host) and the automanaged health
+	// endpoint on its -ports port.
+	provider, err := cluster.NewAutomanagedProvider("127.0.0.1", port, 300*time.Millisecond, hosts...)
+	if err != nil {
+		return err
+	}
+	m, err := cluster.NewMember("counters", log, provider,
+		cluster.WithAddress("127.0.0.1", 0), cluster.WithPassivateAfter(time.Minute))
 	if err != nil {
 		return err
 	}
