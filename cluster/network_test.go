@@ -22,7 +22,8 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
-// otherIP returns a non-loopback IPv4 address of this host, or skips.
+// otherIP returns a non-loopback IPv4 address of this host, nil if it has
+// none (then there is no other address to be reachable on).
 func otherIP(t *testing.T) net.IP {
 	t.Helper()
 	addrs, _ := net.InterfaceAddrs()
@@ -31,7 +32,7 @@ func otherIP(t *testing.T) net.IP {
 			return n.IP
 		}
 	}
-	t.Skip("no non-loopback IPv4 address to check the listeners against")
+	t.Log("no non-loopback IPv4 address: the listeners cannot be reached from another address")
 	return nil
 }
 
@@ -108,6 +109,9 @@ func TestAutomanagedProviderListensOnHostOnly(t *testing.T) {
 			t.Errorf("member %d: /_health = %+v, %v; want the member's address %s", i, node, err, n.m.Address())
 		}
 		for _, port := range []string{remotePort, strconv.Itoa(ports[i])} {
+			if ip == nil {
+				break
+			}
 			conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), time.Second)
 			if err == nil {
 				conn.Close()
