@@ -58,8 +58,8 @@ import (
 //   - Not worked around, outside this package's reach (the provider's state
 //     is unexported): the etcd provider reads the member list, then watches
 //     from the current revision, so a member registering in between is
-//     missed until its key changes (start members one at a time, or at
-//     least not within the same few milliseconds); and its Shutdown writes
+//     missed until its key changes (start each member once the previous
+//     one has started); and its Shutdown writes
 //     a flag that its keepalive and watch goroutines read without
 //     synchronization, a data race that Member.Shutdown accepts to
 //     deregister at once. TestEtcdDiscoveryThreeProcesses starts its
