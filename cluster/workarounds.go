@@ -203,6 +203,11 @@ func (m *Member) startMember(ctx context.Context) error {
 // block like its StartMember; should its StartMember return after all, the
 // goroutine still waiting for it deregisters the member then.
 func (m *Member) abandonProvider() {
+	select {
+	case <-m.up.joined: // it failed: nothing to deregister
+		return
+	default:
+	}
 	m.cfg.logger.Warn("cluster: the cluster provider never registered this member; not deregistering", "member", m.actors.Address())
 	go func() { // ends when the provider's StartMember does, if ever
 		<-m.up.joined
