@@ -1,10 +1,11 @@
 # Makefile for github.com/eventsourced-go/eventsourced.
 #
 # The logic lives in scripts/; see the header of scripts/test.sh for what
-# `make test` provisions (PostgreSQL) and which environment it exports.
+# `make test` provisions (PostgreSQL, etcd) and which environment it exports.
 #
 #   make test      gofmt + go vet, then go test -race in every Go module
-#                  (with a throwaway PostgreSQL; CI=true makes its failure fatal)
+#                  (with a throwaway PostgreSQL and etcd; CI=true makes their
+#                  failure fatal)
 #   make vet       go vet ./... in every Go module
 #   make fmt       fail if gofmt would change any file
 #   make bench     run the benchmark harness (bench/, if it exists)

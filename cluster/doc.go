@@ -120,13 +120,18 @@
 //     automanaged provider with its HTTP health endpoint on host:ownPort;
 //     protoactor-go's own automanaged.NewWithConfig serves it on every
 //     interface (0.0.0.0), whatever WithAddress says.
+//   - etcd: clusterproviders/etcd.NewWithConfig(keyPrefix, clientv3.Config)
+//     inside [LazyProvider], so that its gRPC client starts after
+//     protoactor-go's remoting. With an unreachable etcd its start never
+//     returns; [Member.Start] returns ctx's error by its deadline instead.
+//     Start each member once the previous one has started: the provider
+//     misses a member that registers while another reads the member list.
 //   - Consul: clusterproviders/consul.New() (a consul agent on localhost, or
-//     consul.NewWithConfig with an api.Config); etcd:
-//     clusterproviders/etcd.New() or NewWithConfig("/protoactor", clientv3
-//     config); Kubernetes: clusterproviders/k8s.New() with the pod allowed to
-//     list and patch pods, and [WithAdvertisedHost] set to the pod IP. These
-//     are used exactly as protoactor-go documents; this package only needs
-//     the provider value.
+//     consul.NewWithConfig with an api.Config); Kubernetes:
+//     clusterproviders/k8s.New() with the pod allowed to list and patch
+//     pods, and [WithAdvertisedHost] set to the pod IP. These are used
+//     exactly as protoactor-go documents; this package only needs the
+//     provider value.
 //
 // # Network
 //

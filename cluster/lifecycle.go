@@ -104,8 +104,12 @@ func (m *Member) shutdown(ctx context.Context) error {
 		}
 	}
 	err := m.drain(ctx)
-	if started {
+	switch {
+	case !started:
+	case m.providerJoined():
 		m.deregister()
+	default:
+		m.abandonProvider()
 	}
 	m.closed.Store(true)
 	close(m.done)

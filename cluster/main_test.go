@@ -29,8 +29,13 @@ var leakOptions = []goleak.Option{
 }
 
 func TestMain(m *testing.M) {
-	if os.Getenv(memberEnv) != "" {
+	switch {
+	case os.Getenv(memberEnv) != "":
 		os.Exit(runMemberProcess())
+	case os.Getenv(etcdMemberEnv) != "":
+		os.Exit(runEtcdMember())
+	case os.Getenv(etcdUnreachableEnv) != "":
+		os.Exit(runEtcdUnreachable())
 	}
 	goleak.VerifyTestMain(m, leakOptions...)
 }

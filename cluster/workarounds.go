@@ -24,6 +24,13 @@ import (
 //     TestTopologyConsensusWorkaround.
 //   - Cluster.StartMember sleeps 1 s: startConcurrently (StartAll).
 //     TestStartAllPaysTheStartSleepOnce.
+//   - Cluster.StartMember takes no context, panics when the provider's
+//     StartMember fails, and never returns when the provider blocks: the
+//     etcd provider's calls use context.TODO(), so with an unreachable etcd
+//     its first Get waits forever. startMember waits for it only until
+//     Start's context ends, and Shutdown then never calls the provider
+//     (its Shutdown would block the same way): joined, joinErr.
+//     TestEtcdUnreachableAtStart (etcd_test.go).
 //   - Cluster.Shutdown deregisters from the provider only when graceful, and
 //     then sleeps 2 s, so test-provider members linger: deregister.
 //     TestShutdownDeregisters.
@@ -43,6 +50,20 @@ import (
 //     settleEndpoints, watchEndpoints): TestMemberLeavesUnderLoad,
 //     TestShutdownLeavesNoGoroutines.
 //   - A zero gossip interval panics: gossipInterval. TestGossipIsOffByDefault.
+//   - Remote.Start replaces gRPC's global logger, which the gRPC client of
+//     a provider built before it (etcd's) reads: LazyProvider (provider.go)
+//     builds the provider after remoting. TestEtcdDiscoveryThreeProcesses,
+//     TestEtcdUnreachableAtStart (etcd_test.go), whose members run with
+//     -race.
+//   - Not worked around, outside this package's reach (the provider's state
+//     is unexported): the etcd provider reads the member list, then watches
+//     from the current revision, so a member registering in between is
+//     missed until its key changes (start each member once the previous
+//     one has started); and its Shutdown writes
+//     a flag that its keepalive and watch goroutines read without
+//     synchronization, a data race that Member.Shutdown accepts to
+//     deregister at once. TestEtcdDiscoveryThreeProcesses starts its
+//     members one at a time and allows exactly that race (checkEtcdRaces).
 //   - The automanaged provider serves its health endpoint on 0.0.0.0,
 //     whatever WithAddress says: NewAutomanagedProvider (automanaged.go)
 //     gives it a listener on the host it is given.
@@ -53,8 +74,13 @@ import (
 // upstream is the state of the workarounds.
 type upstream struct {
 	signal *startSignal // tells startMember when StartMember reached the provider
-	probe  *probe       // orders this member's start before the next one's
-	lastIn atomic.Int64 // unix nanoseconds of the last message from another member
+	// joined is closed when protoactor-go's Cluster.StartMember has
+	// returned (or panicked), joinErr set before: a provider that blocks
+	// leaves it open forever.
+	joined  chan struct{}
+	joinErr error
+	probe   *probe       // orders this member's start before the next one's
+	lastIn  atomic.Int64 // unix nanoseconds of the last message from another member
 
 	epMu      sync.Mutex      // guards endpoints
 	endpoints map[string]bool // addresses remoting has a connected endpoint writer to
@@ -66,6 +92,7 @@ type upstream struct {
 func newUpstream(signal *startSignal) upstream {
 	return upstream{
 		signal:    signal,
+		joined:    make(chan struct{}),
 		probe:     newProbe(),
 		endpoints: make(map[string]bool),
 		epChanged: make(chan struct{}, 1),
@@ -141,30 +168,66 @@ func (s *startSignal) fire() { s.once.Do(func() { close(s.started) }) }
 
 // startMember runs protoactor-go's Cluster.StartMember (remoting, then the
 // provider, then the 1 s sleep), with Remote.Start serialized and ordered
-// by the probe.
+// by the probe, and waits for it until ctx ends.
 func (m *Member) startMember(ctx context.Context) error {
 	if _, err := m.actors.Root.SpawnNamed(m.up.probe.props(), probeName); err != nil {
 		return fmt.Errorf("cluster: spawn probe: %w", err)
 	}
-	started := make(chan error, 1)
 	remoteStartMu.Lock()
-	go func() { // waited for below, whatever ctx does
+	// Waited for below until ctx ends. A provider that blocks forever keeps
+	// it forever: Cluster.StartMember cannot be cancelled.
+	go func() {
+		defer close(m.up.joined)
 		defer func() {
 			if v := recover(); v != nil {
 				m.up.signal.fire()
-				started <- fmt.Errorf("cluster: start member: %v", v)
+				m.up.joinErr = fmt.Errorf("cluster: start member: %v", v)
 			}
 		}()
 		m.pc.StartMember()
-		started <- nil
 	}()
-	<-m.up.signal.started
+	<-m.up.signal.started // remoting is up: Remote.Start does not block
 	probeErr := m.up.probe.run(ctx, m.actors.Address())
 	remoteStartMu.Unlock()
-	if err := <-started; err != nil {
-		return err
+	select {
+	case <-m.up.joined:
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: start member: the cluster provider did not register this member: %w", ctx.Err())
+	}
+	if m.up.joinErr != nil {
+		return m.up.joinErr
 	}
 	return probeErr
+}
+
+// abandonProvider is Shutdown's deregister when Start gave up on the
+// provider (or it failed): the provider is not called now, since it may
+// block like its StartMember; should its StartMember return after all, the
+// goroutine still waiting for it deregisters the member then.
+func (m *Member) abandonProvider() {
+	select {
+	case <-m.up.joined: // it failed: nothing to deregister
+		return
+	default:
+	}
+	m.cfg.logger.Warn("cluster: the cluster provider never registered this member; not deregistering", "member", m.actors.Address())
+	go func() { // ends when the provider's StartMember does, if ever
+		<-m.up.joined
+		if m.up.joinErr == nil {
+			_ = m.pc.Config.ClusterProvider.Shutdown(true)
+		}
+	}()
+}
+
+// providerJoined reports whether protoactor-go's Cluster.StartMember has
+// returned without error, so the provider may be called again.
+func (m *Member) providerJoined() bool {
+	select {
+	case <-m.up.joined:
+		return m.up.joinErr == nil
+	default:
+		return false
+	}
 }
 
 // Gossip informers share an unsynchronized random source (a data race

@@ -12,10 +12,14 @@
 #      `apt-get install -y postgresql` if absent), initdb a cluster in a
 #      temporary directory as the `postgres` OS user, start it on a free
 #      loopback port and create the database `eventsourced_test`.
-#   4. `go test -race -count=1 -timeout 12m ./...` in EVERY Go module of the
+#   4. Provision a throwaway etcd for the cluster discovery tests: find
+#      `etcd` in PATH (`apt-get install -y etcd-server` if absent), start a
+#      single member in a temporary directory with its client and peer URLs
+#      on free loopback ports, and wait until GET /health says it is healthy.
+#   5. `go test -race -count=1 -timeout 12m ./...` in EVERY Go module of the
 #      repository (every go.mod except those under testdata/).
-#   5. Always (EXIT trap: success, failure, Ctrl-C) stop the cluster and
-#      delete its directory.
+#   6. Always (EXIT trap: success, failure, Ctrl-C) stop PostgreSQL and etcd
+#      and delete their directories.
 #
 # Usage:
 #   scripts/test.sh [extra go test flags...]     e.g. scripts/test.sh -run TestFoo -v
@@ -27,6 +31,7 @@
 #   GO                             go command to use (default: go).
 #   EVENTSOURCED_SKIP_CHECKS=1     skip the gofmt/vet step.
 #   EVENTSOURCED_SKIP_POSTGRES=1   do not provision PostgreSQL.
+#   EVENTSOURCED_SKIP_ETCD=1       do not provision etcd.
 #   EVENTSOURCED_PG_SEARCH_PATH    where to look for the server binaries
 #                                  first (default: $PATH).
 #   EVENTSOURCED_PG_SEARCH_GLOB    then here (default: /usr/lib/postgresql/*/bin).
@@ -41,6 +46,13 @@
 #   EVENTSOURCED_PG_USER       OS user owning the cluster: "postgres" when
 #                              this script runs as root, else the current user
 #   EVENTSOURCED_PG_PORT       the TCP port (also in the DSN)
+#
+# Environment exported to the tests when etcd is up (an inherited value is
+# discarded first):
+#   EVENTSOURCED_ETCD_ENDPOINTS  http://127.0.0.1:PORT, the client URL of the
+#                                single etcd member (comma-separated if
+#                                there were several). Tests use a fresh key
+#                                prefix each; the data is deleted at the end.
 #
 # Stopping/starting the server from a test (fault injection). The server
 # refuses to run as root, so when the test process is root (os.Geteuid()==0)
@@ -88,6 +100,13 @@ PG_TMP=""  # temporary directory: data dir, log, unix socket
 PG_DATA="" # $PG_TMP/data
 PG_LOG=""  # $PG_TMP/postgres.log
 PG_PORT="" # TCP port on 127.0.0.1
+
+# State of the throwaway etcd (filled in by provision_etcd; read by
+# stop_etcd from the EXIT trap).
+ETCD_BIN=""  # the etcd program
+ETCD_TMP=""  # temporary directory: data dir and log
+ETCD_PID=""  # the server's process id
+ETCD_PORT="" # client port on 127.0.0.1
 
 APT_UPDATED="" # set once `apt-get update` has run
 
@@ -474,6 +493,124 @@ unset_pg_env() {
 }
 
 # ---------------------------------------------------------------------------
+# etcd
+# ---------------------------------------------------------------------------
+
+# ensure_etcd_binary: set ETCD_BIN, installing the `etcd-server` package if
+# etcd is not in PATH.
+ensure_etcd_binary() {
+	if ETCD_BIN=$(command -v etcd); then
+		return 0
+	fi
+	warn "etcd not found in PATH"
+	apt_install etcd-server || return 1
+	ETCD_BIN=$(command -v etcd) || {
+		err "package etcd-server is installed, but etcd is still not in PATH"
+		return 1
+	}
+}
+
+# etcd_healthy PORT: the server on PORT answers GET /health with
+# {"health":"true"} (bash's /dev/tcp: no curl needed), within 5 s.
+etcd_healthy() {
+	timeout 5 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
+		grep -q "\"health\":\"true\"" <&3' _ "$1" 2>/dev/null
+}
+
+# start_etcd: pick two free ports and start a single-member etcd on them in
+# the background (retried with new ports in case another process grabbed
+# one meanwhile); returns once it is healthy.
+start_etcd() {
+	local attempt peer i
+	for attempt in 1 2 3; do
+		ETCD_PORT=$(free_port) && peer=$(free_port) || {
+			err "could not find a free TCP port on 127.0.0.1"
+			return 1
+		}
+		if [ "$ETCD_PORT" = "$peer" ]; then
+			continue
+		fi
+		rm -rf "$ETCD_TMP/data"
+		info "starting etcd on 127.0.0.1:$ETCD_PORT (peer port $peer; attempt $attempt)"
+		"$ETCD_BIN" --name eventsourced-test --data-dir "$ETCD_TMP/data" \
+			--listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+			--advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+			--listen-peer-urls "http://127.0.0.1:$peer" \
+			--initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+			--initial-cluster "eventsourced-test=http://127.0.0.1:$peer" \
+			--initial-cluster-state new \
+			</dev/null >"$ETCD_TMP/etcd.log" 2>&1 &
+		ETCD_PID=$!
+		for i in $(seq 1 60); do
+			if ! kill -0 "$ETCD_PID" 2>/dev/null; then
+				break
+			fi
+			if etcd_healthy "$ETCD_PORT"; then
+				return 0
+			fi
+			sleep 0.5
+		done
+		warn "etcd did not become healthy; end of $ETCD_TMP/etcd.log:"
+		tail -n 20 "$ETCD_TMP/etcd.log" 2>/dev/null | sed 's/^/    /' >&2
+		kill_etcd
+	done
+	err "could not start etcd"
+	return 1
+}
+
+# provision_etcd: the whole etcd setup; exports EVENTSOURCED_ETCD_ENDPOINTS
+# on success.
+provision_etcd() {
+	log "provisioning a throwaway etcd"
+	ensure_etcd_binary || return 1
+	info "etcd: $ETCD_BIN ($("$ETCD_BIN" --version 2>/dev/null | head -n 1 || echo 'unknown version'))"
+	ETCD_TMP=$(mktemp -d "${TMPDIR:-/tmp}/eventsourced-etcd.XXXXXX") || {
+		err "could not create a temporary directory"
+		return 1
+	}
+	chmod 0700 "$ETCD_TMP" || return 1
+	start_etcd || return 1
+	export EVENTSOURCED_ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_PORT"
+	info "etcd is up (pid $ETCD_PID): EVENTSOURCED_ETCD_ENDPOINTS=$EVENTSOURCED_ETCD_ENDPOINTS"
+}
+
+# kill_etcd: stop the server (TERM, then KILL after 10 s) if it runs.
+kill_etcd() {
+	[ -n "$ETCD_PID" ] || return 0
+	if kill -0 "$ETCD_PID" 2>/dev/null; then
+		kill -TERM "$ETCD_PID" 2>/dev/null || true
+		local i
+		for i in $(seq 1 20); do
+			kill -0 "$ETCD_PID" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$ETCD_PID" 2>/dev/null; then
+			warn "etcd $ETCD_PID ignored SIGTERM; killing it"
+			kill -KILL "$ETCD_PID" 2>/dev/null || true
+		fi
+	fi
+	wait "$ETCD_PID" 2>/dev/null || true
+	ETCD_PID=""
+}
+
+# stop_etcd: stop the server and delete its directory. Safe to call more
+# than once and at any stage of provisioning.
+stop_etcd() {
+	if [ -n "$ETCD_PID" ]; then
+		log "stopping the test etcd"
+		kill_etcd
+	fi
+	[ -n "$ETCD_TMP" ] && [ -d "$ETCD_TMP" ] || return 0
+	case "$ETCD_TMP" in
+	*/eventsourced-etcd.*) rm -rf "$ETCD_TMP" || warn "could not remove $ETCD_TMP" ;;
+	esac
+	[ -d "$ETCD_TMP" ] || info "removed $ETCD_TMP"
+	ETCD_TMP=""
+}
+
+# ---------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------
 
@@ -514,6 +651,7 @@ on_exit() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_postgres || true
+	stop_etcd || true
 	exit "$rc"
 }
 
@@ -551,7 +689,21 @@ main() {
 		warn "EVENTSOURCED_POSTGRES_DSN: PostgreSQL tests will skip. (With CI=true this is an error.)"
 	fi
 
-	# 4. The tests themselves.
+	# 4. etcd, for the cluster discovery tests.
+	unset EVENTSOURCED_ETCD_ENDPOINTS
+	if [ "${EVENTSOURCED_SKIP_ETCD:-}" = 1 ]; then
+		warn "EVENTSOURCED_SKIP_ETCD=1: not provisioning etcd; its tests will skip"
+	elif ! provision_etcd; then
+		stop_etcd
+		unset EVENTSOURCED_ETCD_ENDPOINTS
+		if is_ci; then
+			die "etcd provisioning failed (see above); CI=$CI, so this is fatal"
+		fi
+		warn "etcd provisioning failed (see above). Running the tests WITHOUT"
+		warn "EVENTSOURCED_ETCD_ENDPOINTS: etcd tests will skip. (With CI=true this is an error.)"
+	fi
+
+	# 5. The tests themselves.
 	run_tests "$@"
 }
 
