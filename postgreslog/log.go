@@ -331,63 +331,79 @@ func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool)
 			yield(eventlog.Record{}, err)
 			return
 		}
-		if live && l.cfg.notify {
-			l.startListener()
+		l.pages(ctx, after, live, yield, func() <-chan struct{} { return l.hub.wait(typ) },
+			func(after uint64) ([]eventlog.Record, error) {
+				page, err := l.queryRecords(ctx, typ, "", l.sql.readType, typ, int64(after), readPage)
+				if err != nil {
+					return nil, l.wrap(ctx, err, "read type %s after position %d", typ, after)
+				}
+				return page, nil
+			})
+	}
+}
+
+// pages yields the records read pages after after, in Position order:
+// every page read is a gap-free continuation of the last (see the package
+// documentation). It ends with the first page that is not full unless
+// live; then it waits for the channel wait returns (taken before each
+// read, so an append that commits after the read cannot go unnoticed) or
+// the poll interval, and reads again. An error is yielded once, as the
+// last element.
+func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eventlog.Record, error) bool,
+	wait func() <-chan struct{}, read func(after uint64) ([]eventlog.Record, error)) {
+	if live && l.cfg.notify {
+		l.startListener()
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
 		}
-		var timer *time.Timer
-		defer func() {
-			if timer != nil {
-				timer.Stop()
-			}
-		}()
-		for {
-			if err := l.readErr(ctx); err != nil {
+	}()
+	for {
+		if err := l.readErr(ctx); err != nil {
+			yield(eventlog.Record{}, err)
+			return
+		}
+		var wake <-chan struct{}
+		if live {
+			wake = wait()
+		}
+		var page []eventlog.Record
+		if after <= math.MaxInt64 {
+			var err error
+			if page, err = read(after); err != nil {
 				yield(eventlog.Record{}, err)
 				return
 			}
-			// Take the wake-up channel before reading, so an append that
-			// commits after the read cannot go unnoticed.
-			var wake <-chan struct{}
-			if live {
-				wake = l.hub.wait(typ)
-			}
-			var page []eventlog.Record
-			if after <= math.MaxInt64 {
-				var err error
-				page, err = l.queryRecords(ctx, typ, "", l.sql.readType, typ, int64(after), readPage)
-				if err != nil {
-					yield(eventlog.Record{}, l.wrap(ctx, err, "read type %s after position %d", typ, after))
-					return
-				}
-			}
-			for i := range page {
-				if err := ctx.Err(); err != nil {
-					yield(eventlog.Record{}, err)
-					return
-				}
-				if !yield(page[i], nil) {
-					return
-				}
-				after = page[i].Position
-			}
-			if len(page) == readPage {
-				continue
-			}
-			if !live {
+		}
+		for i := range page {
+			if err := ctx.Err(); err != nil {
+				yield(eventlog.Record{}, err)
 				return
 			}
-			if timer == nil {
-				timer = time.NewTimer(l.cfg.pollInterval)
-			} else {
-				timer.Reset(l.cfg.pollInterval)
-			}
-			select {
-			case <-ctx.Done():
-				yield(eventlog.Record{}, ctx.Err())
+			if !yield(page[i], nil) {
 				return
-			case <-wake:
-			case <-timer.C:
 			}
+			after = page[i].Position
+		}
+		if len(page) == readPage {
+			continue
+		}
+		if !live {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(l.cfg.pollInterval)
+		} else {
+			timer.Reset(l.cfg.pollInterval)
+		}
+		select {
+		case <-ctx.Done():
+			yield(eventlog.Record{}, ctx.Err())
+			return
+		case <-wake:
+		case <-timer.C:
 		}
 	}
 }

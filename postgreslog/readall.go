@@ -3,9 +3,7 @@ package postgreslog
 import (
 	"context"
 	"iter"
-	"math"
 	"strings"
-	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
@@ -45,9 +43,6 @@ func (l *Log) readAll(ctx context.Context, after uint64, types []string, live bo
 			l.readType(ctx, types[0], after, live)(yield)
 			return
 		}
-		if live && l.cfg.notify {
-			l.startListener()
-		}
 		sql, args, what := l.sql.readAll, []any{nil, readPage}, "every type"
 		if types != nil {
 			sql, args = l.sql.readAllTypes, []any{nil, readPage, types}
@@ -57,62 +52,14 @@ func (l *Log) readAll(ctx context.Context, after uint64, types []string, live bo
 			}
 			what = "types " + strings.Join(quoted, ", ")
 		}
-		var timer *time.Timer
-		defer func() {
-			if timer != nil {
-				timer.Stop()
+		// Readers of several types wake for appends of any type.
+		l.pages(ctx, after, live, yield, l.hub.waitAny, func(after uint64) ([]eventlog.Record, error) {
+			args[0] = int64(after)
+			page, err := l.queryRecords(ctx, "", "", sql, args...)
+			if err != nil {
+				return nil, l.wrap(ctx, err, "read %s after position %d", what, after)
 			}
-		}()
-		for {
-			if err := l.readErr(ctx); err != nil {
-				yield(eventlog.Record{}, err)
-				return
-			}
-			// Take the wake-up channel before reading, so an append that
-			// commits after the read cannot go unnoticed. Readers of
-			// several types wake for appends of any type.
-			var wake <-chan struct{}
-			if live {
-				wake = l.hub.waitAny()
-			}
-			var page []eventlog.Record
-			if after <= math.MaxInt64 {
-				args[0] = int64(after)
-				var err error
-				page, err = l.queryRecords(ctx, "", "", sql, args...)
-				if err != nil {
-					yield(eventlog.Record{}, l.wrap(ctx, err, "read %s after position %d", what, after))
-					return
-				}
-			}
-			for i := range page {
-				if err := ctx.Err(); err != nil {
-					yield(eventlog.Record{}, err)
-					return
-				}
-				if !yield(page[i], nil) {
-					return
-				}
-				after = page[i].Position
-			}
-			if len(page) == readPage {
-				continue
-			}
-			if !live {
-				return
-			}
-			if timer == nil {
-				timer = time.NewTimer(l.cfg.pollInterval)
-			} else {
-				timer.Reset(l.cfg.pollInterval)
-			}
-			select {
-			case <-ctx.Done():
-				yield(eventlog.Record{}, ctx.Err())
-				return
-			case <-wake:
-			case <-timer.C:
-			}
-		}
+			return page, nil
+		})
 	}
 }
