@@ -96,30 +96,13 @@ func (m *Memory) readAll(ctx context.Context, after uint64, types []string, live
 					return
 				}
 				wait, err := m.waitAll(high)
-				if err != nil {
-					yield(Record{}, err)
+				if !awaitMore(ctx, wait, err, yield) {
 					return
-				}
-				if wait == nil {
-					continue // something arrived meanwhile
-				}
-				select {
-				case <-ctx.Done():
-					yield(Record{}, ctx.Err())
-					return
-				case <-wait:
 				}
 				continue
 			}
-			ownCopies(chunk)
-			for i := range chunk {
-				if err := ctx.Err(); err != nil {
-					yield(Record{}, err)
-					return
-				}
-				if !yield(chunk[i], nil) {
-					return
-				}
+			if !yieldChunk(ctx, chunk, yield) {
+				return
 			}
 		}
 	}

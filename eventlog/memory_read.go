@@ -63,15 +63,8 @@ func (m *Memory) ReadEntity(ctx context.Context, typ, id string, from uint64) it
 			if len(chunk) == 0 {
 				return
 			}
-			ownCopies(chunk)
-			for i := range chunk {
-				if err := ctx.Err(); err != nil {
-					yield(Record{}, err)
-					return
-				}
-				if !yield(chunk[i], nil) {
-					return
-				}
+			if !yieldChunk(ctx, chunk, yield) {
+				return
 			}
 			from = chunk[len(chunk)-1].Seq + 1
 			if from > end {
@@ -139,30 +132,13 @@ func (m *Memory) readType(ctx context.Context, typ string, after uint64, live bo
 					return
 				}
 				wait, err := m.waitChan(ti, after)
-				if err != nil {
-					yield(Record{}, err)
+				if !awaitMore(ctx, wait, err, yield) {
 					return
-				}
-				if wait == nil {
-					continue // something arrived meanwhile
-				}
-				select {
-				case <-ctx.Done():
-					yield(Record{}, ctx.Err())
-					return
-				case <-wait:
 				}
 				continue
 			}
-			ownCopies(chunk)
-			for i := range chunk {
-				if err := ctx.Err(); err != nil {
-					yield(Record{}, err)
-					return
-				}
-				if !yield(chunk[i], nil) {
-					return
-				}
+			if !yieldChunk(ctx, chunk, yield) {
+				return
 			}
 		}
 	}
@@ -269,4 +245,40 @@ func ownCopies(recs []Record) {
 			r.Metadata = maps.Clone(r.Metadata)
 		}
 	}
+}
+
+// awaitMore waits for wait (nil: something arrived meanwhile, read again)
+// after a read that caught up; false if the read must end: err, which it
+// yields, or ctx done.
+func awaitMore(ctx context.Context, wait <-chan struct{}, err error, yield func(Record, error) bool) bool {
+	if err != nil {
+		yield(Record{}, err)
+		return false
+	}
+	if wait == nil {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		yield(Record{}, ctx.Err())
+		return false
+	case <-wait:
+		return true
+	}
+}
+
+// yieldChunk yields the records of chunk, made the caller's own, until ctx
+// is done or the consumer stops; false if the read must end.
+func yieldChunk(ctx context.Context, chunk []Record, yield func(Record, error) bool) bool {
+	ownCopies(chunk)
+	for i := range chunk {
+		if err := ctx.Err(); err != nil {
+			yield(Record{}, err)
+			return false
+		}
+		if !yield(chunk[i], nil) {
+			return false
+		}
+	}
+	return true
 }
