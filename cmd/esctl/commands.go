@@ -79,20 +79,28 @@ func cmdControl(pause bool) func(*flag.FlagSet, *cli) func(context.Context, []st
 	}
 }
 
-func cmdRetryDeadLetter(fs *flag.FlagSet, c *cli) func(context.Context, []string) error {
-	return func(ctx context.Context, args []string) error {
-		if err := wantArgs(args, 2, "<projection> <position>"); err != nil {
-			return err
-		}
-		pos, err := position("position", args[1])
+// withDeadLetter parses "<projection> <position>" and runs f with the
+// backend's dead-letter store.
+func (c *cli) withDeadLetter(ctx context.Context, args []string, f func(b *backend, dl projection.DeadLetters, pos uint64) error) error {
+	if err := wantArgs(args, 2, "<projection> <position>"); err != nil {
+		return err
+	}
+	pos, err := position("position", args[1])
+	if err != nil {
+		return err
+	}
+	return c.withLog(ctx, func(b *backend) error {
+		dl, err := b.deadLetters(ctx)
 		if err != nil {
 			return err
 		}
-		return c.withLog(ctx, func(b *backend) error {
-			dl, err := b.deadLetters(ctx)
-			if err != nil {
-				return err
-			}
+		return f(b, dl, pos)
+	})
+}
+
+func cmdRetryDeadLetter(fs *flag.FlagSet, c *cli) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		return c.withDeadLetter(ctx, args, func(b *backend, dl projection.DeadLetters, pos uint64) error {
 			if _, err := dl.Get(ctx, args[0], pos); err != nil {
 				return err // names the projection and position when there is none
 			}
@@ -668,18 +676,7 @@ func cmdDeadLetters(fs *flag.FlagSet, c *cli) func(context.Context, []string) er
 
 func cmdDropDeadLetter(fs *flag.FlagSet, c *cli) func(context.Context, []string) error {
 	return func(ctx context.Context, args []string) error {
-		if err := wantArgs(args, 2, "<projection> <position>"); err != nil {
-			return err
-		}
-		pos, err := position("position", args[1])
-		if err != nil {
-			return err
-		}
-		return c.withLog(ctx, func(b *backend) error {
-			dl, err := b.deadLetters(ctx)
-			if err != nil {
-				return err
-			}
+		return c.withDeadLetter(ctx, args, func(b *backend, dl projection.DeadLetters, pos uint64) error {
 			if err := dl.Drop(ctx, args[0], pos); err != nil {
 				return err
 			}
