@@ -33,7 +33,12 @@
 // user's Go types, and protoactor-go (which crashes on a message type it
 // does not know) never sees one. An unknown type or command name, or a
 // payload that does not decode, is answered with [ErrUnknownCommand] or
-// [ErrDecode]. When the caller's own member owns the entity, Ask runs the
+// [ErrDecode]; the error names the command, the type and the member, and an
+// unknown command's lists what that member registers, so members of two
+// releases that disagree on their commands (during a rolling deploy, or a
+// forgotten RegisterCommand) fail those commands clearly and go on serving
+// the rest. A member that does not register a type is never sent its
+// entities. When the caller's own member owns the entity, Ask runs the
 // command in process with no encoding. protoactor-go's own
 // Cluster.Request(id, type, envelope) reaches the same entities.
 //

@@ -3,7 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/trace"
@@ -345,13 +349,26 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], c *command[S, E], cmd 
 	return v.(R), nil
 }
 
+// commandNames lists the registered command names, sorted and quoted, for
+// errors: "none" if there are none.
+func (k *Kind[S, E]) commandNames() string {
+	k.mu.RLock()
+	names := slices.Sorted(maps.Keys(k.byName))
+	k.mu.RUnlock()
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(quoteAll(names), ", ")
+}
+
 // handle runs one envelope from another member on the local entity.
 func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope) *clusterpb.ReplyEnvelope {
 	k.mu.RLock()
 	c := k.byName[env.GetCommand()]
 	k.mu.RUnlock()
 	if c == nil {
-		return failure(fmt.Errorf("%w: %q is not a registered command of %s", ErrUnknownCommand, env.GetCommand(), k.Name()))
+		return failure(fmt.Errorf("%w: %q is not a registered command of %s on member %s, which registers %s; every member serving %s must register the same commands",
+			ErrUnknownCommand, env.GetCommand(), k.Name(), k.m.self, k.commandNames(), k.Name()))
 	}
 	id := env.GetEntityId()
 	if id == "" {
@@ -372,4 +389,13 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 		return failure(err)
 	}
 	return &clusterpb.ReplyEnvelope{Payload: b}
+}
+
+// quoteAll quotes each of names as Go strings.
+func quoteAll(names []string) []string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return q
 }
