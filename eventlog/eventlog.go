@@ -77,6 +77,31 @@ type Log interface {
 	Subscribe(ctx context.Context, typ string, after uint64) iter.Seq2[Record, error]
 }
 
+// AsyncAppender is the optional capability to append without the caller
+// waiting for the outcome. The entity runtime uses it when a log has it: a
+// command's caller then parks waiting for its reply, not inside the log, and
+// no goroutine per append waits in the log for its commit.
+type AsyncAppender interface {
+	// AppendAsync is [Log.Append] that calls done with Append's results
+	// instead of returning them. It calls done exactly once, from any
+	// goroutine, possibly before AppendAsync returns (an invalid argument,
+	// a closed log, a log without asynchronous support for the call).
+	//
+	// done runs on a goroutine of the log that answers other appends too:
+	// it must not block, and must not call the log. The log keeps events
+	// (and their Data and Metadata) until it calls done; the caller must not
+	// modify them before.
+	//
+	// If ctx ends before the append was sent, done gets ctx's error and
+	// nothing was appended. If it ends while the append is in flight, the
+	// log either settles the append and reports its outcome, or reports an
+	// error that leaves the outcome unknown, as Append would; either way it
+	// calls done within its own timeouts, so a caller that waits for done
+	// is never stuck. AppendAsync may block while the log applies
+	// back-pressure (its queue is full), no longer than ctx allows.
+	AppendAsync(ctx context.Context, typ, id string, expected uint64, events []Event, done func(pos uint64, err error))
+}
+
 // Deleter is the optional capability to delete a stream's events up to and
 // including a Seq, typically those covered by a snapshot. Deleting never
 // lowers the stream's last Seq, and appends keep using it as expected.

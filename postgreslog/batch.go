@@ -72,12 +72,12 @@ func (l *Log) worker() {
 // failQueued answers carry and every append still queued with ErrClosed.
 func (l *Log) failQueued(carry *appendReq) {
 	if carry != nil {
-		carry.reply <- appendResult{err: eventlog.ErrClosed}
+		carry.answer(appendResult{err: eventlog.ErrClosed})
 	}
 	for {
 		select {
 		case r := <-l.in:
-			r.reply <- appendResult{err: eventlog.ErrClosed}
+			r.answer(appendResult{err: eventlog.ErrClosed})
 		default:
 			return
 		}
@@ -91,7 +91,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			// Its caller has returned already; it never started.
-			r.reply <- appendResult{err: err}
+			r.answer(appendResult{err: err})
 			continue
 		}
 		pending = append(pending, r)
@@ -119,7 +119,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 				slog.Uint64("seq", first.expected+1), slog.Any("error", err))
 			for _, r := range pending {
 				l.stats.failures.Add(1)
-				r.reply <- appendResult{err: l.appendErr(r, err)}
+				r.answer(appendResult{err: l.appendErr(r, err)})
 			}
 			return
 		}
@@ -160,7 +160,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 		}
 		for i, r := range pending {
 			if !outs[i].deferred {
-				r.reply <- outs[i].appendResult
+				r.answer(outs[i].appendResult)
 			}
 		}
 		if committed > 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/errclass"
+	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
 // Compile-time checks that Log provides the contract and its optional
@@ -179,23 +180,64 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 	return l.append(ctx, typ, id, expected, events)
 }
 
-func (l *Log) append(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+// AppendAsync implements [eventlog.AsyncAppender]: Append whose caller
+// does not wait. The append joins the group-commit queue (waiting for room
+// in it no longer than ctx allows) and the worker that commits it calls
+// done.
+func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) {
+	if l.tel.metering.On() {
+		start, inner := time.Now(), done
+		done = func(pos uint64, err error) {
+			l.tel.appendTime.Record(ctx, time.Since(start).Seconds(), l.tel.byOutcome[itel.AppendOutcome(err)].Record...)
+			inner(pos, err)
+		}
+	}
+	req, err := l.newAppend(ctx, typ, id, expected, events)
+	if err != nil {
+		done(0, err)
+		return
+	}
+	req.done = done
+	select {
+	case l.in <- req:
+		if l.closed.Load() {
+			// Close may have drained the queue before req joined it: once
+			// the workers are gone, whoever drains answers what is left.
+			go func() {
+				<-l.done
+				l.failQueued(nil)
+			}()
+		}
+	case <-l.closing:
+		done(0, eventlog.ErrClosed)
+	case <-ctx.Done():
+		done(0, ctx.Err())
+	}
+}
+
+// newAppend checks an append and makes its request.
+func (l *Log) newAppend(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (*appendReq, error) {
 	if err := eventlog.Validate(typ, id, events); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(events) > l.cfg.maxAppendEvents {
-		return 0, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)", eventlog.FormatID(typ), eventlog.FormatID(id), len(events), l.cfg.maxAppendEvents), nil, ErrTooLarge, eventlog.ErrInvalid)
+		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d events, more than the limit of %d (WithMaxAppendEvents)", eventlog.FormatID(typ), eventlog.FormatID(id), len(events), l.cfg.maxAppendEvents), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	if l.closed.Load() {
-		return 0, eventlog.ErrClosed
+		return nil, eventlog.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	req, err := newAppendReq(ctx, typ, id, expected, events, l.cfg.maxAppendBytes)
+	return newAppendReq(ctx, typ, id, expected, events, l.cfg.maxAppendBytes)
+}
+
+func (l *Log) append(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+	req, err := l.newAppend(ctx, typ, id, expected, events)
 	if err != nil {
 		return 0, err
 	}
+	req.reply = replies.Get().(chan appendResult)
 	select {
 	case l.in <- req:
 	case <-l.closing:

@@ -20,7 +20,9 @@ type appendReq struct {
 	expected uint64
 	events   []reqEvent
 	size     int // bytes of data and metadata
-	reply    chan appendResult
+	// The answer goes to done if set (AppendAsync), else to reply.
+	reply chan appendResult
+	done  func(pos uint64, err error)
 
 	one    [1]reqEvent
 	inline [64]byte
@@ -83,6 +85,14 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d bytes of event data and metadata, more than the limit of %d (WithMaxAppendBytes)", eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	r.size = size
-	r.reply = replies.Get().(chan appendResult)
 	return r, nil
+}
+
+// answer delivers res to the append's caller, once.
+func (r *appendReq) answer(res appendResult) {
+	if r.done != nil {
+		r.done(res.pos, res.err)
+		return
+	}
+	r.reply <- res
 }

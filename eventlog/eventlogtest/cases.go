@@ -50,7 +50,7 @@ func Cases() []Case {
 		c("DeleteHidesFromReadType", "Deleter: deleted events are gone for readers by type too", deleteHidesFromReadType),
 		c("EntityIDs", "IDLister: EntityIDs yields exactly the ids of the type's entities, once each", entityIDs),
 		c("EntityTypes", "TypeLister: EntityTypes yields every type with an appended event once, and no type that was only read or refused an append", entityTypes),
-	}, slices.Concat(tombstoneCases(), allReadCases())...)
+	}, slices.Concat(tombstoneCases(), allReadCases(), asyncCases())...)
 }
 
 func replayAll(t *conformancetest.T, log eventlog.Log) {

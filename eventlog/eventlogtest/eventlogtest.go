@@ -28,7 +28,21 @@ type Case = conformancetest.Case[eventlog.Log]
 //
 // Cases name their streams and entity types uniquely, so newLog may return
 // logs that share one database.
+//
+// A log that implements [eventlog.AsyncAppender] runs every case a second
+// time, under the subtest "async", with its Append going through
+// AppendAsync: both paths keep every rule.
 func Run(t *testing.T, newLog func(t *testing.T) eventlog.Log) {
 	t.Helper()
 	conformancetest.Run(t, Cases(), newLog)
+	t.Run("async", func(t *testing.T) {
+		if _, ok := viaAsync(newLog(t)); !ok {
+			t.Log("the log is no eventlog.AsyncAppender: no asynchronous pass")
+			return
+		}
+		conformancetest.Run(t, Cases(), func(t *testing.T) eventlog.Log {
+			l, _ := viaAsync(newLog(t))
+			return l
+		})
+	})
 }

@@ -1,0 +1,227 @@
+package eventlogtest
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/conformancetest"
+)
+
+// The asynchronous path: a log that implements [eventlog.AsyncAppender]
+// runs every case a second time with its Append going through AppendAsync
+// (see [Run]), and the cases below check what only AppendAsync promises.
+
+// doneTimeout bounds how long AppendAsync may take to call done once the
+// append is settled.
+const doneTimeout = 30 * time.Second
+
+// asyncAppend calls AppendAsync and waits for done, checking that done is
+// called exactly once.
+func asyncAppend(ctx context.Context, a eventlog.AsyncAppender, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+	type result struct {
+		pos uint64
+		err error
+	}
+	out := make(chan result, 2)
+	var calls atomic.Int32
+	a.AppendAsync(ctx, typ, id, expected, events, func(pos uint64, err error) {
+		calls.Add(1)
+		out <- result{pos, err}
+	})
+	select {
+	case r := <-out:
+		// A second call would find room in out: look once more, briefly.
+		select {
+		case <-out:
+			return 0, errDoneTwice
+		case <-time.After(10 * time.Millisecond):
+		}
+		return r.pos, r.err
+	case <-time.After(doneTimeout):
+		return 0, errNoDone
+	}
+}
+
+var (
+	errDoneTwice = errors.New("eventlogtest: AppendAsync called done twice")
+	errNoDone    = errors.New("eventlogtest: AppendAsync did not call done within 30s")
+)
+
+// asyncLog is a log whose Append goes through AppendAsync.
+type asyncLog struct {
+	eventlog.Log
+	async eventlog.AsyncAppender
+}
+
+func (l asyncLog) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	return asyncAppend(ctx, l.async, typ, id, expected, events)
+}
+
+// fullAsyncLog is asyncLog for a log with every optional capability the
+// cases use, so that those cases run on the asynchronous path too.
+type fullAsyncLog struct {
+	asyncLog
+	all     eventlog.AllReader
+	del     eventlog.Deleter
+	sdel    eventlog.StreamDeleter
+	ids     eventlog.IDLister
+	typeLst eventlog.TypeLister
+}
+
+func (l fullAsyncLog) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.all.ReadAll(ctx, after, types...)
+}
+
+func (l fullAsyncLog) SubscribeAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
+	return l.all.SubscribeAll(ctx, after, types...)
+}
+
+func (l fullAsyncLog) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
+	return l.del.DeleteTo(ctx, typ, id, seq)
+}
+
+func (l fullAsyncLog) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uint64, error) {
+	return l.sdel.DeleteStream(ctx, typ, id, reuse)
+}
+
+func (l fullAsyncLog) EntityIDs(ctx context.Context, typ string) iter.Seq2[string, error] {
+	return l.ids.EntityIDs(ctx, typ)
+}
+
+func (l fullAsyncLog) EntityTypes(ctx context.Context) iter.Seq2[string, error] {
+	return l.typeLst.EntityTypes(ctx)
+}
+
+// viaAsync returns log with its Append going through AppendAsync, and
+// whether log has that capability. The result keeps every optional
+// capability of log if log has all of them, else none.
+func viaAsync(log eventlog.Log) (eventlog.Log, bool) {
+	a, ok := log.(eventlog.AsyncAppender)
+	if !ok {
+		return log, false
+	}
+	base := asyncLog{Log: log, async: a}
+	all, ok1 := log.(eventlog.AllReader)
+	del, ok2 := log.(eventlog.Deleter)
+	sdel, ok3 := log.(eventlog.StreamDeleter)
+	ids, ok4 := log.(eventlog.IDLister)
+	types, ok5 := log.(eventlog.TypeLister)
+	if ok1 && ok2 && ok3 && ok4 && ok5 {
+		return fullAsyncLog{asyncLog: base, all: all, del: del, sdel: sdel, ids: ids, typeLst: types}, true
+	}
+	return base, true
+}
+
+// asyncCases check what AppendAsync promises beyond Append's rules; they
+// pass trivially on a log without it.
+func asyncCases() []Case {
+	c := conformancetest.New[eventlog.Log]
+	return []Case{
+		c("AsyncDoneOnce", "AppendAsync calls done exactly once, with Append's results: the Position on success, a *ConflictError on a conflict, ErrInvalid for invalid arguments", asyncDoneOnce),
+		c("AsyncCanceledBeforeSend", "AppendAsync with a ctx that already ended calls done with ctx's error and appends nothing", asyncCanceledBeforeSend),
+		c("AsyncPipelined", "appends to many streams started with AppendAsync before any of them is settled all land, each at its Seq", asyncPipelined),
+	}
+}
+
+func asyncAppender(log eventlog.Log) eventlog.AsyncAppender {
+	a, _ := log.(eventlog.AsyncAppender)
+	return a
+}
+
+func asyncDoneOnce(t *conformancetest.T, log eventlog.Log) {
+	a := asyncAppender(log)
+	if a == nil {
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ, id := n.Type("order"), n.ID("1")
+	pos, err := asyncAppend(ctx, a, typ, id, 0, evs("e", 1, 2))
+	if err != nil {
+		t.Fatalf("AppendAsync of 2 events to a new stream: %v", err)
+	}
+	recs := readEntity(t, ctx, log, typ, id, 1)
+	if len(recs) != 2 || recs[1].Position != pos {
+		t.Fatalf("after AppendAsync returned Position %d: read %d records, want 2, the last at that Position", pos, len(recs))
+	}
+	_, err = asyncAppend(ctx, a, typ, id, 1, evs("e", 3, 1))
+	var ce *eventlog.ConflictError
+	if !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
+		t.Fatalf("AppendAsync expecting 1 on a stream at 2: %v, want a *ConflictError with Expected 1 and Actual 2", err)
+	}
+	if _, err := asyncAppend(ctx, a, typ, "", 0, evs("e", 1, 1)); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("AppendAsync with an empty id: %v, want ErrInvalid", err)
+	}
+	if _, err := asyncAppend(ctx, a, typ, id, 2, nil); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("AppendAsync of no events: %v, want ErrInvalid", err)
+	}
+	if got := mustLastSeq(t, ctx, log, typ, id); got != 2 {
+		t.Fatalf("LastSeq after the refused appends: %d, want 2", got)
+	}
+}
+
+func asyncCanceledBeforeSend(t *conformancetest.T, log eventlog.Log) {
+	a := asyncAppender(log)
+	if a == nil {
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ, id := n.Type("order"), n.ID("1")
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := asyncAppend(canceled, a, typ, id, 0, evs("e", 1, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AppendAsync with a canceled ctx: %v, want context.Canceled", err)
+	}
+	if got := mustLastSeq(t, ctx, log, typ, id); got != 0 {
+		t.Fatalf("LastSeq after AppendAsync with a canceled ctx: %d, want 0", got)
+	}
+}
+
+func asyncPipelined(t *conformancetest.T, log eventlog.Log) {
+	a := asyncAppender(log)
+	if a == nil {
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ := n.Type("order")
+	const streams, rounds = 50, 4
+	type result struct {
+		i   int
+		pos uint64
+		err error
+	}
+	for round := range rounds {
+		out := make(chan result, streams)
+		for i := range streams {
+			id := n.ID(strconv.Itoa(i))
+			a.AppendAsync(ctx, typ, id, uint64(round), evs("e", round+1, 1), func(pos uint64, err error) {
+				out <- result{i, pos, err}
+			})
+		}
+		seen := make(map[uint64]bool)
+		for range streams {
+			select {
+			case r := <-out:
+				if r.err != nil {
+					t.Fatalf("round %d, stream %d: %v", round, r.i, r.err)
+				}
+				if seen[r.pos] {
+					t.Fatalf("round %d: Position %d reported for two appends", round, r.pos)
+				}
+				seen[r.pos] = true
+			case <-time.After(doneTimeout):
+				t.Fatalf("round %d: %d of %d appends never called done", round, streams-len(seen), streams)
+			}
+		}
+	}
+	for i := range streams {
+		id := n.ID(strconv.Itoa(i))
+		if got := seqs(readEntity(t, ctx, log, typ, id, 1)); !equalSeqs(got, span(1, rounds)) {
+			t.Fatalf("stream %s: Seqs %v, want 1..%d", id, got, rounds)
+		}
+	}
+}
