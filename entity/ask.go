@@ -67,11 +67,15 @@ func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r
 // after the command's events are durable.
 //
 // Ask returns by ctx's deadline, whatever the entity is doing: a command to
-// an idle, live entity runs on the calling goroutine, and ctx bounds its
-// append as the store timeout ([WithStoreTimeout]) does; a command that
-// waits behind others, or for the entity to recover from the log, waits
-// only as long as ctx lets it. A recovery goes on after its first caller
-// gave up, bounded by the store timeout, for the commands that follow.
+// an idle, live entity runs on the calling goroutine, and its append is
+// bounded by the sooner of ctx and the store timeout ([WithStoreTimeout]),
+// or, on a log that appends asynchronously ([eventlog.AsyncAppender]; see
+// [WithSyncAppends]), by the store timeout while Ask waits for the answer
+// only as long as ctx lets it; a command that waits behind others, or for
+// the entity to recover from the log, waits only as long as ctx lets it. A
+// recovery goes on after its first caller gave up, bounded by the store
+// timeout, for the commands that follow; so does an asynchronous append,
+// whose outcome the entity then knows without reading the log.
 //
 // What a caller may assume when Ask fails:
 //   - If the error matches [ErrOutcomeUnknown], the command may or may not

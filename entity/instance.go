@@ -65,6 +65,10 @@ type instance[S, E any] struct {
 	group    decision[S, E] // the core's verdict on the running group; reused
 	snapDone uint64         // Seq of the latest snapshot encoded (saved or not)
 	pos      uint64         // Position of the last append
+	// async holds the command of the asynchronous append in flight
+	// (runAsync); onAppended is in.appended, made once.
+	async      [1]pending[S, E]
+	onAppended func(pos uint64, err error)
 }
 
 func newInstance[S, E any](k *Kind[S, E], id string) *instance[S, E] {
@@ -93,8 +97,7 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 		in.busy = true
 		in.mu.Unlock()
 		in.touch()
-		in.runInline(ctx, p)
-		return true, true, nil
+		return in.runInline(ctx, p), true, nil
 	}
 	if n := len(in.queue); n >= in.kind.cfg.mailbox {
 		in.mu.Unlock()
@@ -110,28 +113,81 @@ func (in *instance[S, E]) submit(ctx context.Context, p pending[S, E]) (ran, acc
 // runInline runs p, whose caller owns the entity, then releases it. The
 // caller's ctx bounds everything, a recovery included: if it ends first, p
 // never runs, and a recovery it cut short goes on in the background (see
-// recoverBehind).
-func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) {
-	if !in.ready && !in.isDelete(p) {
+// recoverBehind). It returns whether p has been answered; if not, p is
+// armed and its answer comes from the asynchronous append (runAsync).
+func (in *instance[S, E]) runInline(ctx context.Context, p pending[S, E]) bool {
+	isDelete := in.isDelete(p)
+	if !in.ready && !isDelete {
 		err := in.restore(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			if !in.ready {
 				in.kind.sys.work.Add(1) // before p is finished: Close waits for p first
 				go in.recoverBehind()
 				in.finish(p, cerr)
-				return // the entity is the goroutine's now
+				return true // the entity is the goroutine's now
 			}
 			err = cerr
 		}
 		if err != nil {
 			in.finish(p, err)
 			in.release()
-			return
+			return true
 		}
+	}
+	if k := in.kind; k.async != nil && !isDelete && k.tel.now.Load() == 0 {
+		return in.runAsync(ctx, p)
 	}
 	var one [1]pending[S, E]
 	one[0] = p
 	in.process(ctx, p.storeCtx(), one[:])
+	in.release()
+	return true
+}
+
+// runAsync runs p, whose caller owns the ready entity, appending its events
+// with the log's AppendAsync: the caller then waits for its answer in Ask,
+// not inside the log, and the log's goroutine that settles the append
+// answers it and releases the entity (appended). A command without events
+// is answered at once. It returns whether p has been answered.
+//
+// It runs only when nothing is measured: the spans and timings of an
+// append belong to the goroutine that waits for it.
+func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
+	k := in.kind
+	d := &in.group
+	in.async[0] = p
+	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d, &k.txPool)
+	if len(d.events) == 0 {
+		in.settle(in.async[:], nil)
+		in.async[0] = nil
+		in.release()
+		return true
+	}
+	p.arm() // before the append: appended may run before AppendAsync returns
+	if in.onAppended == nil {
+		in.onAppended = in.appended
+	}
+	k.async.AppendAsync(k.deadlines.ctx(), k.def.Name, in.id, in.seq, d.events, in.onAppended)
+	// The entity may be someone else's already: touch nothing of it.
+	return false
+}
+
+// appended settles the asynchronous append of runAsync, on the log's
+// goroutine: it applies the group's state, answers the command and
+// releases the entity (to its actor if commands queued up meanwhile).
+func (in *instance[S, E]) appended(pos uint64, err error) {
+	d := &in.group
+	var appendErr error
+	if err != nil {
+		appendErr = &PersistError{EntityType: in.kind.def.Name, EntityID: in.id, FirstSeq: in.seq + 1, Err: err}
+		in.ready = false
+	} else {
+		in.pos = pos
+		in.state, in.seq = d.state, d.seq
+		in.maybeSnapshot()
+	}
+	in.settle(in.async[:], appendErr)
+	in.async[0] = nil
 	in.release()
 }
 
@@ -280,6 +336,14 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 			in.maybeSnapshot()
 		}
 	}
+	in.settle(batch, appendErr)
+	return consumed
+}
+
+// settle answers the commands of batch the core decided on in.group, given
+// the outcome of their append (nil if it succeeded or there was none).
+func (in *instance[S, E]) settle(batch []pending[S, E], appendErr error) {
+	d := &in.group
 	if d.recover {
 		in.ready = false
 	}
@@ -297,7 +361,6 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 			in.finish(batch[i], o.err)
 		}
 	}
-	return consumed
 }
 
 // appendGroup appends the events of the group the core decided for cmds,

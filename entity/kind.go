@@ -32,6 +32,10 @@ type Kind[S, E any] struct {
 	// deletes is set by the first Delete: from then on the entities look
 	// for Deletes among their commands.
 	deletes atomic.Bool
+	// async is the log's AppendAsync, nil if it has none; deadlines bound
+	// its appends.
+	async     eventlog.AsyncAppender
+	deadlines *coarseDeadlines
 }
 
 // Register adds entity type def to sys and returns its Kind. It fails if the
@@ -66,6 +70,11 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		}
 	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
+	if a, ok := sys.eventLog.(eventlog.AsyncAppender); ok && !cfg.syncAppends {
+		// The appends of commands run for their callers are not canceled by
+		// Close, which waits for them (see System.Close), as for Append.
+		k.async, k.deadlines = a, newCoarseDeadlines(context.Background(), cfg.timeout)
+	}
 	k.def.resolve()
 	k.tel.init(&sys.tel, def.Name)
 	k.live.init()

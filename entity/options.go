@@ -110,6 +110,7 @@ type kindConfig struct {
 	mailbox        int
 	maxBatch       int
 	timeout        time.Duration
+	syncAppends    bool
 }
 
 // KindOption configures a [Kind].
@@ -208,13 +209,34 @@ const DefaultStoreTimeout = 10 * time.Second
 // The bound reaches the store as the Deadline and Done of the call's ctx;
 // its clock starts when the store first asks for either, so a call to a
 // store that never blocks (the in-memory log only checks Err) starts no
-// timer.
+// timer. Asynchronous appends ([WithSyncAppends]) share one context per
+// sixteenth of the timeout: their deadline is between the timeout and 1/16
+// more, and no append starts a timer of its own.
 func WithStoreTimeout(d time.Duration) KindOption {
 	return func(c *kindConfig) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: WithStoreTimeout(%v): must be > 0", ErrInvalid, d)
 		}
 		c.timeout = d
+		return nil
+	}
+}
+
+// WithSyncAppends makes the entities append with the log's Append even if
+// the log is an [eventlog.AsyncAppender]. By default a command that finds
+// its entity idle appends with AppendAsync when nothing is measured (no
+// OpenTelemetry SDK records spans or metrics of the runtime): its caller
+// waits for the answer in [Ask], bounded by its ctx, while the append,
+// bounded by the store timeout, settles on the log's goroutine, which
+// answers the command and hands the entity to its next commands. That
+// saves the caller's goroutine a trip through the log and the runtime a
+// timer per append. With WithSyncAppends the caller's goroutine runs the
+// append itself, bounded by the sooner of its ctx and the store timeout.
+// Either way Ask returns by its ctx's deadline and an append's outcome is
+// reported as Ask documents.
+func WithSyncAppends() KindOption {
+	return func(c *kindConfig) error {
+		c.syncAppends = true
 		return nil
 	}
 }

@@ -1,0 +1,267 @@
+package entity_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/snapshotstore"
+)
+
+// asyncLog gives a flakyLog an AppendAsync that appends on a goroutine of
+// its own and calls done from there, as a backend's worker would.
+type asyncLog struct {
+	*flakyLog
+	asyncCalls atomic.Int64
+}
+
+func newAsyncLog() *asyncLog { return &asyncLog{flakyLog: &flakyLog{Log: eventlog.NewMemory()}} }
+
+func (l *asyncLog) AppendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) {
+	l.asyncCalls.Add(1)
+	go func() { done(l.flakyLog.Append(ctx, typ, id, expected, events...)) }()
+}
+
+var _ eventlog.AsyncAppender = (*asyncLog)(nil)
+
+// TestAsyncAppends: with a log that has AppendAsync, a command with events
+// that finds its entity idle appends through it, and its caller gets the
+// reply and the Position as with Append; a command without events does not
+// append; WithSyncAppends turns it off.
+func TestAsyncAppends(t *testing.T) {
+	log := newAsyncLog()
+	k := register(t, newSystem(t, log))
+	ref := k.Ref("a")
+	for i := 1; i <= 5; i++ {
+		got, pos, err := entity.AskPosition(context.Background(), ref, Add{N: i})
+		if err != nil || got != i*(i+1)/2 {
+			t.Fatalf("Add %d: %d, %v; want %d", i, got, err, i*(i+1)/2)
+		}
+		if recs := records(t, log, "a"); pos != recs[len(recs)-1].Position {
+			t.Fatalf("Add %d: Position %d, the log has it at %d", i, pos, recs[len(recs)-1].Position)
+		}
+	}
+	if got := ask(t, ref, Get{}).Value; got != 15 {
+		t.Fatalf("Get: %d, want 15", got)
+	}
+	if got := log.asyncCalls.Load(); got != 5 {
+		t.Fatalf("AppendAsync called %d times, want 5 (one per Add, none for Get)", got)
+	}
+
+	slog := newAsyncLog()
+	ks := register(t, newSystem(t, slog), entity.WithSyncAppends())
+	if got := ask(t, ks.Ref("s"), Add{N: 2}); got != 2 {
+		t.Fatalf("Add with WithSyncAppends: %d, want 2", got)
+	}
+	if got := slog.asyncCalls.Load(); got != 0 {
+		t.Fatalf("WithSyncAppends: AppendAsync called %d times, want 0", got)
+	}
+}
+
+// TestAsyncPersistFailures: an asynchronous append that fails answers its
+// command with a *PersistError, and the entity recovers what the log holds
+// before its next command.
+func TestAsyncPersistFailures(t *testing.T) {
+	cases := []struct {
+		name   string
+		fault  func(l *flakyLog)
+		opts   []entity.KindOption
+		landed bool
+		cause  error
+	}{
+		{"write lost reply", func(l *flakyLog) { l.failAfterWrite = 1 }, nil, true, errInjected},
+		{"write refused", func(l *flakyLog) { l.failBeforeWrite = 1 }, nil, false, errInjected},
+		{"timeout after write", func(l *flakyLog) { l.hangAfterWrite = 1 }, []entity.KindOption{entity.WithStoreTimeout(20 * time.Millisecond)}, true, context.DeadlineExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			log := newAsyncLog()
+			k := register(t, newSystem(t, log), tc.opts...)
+			ref := k.Ref("p")
+			ask(t, ref, Add{N: 1})
+			log.set(tc.fault)
+			_, err := entity.Ask(context.Background(), ref, Add{N: 10})
+			var pe *entity.PersistError
+			if !errors.As(err, &pe) || !errors.Is(err, tc.cause) || pe.FirstSeq != 2 || pe.EntityID != "p" {
+				t.Fatalf("failed append: err %v, want *PersistError at seq 2 wrapping %v", err, tc.cause)
+			}
+			want := map[bool]int{true: 11, false: 1}[tc.landed]
+			if got := ask(t, ref, Get{}).Value; got != want {
+				t.Errorf("state after failure: %d, want %d (the log decides)", got, want)
+			}
+			if got := ask(t, ref, Add{N: 100}); got != want+100 {
+				t.Errorf("next Add: %d, want %d", got, want+100)
+			}
+			if got, wantN := len(records(t, log, "p")), map[bool]int{true: 3, false: 2}[tc.landed]; got != wantN {
+				t.Errorf("log has %d events, want %d", got, wantN)
+			}
+			if log.asyncCalls.Load() == 0 {
+				t.Error("no append went through AppendAsync")
+			}
+		})
+	}
+}
+
+// TestAsyncConflict: another writer's event makes the asynchronous append
+// conflict; the command fails with the conflict and the next one recovers.
+func TestAsyncConflict(t *testing.T) {
+	log := newAsyncLog()
+	k := register(t, newSystem(t, log))
+	ref := k.Ref("x")
+	ask(t, ref, Add{N: 1})
+	_, _, raw, _ := counterEvents().Encode(Added{N: 5})
+	if _, err := log.Log.Append(context.Background(), "Counter", "x", 1, eventlog.Event{Name: "Added", Data: raw}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := entity.Ask(context.Background(), ref, Add{N: 10})
+	var ce *eventlog.ConflictError
+	if !errors.Is(err, entity.ErrPersist) || !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
+		t.Fatalf("stale write: err %v, want a PersistError wrapping ConflictError{1, 2}", err)
+	}
+	if got := ask(t, ref, Add{N: 10}); got != 16 {
+		t.Errorf("after conflict: %d, want 16", got)
+	}
+}
+
+// TestAsyncCallerGivesUp: a caller whose ctx ends while its append is in
+// flight returns by its deadline with an unknown outcome; the append goes
+// on, a command queued behind it runs after it against the state it left,
+// and nothing is recovered from the log, since the entity knows.
+func TestAsyncCallerGivesUp(t *testing.T) {
+	log := newAsyncLog()
+	k := register(t, newSystem(t, log))
+	ref := k.Ref("g")
+	ask(t, ref, Add{N: 1})
+	gate := make(chan struct{})
+	log.set(func(l *flakyLog) { l.gate = gate })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := entity.Ask(ctx, ref, Add{N: 10})
+	if !errors.Is(err, entity.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ask whose ctx ended during the append: %v, want ErrOutcomeUnknown and DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Ask returned %v after its 50ms deadline", took)
+	}
+	behind := make(chan int, 1)
+	go func() {
+		v, err := entity.Ask(context.Background(), ref, Add{N: 100})
+		if err != nil {
+			t.Errorf("Add queued behind the append: %v", err)
+		}
+		behind <- v
+	}()
+	eventually(t, "the queued command to wait", func() bool { return k.Live() == 1 && log.held.Load() == 1 })
+	log.set(func(l *flakyLog) { l.gate = nil })
+	close(gate)
+	if got := <-behind; got != 111 {
+		t.Fatalf("Add after the abandoned one: %d, want 111 (it landed)", got)
+	}
+	if reads := log.readsFrom(); len(reads) != 1 {
+		t.Fatalf("ReadEntity calls from %v, want only the first recovery", reads)
+	}
+	if got := seqs(records(t, log, "g")); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("log Seqs %v, want 1 2 3", got)
+	}
+}
+
+// TestAsyncManyCallers: many callers of many entities at once, commands
+// queueing behind asynchronous appends and handed to the entities' actors:
+// every reply is a distinct running sum and every stream is contiguous.
+func TestAsyncManyCallers(t *testing.T) {
+	log := newAsyncLog()
+	k := register(t, newSystem(t, log))
+	const entities, callers, each = 16, 8, 40
+	replies := make([][]int, entities)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for e := range entities {
+		for range callers {
+			wg.Go(func() {
+				ref := k.Ref(fmt.Sprintf("m-%d", e))
+				for range each {
+					v, err := entity.Ask(context.Background(), ref, Add{N: 1})
+					if err != nil {
+						t.Errorf("Add on m-%d: %v", e, err)
+						return
+					}
+					mu.Lock()
+					replies[e] = append(replies[e], v)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	want := make([]int, callers*each)
+	for i := range want {
+		want[i] = i + 1
+	}
+	for e := range entities {
+		slices.Sort(replies[e])
+		if !slices.Equal(replies[e], want) {
+			t.Fatalf("m-%d replies are not 1..%d once each: %v", e, callers*each, replies[e])
+		}
+		if recs := records(t, log, fmt.Sprintf("m-%d", e)); len(recs) != callers*each || recs[len(recs)-1].Seq != uint64(callers*each) {
+			t.Fatalf("m-%d: %d events, want %d", e, len(recs), callers*each)
+		}
+	}
+	if log.asyncCalls.Load() == 0 {
+		t.Fatal("no append went through AppendAsync")
+	}
+}
+
+// TestAsyncSnapshotsAndClose: snapshots are taken after asynchronous
+// appends, and Close waits for an append in flight and answers its command.
+func TestAsyncSnapshotsAndClose(t *testing.T) {
+	log := newAsyncLog()
+	snaps := snapshotstore.NewMemory()
+	sys, err := entity.NewSystem(log, entity.WithSnapshotStore(snaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := register(t, sys, entity.WithSnapshotEvery(2))
+	ref := k.Ref("s")
+	for i := 1; i <= 4; i++ {
+		ask(t, ref, Add{N: 1})
+	}
+	eventually(t, "a snapshot at seq 4", func() bool {
+		s, ok, err := snaps.Load(context.Background(), "Counter", "s")
+		return err == nil && ok && s.Seq == 4
+	})
+	gate := make(chan struct{})
+	log.set(func(l *flakyLog) { l.gate = gate })
+	answered := make(chan error, 1)
+	go func() {
+		_, err := entity.Ask(context.Background(), ref, Add{N: 1})
+		answered <- err
+	}()
+	eventually(t, "the append to reach the log", func() bool { return log.held.Load() == 1 })
+	closed := make(chan struct{})
+	go func() {
+		sys.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while an append was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	<-closed
+	if err := <-answered; err != nil {
+		t.Fatalf("the command whose append was in flight at Close: %v", err)
+	}
+	if got := len(records(t, log, "s")); got != 5 {
+		t.Fatalf("log has %d events, want 5", got)
+	}
+}
