@@ -83,6 +83,33 @@
 // answering gets [ErrTimeout] as soon as its member sees the owner gone, not
 // at the request timeout.
 //
+// # A member that stops running
+//
+// A member whose process stops for a while (SIGSTOP, a frozen VM or
+// container, heavy swapping) may be dropped by the others, which then take
+// over its entities. When it runs again nothing in the membership tells it:
+// its member list did not change while it was stopped, and protoactor-go
+// never admits a dropped member again. Its writes would be safe (they
+// conflict in the log), but its activations would answer read-only
+// commands from memory the others have made stale, and its writes between
+// theirs would make their activations stale in turn. So a member watches
+// for its own pauses ([WithPauseFence], 1 s by default): a goroutine ticks
+// every 50 ms, and before a command runs on the member (its own caller's
+// or another member's) one atomic load and a clock read check that the
+// last tick is recent. After a longer gap the member is fenced: the
+// commands it would run wait, it stops every local activation (the next
+// command recovers from the log), waits the fence duration again, and asks
+// every member in its list whether it still lists it. If all do, the
+// commands go on, about twice the fence duration late. If one does not,
+// the member was dropped: from then on it answers every command it would
+// run with [ErrFenced] (which matches ErrUnavailable: the command did not
+// run), still forwards commands for entities it does not own, logs an
+// error, and must be restarted. [Member.Stats] counts the fences. The
+// fence duration must be shorter than the time the provider takes to drop
+// a member that does not answer (automanaged: the 2 s timeout of its
+// health check), so that no pause the member could be dropped for goes
+// unseen.
+//
 // # Passivation and moves
 //
 // [WithPassivateAfter] is the entity runtime's passivation
@@ -210,7 +237,7 @@
 // # Errors
 //
 // Sentinels: [ErrClosed], [ErrInvalid], [ErrUnavailable],
-// [ErrUnknownCommand], [ErrDecode], [ErrTimeout]. [Ask] checks the entity id
+// [ErrUnknownCommand], [ErrDecode], [ErrTimeout], [ErrFenced]. [Ask] checks the entity id
 // with the log's rule ([eventlog.ValidateStream]: 1 to 255 bytes of UTF-8
 // without NUL) before it sends anything; an id that breaks it is an error
 // matching both ErrInvalid and [eventlog.ErrInvalid]. An error from another

@@ -31,6 +31,12 @@ var (
 	// is unknown: errors matching it also match [entity.ErrOutcomeUnknown].
 	// It is not retried.
 	ErrTimeout = errors.New("cluster: request timed out")
+	// ErrFenced reports that the member that would run the command stopped
+	// running for long enough (see [WithPauseFence]) that the other members
+	// dropped it, and protoactor-go never admits a dropped member again: it
+	// runs nothing any more and must be restarted. The command did not run.
+	// It matches [ErrUnavailable]: another member retries it elsewhere.
+	ErrFenced = fmt.Errorf("cluster: member fenced after a pause: %w", ErrUnavailable)
 )
 
 // codeUnavailable is what a leaving member answers: the command did not run.
@@ -69,6 +75,7 @@ func init() {
 		{"cluster.unknown_command", ErrUnknownCommand},
 		{"cluster.decode", ErrDecode},
 		{"cluster.timeout", ErrTimeout},
+		{"cluster.fenced", ErrFenced},
 	} {
 		if err := RegisterError(r.code, r.err); err != nil {
 			panic(err)

@@ -48,3 +48,6 @@ func Waiting(m *Member) int {
 
 // CodesOf returns the registered codes err matches.
 func CodesOf(err error) []string { return codesOf(err) }
+
+// FenceOpen runs the pause fence's hot-path check of m.
+func FenceOpen(m *Member) bool { return m.fence.open() }

@@ -383,6 +383,11 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 		}
 		ctx = entity.WithMetadata(ctx, md)
 	}
+	if !k.m.fence.open() {
+		if err := k.m.unfenced(ctx); err != nil {
+			return failure(err)
+		}
+	}
 	b, err := c.serve(ctx, k.local.Ref(id), env.GetPayload())
 	if err != nil {
 		k.stale(id, err)

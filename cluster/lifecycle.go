@@ -43,6 +43,10 @@ func (m *Member) Start(ctx context.Context) error {
 	m.watchEndpoints()
 	m.watchDeadLetters()
 	m.topo.sweeper.Go(m.sweeper)
+	if m.fence.threshold > 0 {
+		m.fence.lastTick.Store(m.fence.now())
+		m.topo.sweeper.Go(m.watchPauses)
+	}
 	m.startWorkers()
 	return m.pollMemberList(ctx, func(v *view) bool {
 		for _, addrs := range v.byKind {

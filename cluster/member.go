@@ -52,6 +52,7 @@ type Member struct {
 	route router          // sending this member's commands (route.go, pipe.go)
 	srv   server          // running other members' commands (serve.go)
 	up    upstream        // state of the protoactor-go workarounds (workarounds.go)
+	fence pauseFence      // stops serving after a pause (fence.go)
 }
 
 // kindHandle is what the Member needs of a Kind, whatever its type parameters.
@@ -61,6 +62,9 @@ type kindHandle interface {
 	// sweep stops the local activations of entities that self does not own
 	// in v (see ownership.go).
 	sweep(v *view, self string)
+	// stopAll stops every local activation that is idle and returns how
+	// many are still live (see fence.go).
+	stopAll() int
 	// telemetry returns the kind's attributes for measurements.
 	telemetry() *kindTelemetry
 }
@@ -117,6 +121,7 @@ func NewMember(clusterName string, log eventlog.Log, provider protocluster.Clust
 		srv:    server{tasks: make(chan func())},
 		up:     newUpstream(signal),
 		quiet:  quiet,
+		fence:  newPauseFence(cfg.pauseFence),
 	}
 	m.up.probe.tls = cfg.tlsClient
 	m.tel.init(cfg.tel)
@@ -173,12 +178,14 @@ type Stats struct {
 	// Messages and Remote count the messages sent to other members and the
 	// commands they carried: Remote/Messages is the mean batch size.
 	Messages, Remote int64
+	// Fences counts the pauses that fenced the member (see [WithPauseFence]).
+	Fences int64
 }
 
 // Stats returns the member's counters since it was created.
 func (m *Member) Stats() Stats {
 	r := &m.route
-	return Stats{Retries: r.retries.Load(), Messages: r.messages.Load(), Remote: r.remote.Load()}
+	return Stats{Retries: r.retries.Load(), Messages: r.messages.Load(), Remote: r.remote.Load(), Fences: m.fence.fenced.Load()}
 }
 
 // addKind registers h under name before Start.

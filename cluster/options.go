@@ -31,6 +31,7 @@ type config struct {
 	tlsServer      *tls.Config // nil: plaintext remoting
 	tlsClient      *tls.Config
 	gossip         time.Duration // 0: off (see gossipInterval)
+	pauseFence     time.Duration // 0: off (see fence.go)
 	tel            telemetryConfig
 }
 
@@ -43,6 +44,7 @@ func defaultConfig() config {
 		retries:        10,
 		backoff:        20 * time.Millisecond,
 		maxBackoff:     time.Second,
+		pauseFence:     time.Second,
 	}
 }
 
@@ -234,6 +236,31 @@ func WithTLS(server, client *tls.Config) Option {
 			return fmt.Errorf("%w: WithTLS with a nil configuration", ErrInvalid)
 		}
 		c.tlsServer, c.tlsClient = server, client
+		return nil
+	}
+}
+
+// WithPauseFence sets how long this member's process may stop running (a
+// SIGSTOP, a frozen VM or container, swapping) before it fences itself
+// (default 1 s; 0 turns the fence off). A fenced member runs no command:
+// those it would run wait while it stops its entities (the next command
+// recovers each from the log), waits d more, and asks the other members
+// whether they still list it. If they all do, the commands go on; if one
+// does not, it was dropped while stopped, it answers them [ErrFenced] from
+// then on, and must be restarted. d must be shorter than the time the
+// provider takes to drop a member that does not answer (automanaged: its
+// health check's 2 s timeout; etcd, consul: the TTL), so that no pause the
+// others could drop it for goes unseen; a shorter d fences more often under
+// CPU starvation, which costs the fenced commands about 2d of latency.
+func WithPauseFence(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithPauseFence(%v): negative", ErrInvalid, d)
+		}
+		if d > 0 && d < 2*pauseTick {
+			return fmt.Errorf("%w: WithPauseFence(%v): below %v, twice the pause watcher's tick", ErrInvalid, d, 2*pauseTick)
+		}
+		c.pauseFence = d
 		return nil
 	}
 }

@@ -58,3 +58,15 @@ func (k *Kind[S, E]) stale(id string, err error) {
 		k.local.Passivate(id)
 	}
 }
+
+// stopAll stops the idle local activations and returns how many are still
+// live: busy ones, stopped once idle by a later call.
+func (k *Kind[S, E]) stopAll() int {
+	live := 0
+	for id := range k.local.LiveIDs() {
+		if !k.local.Passivate(id) {
+			live++
+		}
+	}
+	return live
+}

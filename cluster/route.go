@@ -62,10 +62,11 @@ func (m *Member) request(ctx context.Context, kt *kindTelemetry, f flags, env *c
 		if err == nil {
 			return rep, nil
 		}
-		if !retryable(err) || errors.Is(err, ErrClosed) {
+		var re *RemoteError
+		if !retryable(err) || errors.Is(err, ErrClosed) || (errors.Is(err, ErrFenced) && !errors.As(err, &re)) {
+			// This member is fenced for good: it is no use asking it again.
 			return nil, err
 		}
-		var re *RemoteError
 		if errors.As(err, &re) && re.has(codeUnavailable) {
 			m.markDraining(re.Member)
 		}
@@ -107,6 +108,11 @@ func (m *Member) attempt(ctx context.Context, kt *kindTelemetry, f flags, env *c
 		closing := m.closing
 		m.mu.RUnlock()
 		if !closing {
+			if !m.fence.open() {
+				if err := m.unfenced(ctx); err != nil {
+					return nil, err
+				}
+			}
 			return nil, local(ctx)
 		}
 	}

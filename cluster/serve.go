@@ -57,6 +57,10 @@ func (g *grain) Receive(c actor.Context) {
 
 // serve runs env for sender on a goroutine and answers it from there.
 func (m *Member) serve(sender *actor.PID, env *clusterpb.CommandEnvelope) {
+	if isProbe(env) {
+		m.reply(sender, m.answerProbe(env))
+		return
+	}
 	h := m.served[env.GetEntityType()]
 	if h == nil {
 		m.reply(sender, failure(fmt.Errorf("%w: entity type %s is not served by %s", ErrUnknownCommand, eventlog.FormatID(env.GetEntityType()), m.self)))

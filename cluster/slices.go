@@ -97,6 +97,10 @@ func (s *Slices) handle(context.Context, *clusterpb.CommandEnvelope) *clusterpb.
 	return failure(fmt.Errorf("%w: %s is a projection, not an entity type", ErrUnknownCommand, s.kind))
 }
 
+// stopAll implements kindHandle: slices have no activations to stop; the
+// offset store's compare-and-set guards a slice run by a stale owner.
+func (s *Slices) stopAll() int { return 0 }
+
 // telemetry implements kindHandle.
 func (s *Slices) telemetry() *kindTelemetry { return &s.tel }
 

@@ -16,7 +16,7 @@ type topology struct {
 	view    atomic.Pointer[view]      // the member list as of the last topology event
 	changed chan struct{}             // the topology changed, for the sweeper; buffered 1
 	sub     *eventstream.Subscription // to the topology events, set by Start
-	sweeper sync.WaitGroup            // the sweeper goroutine
+	sweeper sync.WaitGroup            // the sweeper goroutine and the pause watcher (fence.go)
 }
 
 // watchTopology keeps m.topo.view current from Start on. When members
