@@ -327,7 +327,7 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		}
 		ctx, cancel := Budget(ctx, env, 90*time.Second)
 		defer cancel()
-		t0 := time.Now()
+		sw := startStopwatch()
 		for i, m := range msgs {
 			for {
 				_, err := ne.js.PublishMsgAsync(m)
@@ -352,7 +352,7 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		case <-ctx.Done():
 			return Result{}, fmt.Errorf("waiting for acks: %w", ctx.Err())
 		}
-		elapsed := time.Since(t0)
+		elapsed, cpu := sw.stop()
 		if k := failed.Load(); k > 0 {
 			return Result{}, fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, firstErr.Load())
 		}
@@ -364,7 +364,7 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 			return Result{}, fmt.Errorf("the stream holds %d messages, want %d", stored, total)
 		}
 		return Result{
-			Ops: int64(total), Elapsed: elapsed,
+			Ops: int64(total), Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{"max pending": float64(natsFlags.pending)},
 			Notes:   []string{"no per-message latency: one pipeline of async publishes"},
 		}, nil

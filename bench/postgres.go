@@ -316,7 +316,7 @@ func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
 	for c := range recs {
 		recs[c] = env.Recorder(total/batch/conns + 1)
 	}
-	t0 := time.Now()
+	sw := startStopwatch()
 	for c := range conns {
 		wg.Go(func() {
 			for {
@@ -339,12 +339,12 @@ func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
 	}
 	return Result{
-		Ops: int64(total), Elapsed: elapsed,
+		Ops: int64(total), Elapsed: elapsed, CPU: cpu,
 		Metrics: map[string]float64{"rows/COPY": float64(batch), "connections": float64(conns)},
 		Notes:   []string{"latency is per COPY batch, not per command"},
 	}, nil

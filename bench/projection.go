@@ -257,7 +257,7 @@ func (b *projBackend) rawRead(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer pl.close()
 	var n int64
-	t0 := time.Now()
+	sw := startStopwatch()
 	for _, err := range pl.log.ReadType(ctx, projType, 0) {
 		if err != nil {
 			return Result{}, err
@@ -266,11 +266,11 @@ func (b *projBackend) rawRead(ctx context.Context, env *Env) (Result, error) {
 			env.Progress(n, int64(pl.total))
 		}
 	}
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	if n != int64(pl.total) {
 		return Result{}, fmt.Errorf("read %d events, the log holds %d", n, pl.total)
 	}
-	return Result{Ops: n, Elapsed: elapsed, Metrics: map[string]float64{"events read": float64(n)},
+	return Result{Ops: n, Elapsed: elapsed, CPU: cpu, Metrics: map[string]float64{"events read": float64(n)},
 		Notes: []string{"no latency: one read"}}, nil
 }
 
@@ -302,7 +302,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		stopProgress := projProgress(env, &handled, int64(pl.total))
-		t0 := time.Now()
+		sw := startStopwatch()
 		for _, p := range ps {
 			if err := p.Start(ctx); err != nil {
 				return Result{}, err
@@ -314,7 +314,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 			wg.Go(func() { errs[i] = p.WaitFor(ctx, targets[i]) })
 		}
 		wg.Wait()
-		elapsed := time.Since(t0)
+		elapsed, cpu := sw.stop()
 		stopProgress()
 		for _, p := range ps {
 			if err := p.Stop(context.Background()); err != nil {
@@ -331,7 +331,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 			return Result{}, err
 		}
 		return Result{
-			Ops: int64(pl.total), Elapsed: elapsed,
+			Ops: int64(pl.total), Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{"slices": float64(n), "events read": float64(n * pl.total)},
 			Notes:   []string{"no latency: catch-up time"},
 		}, nil
@@ -473,6 +473,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		for i := range ids {
 			ids[i] = entityID(i)
 		}
+		cpu0 := processCPU()
 		t0 = time.Now()
 		warmEnd = t0.Add(dur / 10)
 		if err := p.Start(ctx); err != nil {
@@ -527,6 +528,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		}
 		wg.Wait()
 		elapsed := time.Since(t0)
+		cpu := processCPU() - cpu0
 		handledLive := handled.Load()
 		stopProgress()
 		if firstErr != nil {
@@ -561,7 +563,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 			return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
 		}
 		return Result{
-			Ops: n, Elapsed: elapsed,
+			Ops: n, Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{
 				"writers":                 float64(entities),
 				"drain ms":                float64(drained.Milliseconds()),

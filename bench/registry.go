@@ -89,6 +89,21 @@ type Result struct {
 	// Notes are free-form remarks printed with the row (a peer's bug ...).
 	Notes []string `json:"notes,omitempty"`
 
+	// CPU is the process's user+system CPU time (getrusage RUSAGE_SELF)
+	// over the measured part, the same span as Elapsed: what the client
+	// (this child process) spent, every goroutine of it. Servers run in
+	// other processes (PostgreSQL, the NATS server, the latency proxy), so
+	// they are not in it. Drive fills it in; a Run with its own loop
+	// measures it with [startStopwatch]. If a Run leaves it 0, the
+	// framework uses the CPU time of the whole Run (setup included) and
+	// CPUScope says so.
+	CPU time.Duration `json:"cpu_ns"`
+	// CPUScope is "measured" (CPU over the measured part) or "run" (the
+	// whole Run, setup included).
+	CPUScope string `json:"cpu_scope,omitempty"`
+	// CPUPerOp is CPU / Ops in microseconds: "CPU/command" in the table.
+	CPUPerOp float64 `json:"cpu_us_per_op"`
+
 	// Filled in by the framework.
 	Latency Percentiles `json:"latency"`
 	PeakRSS int64       `json:"peak_rss_bytes"`

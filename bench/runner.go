@@ -384,7 +384,9 @@ func childMain(specJSON string, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 
+	whole := startStopwatch()
 	res, err := sys.Run(context.Background(), env)
+	_, wholeCPU := whole.stop()
 	if reason, ok := isSkip(err); ok {
 		send(message{Skip: reason})
 		return 0
@@ -394,6 +396,16 @@ func childMain(specJSON string, stderr io.Writer) int {
 		return 1
 	}
 	res.PeakRSS = PeakRSS()
+	res.CPUScope = "measured"
+	if res.CPU <= 0 {
+		// The Run measured no CPU of its own: the whole Run's is an
+		// upper bound, and the row says that it includes the setup.
+		res.CPU, res.CPUScope = wholeCPU, "run"
+		res.Notes = append(res.Notes, "CPU of the whole run, setup included")
+	}
+	if res.Ops > 0 {
+		res.CPUPerOp = float64(res.CPU.Nanoseconds()) / 1e3 / float64(res.Ops)
+	}
 	if res.Latency.Count == 0 {
 		res.Latency = env.percentiles()
 	}
