@@ -113,6 +113,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, []string, error) {
 
 // Main is the program: the parent, or a child when childEnv is set.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if spec := os.Getenv(helperEnv); spec != "" {
+		return helperMain(spec, stderr)
+	}
 	if spec := os.Getenv(childEnv); spec != "" {
 		return childMain(spec, stderr)
 	}
