@@ -8,7 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"iter"
+	"net"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +55,8 @@ var pgFlags struct {
 	copyBatch  int
 	copyConns  int
 	hotCallers int
+	// remoteDelay is postgres-remote's latency per direction.
+	remoteDelay time.Duration
 }
 
 func init() {
@@ -62,6 +68,7 @@ func init() {
 		fs.IntVar(&pgFlags.copyBatch, "pg-copy-batch", 10_000, "postgres: rows per COPY of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.copyConns, "pg-copy-conns", 2, "postgres: concurrent COPY connections of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.hotCallers, "pg-hot-callers", 64, "postgres-hot: concurrent callers of the one entity")
+		fs.DurationVar(&pgFlags.remoteDelay, "pg-remote-delay", time.Millisecond, "postgres-remote: latency the proxy adds to each direction")
 	})
 	Register(Scenario{
 		Name:      "postgres",
@@ -86,10 +93,33 @@ func init() {
 			},
 		},
 		Systems: []System{
-			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced},
-			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy},
-			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent},
+			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced(false)},
+			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy(false)},
+			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent(false)},
 			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing eventstore/sql", Run: pgHallgren},
+		},
+	})
+	Register(Scenario{
+		Name:      "postgres-remote",
+		Doc:       "postgres's workload with every connection through a loopback proxy adding 1 ms each way (-pg-remote-delay)",
+		Unit:      "commands",
+		Reference: "raw-copy",
+		Timeout:   4 * time.Minute,
+		Targets: []Target{{
+			Desc: "eventsourced >= 50% of raw COPY through the same proxy",
+			Check: func(s *Summary) (string, bool) {
+				v, ok := s.Ratio("eventsourced", "raw-copy")
+				p99 := "p99 n/a"
+				if r := s.Row("eventsourced"); r != nil && r.Median != nil {
+					p99 = "eventsourced p99 " + fmtDur(r.Median.Latency.P99)
+				}
+				return fmt.Sprintf("%.0f%%; %s", 100*v, p99), ok && v >= 0.5
+			},
+		}},
+		Systems: []System{
+			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog, through the proxy", Run: pgEventsourced(true)},
+			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows by COPY in large batches, through the proxy", Run: pgRawCopy(true)},
+			{Name: "insert-per-event", Role: Variant, Doc: "one transaction and one INSERT per event, through the proxy", Run: pgInsertPerEvent(true)},
 		},
 	})
 	Register(Scenario{
@@ -116,9 +146,18 @@ func init() {
 type pgEnv struct {
 	pool   *pgxpool.Pool
 	schema string
+	// proxy is postgres-remote's latency proxy (a helper process, so its
+	// CPU is not the client's); nil when connected directly.
+	proxy *helper
+	// rtt is the median round trip of a ping, measured at setup.
+	rtt time.Duration
 }
 
-func pgSetup(ctx context.Context) (*pgEnv, error) {
+func pgSetup(ctx context.Context) (*pgEnv, error) { return pgSetupVia(ctx, false) }
+
+// pgSetupVia connects to -pg-dsn, through a delayProxy adding
+// -pg-remote-delay each way if remote.
+func pgSetupVia(ctx context.Context, remote bool) (*pgEnv, error) {
 	if pgFlags.dsn == "" {
 		return nil, Skip("no -pg-dsn and no EVENTSOURCED_POSTGRES_DSN")
 	}
@@ -127,17 +166,52 @@ func pgSetup(ctx context.Context) (*pgEnv, error) {
 		return nil, err
 	}
 	cfg.MaxConns = int32(pgFlags.conns)
+	e := &pgEnv{}
+	if remote {
+		cc := cfg.ConnConfig
+		if strings.HasPrefix(cc.Host, "/") {
+			return nil, Skip("postgres-remote needs a TCP -pg-dsn, not a unix socket (%s)", cc.Host)
+		}
+		upstream := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+		if e.proxy, err = startHelper(helperSpec{Kind: "delay-proxy", Upstream: upstream, Delay: pgFlags.remoteDelay}); err != nil {
+			return nil, err
+		}
+		host, port, err := net.SplitHostPort(e.proxy.addr)
+		if err != nil {
+			e.proxy.close()
+			return nil, err
+		}
+		p, _ := strconv.Atoi(port)
+		cc.Host, cc.Port, cc.Fallbacks = host, uint16(p), nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		e.closeProxy()
 		return nil, err
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("ping %s: %w", pgFlags.dsn, err)
+	e.pool = pool
+	var rtts []time.Duration
+	for range 11 {
+		t0 := time.Now()
+		if err := pool.Ping(ctx); err != nil {
+			e.pool.Close()
+			e.closeProxy()
+			return nil, fmt.Errorf("ping %s: %w", pgFlags.dsn, err)
+		}
+		rtts = append(rtts, time.Since(t0))
 	}
+	slices.Sort(rtts)
+	e.rtt = rtts[len(rtts)/2]
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return &pgEnv{pool: pool, schema: "bench_" + hex.EncodeToString(b)}, nil
+	e.schema = "bench_" + hex.EncodeToString(b)
+	return e, nil
+}
+
+func (e *pgEnv) closeProxy() {
+	if e.proxy != nil {
+		e.proxy.close()
+	}
 }
 
 func (e *pgEnv) close() {
@@ -145,6 +219,19 @@ func (e *pgEnv) close() {
 	defer cancel()
 	_, _ = e.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{e.schema}.Sanitize()+" CASCADE")
 	e.pool.Close()
+	e.closeProxy()
+}
+
+// note adds the ping round trip to res when the run went through the
+// proxy.
+func (e *pgEnv) note(res *Result) {
+	if e.proxy == nil {
+		return
+	}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["ping RTT ms"] = float64(e.rtt.Microseconds()) / 1000
 }
 
 // postgreslog returns a Log on tables set up in the run's schema.
@@ -246,37 +333,44 @@ func countRows(ctx context.Context, pool *pgxpool.Pool, table string, want int64
 	return nil
 }
 
-func pgEventsourced(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
-	if err != nil {
-		return Result{}, err
+func pgEventsourced(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		pe, err := pgSetupVia(ctx, remote)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pe.close()
+		log, err := pe.postgreslog(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		defer log.Close()
+		n, cmds := pgSize(env)
+		before := log.Stats()
+		res, err := runCounters(ctx, env, log, n, cmds, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "eventsourced_events"}.Sanitize(), res.Ops); err != nil {
+			return res, err
+		}
+		st := log.Stats()
+		res.Metrics["events/transaction"] = float64(st.Events-before.Events) / float64(max(1, st.Batches-before.Batches))
+		pe.note(&res)
+		return res, nil
 	}
-	defer pe.close()
-	log, err := pe.postgreslog(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	defer log.Close()
-	n, cmds := pgSize(env)
-	before := log.Stats()
-	res, err := runCounters(ctx, env, log, n, cmds, nil)
-	if err != nil {
-		return res, err
-	}
-	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "eventsourced_events"}.Sanitize(), res.Ops); err != nil {
-		return res, err
-	}
-	st := log.Stats()
-	res.Metrics["events/transaction"] = float64(st.Events-before.Events) / float64(max(1, st.Batches-before.Batches))
-	return res, nil
 }
 
 // pgRawCopy is the ceiling: the rows eventsourced writes for the same
 // workload (same table and indexes, created by postgreslog's Setup), sent
 // with COPY in large batches, one transaction each, from -pg-copy-conns
 // connections. Ops counts rows, one per command of the workload.
-func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
+func pgRawCopy(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) { return pgRawCopyVia(ctx, env, remote) }
+}
+
+func pgRawCopyVia(ctx context.Context, env *Env, remote bool) (Result, error) {
+	pe, err := pgSetupVia(ctx, remote)
 	if err != nil {
 		return Result{}, err
 	}
@@ -343,32 +437,37 @@ func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
 	}
-	return Result{
+	res := Result{
 		Ops: int64(total), Elapsed: elapsed, CPU: cpu,
 		Metrics: map[string]float64{"rows/COPY": float64(batch), "connections": float64(conns)},
 		Notes:   []string{"latency is per COPY batch, not per command"},
-	}, nil
+	}
+	pe.note(&res)
+	return res, nil
 }
 
-func pgInsertPerEvent(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
-	if err != nil {
-		return Result{}, err
+func pgInsertPerEvent(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		pe, err := pgSetupVia(ctx, remote)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pe.close()
+		log, err := newInsertLog(ctx, pe.pool, pe.schema)
+		if err != nil {
+			return Result{}, err
+		}
+		n, cmds := pgSize(env)
+		res, err := runCounters(ctx, env, log, n, cmds, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := countRows(ctx, pe.pool, log.table, res.Ops); err != nil {
+			return res, err
+		}
+		pe.note(&res)
+		return res, nil
 	}
-	defer pe.close()
-	log, err := newInsertLog(ctx, pe.pool, pe.schema)
-	if err != nil {
-		return Result{}, err
-	}
-	n, cmds := pgSize(env)
-	res, err := runCounters(ctx, env, log, n, cmds, nil)
-	if err != nil {
-		return res, err
-	}
-	if err := countRows(ctx, pe.pool, log.table, res.Ops); err != nil {
-		return res, err
-	}
-	return res, nil
 }
 
 // pgHallgren reports why hallgren/eventsourcing's SQL store is not in the
