@@ -40,8 +40,10 @@ import (
 //     eventhorizon, goes' postgres store): one transaction per append that
 //     reads the stream's version and INSERTs each event, Positions from a
 //     bigserial;
-//   - hallgren-sql: hallgren/eventsourcing's own SQL store, if it can run on
-//     PostgreSQL (it cannot; the row says why).
+//   - the peers on their own PostgreSQL stores (peer_pg.go): hallgren-sql
+//     (hallgren/eventsourcing on eventstore/sql's NewPostgres) and
+//     goes-postgres (modernice/goes on backend/postgres), each with its
+//     own tables, one load/command/save per command.
 //
 // postgres-hot: one entity, 64 concurrent callers, on postgreslog: command
 // batching on (the entity's default) versus off (entity.WithMaxBatch(1),
@@ -96,7 +98,8 @@ func init() {
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced(false)},
 			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy(false)},
 			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent(false)},
-			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing eventstore/sql", Run: pgHallgren},
+			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing v0.9.1 aggregates on its eventstore/sql v0.7.0 NewPostgres (lib/pq), load/command/save per command", Run: pgHallgren},
+			{Name: "goes-postgres", Role: Peer, Doc: "modernice/goes v0.9.0 TypedRepository.Use per command on backend/postgres NewEventStore (pgx pool, JSON data)", Run: pgGoes},
 		},
 	})
 	Register(Scenario{
@@ -468,14 +471,6 @@ func pgInsertPerEvent(remote bool) func(ctx context.Context, env *Env) (Result, 
 		pe.note(&res)
 		return res, nil
 	}
-}
-
-// pgHallgren reports why hallgren/eventsourcing's SQL store is not in the
-// table: it is written for SQLite.
-func pgHallgren(ctx context.Context, env *Env) (Result, error) {
-	return Result{}, Skip("hallgren/eventsourcing eventstore/sql (v0.4.0, the newest the module proxy serves here) is SQLite-only: " +
-		"its Migrate creates `seq INTEGER PRIMARY KEY AUTOINCREMENT` and BLOB columns, its queries use ? placeholders, " +
-		"and Save calls sql.Result.LastInsertId, which PostgreSQL drivers do not support; insert-per-event is its algorithm on PostgreSQL")
 }
 
 func pgHot(maxBatch int) func(ctx context.Context, env *Env) (Result, error) {
