@@ -64,7 +64,7 @@ func init() {
 				v, ok := s.Ratio("eventsourced", "raw-async")
 				return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.8
 			},
-		}},
+		}, cpuTarget("eventsourced", 6)},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over natslog (pipelined publishes, expected-sequence check)", Run: natsEventsourced},
 			{Name: "raw-async", Role: Ceiling, Doc: "the same messages, headers and expected-sequence checks, jetstream PublishMsgAsync from one goroutine, no runtime", Run: natsRaw(true)},

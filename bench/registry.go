@@ -127,6 +127,21 @@ type Target struct {
 	Check func(s *Summary) (got string, ok bool)
 }
 
+// cpuTarget is the Target "system's client CPU per op <= maxMicros µs"
+// (Result.CPUPerOp, the median over the runs).
+func cpuTarget(system string, maxMicros float64) Target {
+	return Target{
+		Desc: fmt.Sprintf("%s client CPU <= %g µs per op", system, maxMicros),
+		Check: func(s *Summary) (string, bool) {
+			r := s.Row(system)
+			if r == nil || r.Median == nil || r.Median.CPU <= 0 {
+				return "n/a", false
+			}
+			return fmt.Sprintf("%.3g µs", r.Median.CPUPerOp), r.Median.CPUPerOp <= maxMicros
+		},
+	}
+}
+
 // Skip is returned by System.Run when the system cannot run in this
 // environment; the table shows the reason instead of numbers.
 func Skip(format string, args ...any) error {
