@@ -104,7 +104,7 @@ func pgHallgren(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "events"}.Sanitize(), res.Ops); err != nil {
+	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "events"}.Sanitize(), res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -164,7 +164,7 @@ func pgGoes(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "events"}.Sanitize(), res.Ops); err != nil {
+	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "events"}.Sanitize(), res); err != nil {
 		return res, err
 	}
 	return res, nil

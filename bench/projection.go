@@ -400,7 +400,7 @@ func projHandler(ctx context.Context, pl *projLog, exactlyOnce bool, handled *at
 		if want < 0 {
 			return nil
 		}
-		return countRows(ctx, pl.pool, model.Sanitize(), want)
+		return countRows(ctx, pl.pool, model.Sanitize(), Result{Ops: want})
 	}
 	return s, h, check, drop, nil
 }
