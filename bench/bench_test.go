@@ -9,9 +9,13 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary serve as the child process of the runner:
-// the smoke test below starts it again with childEnv set.
+// TestMain lets the test binary serve as the child process of the runner
+// and as a helper process (helper.go): the smoke test below starts it again
+// with childEnv set, and a child starts it with helperEnv set.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(helperEnv); spec != "" {
+		os.Exit(helperMain(spec, os.Stderr))
+	}
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(childMain(spec, os.Stderr))
 	}

@@ -61,7 +61,7 @@ func idleRun(ctx context.Context, env *Env, activate func(i int) error) (Result,
 	var wg sync.WaitGroup
 	var firstErr error
 	var once sync.Once
-	t0 := time.Now()
+	sw := startStopwatch()
 	for range idleCallers {
 		wg.Go(func() {
 			rec := env.Recorder(n / idleCallers)
@@ -83,7 +83,7 @@ func idleRun(ctx context.Context, env *Env, activate func(i int) error) (Result,
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	if firstErr != nil {
 		return Result{}, firstErr
 	}
@@ -91,6 +91,7 @@ func idleRun(ctx context.Context, env *Env, activate func(i int) error) (Result,
 	return Result{
 		Ops:     int64(n),
 		Elapsed: elapsed,
+		CPU:     cpu,
 		Metrics: map[string]float64{
 			"bytes/entity": float64(after-before) / float64(n),
 			"RSS bytes":    float64(after),

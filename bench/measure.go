@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -159,12 +160,12 @@ func Drive(ctx context.Context, env *Env, callers, perCaller int, op func(ctx co
 		})
 	}
 	runtime.GC()
-	t0 := time.Now()
+	sw := startStopwatch()
 	close(start)
 	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	n := done.Load()
-	res := Result{Ops: n, Elapsed: elapsed}
+	res := Result{Ops: n, Elapsed: elapsed, CPU: cpu}
 	if err := context.Cause(ctx); err != nil {
 		if !errors.Is(err, context.DeadlineExceeded) || n == 0 {
 			return Result{}, err
@@ -184,6 +185,32 @@ func Budget(ctx context.Context, env *Env, d time.Duration) (context.Context, co
 		d /= 10
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// stopwatch measures the wall time and the process's CPU time (user +
+// system, every thread) of a part of a run.
+type stopwatch struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+// startStopwatch starts measuring.
+func startStopwatch() stopwatch { return stopwatch{wall: time.Now(), cpu: processCPU()} }
+
+// stop returns the wall time and the CPU time since start.
+func (s stopwatch) stop() (wall, cpu time.Duration) {
+	return time.Since(s.wall), processCPU() - s.cpu
+}
+
+// processCPU returns the user+system CPU time of this process so far
+// (getrusage RUSAGE_SELF: every thread, children not included), or 0 where
+// getrusage fails.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus returns a field of /proc/self/status in bytes (VmRSS, VmHWM),

@@ -18,9 +18,10 @@ import (
 )
 
 // The nats scenario: 10,000 entities, one caller each, every command
-// persisting one event, request/reply, on a NATS server embedded in the
-// process (JetStream, file storage in a fresh temporary directory per system
-// run), or on -nats-url. The subject is the entity runtime on natslog. It is
+// persisting one event, request/reply, on a NATS server (nats-server/v2,
+// JetStream, file storage in a fresh temporary directory per system run)
+// that runs in a helper process of its own (helper.go), so that the
+// system's CPU/command is the client's alone; or on -nats-url. The subject is the entity runtime on natslog. It is
 // compared with
 //   - raw-async, the ceiling: this program publishing the messages natslog
 //     writes for the same workload (same subjects, headers, payloads and
@@ -46,14 +47,14 @@ var natsFlags struct {
 
 func init() {
 	RegisterFlags(func(fs *flag.FlagSet) {
-		fs.StringVar(&natsFlags.url, "nats-url", "", "nats: URL of a NATS server with JetStream (default: an embedded server per system run)")
+		fs.StringVar(&natsFlags.url, "nats-url", "", "nats: URL of a NATS server with JetStream (default: a nats-server per system run, in a helper process)")
 		fs.IntVar(&natsFlags.entities, "nats-entities", 10_000, "nats: entities (one caller each)")
 		fs.IntVar(&natsFlags.commands, "nats-commands", 10, "nats: commands per entity, one after the other")
 		fs.IntVar(&natsFlags.pending, "nats-raw-pending", 4000, "nats: max async publishes in flight for the raw ceilings")
 	})
 	Register(Scenario{
 		Name:      "nats",
-		Doc:       "10,000 entities, 1 event/command, request/reply, on an embedded NATS server (JetStream, file storage)",
+		Doc:       "10,000 entities, 1 event/command, request/reply, on a local NATS server in its own process (JetStream, file storage)",
 		Unit:      "commands",
 		Reference: "raw-async",
 		Timeout:   4 * time.Minute,
@@ -63,7 +64,7 @@ func init() {
 				v, ok := s.Ratio("eventsourced", "raw-async")
 				return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.8
 			},
-		}},
+		}, cpuTarget("eventsourced", 6)},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over natslog (pipelined publishes, expected-sequence check)", Run: natsEventsourced},
 			{Name: "raw-async", Role: Ceiling, Doc: "the same messages, headers and expected-sequence checks, jetstream PublishMsgAsync from one goroutine, no runtime", Run: natsRaw(true)},
@@ -79,10 +80,10 @@ func natsSize(env *Env) (entities, commands int) {
 	return env.Scale(natsFlags.entities, 200), env.Scale(natsFlags.commands, 3)
 }
 
-// natsEnv is a connection to a server, embedded or not, with the stream
+// natsEnv is a connection to a server, a helper process or -nats-url, with the stream
 // and bucket set up under names unique to the run.
 type natsEnv struct {
-	srv    *natslog.EmbeddedServer // nil with -nats-url
+	srv    *helper // the nats-server process; nil with -nats-url
 	dir    string
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -100,11 +101,11 @@ func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv,
 			return nil, err
 		}
 		e.dir = dir
-		if e.srv, err = natslog.StartEmbedded(dir); err != nil {
+		if e.srv, err = startHelper(helperSpec{Kind: "nats-server", Dir: dir}); err != nil {
 			e.close()
 			return nil, err
 		}
-		url = e.srv.ClientURL()
+		url = e.srv.addr
 	}
 	var err error
 	if e.nc, err = nats.Connect(url, nats.MaxReconnects(-1)); err != nil {
@@ -124,6 +125,27 @@ func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv,
 		return nil, err
 	}
 	return e, nil
+}
+
+// serverCPU returns the server process's CPU time so far; 0 with
+// -nats-url.
+func (e *natsEnv) serverCPU() time.Duration {
+	if e.srv == nil {
+		return 0
+	}
+	return e.srv.cpu()
+}
+
+// setServerCPU adds the server's CPU per op since before to res's metrics
+// (10 ms resolution).
+func (e *natsEnv) setServerCPU(res *Result, before time.Duration) {
+	if e.srv == nil || res.Ops == 0 {
+		return
+	}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["server CPU µs/op"] = float64((e.serverCPU() - before).Nanoseconds()) / 1e3 / float64(res.Ops)
 }
 
 // streamMsgs returns how many messages the stream holds.
@@ -150,7 +172,7 @@ func (e *natsEnv) close() {
 		e.nc.Close()
 	}
 	if e.srv != nil {
-		e.srv.Shutdown()
+		e.srv.close()
 	}
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
@@ -170,11 +192,13 @@ func natsEventsourced(ctx context.Context, env *Env) (Result, error) {
 	defer log.Close()
 	n, cmds := natsSize(env)
 	var before nats.Statistics
-	res, err := runCounters(ctx, env, log, n, cmds, func() { before = ne.nc.Stats() })
+	var srvBefore time.Duration
+	res, err := runCounters(ctx, env, log, n, cmds, func() { before, srvBefore = ne.nc.Stats(), ne.serverCPU() })
 	if err != nil {
 		return res, err
 	}
 	after := ne.nc.Stats()
+	ne.setServerCPU(&res, srvBefore)
 	stored, err := ne.streamMsgs(ctx)
 	if err != nil {
 		return res, err
@@ -327,7 +351,8 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		}
 		ctx, cancel := Budget(ctx, env, 90*time.Second)
 		defer cancel()
-		t0 := time.Now()
+		srvBefore := ne.serverCPU()
+		sw := startStopwatch()
 		for i, m := range msgs {
 			for {
 				_, err := ne.js.PublishMsgAsync(m)
@@ -352,7 +377,7 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		case <-ctx.Done():
 			return Result{}, fmt.Errorf("waiting for acks: %w", ctx.Err())
 		}
-		elapsed := time.Since(t0)
+		elapsed, cpu := sw.stop()
 		if k := failed.Load(); k > 0 {
 			return Result{}, fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, firstErr.Load())
 		}
@@ -363,10 +388,12 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		if stored != uint64(total) {
 			return Result{}, fmt.Errorf("the stream holds %d messages, want %d", stored, total)
 		}
-		return Result{
-			Ops: int64(total), Elapsed: elapsed,
+		res := Result{
+			Ops: int64(total), Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{"max pending": float64(natsFlags.pending)},
 			Notes:   []string{"no per-message latency: one pipeline of async publishes"},
-		}, nil
+		}
+		ne.setServerCPU(&res, srvBefore)
+		return res, nil
 	}
 }

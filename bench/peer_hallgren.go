@@ -8,6 +8,7 @@ import (
 
 	"github.com/hallgren/eventsourcing"
 	"github.com/hallgren/eventsourcing/aggregate"
+	"github.com/hallgren/eventsourcing/core"
 	"github.com/hallgren/eventsourcing/eventstore/memory"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
@@ -56,7 +57,7 @@ func hgSetup() {
 }
 
 // hgIncrement runs one command the documented way: load, act, save.
-func hgIncrement(ctx context.Context, es *memory.Memory, id string) (int64, error) {
+func hgIncrement(ctx context.Context, es core.EventStore, id string) (int64, error) {
 	c := &hgCounter{}
 	err := aggregate.Load(ctx, es, id, c)
 	switch {

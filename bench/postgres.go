@@ -8,7 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"iter"
+	"net"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +40,10 @@ import (
 //     eventhorizon, goes' postgres store): one transaction per append that
 //     reads the stream's version and INSERTs each event, Positions from a
 //     bigserial;
-//   - hallgren-sql: hallgren/eventsourcing's own SQL store, if it can run on
-//     PostgreSQL (it cannot; the row says why).
+//   - the peers on their own PostgreSQL stores (peer_pg.go): hallgren-sql
+//     (hallgren/eventsourcing on eventstore/sql's NewPostgres) and
+//     goes-postgres (modernice/goes on backend/postgres), each with its
+//     own tables, one load/command/save per command.
 //
 // postgres-hot: one entity, 64 concurrent callers, on postgreslog: command
 // batching on (the entity's default) versus off (entity.WithMaxBatch(1),
@@ -51,6 +57,8 @@ var pgFlags struct {
 	copyBatch  int
 	copyConns  int
 	hotCallers int
+	// remoteDelay is postgres-remote's latency per direction.
+	remoteDelay time.Duration
 }
 
 func init() {
@@ -62,6 +70,7 @@ func init() {
 		fs.IntVar(&pgFlags.copyBatch, "pg-copy-batch", 10_000, "postgres: rows per COPY of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.copyConns, "pg-copy-conns", 2, "postgres: concurrent COPY connections of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.hotCallers, "pg-hot-callers", 64, "postgres-hot: concurrent callers of the one entity")
+		fs.DurationVar(&pgFlags.remoteDelay, "pg-remote-delay", time.Millisecond, "postgres-remote: latency the proxy adds to each direction")
 	})
 	Register(Scenario{
 		Name:      "postgres",
@@ -84,12 +93,37 @@ func init() {
 					return fmt.Sprintf("%.1fx", v), ok && v >= 10
 				},
 			},
+			cpuTarget("eventsourced", 3.5),
 		},
 		Systems: []System{
-			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced},
-			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy},
-			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent},
-			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing eventstore/sql", Run: pgHallgren},
+			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced(false)},
+			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy(false)},
+			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent(false)},
+			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing v0.9.1 aggregates on its eventstore/sql v0.7.0 NewPostgres (lib/pq), load/command/save per command", Run: pgHallgren},
+			{Name: "goes-postgres", Role: Peer, Doc: "modernice/goes v0.9.0 TypedRepository.Use per command on backend/postgres NewEventStore (pgx pool, JSON data)", Run: pgGoes},
+		},
+	})
+	Register(Scenario{
+		Name:      "postgres-remote",
+		Doc:       "postgres's workload with every connection through a loopback proxy adding 1 ms each way (-pg-remote-delay)",
+		Unit:      "commands",
+		Reference: "raw-copy",
+		Timeout:   4 * time.Minute,
+		Targets: []Target{{
+			Desc: "eventsourced >= 50% of raw COPY through the same proxy",
+			Check: func(s *Summary) (string, bool) {
+				v, ok := s.Ratio("eventsourced", "raw-copy")
+				p99 := "p99 n/a"
+				if r := s.Row("eventsourced"); r != nil && r.Median != nil {
+					p99 = "eventsourced p99 " + fmtDur(r.Median.Latency.P99)
+				}
+				return fmt.Sprintf("%.0f%%; %s", 100*v, p99), ok && v >= 0.5
+			},
+		}},
+		Systems: []System{
+			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog, through the proxy", Run: pgEventsourced(true)},
+			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows by COPY in large batches, through the proxy", Run: pgRawCopy(true)},
+			{Name: "insert-per-event", Role: Variant, Doc: "one transaction and one INSERT per event, through the proxy", Run: pgInsertPerEvent(true)},
 		},
 	})
 	Register(Scenario{
@@ -116,9 +150,18 @@ func init() {
 type pgEnv struct {
 	pool   *pgxpool.Pool
 	schema string
+	// proxy is postgres-remote's latency proxy (a helper process, so its
+	// CPU is not the client's); nil when connected directly.
+	proxy *helper
+	// rtt is the median round trip of a ping, measured at setup.
+	rtt time.Duration
 }
 
-func pgSetup(ctx context.Context) (*pgEnv, error) {
+func pgSetup(ctx context.Context) (*pgEnv, error) { return pgSetupVia(ctx, false) }
+
+// pgSetupVia connects to -pg-dsn, through a delayProxy adding
+// -pg-remote-delay each way if remote.
+func pgSetupVia(ctx context.Context, remote bool) (*pgEnv, error) {
 	if pgFlags.dsn == "" {
 		return nil, Skip("no -pg-dsn and no EVENTSOURCED_POSTGRES_DSN")
 	}
@@ -127,17 +170,52 @@ func pgSetup(ctx context.Context) (*pgEnv, error) {
 		return nil, err
 	}
 	cfg.MaxConns = int32(pgFlags.conns)
+	e := &pgEnv{}
+	if remote {
+		cc := cfg.ConnConfig
+		if strings.HasPrefix(cc.Host, "/") {
+			return nil, Skip("postgres-remote needs a TCP -pg-dsn, not a unix socket (%s)", cc.Host)
+		}
+		upstream := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+		if e.proxy, err = startHelper(helperSpec{Kind: "delay-proxy", Upstream: upstream, Delay: pgFlags.remoteDelay}); err != nil {
+			return nil, err
+		}
+		host, port, err := net.SplitHostPort(e.proxy.addr)
+		if err != nil {
+			e.proxy.close()
+			return nil, err
+		}
+		p, _ := strconv.Atoi(port)
+		cc.Host, cc.Port, cc.Fallbacks = host, uint16(p), nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		e.closeProxy()
 		return nil, err
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("ping %s: %w", pgFlags.dsn, err)
+	e.pool = pool
+	var rtts []time.Duration
+	for range 11 {
+		t0 := time.Now()
+		if err := pool.Ping(ctx); err != nil {
+			e.pool.Close()
+			e.closeProxy()
+			return nil, fmt.Errorf("ping %s: %w", pgFlags.dsn, err)
+		}
+		rtts = append(rtts, time.Since(t0))
 	}
+	slices.Sort(rtts)
+	e.rtt = rtts[len(rtts)/2]
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return &pgEnv{pool: pool, schema: "bench_" + hex.EncodeToString(b)}, nil
+	e.schema = "bench_" + hex.EncodeToString(b)
+	return e, nil
+}
+
+func (e *pgEnv) closeProxy() {
+	if e.proxy != nil {
+		e.proxy.close()
+	}
 }
 
 func (e *pgEnv) close() {
@@ -145,6 +223,19 @@ func (e *pgEnv) close() {
 	defer cancel()
 	_, _ = e.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{e.schema}.Sanitize()+" CASCADE")
 	e.pool.Close()
+	e.closeProxy()
+}
+
+// note adds the ping round trip to res when the run went through the
+// proxy.
+func (e *pgEnv) note(res *Result) {
+	if e.proxy == nil {
+		return
+	}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["ping RTT ms"] = float64(e.rtt.Microseconds()) / 1000
 }
 
 // postgreslog returns a Log on tables set up in the run's schema.
@@ -234,11 +325,18 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// countRows checks that the table holds want rows.
-func countRows(ctx context.Context, pool *pgxpool.Pool, table string, want int64) error {
+// countRows checks that the table holds want rows, one per acknowledged
+// command of res. A run cut by its time budget (done% set) may hold a few
+// more: commands in flight at the deadline can commit after their caller
+// gave up, so then it checks that no acknowledged row is missing.
+func countRows(ctx context.Context, pool *pgxpool.Pool, table string, res Result) error {
+	want := res.Ops
 	var got int64
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&got); err != nil {
 		return err
+	}
+	if _, cut := res.Metrics["done%"]; cut && got >= want {
+		return nil
 	}
 	if got != want {
 		return fmt.Errorf("%s holds %d rows after %d acknowledged commands", table, got, want)
@@ -246,37 +344,44 @@ func countRows(ctx context.Context, pool *pgxpool.Pool, table string, want int64
 	return nil
 }
 
-func pgEventsourced(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
-	if err != nil {
-		return Result{}, err
+func pgEventsourced(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		pe, err := pgSetupVia(ctx, remote)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pe.close()
+		log, err := pe.postgreslog(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		defer log.Close()
+		n, cmds := pgSize(env)
+		before := log.Stats()
+		res, err := runCounters(ctx, env, log, n, cmds, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "eventsourced_events"}.Sanitize(), res); err != nil {
+			return res, err
+		}
+		st := log.Stats()
+		res.Metrics["events/transaction"] = float64(st.Events-before.Events) / float64(max(1, st.Batches-before.Batches))
+		pe.note(&res)
+		return res, nil
 	}
-	defer pe.close()
-	log, err := pe.postgreslog(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	defer log.Close()
-	n, cmds := pgSize(env)
-	before := log.Stats()
-	res, err := runCounters(ctx, env, log, n, cmds, nil)
-	if err != nil {
-		return res, err
-	}
-	if err := countRows(ctx, pe.pool, pgx.Identifier{pe.schema, "eventsourced_events"}.Sanitize(), res.Ops); err != nil {
-		return res, err
-	}
-	st := log.Stats()
-	res.Metrics["events/transaction"] = float64(st.Events-before.Events) / float64(max(1, st.Batches-before.Batches))
-	return res, nil
 }
 
 // pgRawCopy is the ceiling: the rows eventsourced writes for the same
 // workload (same table and indexes, created by postgreslog's Setup), sent
 // with COPY in large batches, one transaction each, from -pg-copy-conns
 // connections. Ops counts rows, one per command of the workload.
-func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
+func pgRawCopy(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) { return pgRawCopyVia(ctx, env, remote) }
+}
+
+func pgRawCopyVia(ctx context.Context, env *Env, remote bool) (Result, error) {
+	pe, err := pgSetupVia(ctx, remote)
 	if err != nil {
 		return Result{}, err
 	}
@@ -316,7 +421,7 @@ func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
 	for c := range recs {
 		recs[c] = env.Recorder(total/batch/conns + 1)
 	}
-	t0 := time.Now()
+	sw := startStopwatch()
 	for c := range conns {
 		wg.Go(func() {
 			for {
@@ -339,44 +444,41 @@ func pgRawCopy(ctx context.Context, env *Env) (Result, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
 	}
-	return Result{
-		Ops: int64(total), Elapsed: elapsed,
+	res := Result{
+		Ops: int64(total), Elapsed: elapsed, CPU: cpu,
 		Metrics: map[string]float64{"rows/COPY": float64(batch), "connections": float64(conns)},
 		Notes:   []string{"latency is per COPY batch, not per command"},
-	}, nil
-}
-
-func pgInsertPerEvent(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetup(ctx)
-	if err != nil {
-		return Result{}, err
 	}
-	defer pe.close()
-	log, err := newInsertLog(ctx, pe.pool, pe.schema)
-	if err != nil {
-		return Result{}, err
-	}
-	n, cmds := pgSize(env)
-	res, err := runCounters(ctx, env, log, n, cmds, nil)
-	if err != nil {
-		return res, err
-	}
-	if err := countRows(ctx, pe.pool, log.table, res.Ops); err != nil {
-		return res, err
-	}
+	pe.note(&res)
 	return res, nil
 }
 
-// pgHallgren reports why hallgren/eventsourcing's SQL store is not in the
-// table: it is written for SQLite.
-func pgHallgren(ctx context.Context, env *Env) (Result, error) {
-	return Result{}, Skip("hallgren/eventsourcing eventstore/sql (v0.4.0, the newest the module proxy serves here) is SQLite-only: " +
-		"its Migrate creates `seq INTEGER PRIMARY KEY AUTOINCREMENT` and BLOB columns, its queries use ? placeholders, " +
-		"and Save calls sql.Result.LastInsertId, which PostgreSQL drivers do not support; insert-per-event is its algorithm on PostgreSQL")
+func pgInsertPerEvent(remote bool) func(ctx context.Context, env *Env) (Result, error) {
+	return func(ctx context.Context, env *Env) (Result, error) {
+		pe, err := pgSetupVia(ctx, remote)
+		if err != nil {
+			return Result{}, err
+		}
+		defer pe.close()
+		log, err := newInsertLog(ctx, pe.pool, pe.schema)
+		if err != nil {
+			return Result{}, err
+		}
+		n, cmds := pgSize(env)
+		res, err := runCounters(ctx, env, log, n, cmds, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := countRows(ctx, pe.pool, log.table, res); err != nil {
+			return res, err
+		}
+		pe.note(&res)
+		return res, nil
+	}
 }
 
 func pgHot(maxBatch int) func(ctx context.Context, env *Env) (Result, error) {

@@ -32,7 +32,7 @@ import (
 // -projection-events events (default 1,000,000) of -projection-entities
 // entities (10,000), and how far it lags behind writers going at full
 // speed. `projection` runs on PostgreSQL (-pg-dsn), `projection-nats` on an
-// embedded NATS server; run both in one invocation:
+// NATS server in a helper process (helper.go); run both in one invocation:
 //
 //	go run ./bench projection projection-nats
 //
@@ -40,7 +40,7 @@ import (
 // system run that needs them (not measured), and every later run of the
 // invocation reads the same log: on PostgreSQL a schema
 // bench_projection_<parent pid>_..., written with COPY; on NATS the data
-// directory of an embedded server under the temporary directory, written
+// directory of the server under the temporary directory, written
 // with natslog's Append, ten events of one entity per atomic batch. The
 // last run of the invocation removes them; a run that finds one left by an
 // invocation that no longer runs removes it too.
@@ -257,7 +257,7 @@ func (b *projBackend) rawRead(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer pl.close()
 	var n int64
-	t0 := time.Now()
+	sw := startStopwatch()
 	for _, err := range pl.log.ReadType(ctx, projType, 0) {
 		if err != nil {
 			return Result{}, err
@@ -266,11 +266,11 @@ func (b *projBackend) rawRead(ctx context.Context, env *Env) (Result, error) {
 			env.Progress(n, int64(pl.total))
 		}
 	}
-	elapsed := time.Since(t0)
+	elapsed, cpu := sw.stop()
 	if n != int64(pl.total) {
 		return Result{}, fmt.Errorf("read %d events, the log holds %d", n, pl.total)
 	}
-	return Result{Ops: n, Elapsed: elapsed, Metrics: map[string]float64{"events read": float64(n)},
+	return Result{Ops: n, Elapsed: elapsed, CPU: cpu, Metrics: map[string]float64{"events read": float64(n)},
 		Notes: []string{"no latency: one read"}}, nil
 }
 
@@ -302,7 +302,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		stopProgress := projProgress(env, &handled, int64(pl.total))
-		t0 := time.Now()
+		sw := startStopwatch()
 		for _, p := range ps {
 			if err := p.Start(ctx); err != nil {
 				return Result{}, err
@@ -314,7 +314,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 			wg.Go(func() { errs[i] = p.WaitFor(ctx, targets[i]) })
 		}
 		wg.Wait()
-		elapsed := time.Since(t0)
+		elapsed, cpu := sw.stop()
 		stopProgress()
 		for _, p := range ps {
 			if err := p.Stop(context.Background()); err != nil {
@@ -331,7 +331,7 @@ func (b *projBackend) catchUp(n int, exactlyOnce bool) func(ctx context.Context,
 			return Result{}, err
 		}
 		return Result{
-			Ops: int64(pl.total), Elapsed: elapsed,
+			Ops: int64(pl.total), Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{"slices": float64(n), "events read": float64(n * pl.total)},
 			Notes:   []string{"no latency: catch-up time"},
 		}, nil
@@ -400,7 +400,7 @@ func projHandler(ctx context.Context, pl *projLog, exactlyOnce bool, handled *at
 		if want < 0 {
 			return nil
 		}
-		return countRows(ctx, pl.pool, model.Sanitize(), want)
+		return countRows(ctx, pl.pool, model.Sanitize(), Result{Ops: want})
 	}
 	return s, h, check, drop, nil
 }
@@ -473,6 +473,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		for i := range ids {
 			ids[i] = entityID(i)
 		}
+		cpu0 := processCPU()
 		t0 = time.Now()
 		warmEnd = t0.Add(dur / 10)
 		if err := p.Start(ctx); err != nil {
@@ -527,6 +528,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 		}
 		wg.Wait()
 		elapsed := time.Since(t0)
+		cpu := processCPU() - cpu0
 		handledLive := handled.Load()
 		stopProgress()
 		if firstErr != nil {
@@ -561,7 +563,7 @@ func (b *projBackend) live(exactlyOnce bool) func(ctx context.Context, env *Env)
 			return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
 		}
 		return Result{
-			Ops: n, Elapsed: elapsed,
+			Ops: n, Elapsed: elapsed, CPU: cpu,
 			Metrics: map[string]float64{
 				"writers":                 float64(entities),
 				"drain ms":                float64(drained.Milliseconds()),
@@ -770,7 +772,7 @@ func pgProjFresh(ctx context.Context) (*projLog, error) {
 
 var projNATS = &projBackend{
 	scenario: "projection-nats",
-	doc:      "projection catch-up of 100,000 events of 10,000 entities (-projection-nats-events; 1, 2, 4 slices) and live lag, on an embedded NATS server",
+	doc:      "projection catch-up of 100,000 events of 10,000 entities (-projection-nats-events; 1, 2, 4 slices) and live lag, on a local NATS server (a helper process)",
 	fixture:  natsProjFixture,
 	fresh:    natsProjFresh,
 	drop:     func(context.Context) { _ = os.RemoveAll(natsProjDir(nil)) },
@@ -795,7 +797,7 @@ const natsProjName = "bench_projection"
 
 func natsProjFixture(ctx context.Context, env *Env) (*projLog, error) {
 	if natsFlags.url != "" {
-		return nil, Skip("the projection fixture needs the embedded server (no -nats-url)")
+		return nil, Skip("the projection fixture needs the helper-process server (no -nats-url)")
 	}
 	dir := natsProjDir(env)
 	var meta natsProjMeta
@@ -807,17 +809,19 @@ func natsProjFixture(ctx context.Context, env *Env) (*projLog, error) {
 			return nil, err
 		}
 	}
-	srv, err := natslog.StartEmbedded(filepath.Join(dir, "js"))
+	// The server runs in a helper process, so that CPU/event is the
+	// client's alone.
+	srv, err := startHelper(helperSpec{Kind: "nats-server", Dir: filepath.Join(dir, "js")})
 	if err != nil {
 		return nil, err
 	}
 	pl := &projLog{}
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(srv.addr, nats.MaxReconnects(-1))
 	if err != nil {
-		srv.Shutdown()
+		srv.close()
 		return nil, err
 	}
-	pl.close = func() { nc.Close(); srv.Shutdown() }
+	pl.close = func() { nc.Close(); srv.close() }
 	fail := func(err error) (*projLog, error) { pl.close(); return nil, err }
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -832,7 +836,7 @@ func natsProjFixture(ctx context.Context, env *Env) (*projLog, error) {
 		return fail(err)
 	}
 	pl.log = log
-	pl.close = func() { log.Close(); nc.Close(); srv.Shutdown() }
+	pl.close = func() { log.Close(); nc.Close(); srv.close() }
 	if !loaded {
 		if meta, err = natsProjLoad(ctx, env, log); err != nil {
 			return fail(err)
@@ -903,7 +907,7 @@ func natsProjLoad(ctx context.Context, env *Env, log eventlog.Log) (natsProjMeta
 	return meta, nil
 }
 
-// natsProjFresh is an empty natslog on a fresh embedded server.
+// natsProjFresh is an empty natslog on a fresh server (a helper process).
 func natsProjFresh(ctx context.Context) (*projLog, error) {
 	ne, err := natsSetup(ctx)
 	if err != nil {

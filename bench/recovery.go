@@ -121,7 +121,7 @@ func recoveryRun(snapshotEvery int) func(ctx context.Context, env *Env) (Result,
 			}
 		}
 		rec := env.Recorder(times)
-		var total time.Duration
+		var total, cpu time.Duration
 		for i := range times {
 			opts := []entity.Option{}
 			kopts := []entity.KindOption{}
@@ -143,9 +143,9 @@ func recoveryRun(snapshotEvery int) func(ctx context.Context, env *Env) (Result,
 			if err != nil {
 				return Result{}, err
 			}
-			t0 := time.Now()
+			sw := startStopwatch()
 			v, err := entity.Ask(ctx, kind.Ref("r"), Get{})
-			d := time.Since(t0)
+			d, c := sw.stop()
 			sys.Close()
 			if err != nil {
 				return Result{}, err
@@ -155,11 +155,13 @@ func recoveryRun(snapshotEvery int) func(ctx context.Context, env *Env) (Result,
 			}
 			rec.Record(d)
 			total += d
+			cpu += c
 			env.Progress(int64(i+1), int64(times))
 		}
 		return Result{
 			Ops:     int64(events) * int64(times),
 			Elapsed: total,
+			CPU:     cpu,
 			Metrics: map[string]float64{"events read": eventsRead(snapshotEvery, log, events, times)},
 		}, nil
 	}
@@ -174,9 +176,9 @@ func recoveryCeiling(ctx context.Context, env *Env) (Result, error) {
 	}
 	def := counterType()
 	rec := env.Recorder(times)
-	var total time.Duration
+	var total, cpu time.Duration
 	for i := range times {
-		t0 := time.Now()
+		sw := startStopwatch()
 		var s Counter
 		for r, err := range log.ReadEntity(ctx, def.Name, "r", 1) {
 			if err != nil {
@@ -188,15 +190,16 @@ func recoveryCeiling(ctx context.Context, env *Env) (Result, error) {
 			}
 			s = def.Apply(s, e)
 		}
-		d := time.Since(t0)
+		d, c := sw.stop()
 		if s.Value != int64(events) {
 			return Result{}, fmt.Errorf("value %d, want %d", s.Value, events)
 		}
 		rec.Record(d)
 		total += d
+		cpu += c
 		env.Progress(int64(i+1), int64(times))
 	}
-	return Result{Ops: int64(events) * int64(times), Elapsed: total}, nil
+	return Result{Ops: int64(events) * int64(times), Elapsed: total, CPU: cpu}, nil
 }
 
 // eventsRead is the mean number of events one recovery read: counted with a

@@ -89,6 +89,21 @@ type Result struct {
 	// Notes are free-form remarks printed with the row (a peer's bug ...).
 	Notes []string `json:"notes,omitempty"`
 
+	// CPU is the process's user+system CPU time (getrusage RUSAGE_SELF)
+	// over the measured part, the same span as Elapsed: what the client
+	// (this child process) spent, every goroutine of it. Servers run in
+	// other processes (PostgreSQL, the NATS server, the latency proxy), so
+	// they are not in it. Drive fills it in; a Run with its own loop
+	// measures it with [startStopwatch]. If a Run leaves it 0, the
+	// framework uses the CPU time of the whole Run (setup included) and
+	// CPUScope says so.
+	CPU time.Duration `json:"cpu_ns"`
+	// CPUScope is "measured" (CPU over the measured part) or "run" (the
+	// whole Run, setup included).
+	CPUScope string `json:"cpu_scope,omitempty"`
+	// CPUPerOp is CPU / Ops in microseconds: "CPU/command" in the table.
+	CPUPerOp float64 `json:"cpu_us_per_op"`
+
 	// Filled in by the framework.
 	Latency Percentiles `json:"latency"`
 	PeakRSS int64       `json:"peak_rss_bytes"`
@@ -110,6 +125,21 @@ type Target struct {
 	// Check returns the measured value as text and whether it meets the
 	// target. It may return ok false with got "n/a" when a system failed.
 	Check func(s *Summary) (got string, ok bool)
+}
+
+// cpuTarget is the Target "system's client CPU per op <= maxMicros µs"
+// (Result.CPUPerOp, the median over the runs).
+func cpuTarget(system string, maxMicros float64) Target {
+	return Target{
+		Desc: fmt.Sprintf("%s client CPU <= %g µs per op", system, maxMicros),
+		Check: func(s *Summary) (string, bool) {
+			r := s.Row(system)
+			if r == nil || r.Median == nil || r.Median.CPU <= 0 {
+				return "n/a", false
+			}
+			return fmt.Sprintf("%.3g µs", r.Median.CPUPerOp), r.Median.CPUPerOp <= maxMicros
+		},
+	}
 }
 
 // Skip is returned by System.Run when the system cannot run in this

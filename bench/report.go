@@ -229,9 +229,12 @@ func medianResult(rs []*Result) *Result {
 	sort.Slice(byTput, func(i, j int) bool { return byTput[i].Throughput() < byTput[j].Throughput() })
 	mid := byTput[len(byTput)/2]
 	m := &Result{
-		Ops:     mid.Ops,
-		Elapsed: time.Duration(float64(mid.Ops) / med(func(r *Result) float64 { return r.Throughput() }) * float64(time.Second)),
-		PeakRSS: int64(med(func(r *Result) float64 { return float64(r.PeakRSS) })),
+		Ops:      mid.Ops,
+		Elapsed:  time.Duration(float64(mid.Ops) / med(func(r *Result) float64 { return r.Throughput() }) * float64(time.Second)),
+		PeakRSS:  int64(med(func(r *Result) float64 { return float64(r.PeakRSS) })),
+		CPU:      time.Duration(med(func(r *Result) float64 { return float64(r.CPU) })),
+		CPUPerOp: med(func(r *Result) float64 { return r.CPUPerOp }),
+		CPUScope: mid.CPUScope,
 		Latency: Percentiles{
 			Count: mid.Latency.Count,
 			P50:   int64(med(func(r *Result) float64 { return float64(r.Latency.P50) })),
@@ -282,10 +285,10 @@ func printSummary(w io.Writer, s *Summary) {
 	if s.RefName != "" {
 		ratioHead = "ratio\t"
 	}
-	fmt.Fprintf(tw, "scenario\tsystem\trole\t%s/s\tp50\tp99\tp999\tpeak RSS\t%s\n", s.Unit, ratioHead)
+	fmt.Fprintf(tw, "scenario\tsystem\trole\t%s/s\tp50\tp99\tp999\tCPU/%s\tpeak RSS\t%s\n", s.Unit, unitOne(s.Unit), ratioHead)
 	for _, r := range s.Rows {
 		if r.Median == nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\n", s.Scenario, r.System, r.Role, strings.Repeat("-\t", boolInt(s.RefName != "")))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", s.Scenario, r.System, r.Role, strings.Repeat("-\t", boolInt(s.RefName != "")))
 			continue
 		}
 		m := r.Median
@@ -297,8 +300,8 @@ func printSummary(w io.Writer, s *Summary) {
 				ratio = "-\t"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Scenario, r.System, r.Role,
-			fmtCount(m.Throughput()), fmtDur(m.Latency.P50), fmtDur(m.Latency.P99), fmtDur(m.Latency.P999), fmtBytes(m.PeakRSS), ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Scenario, r.System, r.Role,
+			fmtCount(m.Throughput()), fmtDur(m.Latency.P50), fmtDur(m.Latency.P99), fmtDur(m.Latency.P999), fmtCPU(m), fmtBytes(m.PeakRSS), ratio)
 	}
 	tw.Flush()
 	// Notes: metrics, remarks and failures, one line per system.
@@ -478,6 +481,25 @@ func fmtCount(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// unitOne is the singular of a Scenario.Unit: "commands" -> "command".
+func unitOne(unit string) string { return strings.TrimSuffix(unit, "s") }
+
+// fmtCPU formats the client CPU per op in µs; a "*" marks CPU measured
+// over the whole run (setup included) instead of the measured part.
+func fmtCPU(r *Result) string {
+	if r.Ops == 0 || r.CPU <= 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("%.3gµs", r.CPUPerOp)
+	if r.CPUPerOp >= 1000 {
+		s = fmt.Sprintf("%.0fµs", r.CPUPerOp)
+	}
+	if r.CPUScope == "run" {
+		s += "*"
+	}
+	return s
 }
 
 // fmtInt formats an integer with thousands separators.

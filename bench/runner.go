@@ -113,6 +113,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, []string, error) {
 
 // Main is the program: the parent, or a child when childEnv is set.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if spec := os.Getenv(helperEnv); spec != "" {
+		return helperMain(spec, stderr)
+	}
 	if spec := os.Getenv(childEnv); spec != "" {
 		return childMain(spec, stderr)
 	}
@@ -384,7 +387,9 @@ func childMain(specJSON string, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 
+	whole := startStopwatch()
 	res, err := sys.Run(context.Background(), env)
+	_, wholeCPU := whole.stop()
 	if reason, ok := isSkip(err); ok {
 		send(message{Skip: reason})
 		return 0
@@ -394,6 +399,16 @@ func childMain(specJSON string, stderr io.Writer) int {
 		return 1
 	}
 	res.PeakRSS = PeakRSS()
+	res.CPUScope = "measured"
+	if res.CPU <= 0 {
+		// The Run measured no CPU of its own: the whole Run's is an
+		// upper bound, and the row says that it includes the setup.
+		res.CPU, res.CPUScope = wholeCPU, "run"
+		res.Notes = append(res.Notes, "CPU of the whole run, setup included")
+	}
+	if res.Ops > 0 {
+		res.CPUPerOp = float64(res.CPU.Nanoseconds()) / 1e3 / float64(res.Ops)
+	}
 	if res.Latency.Count == 0 {
 		res.Latency = env.percentiles()
 	}
