@@ -199,19 +199,25 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 	}
 	req.done = done
 	select {
-	case l.in <- req:
-		if l.closed.Load() {
-			// Close may have drained the queue before req joined it: once
-			// the workers are gone, whoever drains answers what is left.
-			go func() {
-				<-l.done
-				l.failQueued(nil)
-			}()
+	case l.in <- req: // the usual case: room in the queue
+	default:
+		select {
+		case l.in <- req:
+		case <-l.closing:
+			done(0, eventlog.ErrClosed)
+			return
+		case <-ctx.Done():
+			done(0, ctx.Err())
+			return
 		}
-	case <-l.closing:
-		done(0, eventlog.ErrClosed)
-	case <-ctx.Done():
-		done(0, ctx.Err())
+	}
+	if l.closed.Load() {
+		// Close may have drained the queue before req joined it: once the
+		// workers are gone, whoever drains answers what is left.
+		go func() {
+			<-l.done
+			l.failQueued(nil)
+		}()
 	}
 }
 
