@@ -80,10 +80,10 @@ func init() {
 		Timeout:   4 * time.Minute,
 		Targets: []Target{
 			{
-				Desc: "eventsourced >= 70% of raw COPY",
+				Desc: "eventsourced >= 50% of raw COPY",
 				Check: func(s *Summary) (string, bool) {
 					v, ok := s.Ratio("eventsourced", "raw-copy")
-					return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.7
+					return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.5
 				},
 			},
 			{
