@@ -57,6 +57,12 @@ func init() {
 				}
 				return fmt.Sprintf("%.1f%% of no-telemetry", 100*v), v >= 0.97
 			},
+		}, {
+			Desc: "eventsourced >= 75% of log-direct (the callers encoding and appending themselves, no runtime)",
+			Check: func(s *Summary) (string, bool) {
+				v, ok := s.Ratio("eventsourced", "log-direct")
+				return fmt.Sprintf("%.0f%%", 100*v), ok && v >= 0.75
+			},
 		}},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over eventlog.Memory", Run: memoryEventsourced},
