@@ -130,7 +130,6 @@ func (l *Log) runBatch(batch []*appendReq) {
 		next := pending[:0:0]
 		for i, r := range pending {
 			o := &outs[i]
-			var ce *eventlog.ConflictError
 			switch {
 			case o.deferred:
 				next = append(next, r)
@@ -140,7 +139,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 				if !slices.Contains(types, r.typ) {
 					types = append(types, r.typ)
 				}
-			case errors.As(o.err, &ce):
+			case isConflict(o.err):
 				l.stats.conflicts.Add(1)
 				if metered {
 					l.tel.conflicts.Add(context.Background(), 1, l.tel.backend.Add...)
@@ -371,4 +370,12 @@ func rollbackConn(conn *pgxpool.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = conn.Exec(ctx, "rollback")
+}
+
+// isConflict reports whether err is a *eventlog.ConflictError. It is a
+// function of its own so that the target of errors.As is allocated only for
+// an append that failed, not for every append of a round.
+func isConflict(err error) bool {
+	var ce *eventlog.ConflictError
+	return errors.As(err, &ce)
 }

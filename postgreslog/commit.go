@@ -143,7 +143,7 @@ func (p *batchPlan) baseOf(s int) int64 {
 func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
 	n := p.events
 	var (
-		types, ids, names = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		types, ids, names = textArrayOf(n), textArrayOf(n), textArrayOf(n)
 		bases, streams    = make([]int64, 0, n), make([]int64, 0, n)
 		known             = make([]bool, 0, n)
 		seqs, revs        = make([]int64, 0, n), make([]int64, 0, n)
@@ -157,7 +157,9 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 		base := p.baseOf(s)
 		for j := range r.events {
 			e := &r.events[j]
-			types, ids, names = append(types, r.typ), append(ids, r.id), append(names, e.name)
+			types.add(r.typ)
+			ids.add(r.id)
+			names.add(e.name)
 			bases, streams = append(bases, base), append(streams, int64(s))
 			known = append(known, p.known[s])
 			seqs, revs = append(seqs, int64(p.first[i]+uint64(j))), append(revs, e.rev)
@@ -167,7 +169,7 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue(l.sql.takePositions, n).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
-	b.Queue(l.sql.appendEvents, n, types, ids, bases, streams, seqs, names, revs, data, meta, known).Query(func(rows pgx.Rows) error {
+	b.Queue(l.sql.appendEvents, n, types.String(), ids.String(), bases, streams, seqs, names.String(), revs, data, meta, known).Query(func(rows pgx.Rows) error {
 		return scanActual(rows, actual, 0)
 	})
 	if l.cfg.notify {
@@ -189,10 +191,12 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 // commits. The meta row stays locked from the first round trip to the
 // commit, so no other writer can commit in between and the check holds.
 func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
-	types, ids, bases := make([]string, len(p.streams)), make([]string, len(p.streams)), make([]int64, len(p.streams))
-	for s, k := range p.streams {
-		types[s], ids[s], bases[s] = k.typ, k.id, p.baseOf(s)
+	bases := make([]int64, len(p.streams))
+	for s := range p.streams {
+		bases[s] = p.baseOf(s)
 	}
+	types := textArray(len(p.streams), func(s int) string { return p.streams[s].typ })
+	ids := textArray(len(p.streams), func(s int) string { return p.streams[s].id })
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	// Between the round trips the transaction idles while holding the
@@ -321,4 +325,53 @@ func (w copyWriter) int16(v int16) {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], uint16(v))
 	w.buf.Write(b[:])
+}
+
+// textArrayBuilder builds the text form of a PostgreSQL text[] literal,
+// which pgx sends as is for a text[] parameter: one string per array
+// instead of a boxed value per element, as a []string parameter costs.
+// Every element is quoted, so none reads as NULL, and '"' and '\' are
+// escaped; types, ids and names have no NUL byte (eventlog.Validate).
+type textArrayBuilder struct{ b strings.Builder }
+
+// textArrayOf returns a builder with room for about n short elements.
+func textArrayOf(n int) *textArrayBuilder {
+	a := new(textArrayBuilder)
+	a.b.Grow(2 + n*24)
+	a.b.WriteByte('{')
+	return a
+}
+
+// add appends the element s.
+func (a *textArrayBuilder) add(s string) {
+	if a.b.Len() > 1 {
+		a.b.WriteByte(',')
+	}
+	a.b.WriteByte('"')
+	if !strings.ContainsAny(s, `"\`) {
+		a.b.WriteString(s)
+	} else {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c == '"' || c == '\\' {
+				a.b.WriteByte('\\')
+			}
+			a.b.WriteByte(s[i])
+		}
+	}
+	a.b.WriteByte('"')
+}
+
+// String returns the literal, closed.
+func (a *textArrayBuilder) String() string {
+	a.b.WriteByte('}')
+	return a.b.String()
+}
+
+// textArray returns the text[] literal of the n elements at(0) ... at(n-1).
+func textArray(n int, at func(i int) string) string {
+	a := textArrayOf(n)
+	for i := range n {
+		a.add(at(i))
+	}
+	return a.String()
 }

@@ -243,3 +243,14 @@ func TestSeqCache(t *testing.T) {
 		t.Error("relearning a stream of the old generation failed")
 	}
 }
+
+func TestTextArrayLiteral(t *testing.T) {
+	got := textArray(4, func(i int) string { return []string{`a"b`, `c\d`, `,{} NULL`, ""}[i] })
+	want := `{"a\"b","c\\d",",{} NULL",""}`
+	if got != want {
+		t.Fatalf("textArray: %s, want %s", got, want)
+	}
+	if got := textArray(0, nil); got != "{}" {
+		t.Fatalf("empty textArray: %s, want {}", got)
+	}
+}

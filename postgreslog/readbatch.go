@@ -145,11 +145,11 @@ func (l *Log) readBatch(batch []*readReq) {
 	}
 	ctx, cancel := context.WithTimeout(l.bgCtx, l.cfg.writeTimeout)
 	defer cancel()
-	types := make([]string, len(live))
-	ids := make([]string, len(live))
+	types := textArray(len(live), func(i int) string { return live[i].typ })
+	ids := textArray(len(live), func(i int) string { return live[i].id })
 	froms := make([]int64, len(live))
 	for i, r := range live {
-		types[i], ids[i], froms[i] = r.typ, r.id, int64(r.from)
+		froms[i] = int64(r.from)
 	}
 	l.stats.entityReadQueries.Add(1)
 	l.stats.entityReads.Add(uint64(len(live)))
@@ -172,9 +172,9 @@ func (l *Log) readBatch(batch []*readReq) {
 }
 
 // queryFirstPages reads up to readBatchRows records of each stream of reqs
-// in one query, and returns them by request, with a *DeletedError for each
+// (types and ids are text[] literals, see textArray) in one query, and returns them by request, with a *DeletedError for each
 // stream deleted for good.
-func (l *Log) queryFirstPages(ctx context.Context, reqs []*readReq, types, ids []string, froms []int64) ([][]eventlog.Record, []*eventlog.DeletedError, error) {
+func (l *Log) queryFirstPages(ctx context.Context, reqs []*readReq, types, ids string, froms []int64) ([][]eventlog.Record, []*eventlog.DeletedError, error) {
 	rows, err := l.pool.Query(ctx, l.sql.readFirstPages, types, ids, froms, readBatchRows)
 	if err != nil {
 		return nil, nil, err
