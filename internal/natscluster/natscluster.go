@@ -340,6 +340,34 @@ func (c *Cluster) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// ConnectVia connects to the cluster through node i: the connection tries
+// node i first and fails over to the others in node order, reconnecting as
+// [Cluster.Connect] does. Tests use it to put a client on a node they will
+// kill, or on one they will not.
+func (c *Cluster) ConnectVia(i int, opts ...nats.Option) (*nats.Conn, error) {
+	if i < 0 || i >= len(c.nodes) {
+		return nil, fmt.Errorf("%w: ConnectVia: node %d of %d", ErrInvalid, i, len(c.nodes))
+	}
+	urls := []string{c.URL(i)}
+	for j := range c.nodes {
+		if j != i {
+			urls = append(urls, c.URL(j))
+		}
+	}
+	all := append([]nats.Option{
+		nats.Name("natscluster client via " + c.Name(i)),
+		nats.DontRandomize(),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectJitter(0, 0),
+	}, opts...)
+	nc, err := nats.Connect(strings.Join(urls, ","), all...)
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: connect via %s (%s): %w", c.Name(i), c.URL(i), err)
+	}
+	return nc, nil
+}
+
 // Kill kills node i's process with SIGKILL and waits until it has exited:
 // a crash, with no shutdown of the server.
 func (c *Cluster) Kill(i int) error {
