@@ -617,8 +617,8 @@ type countingHandler struct {
 }
 
 func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler         { return h }
-func (h *countingHandler) WithGroup(string) slog.Handler              { return h }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler                { return h }
 
 func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
