@@ -94,7 +94,8 @@
 // the latest events for that moment. An entity that recovers from such a
 // read (after an append of unknown outcome, say) has an older state; its
 // next append is refused by the leader and fails with a conflict (nothing
-// stored), and the entity recovers again. So replies of commands that
+// stored) whose actual Seq comes from the leader, and the entity recovers
+// again. So replies of commands that
 // persist are never computed from a stale state; replies of commands
 // that persist nothing may be, until the next append.
 //

@@ -51,6 +51,8 @@ const (
 	codeNotEnabled                jetstream.ErrorCode = 10076
 	codeNotEnabledForAccount      jetstream.ErrorCode = 10039
 	codeStreamNotFound            jetstream.ErrorCode = 10059
+	codeNoMessageFound            jetstream.ErrorCode = 10037
+	codeClusterNotAvail           jetstream.ErrorCode = 10008
 	codeAtomicDisabled            jetstream.ErrorCode = 10174
 	codeAtomicIncomplete          jetstream.ErrorCode = 10176
 	codeAtomicTooLarge            jetstream.ErrorCode = 10199
