@@ -41,5 +41,6 @@
 // index out of range) fail with an error matching [ErrInvalid] that names
 // the value. A node that does not come up within the ctx of [Start] or
 // [Cluster.Restart] fails with an error naming the node and its log file.
-// Methods called after [Cluster.Stop] return [ErrStopped].
+// [Cluster.Kill], [Cluster.Restart] and [Cluster.StreamState] called after
+// [Cluster.Stop] return [ErrStopped].
 package natscluster

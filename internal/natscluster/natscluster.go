@@ -397,7 +397,7 @@ func (c *Cluster) Kill(i int) error {
 func (c *Cluster) Restart(ctx context.Context, i int) error {
 	c.mu.Lock()
 	nd, err := c.nodeLocked("Restart", i)
-	if err == nil && nd.cmd != nil {
+	if err == nil && c.runningLocked(nd) {
 		err = fmt.Errorf("natscluster: Restart: node %s is running", nd.cfg.Name)
 	}
 	if err == nil {
@@ -418,11 +418,19 @@ func (c *Cluster) Running(i int) bool {
 	if i < 0 || i >= len(c.nodes) {
 		return false
 	}
+	return c.runningLocked(c.nodes[i])
+}
+
+// runningLocked reports whether nd's process is running. c.mu is held.
+func (c *Cluster) runningLocked(nd *node) bool {
+	if nd.cmd == nil {
+		return false
+	}
 	select {
-	case <-c.nodes[i].exited:
+	case <-nd.exited:
 		return false
 	default:
-		return c.nodes[i].cmd != nil
+		return true
 	}
 }
 
