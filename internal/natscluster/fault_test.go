@@ -86,7 +86,7 @@ type outcome struct {
 	sum          int // the reply, if acked
 	err          error
 	unknown      bool // err matches entity.ErrOutcomeUnknown
-	afterRestart bool
+	afterRestart bool // sent after the killed node was back
 	ownDeadline  bool // err is the caller's ctx error: it ended before the command started
 }
 
@@ -153,7 +153,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	t.Cleanup(c.Stop) // last: after the clients' cleanups
 	nc, err := c.Connect()
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +215,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 				}
 				o := outcome{op: fmt.Sprintf("w%d-%d", w, i), id: fmt.Sprintf("t-%d", sd.first+rand.N(faultEntities/len(sides))), n: 1 + rand.N(9)}
 				actx, acancel := context.WithTimeout(ctx, faultAskWait)
+				o.afterRestart = restarted.Load()
 				o.start = time.Now()
 				o.sum, o.err = entity.Ask(actx, sd.tallies.Ref(o.id), Add{Op: o.op, N: o.n})
 				o.end = time.Now()
@@ -224,7 +225,6 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 				o.ownDeadline = o.err != nil && o.err == actx.Err()
 				acancel()
 				o.unknown = errors.Is(o.err, entity.ErrOutcomeUnknown)
-				o.afterRestart = restarted.Load()
 				mu.Lock()
 				outcomes = append(outcomes, o)
 				mu.Unlock()

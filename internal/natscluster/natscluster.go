@@ -36,8 +36,8 @@ const stopGrace = 10 * time.Second
 var (
 	// ErrInvalid reports a bad argument; the message names it.
 	ErrInvalid = errors.New("natscluster: invalid argument")
-	// ErrStopped is returned by the methods of a [Cluster] after
-	// [Cluster.Stop].
+	// ErrStopped is returned by [Cluster.Kill], [Cluster.Restart] and
+	// [Cluster.StreamState] after [Cluster.Stop].
 	ErrStopped = errors.New("natscluster: cluster stopped")
 )
 
