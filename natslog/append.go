@@ -32,7 +32,9 @@ import (
 // round trip.
 //
 // A refusal becomes a [*eventlog.ConflictError] whose Actual is read from the
-// entity's last message, or a [*eventlog.DeletedError] if that message is
+// entity's last message (asking the stream's leader when the replica that
+// answered the read still shows the expected Seq: on a replicated stream
+// it may be behind), or a [*eventlog.DeletedError] if that message is
 // the tombstone of a final [Log.DeleteStream]. Errors matching [eventlog.ErrInvalid] (including
 // [ErrTooLarge]) or [ErrNotSetUp] mean nothing was stored; any other error
 // (a timeout, a lost connection) leaves it unknown whether the events
@@ -137,6 +139,18 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 		last, found, lerr := l.last(ctx, subj)
 		if lerr != nil {
 			return fail(fmt.Errorf("refused (%w), and reading the actual seq failed: %w", err, lerr))
+		}
+		if !last.final && last.seq == expected {
+			// The read, a direct get, agrees with what the server refused.
+			// Either the last message was replaced as above, or the read
+			// came from a replica of a replicated stream that is behind
+			// the leader, which refused: direct gets are answered by
+			// followers too. Only the leader can tell, so ask it. Without
+			// this, a lagging follower would turn a conflict into
+			// maxStaleRetries refusals and an error of unknown outcome.
+			if last, found, lerr = l.leaderLast(ctx, subj); lerr != nil {
+				return fail(fmt.Errorf("refused (%w), and reading the actual seq from the stream's leader failed: %w", err, lerr))
+			}
 		}
 		if last.final {
 			return deleted(last.seq)

@@ -82,6 +82,31 @@
 // [Log.SubscribeAll]). So such a read costs what a read of every type
 // does.
 //
+// # Replicated streams
+//
+// With [WithReplicas] above 1, appends go to the stream's leader, which
+// checks the expected last subject sequence against everything it has
+// accepted: an acknowledged append is stored on a majority of the
+// replicas, and none is stored twice. Direct gets, though, are answered
+// by any replica, followers included, and a follower may be a moment
+// behind the leader (longer while it catches up after a restart: the
+// server lets it answer from about 90% caught up). So a read may miss
+// the latest events for that moment. An entity that recovers from such a
+// read (after an append of unknown outcome, say) has an older state; its
+// next append is refused by the leader and fails with a conflict (nothing
+// stored) whose actual Seq comes from the leader, and the entity recovers
+// again. So replies of commands that
+// persist are never computed from a stale state; replies of commands
+// that persist nothing may be, until the next append.
+//
+// While a stream has no leader (an election, typically 4 to 9 seconds
+// after its leader's server dies), appends fail: with [ErrUnavailable]
+// when the connection to the dead server dropped with them in flight
+// (outcome unknown) or when nothing took them (nothing stored), or with
+// ctx's deadline when a surviving server forwarded them to a leader that
+// never answered (outcome unknown). Reads go on from the followers.
+// internal/natscluster's TestStreamLeaderKilledUnderLoad measures it.
+//
 // # Optional capabilities
 //
 // [Log] implements [eventlog.Deleter] (purging an entity's subject below the

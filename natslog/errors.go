@@ -2,6 +2,7 @@ package natslog
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,17 @@ func unavailable(why string, cause error) error {
 // stored.
 var errNoResponse = unavailable("no response from the stream", nil)
 
+// unanswered returns err marked with [ErrUnavailable] if it says that
+// nothing answered for the stream (nats.go's no responders, or no response
+// to a publish): no server serves it, for instance while its replicas
+// elect a leader. Other errors are returned as they are.
+func unanswered(err error) error {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return fmt.Errorf("%w: %w", errNoResponse, err)
+	}
+	return err
+}
+
 // JetStream error codes natslog translates. They are the server's
 // ErrorIdentifiers (nats-server/server/errors.json); names follow it.
 const (
@@ -51,6 +63,8 @@ const (
 	codeNotEnabled                jetstream.ErrorCode = 10076
 	codeNotEnabledForAccount      jetstream.ErrorCode = 10039
 	codeStreamNotFound            jetstream.ErrorCode = 10059
+	codeNoMessageFound            jetstream.ErrorCode = 10037
+	codeClusterNotAvail           jetstream.ErrorCode = 10008
 	codeAtomicDisabled            jetstream.ErrorCode = 10174
 	codeAtomicIncomplete          jetstream.ErrorCode = 10176
 	codeAtomicTooLarge            jetstream.ErrorCode = 10199

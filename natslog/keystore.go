@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -268,10 +267,7 @@ func (s *KeyStore) call(ctx context.Context, what, subject string, f func(ctx co
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
-		err = fmt.Errorf("%w: %w", errNoResponse, err)
-	}
-	return fmt.Errorf("natslog: %s key of subject %s: %w", what, eventlog.FormatID(subject), err)
+	return fmt.Errorf("natslog: %s key of subject %s: %w", what, eventlog.FormatID(subject), unanswered(err))
 }
 
 // Get implements [keystore.Store]: one read from the stream's leader.

@@ -65,9 +65,12 @@ type Log struct {
 	stream   jetstream.Stream
 	subjects subjects
 	// directLast is the direct-get subject prefix for the last message of a
-	// subject; directBatch is the direct-get subject for other requests.
+	// subject; directBatch is the direct-get subject for other requests;
+	// msgGet is the subject of the message get API, which only the
+	// stream's leader answers (see leaderLast).
 	directLast  string
 	directBatch string
+	msgGet      string
 	timeout     time.Duration
 	inbox       *inbox
 	watch       *connWatch
@@ -144,6 +147,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		subjects:    subjects{prefix: cfg.prefix + "."},
 		directLast:  api + "DIRECT.GET." + cfg.stream + ".",
 		directBatch: api + "DIRECT.GET." + cfg.stream,
+		msgGet:      api + "STREAM.MSG.GET." + cfg.stream,
 		timeout:     timeout,
 		inbox:       in,
 		watch:       watch,

@@ -187,7 +187,7 @@ func (s *SnapshotStore) Save(ctx context.Context, snap snapshotstore.Snapshot, k
 	err := s.watch.do(ctx, func(ctx context.Context) error { return s.save(ctx, snap, keep) })
 	s.tel.End(ctx, op, err)
 	if err != nil {
-		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq, err)
+		return fmt.Errorf("natslog: save snapshot of %s/%s at seq %d: %w", eventlog.FormatID(snap.EntityType), eventlog.FormatID(snap.EntityID), snap.Seq, unanswered(err))
 	}
 	return nil
 }
@@ -310,7 +310,7 @@ func (s *SnapshotStore) Load(ctx context.Context, typ, id string) (snapshotstore
 	})
 	s.tel.End(ctx, op, err)
 	if err != nil {
-		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
+		return snapshotstore.Snapshot{}, false, fmt.Errorf("natslog: load snapshot of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), unanswered(err))
 	}
 	return snap, found, nil
 }
@@ -378,7 +378,7 @@ func (s *SnapshotStore) List(ctx context.Context, typ, id string) ([]snapshotsto
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
+		return nil, fmt.Errorf("natslog: list snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), unanswered(err))
 	}
 	return out, nil
 }
@@ -433,7 +433,7 @@ func (s *SnapshotStore) Delete(ctx context.Context, typ, id string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), err)
+		return fmt.Errorf("natslog: delete snapshots of %s/%s: %w", eventlog.FormatID(typ), eventlog.FormatID(id), unanswered(err))
 	}
 	return nil
 }

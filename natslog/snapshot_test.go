@@ -3,13 +3,16 @@ package natslog_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
@@ -96,5 +99,39 @@ func TestSnapshotRacingSaves(t *testing.T) {
 	}
 	if info.State.Msgs != 0 {
 		t.Errorf("after deleting both entities the bucket holds %d messages", info.State.Msgs)
+	}
+}
+
+// TestSnapshotStoreNoResponders checks that the calls of a SnapshotStore
+// whose bucket no server answers for (here its stream is gone; in a
+// cluster, while the bucket's replicas elect a leader) fail with errors
+// matching ErrUnavailable and eventlog.ErrUnavailable that name the
+// entity, so that a recovery failing on them says the store is out of
+// reach.
+func TestSnapshotStoreNoResponders(t *testing.T) {
+	_, js := setup(t)
+	ctx := testCtx(t)
+	s, err := natslog.NewSnapshotStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Save(ctx, snapshotstore.Snapshot{EntityType: "T", EntityID: "x", Seq: 1, Data: []byte("a")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "KV_"+natslog.DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		call string
+		err  error
+	}{
+		{"Save", s.Save(ctx, snapshotstore.Snapshot{EntityType: "T", EntityID: "x", Seq: 2, Data: []byte("b")}, 1)},
+		{"Load", func() error { _, _, err := s.Load(ctx, "T", "x"); return err }()},
+		{"List", func() error { _, err := s.List(ctx, "T", "x"); return err }()},
+	} {
+		if !errors.Is(tc.err, natslog.ErrUnavailable) || !errors.Is(tc.err, eventlog.ErrUnavailable) || !strings.Contains(fmt.Sprint(tc.err), "T/x") {
+			t.Errorf("%s: err = %v, want one matching natslog.ErrUnavailable and eventlog.ErrUnavailable naming T/x", tc.call, tc.err)
+		}
 	}
 }
