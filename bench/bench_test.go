@@ -7,12 +7,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eventsourced-go/eventsourced/internal/natscluster"
 )
 
-// TestMain lets the test binary serve as the child process of the runner
-// and as a helper process (helper.go): the smoke test below starts it again
-// with childEnv set, and a child starts it with helperEnv set.
+// TestMain lets the test binary serve as the child process of the runner,
+// as a helper process (helper.go) and as a nats-server of the cluster
+// scenario: the smoke test below starts it again with childEnv set, and a
+// child starts it with helperEnv or natscluster's variable set.
 func TestMain(m *testing.M) {
+	natscluster.RunIfChild() // a nats-server process of the cluster scenario
 	if spec := os.Getenv(helperEnv); spec != "" {
 		os.Exit(helperMain(spec, os.Stderr))
 	}

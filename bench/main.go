@@ -12,6 +12,13 @@
 // medians.
 package main
 
-import "os"
+import (
+	"os"
 
-func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
+	"github.com/eventsourced-go/eventsourced/internal/natscluster"
+)
+
+func main() {
+	natscluster.RunIfChild() // a nats-server process of the cluster scenario
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}

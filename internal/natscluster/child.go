@@ -44,22 +44,20 @@ func runNode(cfgJSON string) int {
 		routes[i] = &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)}
 	}
 	o := &server.Options{
-		ServerName: cfg.Name,
-		Host:       "127.0.0.1",
-		Port:       cfg.ClientPort,
-		HTTPHost:   "127.0.0.1",
-		HTTPPort:   cfg.HTTPPort,
-		Cluster: server.ClusterOpts{
-			Name: ClusterName,
-			Host: "127.0.0.1",
-			Port: cfg.ClusterPort,
-		},
-		Routes:                 routes,
+		ServerName:             cfg.Name,
+		Host:                   "127.0.0.1",
+		Port:                   cfg.ClientPort,
+		HTTPHost:               "127.0.0.1",
+		HTTPPort:               cfg.HTTPPort,
 		JetStream:              true,
 		StoreDir:               cfg.StoreDir,
 		NoSigs:                 true,
 		Logtime:                true,
 		DisableJetStreamBanner: true,
+	}
+	if len(routes) > 0 { // a node alone runs JetStream unclustered
+		o.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: cfg.ClusterPort}
+		o.Routes = routes
 	}
 	srv, err := server.NewServer(o)
 	if err != nil {
