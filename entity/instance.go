@@ -173,8 +173,10 @@ func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
 }
 
 // appended settles the asynchronous append of runAsync, on the log's
-// goroutine: it applies the group's state, answers the command and
-// releases the entity (to its actor if commands queued up meanwhile).
+// goroutine: it applies the group's state, releases the entity (to its
+// actor if commands queued up meanwhile) and then answers the command, so
+// that a caller who sends its next command as soon as it has the answer
+// finds the entity idle.
 func (in *instance[S, E]) appended(pos uint64, err error) {
 	d := &in.group
 	var appendErr error
@@ -186,9 +188,27 @@ func (in *instance[S, E]) appended(pos uint64, err error) {
 		in.state, in.seq = d.state, d.seq
 		in.maybeSnapshot()
 	}
-	in.settle(in.async[:], appendErr)
+	if d.recover {
+		in.ready = false
+	}
+	clear(d.events)
+	// What answering needs, taken before the entity is someone else's.
+	p, o, flight := in.async[0], d.outcomes[0], in.flight
 	in.async[0] = nil
 	in.release()
+	switch {
+	case o.skipped:
+		flight.Add(-1) // its caller is gone: nobody to answer
+	case appendErr != nil && !o.own:
+		p.deliver(appendErr)
+		flight.Add(-1)
+	default:
+		if o.persisted && appendErr == nil {
+			p.setPosition(pos)
+		}
+		p.deliver(o.err)
+		flight.Add(-1)
+	}
 }
 
 // release gives up ownership, or hands it to the actor if commands queued
