@@ -71,6 +71,11 @@ func (l *Log) fetchOnce(ctx context.Context, body []byte) (p page, retry bool, e
 		switch code := m.Header.Get(hdrStatus); {
 		case code == "" || len(m.Data) > 0:
 			s, err := parseDirect(m)
+			if err != nil && s.sseq != 0 && !l.subjects.isEvent(s.subject) {
+				// A tombIndex message, which a read by the stream's
+				// filter gets too: skipped, as markers are.
+				s.marker, err = true, nil
+			}
 			if err != nil {
 				return page{}, false, err
 			}

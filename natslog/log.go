@@ -67,10 +67,12 @@ type Log struct {
 	// directLast is the direct-get subject prefix for the last message of a
 	// subject; directBatch is the direct-get subject for other requests;
 	// msgGet is the subject of the message get API, which only the
-	// stream's leader answers (see leaderLast).
+	// stream's leader answers (see leaderLast); streamInfo that of the
+	// stream info API (see streamLastSeq).
 	directLast  string
 	directBatch string
 	msgGet      string
+	streamInfo  string
 	timeout     time.Duration
 	inbox       *inbox
 	watch       *connWatch
@@ -148,6 +150,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 		directLast:  api + "DIRECT.GET." + cfg.stream + ".",
 		directBatch: api + "DIRECT.GET." + cfg.stream,
 		msgGet:      api + "STREAM.MSG.GET." + cfg.stream,
+		streamInfo:  api + "STREAM.INFO." + cfg.stream,
 		timeout:     timeout,
 		inbox:       in,
 		watch:       watch,

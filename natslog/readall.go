@@ -72,6 +72,9 @@ func (l *Log) startAllRead(ctx context.Context, types []string) (selection, erro
 // choose.
 func (l *Log) records(sel *selection) recordFunc {
 	return func(s *stored) (eventlog.Record, bool, error) {
+		if !l.subjects.isEvent(s.subject) {
+			return eventlog.Record{}, false, nil // a tombIndex subject
+		}
 		typTok, idTok, err := l.subjects.tokens(s.subject)
 		if err != nil {
 			return eventlog.Record{}, false, err
@@ -145,6 +148,7 @@ func (l *Log) SubscribeAll(ctx context.Context, after uint64, types ...string) i
 		fail := func(err error) {
 			yield(eventlog.Record{}, fmt.Errorf("natslog: subscribe to %s after %d: %w", sel.desc, after, err))
 		}
-		l.follow(ctx, []string{sel.filter}, after, l.records(&sel), yield, fail)
+		rec := l.records(&sel)
+		l.follow(ctx, []string{l.followFilter(ctx, sel.filter, after, rec)}, after, rec, yield, fail)
 	}
 }

@@ -138,6 +138,35 @@ func (s subjects) id(filter, subj string) (string, error) {
 // <prefix>.*.*. The tombIndex subjects, one token longer, do not match it.
 func (s subjects) allFilter() string { return s.prefix + "*.*" }
 
+// streamFilter returns the stream's own subject filter, <prefix>.>: every
+// message of the stream, events and the tombIndex subjects alike. The
+// server reads by it without matching each message's subject against a
+// wildcard, which with many subjects costs it far more than the reading
+// (see scan).
+func (s subjects) streamFilter() string { return s.prefix + ">" }
+
+// inType reports whether subj is an event subject of the type whose filter
+// is typeFilter, and returns its id token.
+func (s subjects) inType(typeFilter, subj string) (idTok string, ok bool) {
+	base := typeFilter[:len(typeFilter)-1] // without the '*'
+	rest, ok := strings.CutPrefix(subj, base)
+	if !ok || rest == "" || strings.IndexByte(rest, '.') >= 0 {
+		return "", false
+	}
+	return rest, true
+}
+
+// isEvent reports whether subj, a subject of the stream, is an event
+// subject: <prefix>.<type>.<id>, not a tombIndex one.
+func (s subjects) isEvent(subj string) bool {
+	rest, ok := strings.CutPrefix(subj, s.prefix)
+	if !ok {
+		return false
+	}
+	typ, id, ok := strings.Cut(rest, ".")
+	return ok && typ != "" && id != "" && strings.IndexByte(id, '.') < 0
+}
+
 // tokens returns the type and id tokens of subj, an event subject of any
 // type, still encoded.
 func (s subjects) tokens(subj string) (typ, id string, err error) {
