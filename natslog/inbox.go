@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -20,6 +21,13 @@ import (
 // gave up, or one more than announced, is dropped. Each request has a reply
 // subject of its own, never reused, so a late reply cannot be mistaken for
 // the answer to a later request.
+//
+// An asynchronous request (requestAsync) has no channel and nobody waiting:
+// its handler gets the reply on the subscription's goroutine, or the error
+// that ends the wait from the sweeper, which follows the requests' contexts,
+// deadlines and connection epochs, or from shutdown. Whoever takes the
+// request out of calls, under mu, hands it its outcome, so it gets exactly
+// one.
 type inbox struct {
 	nc     *nats.Conn
 	prefix string // the reply subject prefix, ending in '.'
@@ -27,24 +35,40 @@ type inbox struct {
 	// watch fails requests whose connection drops (see connWatch).
 	watch *connWatch
 
-	// done is closed by shutdown; waiting requests then end with errClosed.
-	done chan struct{}
+	// done is closed by shutdown; waiting requests then end with errClosed,
+	// and the sweeper stops. swept is closed when it has.
+	done  chan struct{}
+	swept chan struct{}
+	// sweepEvery is the sweeper's period: how late, at most, an
+	// asynchronous request whose context ended gets its error.
+	sweepEvery time.Duration
 
-	// mu guards calls, next and closed, and is held while a reply is put
-	// into a call's channel, so that close can empty the channel for reuse
-	// without a late reply slipping in.
+	// mu guards calls, next, async and closed, and is held while a reply is
+	// put into a call's channel, so that close can empty the channel for
+	// reuse without a late reply slipping in.
 	mu     sync.Mutex
 	calls  map[uint64]*call
 	next   uint64
+	async  int // asynchronous requests in calls
 	closed bool
+}
+
+// replyHandler takes the outcome of an asynchronous request: its reply, or
+// the error that ended the wait for it (errLost, errClosed, the context's
+// error). It must not block, nor call the inbox.
+type replyHandler interface {
+	handle(reply *nats.Msg, err error)
 }
 
 // callPool recycles the calls of single-reply requests, one per append, with
 // their channels.
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg, 1)} }}
 
-func newInbox(nc *nats.Conn, watch *connWatch) (*inbox, error) {
-	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call), done: make(chan struct{})}
+// newInbox subscribes to the replies on nc and starts the sweeper, which
+// fails asynchronous requests about every sweepEvery; shutdown stops it.
+func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
+	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
+		done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
@@ -56,6 +80,7 @@ func newInbox(nc *nats.Conn, watch *connWatch) (*inbox, error) {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
 	}
 	b.sub = sub
+	go b.sweeper()
 	return b, nil
 }
 
@@ -69,7 +94,15 @@ func (b *inbox) dispatch(m *nats.Msg) {
 		return
 	}
 	b.mu.Lock()
-	if c := b.calls[id]; c != nil {
+	c := b.calls[id]
+	if c != nil && c.h != nil {
+		delete(b.calls, id)
+		b.async--
+		b.mu.Unlock()
+		c.h.handle(m, nil)
+		return
+	}
+	if c != nil {
 		select {
 		case c.ch <- m:
 		default:
@@ -85,6 +118,12 @@ type call struct {
 	reply string
 	ch    chan *nats.Msg
 	lost  <-chan struct{} // closed if the connection drops
+
+	// h takes the outcome of an asynchronous request, which ends when ctx
+	// does, or at deadline (Unix nanoseconds) if not 0; nil for others.
+	h        replyHandler
+	ctx      context.Context
+	deadline int64
 }
 
 // open registers a request that may get up to replies replies. It fails at
@@ -174,7 +213,119 @@ func (b *inbox) request(ctx context.Context, msgs ...*nats.Msg) (*nats.Msg, erro
 	return c.next(ctx)
 }
 
-// shutdown unsubscribes and ends the requests still waiting with errClosed.
+// requestAsync publishes m with a fresh reply subject and hands its reply,
+// or the error that ends the wait for it, to c.h, exactly once: on the
+// subscription's goroutine (the reply), the sweeper's (c.ctx ended, the
+// deadline passed, the connection dropped) or shutdown's. If it returns an
+// error, nothing was sent and c.h is not called.
+func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
+	e, err := b.watch.epoch()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errClosed
+	}
+	b.next++
+	c.b, c.id, c.lost = b, b.next, e.ctx.Done()
+	b.calls[c.id] = c
+	b.async++
+	b.mu.Unlock()
+	m.Reply = b.prefix + strconv.FormatUint(c.id, 36)
+	if err := b.nc.PublishMsg(m); err != nil {
+		if b.take(c) {
+			return err
+		}
+		// Someone else took it, and hands it its outcome.
+	}
+	return nil
+}
+
+// take removes the asynchronous request c, and reports whether it was still
+// there: the caller then owns it and hands it its outcome.
+func (b *inbox) take(c *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.calls[c.id] != c {
+		return false
+	}
+	delete(b.calls, c.id)
+	b.async--
+	return true
+}
+
+// sweeper fails the asynchronous requests whose context ended or deadline
+// passed, every sweepEvery, and those of a connection epoch the moment it
+// ends, until shutdown. A drop it misses while the connection is down (no
+// epoch to follow) it finds at its next round.
+func (b *inbox) sweeper() {
+	defer close(b.swept)
+	t := time.NewTicker(b.sweepEvery)
+	defer t.Stop()
+	var failed []*call
+	var ended <-chan struct{} // of the last epoch seen to end
+	for {
+		var lost <-chan struct{}
+		if e := b.watch.current.Load(); e.ctx != nil && e.ctx.Done() != ended {
+			lost = e.ctx.Done()
+		}
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		case <-lost:
+			ended = lost
+		}
+		failed = b.sweep(time.Now().UnixNano(), failed[:0])
+		clear(failed)
+	}
+}
+
+// sweep fails the asynchronous requests that are over at now; failed is
+// scratch space, returned for reuse.
+func (b *inbox) sweep(now int64, failed []*call) []*call {
+	b.mu.Lock()
+	if b.async == 0 {
+		b.mu.Unlock()
+		return failed
+	}
+	var errs []error
+	for id, c := range b.calls {
+		if c.h == nil {
+			continue
+		}
+		var err error
+		select {
+		case <-c.lost:
+			err = errLost
+		case <-c.ctx.Done():
+			err = context.Cause(c.ctx)
+		default:
+			if c.deadline != 0 && now >= c.deadline {
+				err = context.DeadlineExceeded
+			}
+		}
+		if err != nil {
+			delete(b.calls, id)
+			b.async--
+			failed = append(failed, c)
+			errs = append(errs, err)
+		}
+	}
+	b.mu.Unlock()
+	for i, c := range failed {
+		if errs[i] == errLost {
+			b.watch.lost.add()
+		}
+		c.h.handle(nil, errs[i])
+	}
+	return failed
+}
+
+// shutdown unsubscribes, ends the requests still waiting with errClosed
+// and stops the sweeper.
 func (b *inbox) shutdown() {
 	b.mu.Lock()
 	if b.closed {
@@ -182,7 +333,19 @@ func (b *inbox) shutdown() {
 		return
 	}
 	b.closed = true
+	var pending []*call
+	for id, c := range b.calls {
+		if c.h != nil {
+			delete(b.calls, id)
+			pending = append(pending, c)
+		}
+	}
+	b.async = 0
 	b.mu.Unlock()
 	close(b.done)
 	_ = b.sub.Unsubscribe()
+	<-b.swept
+	for _, c := range pending {
+		c.h.handle(nil, errClosed)
+	}
 }

@@ -74,7 +74,7 @@ const (
 type outMsg struct {
 	nats.Msg
 	// vals backs the header values, one slot per header this package sets.
-	vals [4]string
+	vals [5]string
 }
 
 var outPool = sync.Pool{New: func() any { return &outMsg{Msg: nats.Msg{Header: make(nats.Header, 8)}} }}
@@ -99,6 +99,12 @@ func eventMsg(subj string, seq uint64, ev *eventlog.Event) (m *outMsg, size int)
 		h[hdrMeta] = m.vals[3:4:4]
 	}
 	return m, headerSize(h) + len(ev.Data)
+}
+
+// expect sets the expected last subject sequence of m to sseq.
+func (m *outMsg) expect(sseq uint64) {
+	m.vals[4] = strconv.FormatUint(sseq, 10)
+	m.Header[hdrExpectedLastSubjSeq] = m.vals[4:5:5]
 }
 
 // release returns m to outPool.
