@@ -229,13 +229,16 @@ func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
 		return errClosed
 	}
 	b.next++
-	c.b, c.id, c.lost = b, b.next, e.ctx.Done()
-	b.calls[c.id] = c
+	id := b.next
+	c.b, c.id, c.lost = b, id, e.ctx.Done()
+	b.calls[id] = c
 	b.async++
 	b.mu.Unlock()
-	m.Reply = b.prefix + strconv.FormatUint(c.id, 36)
+	// c is not ours any more: whoever takes it out of calls may have
+	// recycled it already.
+	m.Reply = b.prefix + strconv.FormatUint(id, 36)
 	if err := b.nc.PublishMsg(m); err != nil {
-		if b.take(c) {
+		if b.take(id, c) {
 			return err
 		}
 		// Someone else took it, and hands it its outcome.
@@ -243,15 +246,16 @@ func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
 	return nil
 }
 
-// take removes the asynchronous request c, and reports whether it was still
-// there: the caller then owns it and hands it its outcome.
-func (b *inbox) take(c *call) bool {
+// take removes the asynchronous request c, registered as id, and reports
+// whether it was still there: the caller then owns it and hands it its
+// outcome.
+func (b *inbox) take(id uint64, c *call) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.calls[c.id] != c {
+	if b.calls[id] != c {
 		return false
 	}
-	delete(b.calls, c.id)
+	delete(b.calls, id)
 	b.async--
 	return true
 }
