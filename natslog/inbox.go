@@ -43,14 +43,35 @@ type inbox struct {
 	// asynchronous request whose context ended gets its error.
 	sweepEvery time.Duration
 
-	// mu guards calls, next, async and closed, and is held while a reply is
-	// put into a call's channel, so that close can empty the channel for
-	// reuse without a late reply slipping in.
+	// mu guards calls, next, buckets, timed, nextDeadline and closed, and
+	// is held while a reply is put into a call's channel, so that close can
+	// empty the channel for reuse without a late reply slipping in.
 	mu     sync.Mutex
 	calls  map[uint64]*call
 	next   uint64
-	async  int // asynchronous requests in calls
 	closed bool
+	// buckets counts the asynchronous requests in calls by context and
+	// connection epoch, so that the sweeper looks at each of those once,
+	// not at every request, and goes through calls only when one ended:
+	// the entity runtime's appends share a few coarse contexts. A bucket
+	// emptied stays until the sweeper's next round.
+	buckets map[bucketKey]*bucket
+	// timed counts those with a deadline of their own (a context without
+	// one); none ends before nextDeadline, the earliest when it was set.
+	timed        int
+	nextDeadline int64
+}
+
+// bucketKey is what asynchronous requests that end together share.
+type bucketKey struct {
+	ctx  context.Context
+	lost <-chan struct{}
+}
+
+// bucket counts the asynchronous requests of a bucketKey in calls.
+type bucket struct {
+	key bucketKey
+	n   int
 }
 
 // replyHandler takes the outcome of an asynchronous request: its reply, or
@@ -68,7 +89,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg,
 // fails asynchronous requests about every sweepEvery; shutdown stops it.
 func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
 	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
-		done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery}
+		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
@@ -96,8 +117,7 @@ func (b *inbox) dispatch(m *nats.Msg) {
 	b.mu.Lock()
 	c := b.calls[id]
 	if c != nil && c.h != nil {
-		delete(b.calls, id)
-		b.async--
+		b.removeAsync(id, c)
 		b.mu.Unlock()
 		c.h.handle(m, nil)
 		return
@@ -124,6 +144,7 @@ type call struct {
 	h        replyHandler
 	ctx      context.Context
 	deadline int64
+	bucket   *bucket
 }
 
 // open registers a request that may get up to replies replies. It fails at
@@ -232,7 +253,20 @@ func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
 	id := b.next
 	c.b, c.id, c.lost = b, id, e.ctx.Done()
 	b.calls[id] = c
-	b.async++
+	k := bucketKey{c.ctx, c.lost}
+	bk := b.buckets[k]
+	if bk == nil {
+		bk = &bucket{key: k}
+		b.buckets[k] = bk
+	}
+	bk.n++
+	c.bucket = bk
+	if c.deadline != 0 {
+		if b.timed == 0 || c.deadline < b.nextDeadline {
+			b.nextDeadline = c.deadline
+		}
+		b.timed++
+	}
 	b.mu.Unlock()
 	// c is not ours any more: whoever takes it out of calls may have
 	// recycled it already.
@@ -246,6 +280,16 @@ func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
 	return nil
 }
 
+// removeAsync removes the asynchronous request c, registered as id, from
+// calls; b.mu is held.
+func (b *inbox) removeAsync(id uint64, c *call) {
+	delete(b.calls, id)
+	c.bucket.n--
+	if c.deadline != 0 {
+		b.timed--
+	}
+}
+
 // take removes the asynchronous request c, registered as id, and reports
 // whether it was still there: the caller then owns it and hands it its
 // outcome.
@@ -255,8 +299,7 @@ func (b *inbox) take(id uint64, c *call) bool {
 	if b.calls[id] != c {
 		return false
 	}
-	delete(b.calls, id)
-	b.async--
+	b.removeAsync(id, c)
 	return true
 }
 
@@ -269,6 +312,7 @@ func (b *inbox) sweeper() {
 	t := time.NewTicker(b.sweepEvery)
 	defer t.Stop()
 	var failed []*call
+	var errs []error
 	var ended <-chan struct{} // of the last epoch seen to end
 	for {
 		var lost <-chan struct{}
@@ -282,50 +326,69 @@ func (b *inbox) sweeper() {
 		case <-lost:
 			ended = lost
 		}
-		failed = b.sweep(time.Now().UnixNano(), failed[:0])
+		failed, errs = b.sweep(time.Now().UnixNano(), failed[:0], errs[:0])
+		for i, c := range failed {
+			if errs[i] == errLost {
+				b.watch.lost.add()
+			}
+			c.h.handle(nil, errs[i])
+		}
 		clear(failed)
+		clear(errs)
 	}
 }
 
-// sweep fails the asynchronous requests that are over at now; failed is
-// scratch space, returned for reuse.
-func (b *inbox) sweep(now int64, failed []*call) []*call {
+// sweep takes the asynchronous requests that are over at now out of calls
+// and returns them, each with its error, appended to failed and errs.
+func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error) {
 	b.mu.Lock()
-	if b.async == 0 {
-		b.mu.Unlock()
-		return failed
+	defer b.mu.Unlock()
+	over := b.timed > 0 && now >= b.nextDeadline
+	for k, bk := range b.buckets {
+		if bk.n == 0 {
+			delete(b.buckets, k)
+			continue
+		}
+		if !over {
+			over = bucketOver(k) != nil
+		}
 	}
-	var errs []error
+	if !over {
+		return failed, errs
+	}
+	b.nextDeadline = 0
 	for id, c := range b.calls {
 		if c.h == nil {
 			continue
 		}
-		var err error
-		select {
-		case <-c.lost:
-			err = errLost
-		case <-c.ctx.Done():
-			err = context.Cause(c.ctx)
-		default:
-			if c.deadline != 0 && now >= c.deadline {
+		err := bucketOver(c.bucket.key)
+		if err == nil && c.deadline != 0 {
+			if now >= c.deadline {
 				err = context.DeadlineExceeded
+			} else if b.nextDeadline == 0 || c.deadline < b.nextDeadline {
+				b.nextDeadline = c.deadline
 			}
 		}
 		if err != nil {
-			delete(b.calls, id)
-			b.async--
+			b.removeAsync(id, c)
 			failed = append(failed, c)
 			errs = append(errs, err)
 		}
 	}
-	b.mu.Unlock()
-	for i, c := range failed {
-		if errs[i] == errLost {
-			b.watch.lost.add()
-		}
-		c.h.handle(nil, errs[i])
+	return failed, errs
+}
+
+// bucketOver returns the error that ends the asynchronous requests of k,
+// nil while they go on.
+func bucketOver(k bucketKey) error {
+	select {
+	case <-k.lost:
+		return errLost
+	case <-k.ctx.Done():
+		return context.Cause(k.ctx)
+	default:
+		return nil
 	}
-	return failed
 }
 
 // shutdown unsubscribes, ends the requests still waiting with errClosed
@@ -340,11 +403,11 @@ func (b *inbox) shutdown() {
 	var pending []*call
 	for id, c := range b.calls {
 		if c.h != nil {
-			delete(b.calls, id)
+			b.removeAsync(id, c)
 			pending = append(pending, c)
 		}
 	}
-	b.async = 0
+	clear(b.buckets)
 	b.mu.Unlock()
 	close(b.done)
 	_ = b.sub.Unsubscribe()
