@@ -82,11 +82,10 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 	if _, ok := ctx.Deadline(); !ok {
 		a.deadline = time.Now().Add(l.timeout).UnixNano()
 	}
-	err = l.inbox.requestAsync(&a.call, &m.Msg)
-	m.release() // PublishMsg copied it
-	if err != nil {
+	if err := l.inbox.requestAsync(&a.call, m); err != nil {
+		m.release()
 		l.forgetUnsettled(subj, err)
-		a.finish(0, l.appendError(typ, id, expected, l.publishError(err)))
+		a.finish(0, l.appendError(typ, id, expected, err))
 	}
 }
 
@@ -130,6 +129,7 @@ func (a *asyncAppend) handle(reply *nats.Msg, err error) {
 			return
 		}
 	}
+	err = l.publishError(err)
 	l.forgetUnsettled(a.subj, err)
 	a.finish(0, l.appendError(a.typ, a.id, a.expected, err))
 }

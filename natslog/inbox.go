@@ -43,6 +43,16 @@ type inbox struct {
 	// asynchronous request whose context ended gets its error.
 	sweepEvery time.Duration
 
+	// The publisher sends the messages of asynchronous requests, in the
+	// order they were queued, so that the goroutines that make them never
+	// wait for the connection's lock, which its flusher holds while it
+	// writes to the socket. kick wakes it; published is closed when it has
+	// stopped.
+	kick      chan struct{}
+	published chan struct{}
+	qmu       sync.Mutex // guards queue
+	queue     []queued
+
 	// mu guards calls, next, buckets, timed, nextDeadline and closed, and
 	// is held while a reply is put into a call's channel, so that close can
 	// empty the channel for reuse without a late reply slipping in.
@@ -89,7 +99,8 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg,
 // fails asynchronous requests about every sweepEvery; shutdown stops it.
 func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
 	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
-		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery}
+		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery,
+		kick: make(chan struct{}, 1), published: make(chan struct{})}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
@@ -102,6 +113,7 @@ func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox
 	}
 	b.sub = sub
 	go b.sweeper()
+	go b.publisher()
 	return b, nil
 }
 
@@ -239,7 +251,7 @@ func (b *inbox) request(ctx context.Context, msgs ...*nats.Msg) (*nats.Msg, erro
 // subscription's goroutine (the reply), the sweeper's (c.ctx ended, the
 // deadline passed, the connection dropped) or shutdown's. If it returns an
 // error, nothing was sent and c.h is not called.
-func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
+func (b *inbox) requestAsync(c *call, m *outMsg) error {
 	e, err := b.watch.epoch()
 	if err != nil {
 		return err
@@ -271,13 +283,61 @@ func (b *inbox) requestAsync(c *call, m *nats.Msg) error {
 	// c is not ours any more: whoever takes it out of calls may have
 	// recycled it already.
 	m.Reply = b.prefix + strconv.FormatUint(id, 36)
-	if err := b.nc.PublishMsg(m); err != nil {
-		if b.take(id, c) {
-			return err
+	b.qmu.Lock()
+	b.queue = append(b.queue, queued{m: m, id: id, c: c})
+	first := len(b.queue) == 1
+	b.qmu.Unlock()
+	if first {
+		select {
+		case b.kick <- struct{}{}:
+		default:
 		}
-		// Someone else took it, and hands it its outcome.
 	}
 	return nil
+}
+
+// queued is the message of an asynchronous request, registered as id, on
+// its way to the publisher, which releases it. c is only compared: it may
+// have been recycled.
+type queued struct {
+	m  *outMsg
+	id uint64
+	c  *call
+}
+
+// publisher publishes what requestAsync queues, until shutdown. A message
+// it cannot send fails its request, unless someone took it already.
+func (b *inbox) publisher() {
+	defer close(b.published)
+	var batch []queued
+	for {
+		select {
+		case <-b.done:
+			b.qmu.Lock()
+			batch, b.queue = b.queue, nil
+			b.qmu.Unlock()
+			for _, q := range batch {
+				q.m.release()
+			}
+			return
+		case <-b.kick:
+		}
+		for {
+			b.qmu.Lock()
+			batch, b.queue = b.queue, batch[:0]
+			b.qmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i, q := range batch {
+				if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
+					q.c.h.handle(nil, err)
+				}
+				q.m.release()
+				batch[i] = queued{}
+			}
+		}
+	}
 }
 
 // removeAsync removes the asynchronous request c, registered as id, from
@@ -412,6 +472,7 @@ func (b *inbox) shutdown() {
 	close(b.done)
 	_ = b.sub.Unsubscribe()
 	<-b.swept
+	<-b.published
 	for _, c := range pending {
 		c.h.handle(nil, errClosed)
 	}
