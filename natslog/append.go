@@ -202,7 +202,7 @@ func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog
 // checks its size.
 func (l *Log) eventMsg(typ, id, subj string, expected uint64, events []eventlog.Event, i int) (*outMsg, error) {
 	m, size := eventMsg(subj, expected+uint64(i)+1, &events[i])
-	if maxPayload := int(l.nc.MaxPayload()); maxPayload > 0 && size > maxPayload {
+	if maxPayload := int(l.watch.maxPayload.Load()); maxPayload > 0 && size > maxPayload {
 		m.release()
 		return nil, tooLarge(fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
 			eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload))

@@ -353,5 +353,7 @@ func TestAppendAsyncClose(t *testing.T) {
 		t.Errorf("append after Close: %v, want ErrClosed", after.err)
 	}
 	checkOnce(t, append(results, after))
-	p.Resume()
+	// The proxy never forwards what it holds: a server that took an
+	// atomic batch as its client leaves may still write its staging files
+	// when the test removes its directory.
 }
