@@ -20,16 +20,17 @@ import (
 // done with its results instead of returning them.
 //
 // The common append, one event to an entity whose last stream sequence the
-// Log remembers (or expecting 0 with nothing remembered), is one publish:
-// nothing waits for its ack, which calls done on the goroutine that
-// receives the Log's replies. There is no goroutine and no timer per
-// append: one sweeper per Log fails the appends in flight whose ctx ended
-// (or, without a deadline, whose [WithTimeout] passed) within a few tens of
-// milliseconds, with an error that leaves the outcome unknown, and those of
-// a connection that drops the moment the Log hears of it, with an error
-// matching [ErrUnavailable]; the Log then forgets what it remembered of the
-// entity, as after Append's. Close calls done with [eventlog.ErrClosed]
-// for every append still in flight.
+// Log remembers (or expecting 0 with nothing remembered), is one publish,
+// which the Log's publisher goroutine sends: nothing waits for its ack,
+// which calls done on the goroutine that receives the Log's replies. There
+// is no goroutine and no timer per append: one sweeper per Log fails the
+// appends in flight whose ctx ended (or, without a deadline, whose
+// [WithTimeout] passed) within a few tens of milliseconds, with ctx's
+// error, which leaves the outcome unknown, and those of a connection that
+// drops the moment the Log hears of it, with an error matching
+// [ErrUnavailable]; the Log then forgets what it remembered of the entity,
+// as after Append's. Close calls done with [eventlog.ErrClosed] for every
+// append still in flight.
 //
 // The others (several events, an entity the Log must look up first, a
 // refusal that needs the entity's last message read to tell a conflict

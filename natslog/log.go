@@ -59,7 +59,7 @@ const defaultTimeout = 5 * time.Second
 
 // Log is an [eventlog.Log] on a JetStream stream. It also implements
 // [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister],
-// [eventlog.AllReader] and [eventlog.Closer].
+// [eventlog.AllReader], [eventlog.AsyncAppender] and [eventlog.Closer].
 //
 // The events of entity (type, id) are messages on the subject
 // <prefix>.<type>.<id>, type and id escaped as subject tokens (see the
