@@ -329,9 +329,20 @@ func (b *inbox) publisher() {
 			if len(batch) == 0 {
 				break
 			}
+			// Requests taken while queued (their ctx ended, their
+			// connection dropped) are not sent: their outcome is known.
+			b.mu.Lock()
 			for i, q := range batch {
-				if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
-					q.c.h.handle(nil, err)
+				if b.calls[q.id] != q.c {
+					batch[i].c = nil
+				}
+			}
+			b.mu.Unlock()
+			for i, q := range batch {
+				if q.c != nil {
+					if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
+						q.c.h.handle(nil, err)
+					}
 				}
 				q.m.release()
 				batch[i] = queued{}
