@@ -282,7 +282,8 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 	b.mu.Unlock()
 	// c is not ours any more: whoever takes it out of calls may have
 	// recycled it already.
-	m.Reply = b.prefix + strconv.FormatUint(id, 36)
+	var buf [64]byte // one allocation for the reply subject, not two
+	m.Reply = string(strconv.AppendUint(append(buf[:0], b.prefix...), id, 36))
 	b.qmu.Lock()
 	b.queue = append(b.queue, queued{m: m, id: id, c: c})
 	first := len(b.queue) == 1
