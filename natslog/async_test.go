@@ -82,7 +82,8 @@ func TestAppendAsyncDoneOnceConcurrent(t *testing.T) {
 	var results []*asyncResult
 	acked := make(map[string]map[uint64]ack) // id -> Seq -> what landed there
 	landed := make(map[string]int)           // id -> appends of the chain that landed
-	var wg sync.WaitGroup
+	var wg sync.WaitGroup                    // counts the appends and the goroutines that go on
+	var stop atomic.Bool                     // set when the test gives up
 	appendAsync := func(id string, expected uint64, name string, then func(err error)) {
 		r := newAsyncResult()
 		mu.Lock()
@@ -103,9 +104,13 @@ func TestAppendAsyncDoneOnceConcurrent(t *testing.T) {
 				acked[id][expected+1] = ack{name, pos}
 				mu.Unlock()
 			}
-			if then != nil {
+			if then != nil && !stop.Load() {
 				// done must not call the log: go on from another goroutine.
-				go then(err)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					then(err)
+				}()
 			}
 		})
 	}
@@ -135,9 +140,10 @@ func TestAppendAsyncDoneOnceConcurrent(t *testing.T) {
 		}
 	}
 	for i := range entities {
-		id := "e" + strconv.Itoa(i)
-		acked[id] = make(map[uint64]ack)
-		go chain(id, 0, 0)
+		acked["e"+strconv.Itoa(i)] = make(map[uint64]ack)
+	}
+	for i := range entities {
+		wg.Go(func() { chain("e"+strconv.Itoa(i), 0, 0) })
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -148,9 +154,12 @@ func TestAppendAsyncDoneOnceConcurrent(t *testing.T) {
 		}
 		mu.Unlock()
 		if n == entities*rounds || t.Failed() {
+			stop.Store(true)
 			break
 		}
 		if time.Now().After(deadline) {
+			stop.Store(true)
+			wg.Wait()
 			t.Fatalf("%d of %d appends landed after 60s", n, entities*rounds)
 		}
 		time.Sleep(10 * time.Millisecond)

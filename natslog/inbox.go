@@ -2,6 +2,7 @@ package natslog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -342,7 +343,7 @@ func (b *inbox) publisher() {
 			for i, q := range batch {
 				if q.c != nil {
 					if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
-						q.c.h.handle(nil, err)
+						q.c.h.handle(nil, sendError(err))
 					}
 				}
 				q.m.release()
@@ -350,6 +351,17 @@ func (b *inbox) publisher() {
 			}
 		}
 	}
+}
+
+// sendError classifies err, the failure of sending an asynchronous
+// request's message: a message over the server's max payload stays as it
+// is, anything else is the connection failing (a write that failed, a
+// connection closed or draining), which may or may not have sent it.
+func sendError(err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return err
+	}
+	return unavailable("sending failed", err)
 }
 
 // removeAsync removes the asynchronous request c, registered as id, from
@@ -463,8 +475,10 @@ func bucketOver(k bucketKey) error {
 	}
 }
 
-// shutdown unsubscribes, ends the requests still waiting with errClosed
-// and stops the sweeper.
+// shutdown unsubscribes, stops the sweeper and the publisher, and ends
+// the requests still waiting with errClosed: those that wait in next
+// return it, and the handlers of asynchronous ones get it before shutdown
+// returns.
 func (b *inbox) shutdown() {
 	b.mu.Lock()
 	if b.closed {
