@@ -237,12 +237,12 @@ func (b *inbox) request(ctx context.Context, msgs ...*nats.Msg) (*nats.Msg, erro
 	for _, m := range msgs[:len(msgs)-1] {
 		m.Reply = ""
 		if err := b.nc.PublishMsg(m); err != nil {
-			return nil, err
+			return nil, sendError(err)
 		}
 	}
 	last.Reply = c.reply
 	if err := b.nc.PublishMsg(last); err != nil {
-		return nil, err
+		return nil, sendError(err)
 	}
 	return c.next(ctx)
 }
@@ -353,10 +353,10 @@ func (b *inbox) publisher() {
 	}
 }
 
-// sendError classifies err, the failure of sending an asynchronous
-// request's message: a message over the server's max payload stays as it
-// is, anything else is the connection failing (a write that failed, a
-// connection closed or draining), which may or may not have sent it.
+// sendError classifies err, the failure of sending a request's message: a
+// message over the server's max payload stays as it is; anything else is
+// the connection failing (a write that failed, a connection closed or
+// draining), which may or may not have sent it.
 func sendError(err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return err
