@@ -61,6 +61,15 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	if err != nil {
 		return 0, err
 	}
+	return l.appendTo(ctx, typ, id, subj, expected, events, nil)
+}
+
+// appendTo is append to subj, the subject of (typ, id), past the checks.
+// refused, if not nil, is the server's refusal of a publish of these events
+// that AppendAsync made with the stream sequence the cache remembered:
+// appendTo then goes on as after a refusal of its own, reading the entity's
+// last message first.
+func (l *Log) appendTo(ctx context.Context, typ, id, subj string, expected uint64, events []eventlog.Event, refused error) (uint64, error) {
 	out, err := l.eventMsgs(typ, id, subj, expected, events)
 	if err != nil {
 		return 0, err
@@ -82,7 +91,7 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	defer cancel()
 
 	fail := func(err error) (uint64, error) {
-		return 0, fmt.Errorf("natslog: append %s/%s at seq %d: %w", eventlog.FormatID(typ), eventlog.FormatID(id), expected+1, err)
+		return 0, l.appendError(typ, id, expected, err)
 	}
 	conflict := func(actual uint64) (uint64, error) {
 		return 0, &eventlog.ConflictError{EntityType: typ, EntityID: id, Expected: expected, Actual: actual}
@@ -94,9 +103,12 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	// The stream sequence of the entity's last message, which the server
 	// must find for the append to go through.
 	var sseq uint64
-	if t, ok := l.cache.get(subj); ok && t.seq == expected {
+	switch t, ok := l.cache.get(subj); {
+	case refused != nil:
+		// Nothing to look up: the refusal below reads the last message.
+	case ok && t.seq == expected:
 		sseq = t.sseq
-	} else if expected != 0 || ok {
+	case expected != 0 || ok:
 		last, found, err := l.last(ctx, subj)
 		if err != nil {
 			return fail(err)
@@ -115,18 +127,20 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	// means the subject must have no message, which guards the first write.
 
 	for attempt := 0; ; attempt++ {
-		msgs[0].Header[hdrExpectedLastSubjSeq] = []string{strconv.FormatUint(sseq, 10)}
-		pos, err := l.publish(ctx, msgs)
+		err := refused
+		refused = nil
 		if err == nil {
-			l.cache.set(subj, tail{seq: expected + uint64(len(events)), sseq: pos})
-			return pos, nil
-		}
-		if !isWrongLast(err) {
-			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotSetUp) {
-				// The events may or may not have landed.
-				l.cache.forget(subj)
+			out[0].expect(sseq)
+			var pos uint64
+			pos, err = l.publish(ctx, msgs)
+			if err == nil {
+				l.cache.set(subj, tail{seq: expected + uint64(len(events)), sseq: pos})
+				return pos, nil
 			}
-			return fail(err)
+			if !isWrongLast(err) {
+				l.forgetUnsettled(subj, err)
+				return fail(err)
+			}
 		}
 		// Refused: read what is there. A stale remembered sequence with the
 		// right Seq (the entity's last message was replaced by a deletion
@@ -168,22 +182,46 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	}
 }
 
+// appendError wraps err, the failure of an append, with what it was.
+func (l *Log) appendError(typ, id string, expected uint64, err error) error {
+	return fmt.Errorf("natslog: append %s/%s at seq %d: %w", eventlog.FormatID(typ), eventlog.FormatID(id), expected+1, err)
+}
+
+// forgetUnsettled forgets what the cache remembers of subj after an append
+// that failed with err, unless err says nothing was stored: the events may
+// or may not have landed.
+func (l *Log) forgetUnsettled(subj string, err error) {
+	if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotSetUp) {
+		l.cache.forget(subj)
+	}
+}
+
 // eventMsgs builds the messages of an append and checks their size.
 func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog.Event) ([]*outMsg, error) {
-	maxPayload := int(l.nc.MaxPayload())
 	msgs := make([]*outMsg, len(events))
 	for i := range events {
-		m, size := eventMsg(subj, expected+uint64(i)+1, &events[i])
-		msgs[i] = m
-		if maxPayload > 0 && size > maxPayload {
-			for _, m := range msgs[:i+1] {
+		m, err := l.eventMsg(typ, id, subj, expected, events, i)
+		if err != nil {
+			for _, m := range msgs[:i] {
 				m.release()
 			}
-			return nil, tooLarge(fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
-				eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload))
+			return nil, err
 		}
+		msgs[i] = m
 	}
 	return msgs, nil
+}
+
+// eventMsg builds the message of events[i], appended after expected, and
+// checks its size.
+func (l *Log) eventMsg(typ, id, subj string, expected uint64, events []eventlog.Event, i int) (*outMsg, error) {
+	m, size := eventMsg(subj, expected+uint64(i)+1, &events[i])
+	if maxPayload := int(l.watch.maxPayload.Load()); maxPayload > 0 && size > maxPayload {
+		m.release()
+		return nil, tooLarge(fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",
+			eventlog.FormatID(typ), eventlog.FormatID(id), i, events[i].Name, size, maxPayload))
+	}
+	return m, nil
 }
 
 // pubAck is the server's reply to a publish.
@@ -240,6 +278,13 @@ func (l *Log) publishOnce(ctx context.Context, msgs []*nats.Msg) (pos uint64, re
 	if err != nil {
 		return 0, false, l.publishError(err)
 	}
+	return publishAck(reply, len(msgs))
+}
+
+// publishAck reads the server's reply to a publish of n messages: the
+// stream sequence of the last, or why it was not stored. retry reports that
+// nothing was stored and the publish may be repeated.
+func publishAck(reply *nats.Msg, n int) (pos uint64, retry bool, err error) {
 	if isStatus(reply, statusNoResponders) {
 		return 0, true, errNoResponse
 	}
@@ -257,7 +302,7 @@ func (l *Log) publishOnce(ctx context.Context, msgs []*nats.Msg) (pos uint64, re
 		case codeMessageExceedsMaximum:
 			return 0, false, tooLarge(fmt.Sprintf("an event is over the stream's max message size: %v", ack.Error))
 		case codeAtomicTooLarge:
-			return 0, false, tooLarge(fmt.Sprintf("%d events are more than the server takes in one atomic batch: %v", len(msgs), ack.Error))
+			return 0, false, tooLarge(fmt.Sprintf("%d events are more than the server takes in one atomic batch: %v", n, ack.Error))
 		case codeAtomicDisabled:
 			return 0, false, fmt.Errorf("%w: the stream does not allow atomic batch publish: %w", ErrNotSetUp, ack.Error)
 		}

@@ -29,8 +29,12 @@ type connWatch struct {
 	nc      *nats.Conn
 	events  chan nats.Status
 	current atomic.Pointer[epoch] // stored under mu
-	stop    chan struct{}
-	done    chan struct{}
+	// maxPayload is the server's max payload as of the last connection,
+	// 0 before the first: nats.Conn.MaxPayload takes the connection's
+	// lock, which appends should not wait for.
+	maxPayload atomic.Int64
+	stop       chan struct{}
+	done       chan struct{}
 
 	// owner names the Log or SnapshotStore in log lines; lost counts the
 	// requests that the connection dropping failed.
@@ -129,6 +133,7 @@ func (w *connWatch) update() {
 				slog.String("component", w.owner), slog.String("server", w.nc.ConnectedUrlRedacted()), slog.Uint64("reconnects", reconnects))
 		}
 		ctx, cancel := context.WithCancelCause(context.Background())
+		w.maxPayload.Store(w.nc.MaxPayload())
 		w.reconnects, w.wasUp = reconnects, true
 		w.current.Store(&epoch{ctx: ctx, cancel: cancel})
 	case nats.CLOSED:

@@ -54,6 +54,19 @@
 // once share round trips, and a conflict fails only the append that caused
 // it.
 //
+// [Log.AppendAsync] ([eventlog.AsyncAppender], which the entity runtime
+// uses when nothing is measured) is Append whose caller does not wait. The
+// common append, one event to an entity whose last stream sequence the Log
+// remembers (or a first append with nothing remembered), costs no goroutine
+// and no timer: its message goes to the Log's publisher goroutine, and the
+// server's ack, taken on the goroutine that receives the Log's replies,
+// settles it and calls done there. One sweeper per Log fails the appends in
+// flight whose ctx ended, within a few tens of milliseconds, and those of a
+// connection that drops at once, as Append would fail them. The rest
+// (several events, a lookup first, a refusal to tell a conflict from a
+// stale remembered sequence, spans or metrics on) runs Append's logic on a
+// goroutine that calls done.
+//
 // Atomic batches cost more than single publishes: a server with file
 // storage and one replica stages a batch in files it flushes to disk before
 // committing, so a multi-event append waits for a disk sync (milliseconds on
@@ -113,7 +126,7 @@
 // first event it keeps; deleting all events leaves a small marker message
 // that keeps the last Seq), [eventlog.StreamDeleter], [eventlog.IDLister]
 // and [eventlog.TypeLister] (from the stream's per-subject state),
-// [eventlog.AllReader] (see Reads)
+// [eventlog.AllReader] (see Reads), [eventlog.AsyncAppender] (see Appends)
 // and [eventlog.Closer].
 // [SnapshotStore] implements [snapshotstore.Lister] and
 // [snapshotstore.Closer].
@@ -139,9 +152,13 @@
 // entity from several goroutines or processes are serialized by the
 // server's expected-sequence check: one wins, the others get a conflict.
 // Iterators may be consumed in any goroutine, one at a time each. A Log owns
-// its readers and a goroutine that follows the connection's status; a
-// SnapshotStore owns one that follows the status. Close stops them: close a
-// Log or SnapshotStore before closing its connection.
+// its readers, a goroutine that follows the connection's status, and
+// AppendAsync's publisher, sweeper and fallback goroutines; a
+// SnapshotStore owns one that follows the status. Close stops them (and
+// calls the done of every AppendAsync in flight): close a Log or
+// SnapshotStore before closing its connection. AppendAsync calls done on
+// the goroutine that receives the Log's replies, among others: done must
+// not block.
 //
 // # Waiting and connection loss
 //

@@ -2,9 +2,11 @@ package natslog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -20,6 +22,13 @@ import (
 // gave up, or one more than announced, is dropped. Each request has a reply
 // subject of its own, never reused, so a late reply cannot be mistaken for
 // the answer to a later request.
+//
+// An asynchronous request (requestAsync) has no channel and nobody waiting:
+// its handler gets the reply on the subscription's goroutine, or the error
+// that ends the wait from the sweeper, which follows the requests' contexts,
+// deadlines and connection epochs, or from shutdown. Whoever takes the
+// request out of calls, under mu, hands it its outcome, so it gets exactly
+// one.
 type inbox struct {
 	nc     *nats.Conn
 	prefix string // the reply subject prefix, ending in '.'
@@ -27,24 +36,72 @@ type inbox struct {
 	// watch fails requests whose connection drops (see connWatch).
 	watch *connWatch
 
-	// done is closed by shutdown; waiting requests then end with errClosed.
-	done chan struct{}
+	// done is closed by shutdown; waiting requests then end with errClosed,
+	// and the sweeper stops. swept is closed when it has.
+	done  chan struct{}
+	swept chan struct{}
+	// sweepEvery is the sweeper's period: how late, at most, an
+	// asynchronous request whose context ended gets its error.
+	sweepEvery time.Duration
 
-	// mu guards calls, next and closed, and is held while a reply is put
-	// into a call's channel, so that close can empty the channel for reuse
-	// without a late reply slipping in.
+	// The publisher sends the messages of asynchronous requests, in the
+	// order they were queued, so that the goroutines that make them never
+	// wait for the connection's lock, which its flusher holds while it
+	// writes to the socket. kick wakes it; published is closed when it has
+	// stopped.
+	kick      chan struct{}
+	published chan struct{}
+	qmu       sync.Mutex // guards queue
+	queue     []queued
+
+	// mu guards calls, next, buckets, timed, nextDeadline and closed, and
+	// is held while a reply is put into a call's channel, so that close can
+	// empty the channel for reuse without a late reply slipping in.
 	mu     sync.Mutex
 	calls  map[uint64]*call
 	next   uint64
 	closed bool
+	// buckets counts the asynchronous requests in calls by context and
+	// connection epoch, so that the sweeper looks at each of those once,
+	// not at every request, and goes through calls only when one ended:
+	// the entity runtime's appends share a few coarse contexts. A bucket
+	// emptied stays until the sweeper's next round.
+	buckets map[bucketKey]*bucket
+	// timed counts those with a deadline of their own (a context without
+	// one); none ends before nextDeadline, the earliest when it was set.
+	timed        int
+	nextDeadline int64
+}
+
+// bucketKey is what asynchronous requests that end together share.
+type bucketKey struct {
+	ctx  context.Context
+	lost <-chan struct{}
+}
+
+// bucket counts the asynchronous requests of a bucketKey in calls.
+type bucket struct {
+	key bucketKey
+	n   int
+}
+
+// replyHandler takes the outcome of an asynchronous request: its reply, or
+// the error that ended the wait for it (errLost, errClosed, the context's
+// error). It must not block, nor call the inbox.
+type replyHandler interface {
+	handle(reply *nats.Msg, err error)
 }
 
 // callPool recycles the calls of single-reply requests, one per append, with
 // their channels.
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg, 1)} }}
 
-func newInbox(nc *nats.Conn, watch *connWatch) (*inbox, error) {
-	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call), done: make(chan struct{})}
+// newInbox subscribes to the replies on nc and starts the sweeper, which
+// fails asynchronous requests about every sweepEvery; shutdown stops it.
+func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
+	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
+		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery,
+		kick: make(chan struct{}, 1), published: make(chan struct{})}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
@@ -56,6 +113,8 @@ func newInbox(nc *nats.Conn, watch *connWatch) (*inbox, error) {
 		return nil, fmt.Errorf("natslog: subscribe to replies: %w", err)
 	}
 	b.sub = sub
+	go b.sweeper()
+	go b.publisher()
 	return b, nil
 }
 
@@ -69,7 +128,14 @@ func (b *inbox) dispatch(m *nats.Msg) {
 		return
 	}
 	b.mu.Lock()
-	if c := b.calls[id]; c != nil {
+	c := b.calls[id]
+	if c != nil && c.h != nil {
+		b.removeAsync(id, c)
+		b.mu.Unlock()
+		c.h.handle(m, nil)
+		return
+	}
+	if c != nil {
 		select {
 		case c.ch <- m:
 		default:
@@ -85,6 +151,13 @@ type call struct {
 	reply string
 	ch    chan *nats.Msg
 	lost  <-chan struct{} // closed if the connection drops
+
+	// h takes the outcome of an asynchronous request, which ends when ctx
+	// does, or at deadline (Unix nanoseconds) if not 0; nil for others.
+	h        replyHandler
+	ctx      context.Context
+	deadline int64
+	bucket   *bucket
 }
 
 // open registers a request that may get up to replies replies. It fails at
@@ -164,17 +237,248 @@ func (b *inbox) request(ctx context.Context, msgs ...*nats.Msg) (*nats.Msg, erro
 	for _, m := range msgs[:len(msgs)-1] {
 		m.Reply = ""
 		if err := b.nc.PublishMsg(m); err != nil {
-			return nil, err
+			return nil, sendError(err)
 		}
 	}
 	last.Reply = c.reply
 	if err := b.nc.PublishMsg(last); err != nil {
-		return nil, err
+		return nil, sendError(err)
 	}
 	return c.next(ctx)
 }
 
-// shutdown unsubscribes and ends the requests still waiting with errClosed.
+// requestAsync publishes m with a fresh reply subject and hands its reply,
+// or the error that ends the wait for it, to c.h, exactly once: on the
+// subscription's goroutine (the reply), the sweeper's (c.ctx ended, the
+// deadline passed, the connection dropped) or shutdown's. If it returns an
+// error, nothing was sent and c.h is not called.
+func (b *inbox) requestAsync(c *call, m *outMsg) error {
+	e, err := b.watch.epoch()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errClosed
+	}
+	b.next++
+	id := b.next
+	c.b, c.id, c.lost = b, id, e.ctx.Done()
+	b.calls[id] = c
+	k := bucketKey{c.ctx, c.lost}
+	bk := b.buckets[k]
+	if bk == nil {
+		bk = &bucket{key: k}
+		b.buckets[k] = bk
+	}
+	bk.n++
+	c.bucket = bk
+	if c.deadline != 0 {
+		if b.timed == 0 || c.deadline < b.nextDeadline {
+			b.nextDeadline = c.deadline
+		}
+		b.timed++
+	}
+	b.mu.Unlock()
+	// c is not ours any more: whoever takes it out of calls may have
+	// recycled it already.
+	var buf [64]byte // one allocation for the reply subject, not two
+	m.Reply = string(strconv.AppendUint(append(buf[:0], b.prefix...), id, 36))
+	b.qmu.Lock()
+	b.queue = append(b.queue, queued{m: m, id: id, c: c})
+	first := len(b.queue) == 1
+	b.qmu.Unlock()
+	if first {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// queued is the message of an asynchronous request, registered as id, on
+// its way to the publisher, which releases it. c is only compared: it may
+// have been recycled.
+type queued struct {
+	m  *outMsg
+	id uint64
+	c  *call
+}
+
+// publisher publishes what requestAsync queues, until shutdown. A message
+// it cannot send fails its request, unless someone took it already.
+func (b *inbox) publisher() {
+	defer close(b.published)
+	var batch []queued
+	for {
+		select {
+		case <-b.done:
+			b.qmu.Lock()
+			batch, b.queue = b.queue, nil
+			b.qmu.Unlock()
+			for _, q := range batch {
+				q.m.release()
+			}
+			return
+		case <-b.kick:
+		}
+		for {
+			b.qmu.Lock()
+			batch, b.queue = b.queue, batch[:0]
+			b.qmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			// Requests taken while queued (their ctx ended, their
+			// connection dropped) are not sent: their outcome is known.
+			b.mu.Lock()
+			for i, q := range batch {
+				if b.calls[q.id] != q.c {
+					batch[i].c = nil
+				}
+			}
+			b.mu.Unlock()
+			for i, q := range batch {
+				if q.c != nil {
+					if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
+						q.c.h.handle(nil, sendError(err))
+					}
+				}
+				q.m.release()
+				batch[i] = queued{}
+			}
+		}
+	}
+}
+
+// sendError classifies err, the failure of sending a request's message: a
+// message over the server's max payload stays as it is; anything else is
+// the connection failing (a write that failed, a connection closed or
+// draining), which may or may not have sent it.
+func sendError(err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return err
+	}
+	return unavailable("sending failed", err)
+}
+
+// removeAsync removes the asynchronous request c, registered as id, from
+// calls; b.mu is held.
+func (b *inbox) removeAsync(id uint64, c *call) {
+	delete(b.calls, id)
+	c.bucket.n--
+	if c.deadline != 0 {
+		b.timed--
+	}
+}
+
+// take removes the asynchronous request c, registered as id, and reports
+// whether it was still there: the caller then owns it and hands it its
+// outcome.
+func (b *inbox) take(id uint64, c *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.calls[id] != c {
+		return false
+	}
+	b.removeAsync(id, c)
+	return true
+}
+
+// sweeper fails the asynchronous requests whose context ended or deadline
+// passed, every sweepEvery, and those of a connection epoch the moment it
+// ends, until shutdown. A drop it misses while the connection is down (no
+// epoch to follow) it finds at its next round.
+func (b *inbox) sweeper() {
+	defer close(b.swept)
+	t := time.NewTicker(b.sweepEvery)
+	defer t.Stop()
+	var failed []*call
+	var errs []error
+	var ended <-chan struct{} // of the last epoch seen to end
+	for {
+		var lost <-chan struct{}
+		if e := b.watch.current.Load(); e.ctx != nil && e.ctx.Done() != ended {
+			lost = e.ctx.Done()
+		}
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		case <-lost:
+			ended = lost
+		}
+		failed, errs = b.sweep(time.Now().UnixNano(), failed[:0], errs[:0])
+		for i, c := range failed {
+			if errs[i] == errLost {
+				b.watch.lost.add()
+			}
+			c.h.handle(nil, errs[i])
+		}
+		clear(failed)
+		clear(errs)
+	}
+}
+
+// sweep takes the asynchronous requests that are over at now out of calls
+// and returns them, each with its error, appended to failed and errs.
+func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	over := b.timed > 0 && now >= b.nextDeadline
+	for k, bk := range b.buckets {
+		if bk.n == 0 {
+			delete(b.buckets, k)
+			continue
+		}
+		if !over {
+			over = bucketOver(k) != nil
+		}
+	}
+	if !over {
+		return failed, errs
+	}
+	b.nextDeadline = 0
+	for id, c := range b.calls {
+		if c.h == nil {
+			continue
+		}
+		err := bucketOver(c.bucket.key)
+		if err == nil && c.deadline != 0 {
+			if now >= c.deadline {
+				err = context.DeadlineExceeded
+			} else if b.nextDeadline == 0 || c.deadline < b.nextDeadline {
+				b.nextDeadline = c.deadline
+			}
+		}
+		if err != nil {
+			b.removeAsync(id, c)
+			failed = append(failed, c)
+			errs = append(errs, err)
+		}
+	}
+	return failed, errs
+}
+
+// bucketOver returns the error that ends the asynchronous requests of k,
+// nil while they go on.
+func bucketOver(k bucketKey) error {
+	select {
+	case <-k.lost:
+		return errLost
+	case <-k.ctx.Done():
+		return context.Cause(k.ctx)
+	default:
+		return nil
+	}
+}
+
+// shutdown unsubscribes, stops the sweeper and the publisher, and ends
+// the requests still waiting with errClosed: those that wait in next
+// return it, and the handlers of asynchronous ones get it before shutdown
+// returns.
 func (b *inbox) shutdown() {
 	b.mu.Lock()
 	if b.closed {
@@ -182,7 +486,20 @@ func (b *inbox) shutdown() {
 		return
 	}
 	b.closed = true
+	var pending []*call
+	for id, c := range b.calls {
+		if c.h != nil {
+			b.removeAsync(id, c)
+			pending = append(pending, c)
+		}
+	}
+	clear(b.buckets)
 	b.mu.Unlock()
 	close(b.done)
 	_ = b.sub.Unsubscribe()
+	<-b.swept
+	<-b.published
+	for _, c := range pending {
+		c.h.handle(nil, errClosed)
+	}
 }

@@ -26,6 +26,7 @@ var (
 	_ eventlog.TypeLister    = (*Log)(nil)
 	_ eventlog.AllReader     = (*Log)(nil)
 	_ eventlog.Closer        = (*Log)(nil)
+	_ eventlog.AsyncAppender = (*Log)(nil)
 )
 
 // errClosed is what a closed Log returns.
@@ -45,13 +46,20 @@ const (
 	maxStaleRetries = 3
 )
 
+// The period of the sweeper that fails AppendAsync's appends whose ctx
+// ended: a twentieth of the timeout, within these bounds.
+const (
+	minSweep = 5 * time.Millisecond
+	maxSweep = 50 * time.Millisecond
+)
+
 // defaultTimeout applies when neither the ctx, [WithTimeout] nor the
 // JetStream context give one.
 const defaultTimeout = 5 * time.Second
 
 // Log is an [eventlog.Log] on a JetStream stream. It also implements
 // [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister],
-// [eventlog.AllReader] and [eventlog.Closer].
+// [eventlog.AllReader], [eventlog.AsyncAppender] and [eventlog.Closer].
 //
 // The events of entity (type, id) are messages on the subject
 // <prefix>.<type>.<id>, type and id escaped as subject tokens (see the
@@ -94,6 +102,12 @@ type Log struct {
 	// for them.
 	wg          sync.WaitGroup
 	readersDone chan struct{}
+
+	// behind counts AppendAsync's goroutines (appendBehind); behindMu
+	// orders adding to it with Close, which waits for it once closed is
+	// set.
+	behindMu sync.Mutex
+	behind   sync.WaitGroup
 }
 
 // New returns a Log on the stream the options name (default
@@ -135,7 +149,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Log, err
 	}
 	nc := js.Conn()
 	watch := watchConn(nc, "natslog.Log", cfg.logger, lost)
-	in, err := newInbox(nc, watch)
+	in, err := newInbox(nc, watch, min(max(timeout/20, minSweep), maxSweep))
 	if err != nil {
 		watch.close()
 		return nil, err
@@ -244,7 +258,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Close implements [eventlog.Closer]. It ends every subscription with
 // [eventlog.ErrClosed] and unsubscribes from replies; calls still waiting
-// for one get [eventlog.ErrClosed]. It does not close the connection.
+// for one get [eventlog.ErrClosed], and so do the appends of
+// [Log.AppendAsync] in flight, whose done Close calls (or waits for). It
+// does not close the connection.
 // Afterwards every method returns [eventlog.ErrClosed], Close included.
 func (l *Log) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
@@ -252,6 +268,12 @@ func (l *Log) Close() error {
 	}
 	l.closeCancel()
 	l.inbox.shutdown()
+	// appendBehind adds to behind under behindMu only while closed is not
+	// set: past this, nothing adds to it.
+	l.behindMu.Lock()
+	l.behindMu.Unlock() //nolint:staticcheck // the lock orders, nothing to guard
+
+	l.behind.Wait()
 	l.wg.Wait()
 	close(l.readersDone)
 	l.watch.close()

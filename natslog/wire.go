@@ -74,7 +74,7 @@ const (
 type outMsg struct {
 	nats.Msg
 	// vals backs the header values, one slot per header this package sets.
-	vals [4]string
+	vals [5]string
 }
 
 var outPool = sync.Pool{New: func() any { return &outMsg{Msg: nats.Msg{Header: make(nats.Header, 8)}} }}
@@ -90,15 +90,25 @@ func eventMsg(subj string, seq uint64, ev *eventlog.Event) (m *outMsg, size int)
 	h[hdrSeq] = m.vals[0:1:1]
 	m.vals[1] = url.PathEscape(ev.Name)
 	h[hdrEvent] = m.vals[1:2:2]
+	// The size as headerSize counts it, without going through the map.
+	size = headerReserve + len(hdrSeq) + len(m.vals[0]) + 4 + len(hdrEvent) + len(m.vals[1]) + 4
 	if ev.Revision != 0 {
 		m.vals[2] = strconv.FormatUint(uint64(ev.Revision), 10)
 		h[hdrRev] = m.vals[2:3:3]
+		size += len(hdrRev) + len(m.vals[2]) + 4
 	}
 	if len(ev.Metadata) > 0 {
 		m.vals[3] = encodeMeta(ev.Metadata)
 		h[hdrMeta] = m.vals[3:4:4]
+		size += len(hdrMeta) + len(m.vals[3]) + 4
 	}
-	return m, headerSize(h) + len(ev.Data)
+	return m, size + len(ev.Data)
+}
+
+// expect sets the expected last subject sequence of m to sseq.
+func (m *outMsg) expect(sseq uint64) {
+	m.vals[4] = strconv.FormatUint(sseq, 10)
+	m.Header[hdrExpectedLastSubjSeq] = m.vals[4:5:5]
 }
 
 // release returns m to outPool.
@@ -109,22 +119,14 @@ func (m *outMsg) release() {
 	outPool.Put(m)
 }
 
-// headerSize returns the encoded size of h plus the headers a publish may
-// add: the expected sequence and the atomic batch headers.
-func headerSize(h nats.Header) int {
-	const reserve = len("NATS/1.0\r\n\r\n") +
-		len(hdrExpectedLastSubjSeq+": 18446744073709551615\r\n") +
-		len(hdrBatchID+": 0123456789012345678901\r\n") +
-		len(hdrBatchSeq+": 1000000\r\n") +
-		len(hdrBatchCommit+": 1\r\n")
-	n := reserve
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
-}
+// headerReserve is the room the size of an event message leaves for the
+// headers a publish may add: the expected sequence and the atomic batch
+// headers.
+const headerReserve = len("NATS/1.0\r\n\r\n") +
+	len(hdrExpectedLastSubjSeq+": 18446744073709551615\r\n") +
+	len(hdrBatchID+": 0123456789012345678901\r\n") +
+	len(hdrBatchSeq+": 1000000\r\n") +
+	len(hdrBatchCommit+": 1\r\n")
 
 // encodeMeta encodes metadata for [hdrMeta].
 func encodeMeta(md map[string]string) string {
