@@ -98,10 +98,11 @@ func (l *Log) records(sel *selection) recordFunc {
 }
 
 // ReadAll implements [eventlog.AllReader] with batched direct gets, as
-// [Log.ReadType] reads a type: of the subjects <prefix>.<type>.* for one
-// type, else <prefix>.*.*, which the subjects listing tombstoned entities
-// do not match. It ends after as many messages as matched when it
-// started. A stream sequence is assigned when the server stores a
+// [Log.ReadType] reads a type: of the stream's messages (the subjects
+// listing tombstoned entities are skipped), or of the subjects
+// <prefix>.<type>.* for one type, else <prefix>.*.*, once most of them are
+// of types not chosen. It ends at the stream's last message as of its
+// start. A stream sequence is assigned when the server stores a
 // message, whatever its subject, so no message of any type can appear
 // later below a Position already read.
 //

@@ -52,8 +52,10 @@ func (l *Log) typeRecords(typ, filter string) recordFunc {
 }
 
 // ReadType implements [eventlog.Log] with batched direct gets of the
-// subjects <prefix>.<type>.*. It ends after as many messages as matched
-// when it started.
+// stream's messages, or of the subjects <prefix>.<type>.* once most of
+// them are of other types (see scan). It ends at the stream's last message
+// as of its start. Subscribe chooses its filter alike, from one page of the
+// messages it starts after.
 //
 // Stream sequences are assigned when the server stores a message, and a
 // direct get never sees an atomic batch half stored, so no message can
