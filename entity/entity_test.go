@@ -342,38 +342,60 @@ func TestPersistFailureRecoversFromLog(t *testing.T) {
 		{"write refused", func(l *flakyLog) { l.failBeforeWrite = 1 }, nil, false, errInjected},
 		{"timeout after write", func(l *flakyLog) { l.hangAfterWrite = 1 }, []entity.KindOption{entity.WithStoreTimeout(20 * time.Millisecond)}, true, context.DeadlineExceeded},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			log := &flakyLog{Log: eventlog.NewMemory()}
-			k := register(t, newSystem(t, log), tc.opts...)
-			ref := k.Ref("p")
-			ask(t, ref, Add{N: 1})
-			log.set(tc.fault)
-			_, err := entity.Ask(context.Background(), ref, Add{N: 10})
-			var pe *entity.PersistError
-			if !errors.As(err, &pe) || !errors.Is(err, tc.cause) || pe.FirstSeq != 2 || pe.EntityID != "p" {
-				t.Fatalf("failed append: err %v, want *PersistError at seq 2 wrapping %v", err, tc.cause)
-			}
-			want := 1
-			if tc.landed {
-				want = 11
-			}
-			if got := ask(t, ref, Get{}).Value; got != want {
-				t.Errorf("state after failure: %d, want %d (the log decides)", got, want)
-			}
-			// The next command appends after whatever landed: no conflict, no double apply.
-			if got := ask(t, ref, Add{N: 100}); got != want+100 {
-				t.Errorf("next Add: %d, want %d", got, want+100)
-			}
-			if got, wantN := len(records(t, log, "p")), map[bool]int{true: 3, false: 2}[tc.landed]; got != wantN {
-				t.Errorf("log has %d events, want %d", got, wantN)
-			}
-		})
+	// Each case runs on a log with synchronous appends only, and on one
+	// whose AppendAsync settles on another goroutine (asyncLog).
+	logs := []struct {
+		name string
+		new  func() (eventlog.Log, *flakyLog)
+	}{
+		{"sync", func() (eventlog.Log, *flakyLog) { l := &flakyLog{Log: eventlog.NewMemory()}; return l, l }},
+		{"async", func() (eventlog.Log, *flakyLog) { l := newAsyncLog(); return l, l.flakyLog }},
+	}
+	for _, lc := range logs {
+		for _, tc := range cases {
+			t.Run(lc.name+"/"+tc.name, func(t *testing.T) {
+				l, log := lc.new()
+				testPersistFailure(t, l, log, tc.fault, tc.opts, tc.landed, tc.cause)
+			})
+		}
+	}
+}
+
+// testPersistFailure is one case of TestPersistFailureRecoversFromLog: l
+// is the log the System uses, log the flakyLog beneath it.
+func testPersistFailure(t *testing.T, l eventlog.Log, log *flakyLog, fault func(*flakyLog), opts []entity.KindOption, landed bool, cause error) {
+	k := register(t, newSystem(t, l), opts...)
+	ref := k.Ref("p")
+	ask(t, ref, Add{N: 1})
+	log.set(fault)
+	_, err := entity.Ask(context.Background(), ref, Add{N: 10})
+	var pe *entity.PersistError
+	if !errors.As(err, &pe) || !errors.Is(err, cause) || pe.FirstSeq != 2 || pe.EntityID != "p" {
+		t.Fatalf("failed append: err %v, want *PersistError at seq 2 wrapping %v", err, cause)
+	}
+	want := 1
+	if landed {
+		want = 11
+	}
+	if got := ask(t, ref, Get{}).Value; got != want {
+		t.Errorf("state after failure: %d, want %d (the log decides)", got, want)
+	}
+	// The next command appends after whatever landed: no conflict, no double apply.
+	if got := ask(t, ref, Add{N: 100}); got != want+100 {
+		t.Errorf("next Add: %d, want %d", got, want+100)
+	}
+	if got, wantN := len(records(t, log, "p")), map[bool]int{true: 3, false: 2}[landed]; got != wantN {
+		t.Errorf("log has %d events, want %d", got, wantN)
 	}
 }
 
 func TestConflictWithAnotherWriterRecovers(t *testing.T) {
-	mem := eventlog.NewMemory()
+	t.Run("sync", func(t *testing.T) { testConflictRecovers(t, eventlog.NewMemory()) })
+	t.Run("async", func(t *testing.T) { testConflictRecovers(t, newAsyncLog()) })
+}
+
+// testConflictRecovers is TestConflictWithAnotherWriterRecovers on mem.
+func testConflictRecovers(t *testing.T, mem eventlog.Log) {
 	k := register(t, newSystem(t, mem))
 	ref := k.Ref("x")
 	ask(t, ref, Add{N: 1})
