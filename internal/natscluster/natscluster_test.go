@@ -3,6 +3,7 @@ package natscluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestKillAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c, err := natscluster.Start(ctx, t.TempDir(), 3)
 	if err != nil {
@@ -98,9 +99,20 @@ func TestKillAndRestart(t *testing.T) {
 	if _, err := c.StreamState(ctx, 7, "S"); !errors.Is(err, natscluster.ErrInvalid) {
 		t.Errorf("StreamState(7): err = %v, want ErrInvalid", err)
 	}
-	for range 10 {
-		if _, err := js.Publish(ctx, "s.x", []byte("x")); err != nil {
-			t.Fatal(err)
+	// A publish whose connection was the killed node's may be lost with it
+	// and wait for its reply until its deadline: each gets a short one and
+	// is sent again, with a message id so the stream keeps it once.
+	for i := range 10 {
+		for attempt := 1; ; attempt++ {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := js.Publish(pctx, "s.x", []byte("x"), jetstream.WithMsgID(fmt.Sprintf("m-%d", i)))
+			cancel()
+			if err == nil {
+				break
+			}
+			if attempt == 5 || ctx.Err() != nil {
+				t.Fatalf("publish %d, attempt %d: %v", i, attempt, err)
+			}
 		}
 	}
 	if err := c.Restart(ctx, follower); err != nil {
