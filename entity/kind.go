@@ -108,12 +108,16 @@ func (k *Kind[S, E]) Ref(id string) Ref[S, E] { return Ref[S, E]{kind: k, id: id
 // Live returns how many entities of this kind are active.
 func (k *Kind[S, E]) Live() int { return int(k.count.Load()) }
 
-// instance returns the live instance of id, activating it if needed.
+// instance returns the live instance of id, activating it if needed; an
+// id is checked (eventlog.ValidateStream) when it is activated, once.
 // Activation is cheap: recovery runs with the first command, and the actor
 // is spawned only when commands queue up (see instance).
 func (k *Kind[S, E]) instance(id string) (*instance[S, E], error) {
 	if in, ok := k.live.Load(id); ok {
-		return in, nil
+		return in, nil // its id was checked when it was activated
+	}
+	if err := eventlog.ValidateStream(k.def.Name, id); err != nil {
+		return nil, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
 	}
 	in := newInstance(k, id)
 	if v, loaded := k.live.LoadOrStore(id, in); loaded {
@@ -277,9 +281,6 @@ func (k *Kind[S, E]) Passivate(id string) bool {
 // submit runs p for entity id at once if the entity is idle (ran true: p
 // has been delivered), or queues it, activating the entity if needed.
 func (k *Kind[S, E]) submit(ctx context.Context, id string, p pending[S, E]) (ran bool, err error) {
-	if err := eventlog.ValidateStream(k.def.Name, id); err != nil {
-		return false, fmt.Errorf("%w: Ask: %w", ErrInvalid, err)
-	}
 	sys := k.sys
 	for {
 		if sys.closed.Load() {

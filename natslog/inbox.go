@@ -71,6 +71,10 @@ type inbox struct {
 	// one); none ends before nextDeadline, the earliest when it was set.
 	timed        int
 	nextDeadline int64
+	// pending counts the asynchronous requests in calls; busy wakes the
+	// sweeper, which waits for it while there are none (buffered 1).
+	pending int
+	busy    chan struct{}
 }
 
 // bucketKey is what asynchronous requests that end together share.
@@ -101,6 +105,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg,
 func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
 	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
 		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery,
+		busy: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), published: make(chan struct{})}
 	sub, err := nc.Subscribe(b.prefix+"*", b.dispatch)
 	if err != nil {
@@ -274,6 +279,12 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 	}
 	bk.n++
 	c.bucket = bk
+	if b.pending++; b.pending == 1 {
+		select {
+		case b.busy <- struct{}{}:
+		default:
+		}
+	}
 	if c.deadline != 0 {
 		if b.timed == 0 || c.deadline < b.nextDeadline {
 			b.nextDeadline = c.deadline
@@ -369,6 +380,7 @@ func sendError(err error) error {
 func (b *inbox) removeAsync(id uint64, c *call) {
 	delete(b.calls, id)
 	c.bucket.n--
+	b.pending--
 	if c.deadline != 0 {
 		b.timed--
 	}
@@ -390,7 +402,8 @@ func (b *inbox) take(id uint64, c *call) bool {
 // sweeper fails the asynchronous requests whose context ended or deadline
 // passed, every sweepEvery, and those of a connection epoch the moment it
 // ends, until shutdown. A drop it misses while the connection is down (no
-// epoch to follow) it finds at its next round.
+// epoch to follow) it finds at its next round. While no asynchronous
+// request is pending it sleeps until one is.
 func (b *inbox) sweeper() {
 	defer close(b.swept)
 	t := time.NewTicker(b.sweepEvery)
@@ -399,6 +412,21 @@ func (b *inbox) sweeper() {
 	var errs []error
 	var ended <-chan struct{} // of the last epoch seen to end
 	for {
+		b.mu.Lock()
+		idle := b.pending == 0
+		if idle {
+			clear(b.buckets) // all empty
+		}
+		b.mu.Unlock()
+		if idle {
+			t.Stop()
+			select {
+			case <-b.done:
+				return
+			case <-b.busy:
+			}
+			t.Reset(b.sweepEvery)
+		}
 		var lost <-chan struct{}
 		if e := b.watch.current.Load(); e.ctx != nil && e.ctx.Done() != ended {
 			lost = e.ctx.Done()
