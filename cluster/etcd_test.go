@@ -12,13 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -79,33 +77,17 @@ func etcdProvider(baseKey string, endpoints []string) protocluster.ClusterProvid
 //
 // Errors are printed as "err <text>", fatal ones as "fatal <text>".
 func runEtcdMember() int {
-	out := bufio.NewWriter(os.Stdout)
-	var outMu sync.Mutex
-	say := func(format string, args ...any) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		fmt.Fprintf(out, format+"\n", args...)
-		out.Flush()
-	}
+	say := childSay()
 	fail := func(err error) int {
 		say("fatal %s", strings.ReplaceAll(err.Error(), "\n", " "))
 		return 1
 	}
 	ctx := context.Background()
-	nc, err := nats.Connect(os.Getenv("ETCD_TEST_NATS_URL"))
+	log, closeLog, err := childLog(ctx, os.Getenv("ETCD_TEST_NATS_URL"))
 	if err != nil {
 		return fail(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		return fail(err)
-	}
-	defer log.Close()
+	defer closeLog()
 	provider := etcdProvider(os.Getenv("ETCD_TEST_BASE_KEY"), strings.Split(os.Getenv("EVENTSOURCED_ETCD_ENDPOINTS"), ","))
 	n := newNode(&processTB{fail: func(s string) { say("fatal %s", s); os.Exit(1) }},
 		os.Getenv("ETCD_TEST_CLUSTER"), log, provider,

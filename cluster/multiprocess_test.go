@@ -59,33 +59,17 @@ func mpID(i int) string { return fmt.Sprintf("mp-%d", i) }
 // runMemberProcess is the child: see the comment above.
 func runMemberProcess() int {
 	idx, _ := strconv.Atoi(os.Getenv(memberEnv))
-	out := bufio.NewWriter(os.Stdout)
-	var outMu sync.Mutex
-	say := func(format string, args ...any) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		fmt.Fprintf(out, format+"\n", args...)
-		out.Flush()
-	}
+	say := childSay()
 	fail := func(err error) int {
 		say("fatal %v", err)
 		return 1
 	}
 	ctx := context.Background()
-	nc, err := nats.Connect(os.Getenv("MP_NATS_URL"))
+	log, closeLog, err := childLog(ctx, os.Getenv("MP_NATS_URL"))
 	if err != nil {
 		return fail(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		return fail(err)
-	}
-	defer log.Close()
+	defer closeLog()
 	port, _ := strconv.Atoi(os.Getenv("MP_AUTOMAN_PORT"))
 	refresh, err := time.ParseDuration(os.Getenv("MP_REFRESH"))
 	if err != nil {
@@ -183,6 +167,39 @@ func runMemberProcess() int {
 	}
 	say("done %d %d", n.m.Stats().Retries, n.m.Stats().Fences)
 	return 0
+}
+
+// childSay returns what prints a line to a member process's stdout, which
+// its parent reads; it is safe for concurrent use.
+func childSay() func(format string, args ...any) {
+	out := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format+"\n", args...)
+		out.Flush()
+	}
+}
+
+// childLog connects a member process to the NATS server at url and returns
+// natslog on it, and what closes both.
+func childLog(ctx context.Context, url string) (*natslog.Log, func(), error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	log, err := natslog.New(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return log, func() { log.Close(); nc.Close() }, nil
 }
 
 // processTB lets newNode run outside a test.
