@@ -207,7 +207,7 @@ func TestEtcdDiscoveryThreeProcesses(t *testing.T) {
 	baseKey := "/eventsourced-test/" + randomName()
 	clusterName := "etcd-" + randomName()
 	// The children log data races to files instead of failing at exit:
-	// checkEtcdRaces fails the test on every race but the etcd provider's.
+	// checkRaces fails the test on every race but the etcd provider's.
 	raceDir := t.TempDir()
 	// One at a time: protoactor-go's etcd provider reads the member list,
 	// then starts watching from the current revision, so a member that
@@ -315,7 +315,7 @@ func TestEtcdDiscoveryThreeProcesses(t *testing.T) {
 		}
 	}
 
-	checkEtcdRaces(t, raceDir)
+	checkRaces(t, raceDir, etcdShutdownFlagRace)
 
 	// The log holds each command once.
 	ids := make([]string, etcdEntities)
@@ -344,39 +344,6 @@ func TestEtcdDiscoveryThreeProcesses(t *testing.T) {
 	}
 	if resp.Count != 0 {
 		t.Errorf("%d keys left under %s after every member shut down, want 0", resp.Count, baseKey)
-	}
-}
-
-// checkEtcdRaces fails t for every data race the children reported in
-// dir except one: protoactor-go's etcd provider writes its shutdown flag in
-// Shutdown while its keepalive and watch goroutines read it without
-// synchronization (see workarounds.go). Only the race detector's reports
-// say which race it was, hence the text.
-func checkEtcdRaces(t *testing.T, dir string) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "race-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed := 0
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for report := range strings.SplitSeq(string(data), "==================") {
-			if !strings.Contains(report, "WARNING: DATA RACE") {
-				continue
-			}
-			if etcdShutdownFlagRace(report) {
-				allowed++
-				continue
-			}
-			t.Errorf("data race in a member process (%s):%s", filepath.Base(name), report)
-		}
-	}
-	if allowed > 0 {
-		t.Logf("%d report(s) of the etcd provider's shutdown flag race (upstream, allowed)", allowed)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,12 +256,14 @@ type mpMembers struct {
 
 // mpCluster runs member processes over one embedded NATS server.
 type mpCluster struct {
-	t       *testing.T
-	log     eventlog.Log
-	natsURL string
-	env     []string // extra environment of every member
-	hosts   []string // automanaged endpoints, one per member
-	remotes []int    // remoting ports, one per member
+	t        *testing.T
+	log      eventlog.Log
+	natsURL  string
+	env      []string // extra environment of every member
+	hosts    []string // automanaged endpoints, one per member
+	remotes  []int    // remoting ports, one per member
+	raceDir  string   // where the members' race detector writes its reports
+	launches int      // processes started, numbering their race reports
 
 	mu        sync.Mutex // guards what follows, written by the readers of the members' stdout
 	children  []*child
@@ -308,12 +311,14 @@ func newMPCluster(t *testing.T, n int, env ...string) *mpCluster {
 	}
 	t.Cleanup(func() { log.Close() })
 	c := &mpCluster{
-		t: t, log: log, natsURL: srv.ClientURL(), env: env,
+		t: t, log: log, natsURL: srv.ClientURL(), env: env, raceDir: t.TempDir(),
 		children:  make([]*child, n),
 		acked:     map[string]mpAdd{},
 		ambiguous: map[string]mpAdd{},
 		failed:    map[string]mpAdd{},
 	}
+	// Runs after the members' own cleanups, which kill what is left.
+	t.Cleanup(func() { checkRaces(t, c.raceDir, upstreamRace) })
 	for range n {
 		c.hosts = append(c.hosts, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 		c.remotes = append(c.remotes, freePort(t))
@@ -348,7 +353,11 @@ func (c *mpCluster) launch(i int) *child {
 	_, amPort, _ := strings.Cut(c.hosts[i], ":")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), c.env...)
+	c.launches++
 	cmd.Env = append(cmd.Env,
+		// Races go to a file, read when the member stops (checkRaces), so
+		// that the test names them instead of an exit status 66.
+		"GORACE=exitcode=0 log_path="+filepath.Join(c.raceDir, fmt.Sprintf("race-member%d-launch%d", i, c.launches)),
 		fmt.Sprintf("%s=%d", memberEnv, i),
 		"MP_NATS_URL="+c.natsURL,
 		"MP_AUTOMAN_PORT="+amPort,

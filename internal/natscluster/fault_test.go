@@ -147,7 +147,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
 	defer cancel()
 	c, err := natscluster.Start(ctx, t.TempDir(), 3)
 	if err != nil {
@@ -246,7 +246,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 	defer stopLoad()
 
 	time.Sleep(warmUp)
-	info, err := stream.Info(ctx)
+	info, err := streamInfo(ctx, js, natslog.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +270,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 	// A new leader, as the stream's info reports it.
 	var newLeader string
 	for {
-		ictx, icancel := context.WithTimeout(ctx, time.Second)
-		info, err := stream.Info(ictx)
-		icancel()
+		info, err := streamInfo(ctx, js, natslog.DefaultStream)
 		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != c.Name(victim) {
 			newLeader = info.Cluster.Leader
 			break
@@ -322,7 +320,7 @@ func TestStreamLeaderKilledUnderLoad(t *testing.T) {
 	}
 
 	events := checkLog(ctx, t, sides[0].log, outcomes, killedAt)
-	if info, err := stream.Info(ctx); err != nil {
+	if info, err := streamInfo(ctx, js, natslog.DefaultStream); err != nil {
 		t.Error(err)
 	} else if info.State.Msgs != uint64(events) {
 		t.Errorf("the stream holds %d messages, the entities %d events: messages outside the entities' Seqs", info.State.Msgs, events)
@@ -368,15 +366,9 @@ func recovery(all []outcome, killedAt time.Time) (firstOK, recovered time.Durati
 // with no lag.
 func waitCurrent(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, node string) {
 	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var last string
 	for {
-		ictx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := s.Info(ictx)
-		cancel()
+		info, err := streamInfo(ctx, js, stream)
 		if err == nil && info.Cluster != nil {
 			last = fmt.Sprintf("leader %s", info.Cluster.Leader)
 			for _, r := range info.Cluster.Replicas {
@@ -395,6 +387,19 @@ func waitCurrent(ctx context.Context, t *testing.T, js jetstream.JetStream, stre
 	}
 }
 
+// streamInfo asks for stream's info with a deadline of its own: a request
+// that the cluster drops while a node rejoins would otherwise wait for the
+// whole test's.
+func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.Info(ctx)
+}
+
 // sameAsLeader waits until node i's copy of stream has the leader's last
 // sequence and message count, as each node itself reports them.
 func sameAsLeader(ctx context.Context, t *testing.T, c *natscluster.Cluster, js jetstream.JetStream, stream string, i int) {
@@ -402,19 +407,16 @@ func sameAsLeader(ctx context.Context, t *testing.T, c *natscluster.Cluster, js 
 	var mine, leader natscluster.StreamState
 	var err error
 	for {
-		s, serr := js.Stream(ctx, stream)
+		info, serr := streamInfo(ctx, js, stream)
 		if serr == nil {
-			var info *jetstream.StreamInfo
-			if info, serr = s.Info(ctx); serr == nil {
-				if l := c.Index(info.Cluster.Leader); l >= 0 {
-					if leader, err = c.StreamState(ctx, l, stream); err == nil {
-						mine, err = c.StreamState(ctx, i, stream)
-					}
-					if err == nil && mine.LastSeq == leader.LastSeq && mine.Msgs == leader.Msgs &&
-						leader.LastSeq == info.State.LastSeq && leader.Msgs == info.State.Msgs {
-						t.Logf("stream %s: node %s has last seq %d, %d messages, as leader %s", stream, mine.Node, mine.LastSeq, mine.Msgs, leader.Node)
-						return
-					}
+			if l := c.Index(info.Cluster.Leader); l >= 0 {
+				if leader, err = c.StreamState(ctx, l, stream); err == nil {
+					mine, err = c.StreamState(ctx, i, stream)
+				}
+				if err == nil && mine.LastSeq == leader.LastSeq && mine.Msgs == leader.Msgs &&
+					leader.LastSeq == info.State.LastSeq && leader.Msgs == info.State.Msgs {
+					t.Logf("stream %s: node %s has last seq %d, %d messages, as leader %s", stream, mine.Node, mine.LastSeq, mine.Msgs, leader.Node)
+					return
 				}
 			}
 		}
