@@ -3,6 +3,7 @@ package natslog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -180,13 +181,32 @@ type multiLastReq struct {
 }
 
 // multiLast returns the last message of each subject that has one.
-// complete is false if the server stopped before it sent them all.
+// complete is false if the server stopped before it sent them all. A
+// request nothing answered (no responders: a replicated stream's direct
+// get subscriptions come up some time after the stream, and go while a
+// node restarts) is sent again, as fetch and requestRetry do.
 func (l *Log) multiLast(ctx context.Context, subjects []string) (map[string]stored, bool, error) {
 	body, err := json.Marshal(multiLastReq{MultiLast: subjects, MaxBytes: readMaxBytes})
 	if err != nil {
 		return nil, false, err
 	}
-	c, err := l.inbox.open(len(subjects) + 2)
+	wait := retryWait
+	for attempt := 1; ; attempt++ {
+		found, complete, err := l.multiLastOnce(ctx, body, len(subjects))
+		if !errors.Is(err, errNoResponse) || attempt == maxAttempts {
+			return found, complete, err
+		}
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, false, fmt.Errorf("%w: %w", err, serr)
+		}
+		wait = min(2*wait, maxRetryWait)
+	}
+}
+
+// multiLastOnce sends body, the multi-subject direct get of n subjects,
+// once.
+func (l *Log) multiLastOnce(ctx context.Context, body []byte, n int) (map[string]stored, bool, error) {
+	c, err := l.inbox.open(n + 2)
 	if err != nil {
 		return nil, false, err
 	}
@@ -194,7 +214,7 @@ func (l *Log) multiLast(ctx context.Context, subjects []string) (map[string]stor
 	if err := l.nc.PublishMsg(&nats.Msg{Subject: l.directBatch, Reply: c.reply, Data: body}); err != nil {
 		return nil, false, err
 	}
-	found := make(map[string]stored, len(subjects))
+	found := make(map[string]stored, n)
 	for {
 		m, err := c.next(ctx)
 		if err != nil {

@@ -135,3 +135,49 @@ func TestCloseEndsReads(t *testing.T) {
 		t.Errorf("read during Close: %v, want its events or ErrClosed", err)
 	}
 }
+
+// TestBatchedLookupWaitsForResponders checks that a batched lookup nothing
+// answers (no responders: here the stream is gone; on a replicated stream
+// just created, its direct get subscriptions are not up yet) is sent again
+// until the stream answers, instead of failing at once.
+func TestBatchedLookupWaitsForResponders(t *testing.T) {
+	_, js := setup(t)
+	l := newLog(t, js)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, natslog.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		got []natslog.LastResult
+		err error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		got, _, err := natslog.LookupLasts(l, "account", []string{"a", "b", "c"}, true)
+		done <- result{got, err}
+	}()
+	const gone = 400 * time.Millisecond
+	time.Sleep(gone)
+	select {
+	case r := <-done:
+		t.Fatalf("the lookup ended while the stream was gone: %+v %v", r.got, r.err)
+	default:
+	}
+	if err := natslog.Setup(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for i, res := range r.got {
+		if res != (natslog.LastResult{}) {
+			t.Errorf("lookup %d: %+v, want not found and no error", i, res)
+		}
+	}
+	if took := time.Since(began); took < gone {
+		t.Errorf("answered after %v, before the stream was back (%v)", took, gone)
+	}
+}
