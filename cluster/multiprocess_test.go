@@ -744,10 +744,12 @@ func TestMultiProcessRollingRestart(t *testing.T) {
 	c.waitFor(30*time.Second, "load before the roll", func() bool { return c.ackedCount() >= 300 })
 	rollStart := time.Now()
 	for i := range 3 {
+		stopping := time.Now()
 		c.stop(i)
 		stopped := time.Now()
 		c.start(i)
-		t.Logf("member %d back %v after its shutdown ended", i, time.Since(stopped).Round(time.Millisecond))
+		t.Logf("member %d: shutdown took %v (ended %v into the roll), back %v after it ended", i,
+			stopped.Sub(stopping).Round(time.Millisecond), stopped.Sub(rollStart).Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
 		c.goLoad(i)
 		back := time.Now()
 		c.waitFor(30*time.Second, fmt.Sprintf("an Add sent after member %d came back acknowledged on every entity", i), func() bool {
@@ -781,6 +783,12 @@ func TestMultiProcessRollingRestart(t *testing.T) {
 	// retryable: no caller is left without an answer.
 	if ambiguous != 0 {
 		t.Errorf("%d Adds with an unknown outcome, want 0 in a graceful roll", ambiguous)
+		c.mu.Lock()
+		for op, a := range c.ambiguous {
+			t.Logf("  %s on %s from member %d, sent %v into the roll, took %v: %s", op, a.id, a.member,
+				time.Duration(a.sent-rollStart.UnixNano()).Round(time.Millisecond), time.Duration(a.done-a.sent).Round(time.Millisecond), a.text)
+		}
+		c.mu.Unlock()
 	}
 	c.check(false)
 }

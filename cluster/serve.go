@@ -58,16 +58,16 @@ func (g *grain) Receive(c actor.Context) {
 // serve runs env for sender on a goroutine and answers it from there.
 func (m *Member) serve(sender *actor.PID, env *clusterpb.CommandEnvelope) {
 	if isProbe(env) {
-		m.reply(sender, m.answerProbe(env))
+		m.replyNow(sender, m.answerProbe(env))
 		return
 	}
 	h := m.served[env.GetEntityType()]
 	if h == nil {
-		m.reply(sender, failure(fmt.Errorf("%w: entity type %s is not served by %s", ErrUnknownCommand, eventlog.FormatID(env.GetEntityType()), m.self)))
+		m.replyNow(sender, failure(fmt.Errorf("%w: entity type %s is not served by %s", ErrUnknownCommand, eventlog.FormatID(env.GetEntityType()), m.self)))
 		return
 	}
 	if !m.admit() {
-		m.reply(sender, failure(fmt.Errorf("%w: %s is leaving", ErrUnavailable, m.self)))
+		m.replyNow(sender, failure(fmt.Errorf("%w: %s is leaving", ErrUnavailable, m.self)))
 		return
 	}
 	m.spawn(func() {
@@ -82,7 +82,7 @@ func (m *Member) serve(sender *actor.PID, env *clusterpb.CommandEnvelope) {
 // and answers them together.
 func (m *Member) serveBatch(sender *actor.PID, b *clusterpb.CommandBatch) {
 	if !m.admit() {
-		m.reply(sender, failure(fmt.Errorf("%w: %s is leaving", ErrUnavailable, m.self)))
+		m.replyNow(sender, failure(fmt.Errorf("%w: %s is leaving", ErrUnavailable, m.self)))
 		return
 	}
 	m.spawn(func() {
@@ -145,6 +145,16 @@ func (m *Member) reply(to *actor.PID, r *clusterpb.ReplyEnvelope) {
 	if to != nil {
 		m.actors.Root.Send(to, r)
 	}
+}
+
+// replyNow is reply from the router actor, for a command that is not
+// counted in srv.inflight (a probe, an unknown type, a refusal while
+// leaving): it passes syncPoint after sending, as Shutdown does before it
+// stops remoting, since remoting reads the stop flag it writes there
+// without synchronization (see workarounds.go).
+func (m *Member) replyNow(to *actor.PID, r *clusterpb.ReplyEnvelope) {
+	m.reply(to, r)
+	syncPoint()
 }
 
 // failure is the reply envelope of err.

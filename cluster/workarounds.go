@@ -48,12 +48,15 @@ import (
 //     TestEntitiesMoveToAJoiningMember (move_test.go). Remote.Shutdown races
 //     with connections still open or closing (deregister, waitQuiet,
 //     settleEndpoints, watchEndpoints): TestMemberLeavesUnderLoad,
-//     TestShutdownLeavesNoGoroutines. A member process once exited with
-//     the race detector's status at the end of TestMultiProcessRollingRestart
-//     in CI (its report was cut from the output; 9 runs here did not show it
-//     again): the multi-process tests now keep the members' reports, log
-//     each race whose two access stacks are protoactor-go's or gRPC's alone
-//     and fail on any other (checkRaces, upstreamRace, races_test.go).
+//     TestShutdownLeavesNoGoroutines. Remote.Shutdown also writes the
+//     endpoint manager's stopped flag, which every remote send reads
+//     without synchronization: a refusal sent by the router while the
+//     member leaves (not counted in srv.inflight, whose Wait orders the
+//     others) raced with it in TestMultiProcessRollingRestart (replyNow
+//     and the syncPoint before Remote.Shutdown). The multi-process tests
+//     keep the members' race reports, log each race whose two access
+//     stacks are protoactor-go's or gRPC's alone and fail on any other
+//     (checkRaces, upstreamRace, races_test.go).
 //   - A zero gossip interval panics: gossipInterval. TestGossipIsOffByDefault.
 //   - Remote.Start replaces gRPC's global logger, which the gRPC client of
 //     a provider built before it (etcd's) reads: LazyProvider (provider.go)
@@ -433,6 +436,7 @@ func (m *Member) stopProtoactor() {
 	pc := m.pc
 	pc.IdentityLookup.Shutdown()
 	pc.Gossip.Shutdown()
+	syncPoint() // after the replies sent outside srv.inflight (replyNow)
 	pc.Remote.Shutdown(true)
 	m.actors.Shutdown()
 }
