@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,14 +56,14 @@ type inbox struct {
 	// stopped.
 	kick      chan struct{}
 	published chan struct{}
-	qmu       sync.Mutex // guards queue
-	queue     []queued
 
-	// mu guards slots, free, inflight, next, buckets, timed, nextDeadline
-	// and closed, and is held while a reply is put into a call's channel,
-	// so that close can empty the channel for reuse without a late reply
-	// slipping in.
-	mu sync.Mutex
+	// mu guards queue, slots, free, inflight, next, buckets, lastBucket,
+	// timed, nextDeadline and closed, and is held while a reply is put into
+	// a call's channel, so that close can empty the channel for reuse
+	// without a late reply slipping in. One lock for the queue and the
+	// requests costs an asynchronous request one lock, not two.
+	mu    sync.Mutex
+	queue []queued
 	// slots holds the requests in flight, each at the index its reply
 	// subject names; free lists the indexes of the empty ones, and
 	// inflight counts the others.
@@ -77,6 +78,9 @@ type inbox struct {
 	// the entity runtime's appends share a few coarse contexts. A bucket
 	// emptied stays until the sweeper's next round.
 	buckets map[bucketKey]*bucket
+	// lastBucket is the bucket the last asynchronous request went to, nil
+	// after it was deleted: most share it, and take it without hashing.
+	lastBucket *bucket
 	// timed counts those with a deadline of their own (a context without
 	// one); none ends before nextDeadline, the earliest when it was set.
 	timed        int
@@ -348,10 +352,13 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 	i, id := c.slot, c.id
 	c.b, c.lost = b, e.ctx.Done()
 	k := bucketKey{c.ctx, c.lost}
-	bk := b.buckets[k]
-	if bk == nil {
-		bk = &bucket{key: k}
-		b.buckets[k] = bk
+	bk := b.lastBucket
+	if bk == nil || bk.key != k {
+		if bk = b.buckets[k]; bk == nil {
+			bk = &bucket{key: k}
+			b.buckets[k] = bk
+		}
+		b.lastBucket = bk
 	}
 	bk.n++
 	c.bucket = bk
@@ -367,13 +374,12 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 		}
 		b.timed++
 	}
-	b.mu.Unlock()
-	// c is not ours any more: whoever takes it out of slots may have
-	// recycled it already. The publisher builds the reply subject.
-	b.qmu.Lock()
+	// The publisher builds the reply subject.
 	b.queue = append(b.queue, queued{m: m, slot: i, id: id, c: c})
 	first := len(b.queue) == 1
-	b.qmu.Unlock()
+	b.mu.Unlock()
+	// c is not ours any more: whoever takes it out of slots may have
+	// recycled it already.
 	if first {
 		select {
 		case b.kick <- struct{}{}:
@@ -405,31 +411,33 @@ func (b *inbox) publisher() {
 	for {
 		select {
 		case <-b.done:
-			b.qmu.Lock()
+			b.mu.Lock()
 			batch, b.queue = b.queue, nil
-			b.qmu.Unlock()
+			b.mu.Unlock()
 			for _, q := range batch {
 				q.m.release()
 			}
 			return
 		case <-b.kick:
 		}
+		// Let the goroutines that are ready run first: under load, they
+		// queue more requests, which then go out together, in fewer
+		// writes of the connection's flusher.
+		runtime.Gosched()
 		for {
-			b.qmu.Lock()
-			batch, b.queue = b.queue, batch[:0]
-			b.qmu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
 			// Requests taken while queued (their ctx ended, their
 			// connection dropped) are not sent: their outcome is known.
 			b.mu.Lock()
+			batch, b.queue = b.queue, batch[:0]
 			for i, q := range batch {
 				if b.registered(q.slot, q.id) == nil {
 					batch[i].c = nil
 				}
 			}
 			b.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
 			for i, q := range batch {
 				if q.c != nil {
 					reply = b.appendReply(reply[:0], q.slot, q.id)
@@ -499,6 +507,7 @@ func (b *inbox) sweeper() {
 		idle := b.pending == 0
 		if idle {
 			clear(b.buckets) // all empty
+			b.lastBucket = nil
 		}
 		b.mu.Unlock()
 		if idle {
@@ -542,6 +551,9 @@ func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error
 	for k, bk := range b.buckets {
 		if bk.n == 0 {
 			delete(b.buckets, k)
+			if bk == b.lastBucket {
+				b.lastBucket = nil
+			}
 			continue
 		}
 		if !over {
@@ -606,6 +618,7 @@ func (b *inbox) shutdown() {
 		}
 	}
 	clear(b.buckets)
+	b.lastBucket = nil
 	b.mu.Unlock()
 	close(b.done)
 	_ = b.sub.Unsubscribe()
