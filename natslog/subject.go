@@ -53,22 +53,16 @@ func encodeToken(s string) string {
 	return string(b)
 }
 
-// tokenLen returns the length of encodeToken(s).
-func tokenLen(s string) int {
-	n := len(s)
-	for i := 0; i < len(s); i++ {
-		if !literal(s[i]) {
-			n += 2
-		}
-	}
-	return n
-}
-
 // appendToken appends encodeToken(s) to dst.
 func appendToken(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for i < len(s) && literals[s[i]] {
+		i++
+	}
+	dst = append(dst, s[:i]...)
+	for ; i < len(s); i++ {
 		c := s[i]
-		if literal(c) {
+		if literals[c] {
 			dst = append(dst, c)
 			continue
 		}
@@ -76,6 +70,15 @@ func appendToken(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// literals tells, for each byte, whether it is literal: one lookup on the
+// hot path of appendToken instead of literal's comparisons.
+var literals = func() (t [256]bool) {
+	for b := range t {
+		t[b] = literal(byte(b))
+	}
+	return t
+}()
 
 // decodeToken reverses [encodeToken].
 func decodeToken(tok string) (string, error) {
@@ -141,20 +144,14 @@ func (s subjects) tooLong(typ, id string, n int) error {
 // (nil if none) and tail t. The subject of a remembered entity is the
 // entry's, so an append to it builds no string.
 func (l *Log) subjectOf(typ, id string) (subj string, e *centry, t tail, err error) {
-	p := l.subjects.prefix
-	n := len(p) + tokenLen(typ) + 1 + tokenLen(id)
-	if n > maxSubject {
-		return "", nil, tail{}, l.subjects.tooLong(typ, id, n)
-	}
-	var buf [160]byte
-	key := buf[:0]
-	if n > len(buf) {
-		key = make([]byte, 0, n)
-	}
-	key = append(key, p...)
+	var buf [160]byte // longer subjects grow on the heap
+	key := append(buf[:0], l.subjects.prefix...)
 	key = appendToken(key, typ)
 	key = append(key, '.')
 	key = appendToken(key, id)
+	if n := len(key); n > maxSubject {
+		return "", nil, tail{}, l.subjects.tooLong(typ, id, n)
+	}
 	if e, t = l.cache.lookup(key); e != nil {
 		return e.subj, e, t, nil
 	}
