@@ -57,7 +57,7 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	subj, err := l.subjects.entity(typ, id)
+	subj, _, _, err := l.subjectOf(typ, id)
 	if err != nil {
 		return 0, err
 	}
@@ -215,7 +215,7 @@ func (l *Log) eventMsgs(typ, id, subj string, expected uint64, events []eventlog
 // eventMsg builds the message of events[i], appended after expected, and
 // checks its size.
 func (l *Log) eventMsg(typ, id, subj string, expected uint64, events []eventlog.Event, i int) (*outMsg, error) {
-	m, size := eventMsg(subj, expected+uint64(i)+1, &events[i])
+	m, size := eventMsg(subj, expected+uint64(i)+1, &events[i], i == 0)
 	if maxPayload := int(l.watch.maxPayload.Load()); maxPayload > 0 && size > maxPayload {
 		m.release()
 		return nil, tooLarge(fmt.Sprintf("natslog: append %s/%s: event %d (%q) is %d bytes with its headers, over the server's max payload of %d bytes",

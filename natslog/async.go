@@ -55,7 +55,7 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 		done(0, err)
 		return
 	}
-	subj, err := l.subjects.entity(typ, id)
+	subj, e, t, err := l.subjectOf(typ, id)
 	if err != nil {
 		done(0, err)
 		return
@@ -65,9 +65,9 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 		return
 	}
 	var sseq uint64
-	if t, ok := l.cache.get(subj); ok && t.seq == expected {
+	if e != nil && t.seq == expected {
 		sseq = t.sseq
-	} else if expected != 0 || ok {
+	} else if expected != 0 || e != nil {
 		l.appendBehind(ctx, typ, id, subj, expected, events, nil, done)
 		return
 	}
@@ -78,7 +78,7 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 	}
 	m.expect(sseq)
 	a := asyncPool.Get().(*asyncAppend)
-	a.l, a.typ, a.id, a.subj, a.expected, a.events, a.done = l, typ, id, subj, expected, events, done
+	a.l, a.typ, a.id, a.subj, a.entry, a.expected, a.events, a.done = l, typ, id, subj, e, expected, events, done
 	a.h, a.ctx = a, ctx
 	if _, ok := ctx.Deadline(); !ok {
 		a.deadline = time.Now().Add(l.timeout).UnixNano()
@@ -98,6 +98,7 @@ type asyncAppend struct {
 
 	l             *Log
 	typ, id, subj string
+	entry         *centry // the cache's entry of subj, if it had one
 	expected      uint64
 	events        []eventlog.Event
 	done          func(pos uint64, err error)
@@ -116,7 +117,11 @@ func (a *asyncAppend) handle(reply *nats.Msg, err error) {
 		pos, retry, err = publishAck(reply, 1)
 		switch {
 		case err == nil:
-			l.cache.set(a.subj, tail{seq: a.expected + 1, sseq: pos})
+			if t := (tail{seq: a.expected + 1, sseq: pos}); a.entry != nil {
+				l.cache.settle(a.entry, t)
+			} else {
+				l.cache.set(a.subj, t)
+			}
 			a.finish(pos, nil)
 			return
 		case retry:

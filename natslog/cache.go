@@ -32,8 +32,22 @@ type tailCache struct {
 }
 
 type cacheShard struct {
-	mu sync.Mutex // guards m
-	m  map[string]tail
+	mu sync.Mutex // guards m and its entries' t and gone
+	m  map[string]*centry
+}
+
+// centry is what the cache remembers of a subject. The subject is kept
+// too, so that an append to a remembered entity finds its subject without
+// building a string (see [Log.subjectOf]), and an append's ack updates
+// the entry it started from without hashing the subject again (see
+// [tailCache.settle]).
+type centry struct {
+	subj  string
+	shard uint8 // index of its shard
+	t     tail
+	// gone reports that the entry left its shard's map (forgotten or
+	// evicted): settling it must add a new one.
+	gone bool
 }
 
 func newTailCache(size int) *tailCache {
@@ -44,8 +58,12 @@ func newTailCache(size int) *tailCache {
 	return c
 }
 
+func (c *tailCache) shardIndex(subj string) uint8 {
+	return uint8(maphash.String(c.seed, subj) % cacheShards)
+}
+
 func (c *tailCache) shard(subj string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, subj)%cacheShards]
+	return &c.shards[c.shardIndex(subj)]
 }
 
 // get returns the remembered tail of subj.
@@ -55,9 +73,43 @@ func (c *tailCache) get(subj string) (tail, bool) {
 	}
 	s := c.shard(subj)
 	s.mu.Lock()
-	t, ok := s.m[subj]
+	var t tail
+	e, ok := s.m[subj]
+	if ok {
+		t = e.t
+	}
 	s.mu.Unlock()
 	return t, ok
+}
+
+// lookup returns the entry of the subject spelled by key, and its tail,
+// if the cache remembers it; e is nil if not. It allocates nothing.
+func (c *tailCache) lookup(key []byte) (e *centry, t tail) {
+	if c.perShard == 0 {
+		return nil, tail{}
+	}
+	s := &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
+	s.mu.Lock()
+	e = s.m[string(key)]
+	if e != nil {
+		t = e.t
+	}
+	s.mu.Unlock()
+	return e, t
+}
+
+// settle remembers t as the tail of e's subject, as set does, after an
+// append that started from e, an entry lookup returned.
+func (c *tailCache) settle(e *centry, t tail) {
+	s := &c.shards[e.shard]
+	s.mu.Lock()
+	if !e.gone {
+		e.t = t
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	c.set(e.subj, t)
 }
 
 // set remembers t as the tail of subj, replacing whatever was there. Callers
@@ -76,23 +128,28 @@ func (c *tailCache) put(subj string, t tail, force bool) {
 	if c.perShard == 0 {
 		return
 	}
-	s := c.shard(subj)
+	i := c.shardIndex(subj)
+	s := &c.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[string]tail)
+		s.m = make(map[string]*centry)
 	}
-	old, ok := s.m[subj]
+	old := s.m[subj]
 	switch {
-	case ok && !force && old.sseq > t.sseq:
+	case old != nil && !force && old.t.sseq > t.sseq:
 		return
-	case !ok && len(s.m) >= c.perShard:
-		for k := range s.m {
+	case old != nil:
+		old.t = t
+		return
+	case len(s.m) >= c.perShard:
+		for k, e := range s.m {
 			delete(s.m, k)
+			e.gone = true
 			break
 		}
 	}
-	s.m[subj] = t
+	s.m[subj] = &centry{subj: subj, shard: i, t: t}
 }
 
 // forget drops what is remembered of subj, after an append whose outcome is
@@ -103,7 +160,10 @@ func (c *tailCache) forget(subj string) {
 	}
 	s := c.shard(subj)
 	s.mu.Lock()
-	delete(s.m, subj)
+	if e := s.m[subj]; e != nil {
+		e.gone = true
+		delete(s.m, subj)
+	}
 	s.mu.Unlock()
 }
 

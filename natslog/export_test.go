@@ -65,5 +65,5 @@ func LookupLastsIn(l *Log, ctxs []context.Context, typ string, ids []string) (ui
 func InflightCalls(l *Log) int {
 	l.inbox.mu.Lock()
 	defer l.inbox.mu.Unlock()
-	return len(l.inbox.calls)
+	return l.inbox.inflight
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 )
@@ -21,13 +24,15 @@ import (
 // and the subscription's handler never blocks: a reply for a request that
 // gave up, or one more than announced, is dropped. Each request has a reply
 // subject of its own, never reused, so a late reply cannot be mistaken for
-// the answer to a later request.
+// the answer to a later request: <prefix><slot>-<id>, both base 36, where
+// id counts the requests and slot is the request's place in slots, which
+// finds it without hashing.
 //
 // An asynchronous request (requestAsync) has no channel and nobody waiting:
 // its handler gets the reply on the subscription's goroutine, or the error
 // that ends the wait from the sweeper, which follows the requests' contexts,
 // deadlines and connection epochs, or from shutdown. Whoever takes the
-// request out of calls, under mu, hands it its outcome, so it gets exactly
+// request out of slots, under mu, hands it its outcome, so it gets exactly
 // one.
 type inbox struct {
 	nc     *nats.Conn
@@ -51,30 +56,108 @@ type inbox struct {
 	// stopped.
 	kick      chan struct{}
 	published chan struct{}
-	qmu       sync.Mutex // guards queue
-	queue     []queued
 
-	// mu guards calls, next, buckets, timed, nextDeadline and closed, and
-	// is held while a reply is put into a call's channel, so that close can
-	// empty the channel for reuse without a late reply slipping in.
-	mu     sync.Mutex
-	calls  map[uint64]*call
-	next   uint64
-	closed bool
-	// buckets counts the asynchronous requests in calls by context and
+	// mu guards queue, slots, free, inflight, next, buckets, lastBucket,
+	// timed, nextDeadline and closed, and is held while a reply is put into
+	// a call's channel, so that close can empty the channel for reuse
+	// without a late reply slipping in. One lock for the queue and the
+	// requests costs an asynchronous request one lock, not two.
+	mu    sync.Mutex
+	queue []queued
+	// slots holds the requests in flight, each at the index its reply
+	// subject names; free lists the indexes of the empty ones, and
+	// inflight counts the others.
+	slots    []slot
+	free     []uint32
+	inflight int
+	next     uint64
+	closed   bool
+	// buckets counts the asynchronous requests in slots by context and
 	// connection epoch, so that the sweeper looks at each of those once,
-	// not at every request, and goes through calls only when one ended:
+	// not at every request, and goes through slots only when one ended:
 	// the entity runtime's appends share a few coarse contexts. A bucket
 	// emptied stays until the sweeper's next round.
 	buckets map[bucketKey]*bucket
+	// lastBucket is the bucket the last asynchronous request went to, nil
+	// after it was deleted: most share it, and take it without hashing.
+	lastBucket *bucket
 	// timed counts those with a deadline of their own (a context without
 	// one); none ends before nextDeadline, the earliest when it was set.
 	timed        int
 	nextDeadline int64
-	// pending counts the asynchronous requests in calls; busy wakes the
+	// pending counts the asynchronous requests in slots; busy wakes the
 	// sweeper, which waits for it while there are none (buffered 1).
 	pending int
 	busy    chan struct{}
+}
+
+// slot is a place in inbox.slots: the request registered there and its
+// id, or nothing (id 0).
+type slot struct {
+	c  *call
+	id uint64
+}
+
+// register gives c the next id and a slot; b.mu is held.
+func (b *inbox) register(c *call) {
+	b.next++
+	var i uint32
+	if n := len(b.free); n > 0 {
+		i = b.free[n-1]
+		b.free = b.free[:n-1]
+	} else {
+		i = uint32(len(b.slots))
+		b.slots = append(b.slots, slot{})
+	}
+	b.slots[i] = slot{c: c, id: b.next}
+	c.slot, c.id = i, b.next
+	b.inflight++
+}
+
+// registered returns the request registered in slot i as id, nil if it is
+// not there (any more); b.mu is held.
+func (b *inbox) registered(i uint32, id uint64) *call {
+	if int(i) < len(b.slots) && b.slots[i].id == id {
+		return b.slots[i].c
+	}
+	return nil
+}
+
+// unregister empties the slot of c, a registered request; b.mu is held.
+func (b *inbox) unregister(c *call) {
+	b.slots[c.slot] = slot{}
+	b.free = append(b.free, c.slot)
+	b.inflight--
+}
+
+// appendReply appends the reply subject of the request registered in slot
+// i as id to dst.
+func (b *inbox) appendReply(dst []byte, i uint32, id uint64) []byte {
+	dst = append(dst, b.prefix...)
+	dst = strconv.AppendUint(dst, uint64(i), 36)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, id, 36)
+}
+
+// parseReply returns the slot and id that reply subject subj names.
+func (b *inbox) parseReply(subj string) (i uint32, id uint64, ok bool) {
+	if len(subj) <= len(b.prefix) {
+		return 0, 0, false
+	}
+	tok := subj[len(b.prefix):]
+	dash := strings.IndexByte(tok, '-')
+	if dash < 0 {
+		return 0, 0, false
+	}
+	n, err := strconv.ParseUint(tok[:dash], 36, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	id, err = strconv.ParseUint(tok[dash+1:], 36, 64)
+	if err != nil || id == 0 {
+		return 0, 0, false
+	}
+	return uint32(n), id, true
 }
 
 // bucketKey is what asynchronous requests that end together share.
@@ -83,7 +166,7 @@ type bucketKey struct {
 	lost <-chan struct{}
 }
 
-// bucket counts the asynchronous requests of a bucketKey in calls.
+// bucket counts the asynchronous requests of a bucketKey in slots.
 type bucket struct {
 	key bucketKey
 	n   int
@@ -103,7 +186,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *nats.Msg,
 // newInbox subscribes to the replies on nc and starts the sweeper, which
 // fails asynchronous requests about every sweepEvery; shutdown stops it.
 func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox, error) {
-	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch, calls: make(map[uint64]*call),
+	b := &inbox{nc: nc, prefix: nc.NewInbox() + ".", watch: watch,
 		buckets: make(map[bucketKey]*bucket), done: make(chan struct{}), swept: make(chan struct{}), sweepEvery: sweepEvery,
 		busy: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), published: make(chan struct{})}
@@ -125,17 +208,14 @@ func newInbox(nc *nats.Conn, watch *connWatch, sweepEvery time.Duration) (*inbox
 
 // dispatch is the subscription's handler.
 func (b *inbox) dispatch(m *nats.Msg) {
-	if len(m.Subject) <= len(b.prefix) {
-		return
-	}
-	id, err := strconv.ParseUint(m.Subject[len(b.prefix):], 36, 64)
-	if err != nil {
+	i, id, ok := b.parseReply(m.Subject)
+	if !ok {
 		return
 	}
 	b.mu.Lock()
-	c := b.calls[id]
+	c := b.registered(i, id)
 	if c != nil && c.h != nil {
-		b.removeAsync(id, c)
+		b.removeAsync(c)
 		b.mu.Unlock()
 		c.h.handle(m, nil)
 		return
@@ -152,8 +232,9 @@ func (b *inbox) dispatch(m *nats.Msg) {
 // call is one request in flight.
 type call struct {
 	b     *inbox
+	slot  uint32 // in b.slots
 	id    uint64
-	reply string
+	reply string // of a request made with open
 	ch    chan *nats.Msg
 	lost  <-chan struct{} // closed if the connection drops
 
@@ -183,11 +264,11 @@ func (b *inbox) open(replies int) (*call, error) {
 		b.mu.Unlock()
 		return nil, errClosed
 	}
-	b.next++
-	c.b, c.id, c.lost = b, b.next, e.ctx.Done()
-	b.calls[c.id] = c
+	b.register(c)
+	c.b, c.lost = b, e.ctx.Done()
 	b.mu.Unlock()
-	c.reply = b.prefix + strconv.FormatUint(c.id, 36)
+	var buf [64]byte
+	c.reply = string(b.appendReply(buf[:0], c.slot, c.id))
 	return c, nil
 }
 
@@ -195,7 +276,7 @@ func (b *inbox) open(replies int) (*call, error) {
 func (c *call) close() {
 	b := c.b
 	b.mu.Lock()
-	delete(b.calls, c.id)
+	b.unregister(c)
 	for len(c.ch) > 0 {
 		<-c.ch
 	}
@@ -267,15 +348,17 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 		b.mu.Unlock()
 		return errClosed
 	}
-	b.next++
-	id := b.next
-	c.b, c.id, c.lost = b, id, e.ctx.Done()
-	b.calls[id] = c
+	b.register(c)
+	i, id := c.slot, c.id
+	c.b, c.lost = b, e.ctx.Done()
 	k := bucketKey{c.ctx, c.lost}
-	bk := b.buckets[k]
-	if bk == nil {
-		bk = &bucket{key: k}
-		b.buckets[k] = bk
+	bk := b.lastBucket
+	if bk == nil || bk.key != k {
+		if bk = b.buckets[k]; bk == nil {
+			bk = &bucket{key: k}
+			b.buckets[k] = bk
+		}
+		b.lastBucket = bk
 	}
 	bk.n++
 	c.bucket = bk
@@ -291,15 +374,12 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 		}
 		b.timed++
 	}
-	b.mu.Unlock()
-	// c is not ours any more: whoever takes it out of calls may have
-	// recycled it already.
-	var buf [64]byte // one allocation for the reply subject, not two
-	m.Reply = string(strconv.AppendUint(append(buf[:0], b.prefix...), id, 36))
-	b.qmu.Lock()
-	b.queue = append(b.queue, queued{m: m, id: id, c: c})
+	// The publisher builds the reply subject.
+	b.queue = append(b.queue, queued{m: m, slot: i, id: id, c: c})
 	first := len(b.queue) == 1
-	b.qmu.Unlock()
+	b.mu.Unlock()
+	// c is not ours any more: whoever takes it out of slots may have
+	// recycled it already.
 	if first {
 		select {
 		case b.kick <- struct{}{}:
@@ -309,13 +389,14 @@ func (b *inbox) requestAsync(c *call, m *outMsg) error {
 	return nil
 }
 
-// queued is the message of an asynchronous request, registered as id, on
-// its way to the publisher, which releases it. c is only compared: it may
-// have been recycled.
+// queued is the message of an asynchronous request, registered in slot
+// as id, on its way to the publisher, which releases it. c may have been
+// recycled: it is only used once take says it is still that request.
 type queued struct {
-	m  *outMsg
-	id uint64
-	c  *call
+	m    *outMsg
+	slot uint32
+	id   uint64
+	c    *call
 }
 
 // publisher publishes what requestAsync queues, until shutdown. A message
@@ -323,37 +404,47 @@ type queued struct {
 func (b *inbox) publisher() {
 	defer close(b.published)
 	var batch []queued
+	// reply holds the reply subject of the message being published: nats.go
+	// copies it into its buffer in PublishMsg and keeps no reference, so one
+	// buffer serves every message, and no string is allocated per message.
+	reply := make([]byte, 0, len(b.prefix)+2*13+1)
 	for {
 		select {
 		case <-b.done:
-			b.qmu.Lock()
+			b.mu.Lock()
 			batch, b.queue = b.queue, nil
-			b.qmu.Unlock()
+			b.mu.Unlock()
 			for _, q := range batch {
 				q.m.release()
 			}
 			return
 		case <-b.kick:
 		}
+		// Let the goroutines that are ready run first: under load, they
+		// queue more requests, which then go out together, in fewer
+		// writes of the connection's flusher.
+		runtime.Gosched()
 		for {
-			b.qmu.Lock()
-			batch, b.queue = b.queue, batch[:0]
-			b.qmu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
 			// Requests taken while queued (their ctx ended, their
 			// connection dropped) are not sent: their outcome is known.
 			b.mu.Lock()
+			batch, b.queue = b.queue, batch[:0]
 			for i, q := range batch {
-				if b.calls[q.id] != q.c {
+				if b.registered(q.slot, q.id) == nil {
 					batch[i].c = nil
 				}
 			}
 			b.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
 			for i, q := range batch {
 				if q.c != nil {
-					if err := b.nc.PublishMsg(&q.m.Msg); err != nil && b.take(q.id, q.c) {
+					reply = b.appendReply(reply[:0], q.slot, q.id)
+					q.m.Reply = unsafe.String(unsafe.SliceData(reply), len(reply))
+					err := b.nc.PublishMsg(&q.m.Msg)
+					q.m.Reply = ""
+					if err != nil && b.take(q.slot, q.id) {
 						q.c.h.handle(nil, sendError(err))
 					}
 				}
@@ -375,10 +466,9 @@ func sendError(err error) error {
 	return unavailable("sending failed", err)
 }
 
-// removeAsync removes the asynchronous request c, registered as id, from
-// calls; b.mu is held.
-func (b *inbox) removeAsync(id uint64, c *call) {
-	delete(b.calls, id)
+// removeAsync unregisters the asynchronous request c; b.mu is held.
+func (b *inbox) removeAsync(c *call) {
+	b.unregister(c)
 	c.bucket.n--
 	b.pending--
 	if c.deadline != 0 {
@@ -386,16 +476,17 @@ func (b *inbox) removeAsync(id uint64, c *call) {
 	}
 }
 
-// take removes the asynchronous request c, registered as id, and reports
-// whether it was still there: the caller then owns it and hands it its
-// outcome.
-func (b *inbox) take(id uint64, c *call) bool {
+// take unregisters the asynchronous request registered in slot i as id,
+// and reports whether it was still there: the caller then owns it and hands
+// it its outcome.
+func (b *inbox) take(i uint32, id uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.calls[id] != c {
+	c := b.registered(i, id)
+	if c == nil {
 		return false
 	}
-	b.removeAsync(id, c)
+	b.removeAsync(c)
 	return true
 }
 
@@ -416,6 +507,7 @@ func (b *inbox) sweeper() {
 		idle := b.pending == 0
 		if idle {
 			clear(b.buckets) // all empty
+			b.lastBucket = nil
 		}
 		b.mu.Unlock()
 		if idle {
@@ -450,7 +542,7 @@ func (b *inbox) sweeper() {
 	}
 }
 
-// sweep takes the asynchronous requests that are over at now out of calls
+// sweep takes the asynchronous requests that are over at now out of slots
 // and returns them, each with its error, appended to failed and errs.
 func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error) {
 	b.mu.Lock()
@@ -459,6 +551,9 @@ func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error
 	for k, bk := range b.buckets {
 		if bk.n == 0 {
 			delete(b.buckets, k)
+			if bk == b.lastBucket {
+				b.lastBucket = nil
+			}
 			continue
 		}
 		if !over {
@@ -469,8 +564,9 @@ func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error
 		return failed, errs
 	}
 	b.nextDeadline = 0
-	for id, c := range b.calls {
-		if c.h == nil {
+	for _, s := range b.slots {
+		c := s.c
+		if c == nil || c.h == nil {
 			continue
 		}
 		err := bucketOver(c.bucket.key)
@@ -482,7 +578,7 @@ func (b *inbox) sweep(now int64, failed []*call, errs []error) ([]*call, []error
 			}
 		}
 		if err != nil {
-			b.removeAsync(id, c)
+			b.removeAsync(c)
 			failed = append(failed, c)
 			errs = append(errs, err)
 		}
@@ -515,13 +611,14 @@ func (b *inbox) shutdown() {
 	}
 	b.closed = true
 	var pending []*call
-	for id, c := range b.calls {
-		if c.h != nil {
-			b.removeAsync(id, c)
+	for _, s := range b.slots {
+		if c := s.c; c != nil && c.h != nil {
+			b.removeAsync(c)
 			pending = append(pending, c)
 		}
 	}
 	clear(b.buckets)
+	b.lastBucket = nil
 	b.mu.Unlock()
 	close(b.done)
 	_ = b.sub.Unsubscribe()

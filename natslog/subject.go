@@ -53,6 +53,33 @@ func encodeToken(s string) string {
 	return string(b)
 }
 
+// appendToken appends encodeToken(s) to dst.
+func appendToken(dst []byte, s string) []byte {
+	i := 0
+	for i < len(s) && literals[s[i]] {
+		i++
+	}
+	dst = append(dst, s[:i]...)
+	for ; i < len(s); i++ {
+		c := s[i]
+		if literals[c] {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '=', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst
+}
+
+// literals tells, for each byte, whether it is literal: one lookup on the
+// hot path of appendToken instead of literal's comparisons.
+var literals = func() (t [256]bool) {
+	for b := range t {
+		t[b] = literal(byte(b))
+	}
+	return t
+}()
+
 // decodeToken reverses [encodeToken].
 func decodeToken(tok string) (string, error) {
 	i := strings.IndexByte(tok, '=')
@@ -102,9 +129,33 @@ func (s subjects) entity(typ, id string) (string, error) {
 	t, i := encodeToken(typ), encodeToken(id)
 	n := len(s.prefix) + len(t) + 1 + len(i)
 	if n > maxSubject {
-		return "", fmt.Errorf("%w: natslog: the subject of %s/%s would be %d bytes, over the limit of %d", eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), n, maxSubject)
+		return "", s.tooLong(typ, id, n)
 	}
 	return s.prefix + t + "." + i, nil
+}
+
+// tooLong is the error of entity for a subject of n bytes.
+func (s subjects) tooLong(typ, id string, n int) error {
+	return fmt.Errorf("%w: natslog: the subject of %s/%s would be %d bytes, over the limit of %d", eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), n, maxSubject)
+}
+
+// subjectOf returns the subject of the stream (typ, id), as
+// subjects.entity does, and what the cache remembers of it: its entry e
+// (nil if none) and tail t. The subject of a remembered entity is the
+// entry's, so an append to it builds no string.
+func (l *Log) subjectOf(typ, id string) (subj string, e *centry, t tail, err error) {
+	var buf [160]byte // longer subjects grow on the heap
+	key := append(buf[:0], l.subjects.prefix...)
+	key = appendToken(key, typ)
+	key = append(key, '.')
+	key = appendToken(key, id)
+	if n := len(key); n > maxSubject {
+		return "", nil, tail{}, l.subjects.tooLong(typ, id, n)
+	}
+	if e, t = l.cache.lookup(key); e != nil {
+		return e.subj, e, t, nil
+	}
+	return string(key), nil, tail{}, nil
 }
 
 // tombIndex returns the subject that lists, for EntityIDs, the stream of

@@ -3,12 +3,14 @@ package natslog
 import (
 	"fmt"
 	"maps"
+	"math/bits"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -71,51 +73,106 @@ const (
 // outPool, header map included: nats.go copies a message into its write
 // buffer during PublishMsg and keeps no reference to it, so after the append
 // nothing points into an outMsg.
+//
+// The header map keeps its entries from one use to the next: each is a
+// one-element slice of vals, so a recycled message with the same headers
+// gets its new values without a map operation. keys says which entries the
+// map holds that way.
 type outMsg struct {
 	nats.Msg
-	// vals backs the header values, one slot per header this package sets.
-	vals [5]string
+	// vals backs the header values, one slot per header this package sets
+	// (the val constants).
+	vals [numVals]string
+	keys uint8 // 1<<val for each header of vals in Header
+	// digits backs the decimal values of Es-Seq and the expected sequence,
+	// which live as long as the message is not released.
+	digits [2][20]byte
 }
+
+// The places in outMsg.vals of the headers an event message may carry.
+const (
+	valSeq = iota
+	valEvent
+	valRev
+	valMeta
+	valExpected
+	numVals
+)
+
+// valHeaders names the header of each val.
+var valHeaders = [numVals]string{hdrSeq, hdrEvent, hdrRev, hdrMeta, hdrExpectedLastSubjSeq}
 
 var outPool = sync.Pool{New: func() any { return &outMsg{Msg: nats.Msg{Header: make(nats.Header, 8)}} }}
 
-// eventMsg returns the message for event ev with Seq seq on subj, without
-// the expected-sequence and batch headers, and its header and payload
-// length as the client will send it. Give it back with release.
-func eventMsg(subj string, seq uint64, ev *eventlog.Event) (m *outMsg, size int) {
+// eventMsg returns the message for event ev with Seq seq on subj, and its
+// header and payload length as the client will send it. The message carries
+// the expected-sequence header, which expect must then set, if expects,
+// and no batch headers. Give it back with release.
+func eventMsg(subj string, seq uint64, ev *eventlog.Event, expects bool) (m *outMsg, size int) {
 	m = outPool.Get().(*outMsg)
 	m.Subject, m.Data = subj, ev.Data
-	h := m.Header
-	m.vals[0] = strconv.FormatUint(seq, 10)
-	h[hdrSeq] = m.vals[0:1:1]
-	m.vals[1] = url.PathEscape(ev.Name)
-	h[hdrEvent] = m.vals[1:2:2]
+	want := uint8(1<<valSeq | 1<<valEvent)
+	m.vals[valSeq] = m.decimal(0, seq)
+	m.vals[valEvent] = url.PathEscape(ev.Name)
 	// The size as headerSize counts it, without going through the map.
-	size = headerReserve + len(hdrSeq) + len(m.vals[0]) + 4 + len(hdrEvent) + len(m.vals[1]) + 4
+	size = headerReserve + len(hdrSeq) + len(m.vals[valSeq]) + 4 + len(hdrEvent) + len(m.vals[valEvent]) + 4
 	if ev.Revision != 0 {
-		m.vals[2] = strconv.FormatUint(uint64(ev.Revision), 10)
-		h[hdrRev] = m.vals[2:3:3]
-		size += len(hdrRev) + len(m.vals[2]) + 4
+		want |= 1 << valRev
+		m.vals[valRev] = strconv.FormatUint(uint64(ev.Revision), 10)
+		size += len(hdrRev) + len(m.vals[valRev]) + 4
 	}
 	if len(ev.Metadata) > 0 {
-		m.vals[3] = encodeMeta(ev.Metadata)
-		h[hdrMeta] = m.vals[3:4:4]
-		size += len(hdrMeta) + len(m.vals[3]) + 4
+		want |= 1 << valMeta
+		m.vals[valMeta] = encodeMeta(ev.Metadata)
+		size += len(hdrMeta) + len(m.vals[valMeta]) + 4
+	}
+	if expects {
+		want |= 1 << valExpected
+		m.vals[valExpected] = "0"
+	}
+	if diff := want ^ m.keys; diff != 0 {
+		for v := range numVals {
+			switch bit := uint8(1) << v; {
+			case diff&bit == 0:
+			case want&bit != 0:
+				m.Header[valHeaders[v]] = m.vals[v : v+1 : v+1]
+			default:
+				delete(m.Header, valHeaders[v])
+			}
+		}
+		m.keys = want
 	}
 	return m, size + len(ev.Data)
 }
 
-// expect sets the expected last subject sequence of m to sseq.
-func (m *outMsg) expect(sseq uint64) {
-	m.vals[4] = strconv.FormatUint(sseq, 10)
-	m.Header[hdrExpectedLastSubjSeq] = m.vals[4:5:5]
+// decimal returns n in decimal, in m.digits[i] unless a constant string
+// serves: the string lives until m is released.
+func (m *outMsg) decimal(i int, n uint64) string {
+	if n < 100 {
+		return strconv.FormatUint(n, 10) // a constant, not allocated
+	}
+	b := strconv.AppendUint(m.digits[i][:0], n, 10)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// release returns m to outPool.
+// expect sets the expected last subject sequence of m, built by eventMsg
+// with expects, to sseq.
+func (m *outMsg) expect(sseq uint64) {
+	m.vals[valExpected] = m.decimal(1, sseq)
+}
+
+// release returns m to outPool. A message whose header map holds more than
+// the entries keys accounts for (an atomic batch's headers) leaves it empty.
 func (m *outMsg) release() {
-	clear(m.Header)
 	h := m.Header
-	*m = outMsg{Msg: nats.Msg{Header: h}}
+	keys := m.keys
+	if len(h) != bits.OnesCount8(keys) {
+		clear(h)
+		keys = 0
+	}
+	m.Msg = nats.Msg{Header: h}
+	m.vals = [numVals]string{}
+	m.keys = keys
 	outPool.Put(m)
 }
 
