@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
-	"sync"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
@@ -29,6 +28,10 @@ type command[S, E any] interface {
 	run(tx *Tx[S, E]) error
 	// metadata is the command's metadata, which its events carry.
 	metadata() map[string]string
+	// txRoom returns room for the Tx given to its handler, nil if it has
+	// none: a handler gets the Tx through an interface, which would move a
+	// local Tx to the heap.
+	txRoom() *Tx[S, E]
 }
 
 // outcome is what the core decided for one command.
@@ -72,10 +75,8 @@ type decision[S, E any] struct {
 // decide runs commands from the front of cmds against (state, seq) and
 // fills d. It stops after a command whose failure may have left the state
 // modified, so the rest run against a recovered state, and returns how many
-// commands it consumed. txs, if not nil, recycles the Tx given to handlers:
-// a handler gets it through an interface, which would move a local Tx to
-// the heap.
-func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], txs *sync.Pool) int {
+// commands it consumed.
+func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E]) int {
 	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
 	consumed := 0
 	for _, c := range cmds {
@@ -84,10 +85,8 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 			d.outcomes = append(d.outcomes, outcome{skipped: true})
 			continue
 		}
-		var tx *Tx[S, E]
-		if txs != nil {
-			tx = txs.Get().(*Tx[S, E])
-		} else {
+		tx := c.txRoom()
+		if tx == nil {
 			tx = new(Tx[S, E])
 		}
 		*tx = Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: c.metadata(), events: d.evBuf[:0]}
@@ -112,10 +111,7 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		if cap(tx.events) <= 64 {
 			d.evBuf = tx.events[:0]
 		}
-		if txs != nil {
-			*tx = Tx[S, E]{}
-			txs.Put(tx)
-		}
+		*tx = Tx[S, E]{}
 		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty, persisted: persisted && err == nil})
 		if dirty {
 			d.recover = true
@@ -194,7 +190,7 @@ type Result[S, E, R any] struct {
 func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
 	c := &executed[S, E, R]{cmd: cmd, meta: meta}
 	var d decision[S, E]
-	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d, nil)
+	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d)
 	if err := d.outcomes[0].err; err != nil {
 		return Result[S, E, R]{State: state, Seq: seq, Err: err}
 	}
@@ -211,6 +207,7 @@ type executed[S, E, R any] struct {
 
 func (c *executed[S, E, R]) start() bool                 { return true }
 func (c *executed[S, E, R]) metadata() map[string]string { return c.meta }
+func (c *executed[S, E, R]) txRoom() *Tx[S, E]           { return nil }
 
 func (c *executed[S, E, R]) run(tx *Tx[S, E]) error {
 	reply, err := c.cmd.Handle(tx)

@@ -156,7 +156,7 @@ func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
 	k := in.kind
 	d := &in.group
 	in.async[0] = p
-	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d, &k.txPool)
+	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d)
 	if len(d.events) == 0 {
 		in.settle(in.async[:], nil)
 		in.async[0] = nil
@@ -346,7 +346,7 @@ func (in *instance[S, E]) isDelete(p pending[S, E]) bool {
 func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) int {
 	k := in.kind
 	d := &in.group
-	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d, &k.txPool)
+	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d)
 	var appendErr error
 	if len(d.events) > 0 {
 		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {
