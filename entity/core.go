@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -70,7 +71,17 @@ type decision[S, E any] struct {
 	recover bool
 
 	evBuf []E // reused for the events a handler persists
+	// data holds the Data of events, if the codec appends
+	// (binarize.AppendEventCodec). It is reused from one group to the
+	// next: decide runs only when the previous group's append is over
+	// (Append returned, or AppendAsync called done), and the shell drops
+	// it after an Append that failed, which the log may still be using.
+	data []byte
 }
+
+// maxDataRetain caps the buffer of event Data a decision keeps for the
+// next group, so one huge event does not pin its memory.
+const maxDataRetain = 16 << 10
 
 // decide runs commands from the front of cmds against (state, seq) and
 // fills d. It stops after a command whose failure may have left the state
@@ -78,6 +89,10 @@ type decision[S, E any] struct {
 // commands it consumed.
 func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E]) int {
 	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
+	if cap(d.data) > maxDataRetain {
+		d.data = nil
+	}
+	d.data = d.data[:0]
 	consumed := 0
 	for _, c := range cmds {
 		consumed++
@@ -95,7 +110,7 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		switch {
 		case err == nil:
 			mark := len(d.events)
-			d.events, err = encodeEvents(ctx, def, id, d.events, tx.events, seq, tx.meta)
+			d.events, d.data, err = encodeEvents(ctx, def, id, d.events, d.data, tx.events, seq, tx.meta)
 			if err != nil {
 				d.events = d.events[:mark]
 				dirty = true
@@ -123,27 +138,40 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 }
 
 // encodeEvents appends the log form of evs, which follow Seq seq, to out,
-// encoding under ctx if the codec takes one.
-func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
+// encoding under ctx if the codec takes one, and writing their Data to the
+// end of data if the codec can (see decision.data). It returns out and
+// data extended.
+func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out []eventlog.Event, data []byte, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, []byte, error) {
 	cc := def.contextEvents()
+	var ac binarize.AppendEventCodec[E]
+	if cc == nil && def.resolved {
+		ac = def.appender
+	}
 	for i, e := range evs {
 		var ev eventlog.Event
 		err := guard(def.Name, id, func() error {
 			var err error
-			if cc != nil {
+			switch {
+			case cc != nil:
 				ev.Name, ev.Revision, ev.Data, err = cc.EncodeContext(ctx, e)
-			} else {
+			case ac != nil:
+				var b []byte
+				if ev.Name, ev.Revision, b, err = ac.AppendEncode(data, e); err == nil {
+					// Capped, so nothing appended later can reach it.
+					ev.Data, data = b[len(data):len(b):len(b)], b
+				}
+			default:
 				ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
 			}
 			return err
 		})
 		if err != nil {
-			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(def.Name), eventlog.FormatID(id), seq+uint64(i)+1, err)
+			return out, data, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(def.Name), eventlog.FormatID(id), seq+uint64(i)+1, err)
 		}
 		ev.Metadata = meta
 		out = append(out, ev)
 	}
-	return out, nil
+	return out, data, nil
 }
 
 // guard runs f and turns a panic into a *PanicError naming the entity: the

@@ -351,6 +351,9 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 	if len(d.events) > 0 {
 		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {
 			in.ready = false
+			// The log may still be using the events' Data (an append
+			// that timed out may yet be sent): never reuse it.
+			d.data = nil
 		} else {
 			in.state, in.seq = d.state, d.seq
 			in.maybeSnapshot()
