@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -243,7 +244,9 @@ func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
 	var zero R
 	r.cmd, r.meta, r.span, r.reply, r.pos, r.err, r.done = nil, nil, nil, zero, 0, nil, nil
 	r.state.Store(reqWaiting)
-	r.sctx = storeCtx{}
+	// Only persist sets these in a storeCtx that stays recyclable: the
+	// rest is set when a store starts it.
+	r.sctx.parent, r.sctx.timeout = nil, 0
 	pool.Put(r)
 	return reply, pos, err
 }
@@ -251,10 +254,19 @@ func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
 // requestPools holds a Kind's pools of requests, one per reply type R:
 // a *sync.Pool of *request[S, E, R] under the key any((*R)(nil)), which
 // is unique to R. A Kind sees few reply types, so a scan of a short
-// immutable slice is cheaper than a map.
+// immutable list is cheaper than a map.
 type requestPools struct {
-	cur atomic.Pointer[[]requestPoolEntry]
+	cur atomic.Pointer[requestPoolList]
 	mu  sync.Mutex // serializes adding a pool
+}
+
+// requestPoolList is an immutable list of pools. It is 128 bytes, a size
+// class whose objects have their cache lines to themselves: read on every
+// Ask, it must not share one with memory that is written.
+type requestPoolList struct {
+	entries [4]requestPoolEntry
+	more    []requestPoolEntry // after the first 4
+	n       int                // entries used
 }
 
 type requestPoolEntry struct {
@@ -262,31 +274,49 @@ type requestPoolEntry struct {
 	pool *sync.Pool
 }
 
+// find returns the pool under key, nil if there is none.
+func (l *requestPoolList) find(key any) *sync.Pool {
+	for i := range min(l.n, len(l.entries)) {
+		if l.entries[i].key == key {
+			return l.entries[i].pool
+		}
+	}
+	for _, e := range l.more {
+		if e.key == key {
+			return e.pool
+		}
+	}
+	return nil
+}
+
 // requestPool returns k's pool of requests with reply type R.
 func requestPool[S, E, R any](k *Kind[S, E]) *sync.Pool {
 	key := any((*R)(nil))
 	if cur := k.requests.cur.Load(); cur != nil {
-		for _, e := range *cur {
-			if e.key == key {
-				return e.pool
-			}
+		if p := cur.find(key); p != nil {
+			return p
 		}
 	}
 	rp := &k.requests
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	var entries []requestPoolEntry
+	next := new(requestPoolList)
 	if cur := rp.cur.Load(); cur != nil {
-		for _, e := range *cur {
-			if e.key == key {
-				return e.pool
-			}
+		if p := cur.find(key); p != nil {
+			return p
 		}
-		entries = append(entries, *cur...)
+		*next = *cur
+		next.more = slices.Clone(cur.more)
 	}
 	pool := &sync.Pool{New: func() any { return new(request[S, E, R]) }}
-	entries = append(entries, requestPoolEntry{key: key, pool: pool})
-	rp.cur.Store(&entries)
+	e := requestPoolEntry{key: key, pool: pool}
+	if next.n < len(next.entries) {
+		next.entries[next.n] = e
+	} else {
+		next.more = append(next.more, e)
+	}
+	next.n++
+	rp.cur.Store(next)
 	return pool
 }
 

@@ -104,7 +104,10 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		if tx == nil {
 			tx = new(Tx[S, E])
 		}
-		*tx = Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: c.metadata(), events: d.evBuf[:0]}
+		// Field by field: a Tx is in a recycled request, on the heap, and
+		// a whole-struct copy there is a bulk write barrier while the GC
+		// marks.
+		tx.def, tx.id, tx.state, tx.seq, tx.meta, tx.events = def, id, state, seq, c.metadata(), d.evBuf[:0]
 		err := guard(def.Name, id, func() error { return c.run(tx) })
 		dirty, persisted := false, len(tx.events) > 0
 		switch {
@@ -126,7 +129,8 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		if cap(tx.events) <= 64 {
 			d.evBuf = tx.events[:0]
 		}
-		*tx = Tx[S, E]{}
+		var zero S
+		tx.def, tx.id, tx.state, tx.meta, tx.events = nil, "", zero, nil, nil
 		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty, persisted: persisted && err == nil})
 		if dirty {
 			d.recover = true

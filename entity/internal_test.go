@@ -6,6 +6,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
@@ -341,5 +342,48 @@ func TestStoreCtxRecyclable(t *testing.T) {
 	c.release()
 	if c.recyclable() {
 		t.Error("after Deadline: recyclable, want not")
+	}
+}
+
+type replyA struct{}
+type replyB struct{}
+type replyC struct{}
+type replyD struct{}
+type replyE struct{}
+type replyF struct{}
+
+// Each reply type has a pool of its own, found again on every call, beyond
+// the first four too; the list of pools fills its size class, so that it
+// shares no cache line.
+func TestRequestPools(t *testing.T) {
+	if got := unsafe.Sizeof(requestPoolList{}); got != 128 {
+		t.Errorf("requestPoolList is %d bytes, want 128", got)
+	}
+	if got := unsafe.Sizeof(liveShard[*int]{}); got != 128 {
+		t.Errorf("liveShard is %d bytes, want 128", got)
+	}
+	k := &Kind[tState, tEvent]{}
+	pools := []*sync.Pool{
+		requestPool[tState, tEvent, replyA](k), requestPool[tState, tEvent, replyB](k),
+		requestPool[tState, tEvent, replyC](k), requestPool[tState, tEvent, replyD](k),
+		requestPool[tState, tEvent, replyE](k), requestPool[tState, tEvent, replyF](k),
+	}
+	again := []*sync.Pool{
+		requestPool[tState, tEvent, replyA](k), requestPool[tState, tEvent, replyB](k),
+		requestPool[tState, tEvent, replyC](k), requestPool[tState, tEvent, replyD](k),
+		requestPool[tState, tEvent, replyE](k), requestPool[tState, tEvent, replyF](k),
+	}
+	for i := range pools {
+		if pools[i] != again[i] {
+			t.Errorf("reply type %d: a second call returned another pool", i)
+		}
+		for j := range i {
+			if pools[i] == pools[j] {
+				t.Errorf("reply types %d and %d share a pool", j, i)
+			}
+		}
+	}
+	if _, ok := pools[4].Get().(*request[tState, tEvent, replyE]); !ok {
+		t.Errorf("the pool of replyE gives %T", pools[4].Get())
 	}
 }
