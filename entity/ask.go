@@ -252,8 +252,8 @@ func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
 }
 
 // requestPools holds a Kind's pools of requests, one per reply type R:
-// a *sync.Pool of *request[S, E, R] under the key any((*R)(nil)), which
-// is unique to R. A Kind sees few reply types, so a scan of a short
+// a *sync.Pool of *request[S, E, R] under the key (*R)(nil), whose
+// dynamic type is unique to R. A Kind sees few reply types, so a scan of a short
 // immutable list is cheaper than a map.
 type requestPools struct {
 	cur atomic.Pointer[requestPoolList]
@@ -274,15 +274,17 @@ type requestPoolEntry struct {
 	pool *sync.Pool
 }
 
-// find returns the pool under key, nil if there is none.
-func (l *requestPoolList) find(key any) *sync.Pool {
+// findPool returns the pool of reply type R in l, nil if there is none. It
+// matches keys with a type assertion, a comparison of type words, where
+// comparing interfaces would call the runtime.
+func findPool[R any](l *requestPoolList) *sync.Pool {
 	for i := range min(l.n, len(l.entries)) {
-		if l.entries[i].key == key {
+		if _, ok := l.entries[i].key.(*R); ok {
 			return l.entries[i].pool
 		}
 	}
 	for _, e := range l.more {
-		if e.key == key {
+		if _, ok := e.key.(*R); ok {
 			return e.pool
 		}
 	}
@@ -291,9 +293,8 @@ func (l *requestPoolList) find(key any) *sync.Pool {
 
 // requestPool returns k's pool of requests with reply type R.
 func requestPool[S, E, R any](k *Kind[S, E]) *sync.Pool {
-	key := any((*R)(nil))
 	if cur := k.requests.cur.Load(); cur != nil {
-		if p := cur.find(key); p != nil {
+		if p := findPool[R](cur); p != nil {
 			return p
 		}
 	}
@@ -302,14 +303,14 @@ func requestPool[S, E, R any](k *Kind[S, E]) *sync.Pool {
 	defer rp.mu.Unlock()
 	next := new(requestPoolList)
 	if cur := rp.cur.Load(); cur != nil {
-		if p := cur.find(key); p != nil {
+		if p := findPool[R](cur); p != nil {
 			return p
 		}
 		*next = *cur
 		next.more = slices.Clone(cur.more)
 	}
 	pool := &sync.Pool{New: func() any { return new(request[S, E, R]) }}
-	e := requestPoolEntry{key: key, pool: pool}
+	e := requestPoolEntry{key: (*R)(nil), pool: pool}
 	if next.n < len(next.entries) {
 		next.entries[next.n] = e
 	} else {

@@ -181,12 +181,18 @@ func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out
 // guard runs f and turns a panic into a *PanicError naming the entity: the
 // one panic guard around user code (handlers, Apply, codecs).
 func guard(typ, id string, f func() error) (err error) {
+	returned := false
 	defer func() {
+		if returned {
+			return // no panic: skip recover, which costs more than the check
+		}
 		if v := recover(); v != nil {
 			err = &PanicError{EntityType: typ, EntityID: id, Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return f()
+	err = f()
+	returned = true
+	return err
 }
 
 // isPanic reports whether err is a *PanicError. It is a function of its own
