@@ -191,7 +191,7 @@ func (in *instance[S, E]) appended(pos uint64, err error) {
 	if d.recover {
 		in.ready = false
 	}
-	clear(d.events)
+	clearEach(d.events)
 	// What answering needs, taken before the entity is someone else's.
 	p, o, flight := in.async[0], d.outcomes[0], in.flight
 	in.async[0] = nil
@@ -370,7 +370,7 @@ func (in *instance[S, E]) settle(batch []pending[S, E], appendErr error) {
 	if d.recover {
 		in.ready = false
 	}
-	clear(d.events)
+	clearEach(d.events)
 	for i, o := range d.outcomes {
 		switch {
 		case o.skipped:
