@@ -84,6 +84,28 @@ func encodeValue(f Format, v any, ptr bool) (b []byte, err error) {
 	return f.Marshal(v)
 }
 
+// appendValue is encodeValue that appends the encoding to dst, directly if
+// f is an appendFormat.
+func appendValue(f Format, dst []byte, v any, ptr bool) (b []byte, err error) {
+	af, ok := f.(appendFormat)
+	if !ok {
+		b, err := encodeValue(f, v, ptr)
+		if err != nil {
+			return nil, err
+		}
+		return append(dst, b...), nil
+	}
+	if ptr && reflect.ValueOf(v).IsNil() {
+		return nil, fmt.Errorf("%w %T", errNilPointer, v)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, panicError(r)
+		}
+	}()
+	return af.appendMarshal(dst, v)
+}
+
 // decodeValue unmarshals data with f into a new T, allocating a new elem
 // when T is a pointer type (elem is not nil), and turning a panic of f into
 // an error.
@@ -119,6 +141,19 @@ type ContextEventCodec[E any] interface {
 	EncodeContext(ctx context.Context, e E) (name string, revision uint32, data []byte, err error)
 	// DecodeContext is Decode under ctx.
 	DecodeContext(ctx context.Context, name string, revision uint32, data []byte) (E, error)
+}
+
+// AppendEventCodec is an [EventCodec] that can write the bytes of an
+// event to the end of a caller's buffer: a caller that reuses its buffer
+// then allocates nothing for the bytes of its events. The entity runtime
+// encodes with AppendEncode when a type's event codec has it (and is not
+// a [ContextEventCodec]). A [Registry] is one.
+type AppendEventCodec[E any] interface {
+	EventCodec[E]
+	// AppendEncode is Encode that appends the bytes of e to dst and
+	// returns the extended slice as data: the bytes of e are
+	// data[len(dst):]. On an error it returns nil data.
+	AppendEncode(dst []byte, e E) (name string, revision uint32, data []byte, err error)
 }
 
 // ContextRevisionCodec is a [RevisionCodec] whose work may wait on

@@ -31,7 +31,10 @@
 //	e, err := events.Decode(name, rev, b)
 //
 // Register every type at start-up; then the registry is read-only and the
-// log reads events with any name it has seen, forever.
+// log reads events with any name it has seen, forever. A Registry is also
+// an [AppendEventCodec]: AppendEncode writes an event's bytes to the end
+// of a caller's buffer, which the entity runtime reuses from one append to
+// the next.
 //
 // # Revisions and upcasting
 //

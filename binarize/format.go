@@ -42,6 +42,14 @@ var (
 	Protobuf Format = protobufFormat{}
 )
 
+// appendFormat is implemented by formats that can write an encoding to
+// the end of a caller's buffer: Marshal(v) is appendMarshal(nil, v).
+type appendFormat interface {
+	// appendMarshal appends the encoding of v to dst and returns the
+	// extended slice.
+	appendMarshal(dst []byte, v any) ([]byte, error)
+}
+
 // typeChecker is implemented by formats that can tell at registration time
 // that they cannot encode a Go type, so a registry fails early instead of on
 // the first event.

@@ -53,7 +53,11 @@ var msgpackDecoders = sync.Pool{New: func() any {
 
 func (msgpackFormat) Name() string { return "msgpack" }
 
-func (msgpackFormat) Marshal(v any) (b []byte, err error) {
+func (f msgpackFormat) Marshal(v any) ([]byte, error) { return f.appendMarshal(nil, v) }
+
+// appendMarshal implements appendFormat: the pooled encoder's buffer is
+// copied out once, to the end of dst.
+func (msgpackFormat) appendMarshal(dst []byte, v any) (b []byte, err error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	defer func() {
 		if r := recover(); r != nil {
@@ -73,7 +77,10 @@ func (msgpackFormat) Marshal(v any) (b []byte, err error) {
 	if err := e.enc.Encode(v); err != nil {
 		return nil, libError("msgpack", "msgpack:", err)
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	if dst == nil {
+		return bytes.Clone(e.buf.Bytes()), nil
+	}
+	return append(dst, e.buf.Bytes()...), nil
 }
 
 func (msgpackFormat) Unmarshal(data []byte, v any) (err error) {

@@ -18,7 +18,10 @@ var (
 
 func (protobufFormat) Name() string { return "protobuf" }
 
-func (protobufFormat) Marshal(v any) (b []byte, err error) {
+func (f protobufFormat) Marshal(v any) ([]byte, error) { return f.appendMarshal(nil, v) }
+
+// appendMarshal implements appendFormat.
+func (protobufFormat) appendMarshal(dst []byte, v any) (b []byte, err error) {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("binarize: protobuf: cannot marshal %T: not a proto.Message", v)
@@ -28,7 +31,11 @@ func (protobufFormat) Marshal(v any) (b []byte, err error) {
 			b, err = nil, libError("protobuf", "proto:", panicError(r))
 		}
 	}()
-	b, err = protoMarshal.Marshal(m)
+	if dst == nil {
+		b, err = protoMarshal.Marshal(m)
+	} else {
+		b, err = protoMarshal.MarshalAppend(dst, m)
+	}
 	if err != nil {
 		return nil, libError("protobuf", "proto:", err)
 	}

@@ -21,7 +21,10 @@ type EventCodec[E any] interface {
 	Decode(name string, revision uint32, data []byte) (E, error)
 }
 
-var _ EventCodec[any] = (*Registry[any])(nil)
+var (
+	_ EventCodec[any]       = (*Registry[any])(nil)
+	_ AppendEventCodec[any] = (*Registry[any])(nil)
+)
 
 // Registry is the [EventCodec] of the concrete event types registered in it
 // with [Register], and of older revisions registered with [Upcast]. Build it
@@ -116,6 +119,26 @@ func (r *Registry[E]) Encode(e E) (string, uint32, []byte, error) {
 		return "", 0, nil, fmt.Errorf("%w: %T", ErrNotRegistered, v)
 	}
 	b, err := encodeValue(r.format, v, te.ptr)
+	if err != nil {
+		return "", 0, nil, &EncodeError{Name: te.name, Revision: te.revision, Err: err}
+	}
+	return te.name, te.revision, b, nil
+}
+
+// AppendEncode implements [AppendEventCodec]: it is [Registry.Encode]
+// that appends the bytes of e to dst. With [Msgpack] and [Protobuf] it
+// writes them there directly; with other formats it copies them.
+func (r *Registry[E]) AppendEncode(dst []byte, e E) (string, uint32, []byte, error) {
+	v := any(e)
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "", 0, nil, fmt.Errorf("%w: nil event", ErrNotRegistered)
+	}
+	te, ok := r.load().typeOf(t)
+	if !ok {
+		return "", 0, nil, fmt.Errorf("%w: %T", ErrNotRegistered, v)
+	}
+	b, err := appendValue(r.format, dst, v, te.ptr)
 	if err != nil {
 		return "", 0, nil, &EncodeError{Name: te.name, Revision: te.revision, Err: err}
 	}

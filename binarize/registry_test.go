@@ -410,3 +410,48 @@ func TestRegistryManyTypes(t *testing.T) {
 	add(sized[[10]byte]{N: 7}, func() error { return binarize.Register[sized[[10]byte]](r, "Ej") })
 	check()
 }
+
+// AppendEncode is Encode that appends: the same name, revision and bytes,
+// after what the buffer held, in every format; errors are Encode's.
+func TestRegistryAppendEncode(t *testing.T) {
+	prefix := []byte("prefix")
+	for _, f := range []binarize.Format{binarize.JSON, binarize.Msgpack} {
+		t.Run(f.Name(), func(t *testing.T) {
+			r := newEvents(t, f)
+			for _, e := range []Event{Opened{Owner: "ada"}, Deposited{Cents: 7}, &Closed{At: closedAt}} {
+				wantName, wantRev, want, err := r.Encode(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dst := append(make([]byte, 0, 64), prefix...)
+				name, rev, got, err := r.AppendEncode(dst, e)
+				if err != nil || name != wantName || rev != wantRev || string(got) != string(prefix)+string(want) {
+					t.Errorf("AppendEncode(%q, %#v) = %q, %d, %q, %v; want %q, %d, %q", prefix, e, name, rev, got, err, wantName, wantRev, string(prefix)+string(want))
+				}
+				if &got[0] != &dst[:1][0] {
+					t.Errorf("AppendEncode(%#v) did not append in place with room to spare", e)
+				}
+			}
+			encErr := func(e Event) error { _, _, _, err := r.Encode(e); return err }
+			for _, e := range []Event{nil, unregistered{}, (*Closed)(nil)} {
+				name, rev, data, err := r.AppendEncode(prefix, e)
+				if err == nil || err.Error() != encErr(e).Error() || name != "" || rev != 0 || data != nil {
+					t.Errorf("AppendEncode(%#v) = %q, %d, %q, %v; want Encode's error %v and zero values", e, name, rev, data, err, encErr(e))
+				}
+			}
+		})
+	}
+	t.Run("protobuf", func(t *testing.T) {
+		r := binarize.NewRegistry[proto.Message](binarize.Protobuf)
+		binarize.MustRegister[*wrapperspb.StringValue](r, "StringValue")
+		e := wrapperspb.String("ada")
+		_, _, want, err := r.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, got, err := r.AppendEncode(prefix, e)
+		if err != nil || string(got) != string(prefix)+string(want) {
+			t.Errorf("AppendEncode = %q, %v; want %q", got, err, string(prefix)+string(want))
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/trace"
@@ -130,7 +132,9 @@ func AskPosition[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S,
 // ask is AskPosition once the command's span, if any, is started.
 func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span) (R, uint64, error) {
 	var zero R
-	req := &request[S, E, R]{cmd: cmd, meta: MetadataFrom(ctx)}
+	pool := requestPool[S, E, R](ref.kind)
+	req := pool.Get().(*request[S, E, R])
+	req.cmd, req.meta = cmd, MetadataFrom(ctx)
 	if span != nil {
 		// The command's events carry its trace context, so whoever reads
 		// them continues the trace; an append of many commands links
@@ -140,20 +144,22 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], 
 	}
 	ran, err := ref.kind.submit(ctx, ref.id, req)
 	if err != nil {
-		return zero, 0, err
+		return zero, 0, err // req may be queued nowhere, but it is rare: not recycled
 	}
 	if ran {
-		return req.reply, req.pos, req.err
+		return req.answer(pool)
 	}
 	select {
 	case <-req.done:
-		return req.reply, req.pos, req.err
+		return req.answer(pool)
 	case <-ctx.Done():
 		select {
 		case <-req.done:
-			return req.reply, req.pos, req.err
+			return req.answer(pool)
 		default:
 		}
+		// req stays with the entity, which may yet start or skip it: it is
+		// never recycled.
 		if req.state.CompareAndSwap(reqWaiting, reqAbandoned) {
 			// It had not started, and now never will.
 			return zero, 0, ctx.Err()
@@ -191,6 +197,7 @@ type pending[S, E any] interface {
 	start() bool
 	run(tx *Tx[S, E]) error
 	metadata() map[string]string
+	txRoom() *Tx[S, E]
 	// traceSpan is the command's span, nil if it has none: an append of
 	// several commands links to their spans.
 	traceSpan() trace.Span
@@ -205,6 +212,13 @@ type pending[S, E any] interface {
 	storeCtx() *storeCtx
 }
 
+// request is an asked command, from Ask to its answer. Requests are
+// recycled through a pool per Kind and reply type (requestPool): one whose
+// answer its caller has taken is no longer referenced by the entity (the
+// answer is the last the entity does with it), so the next Ask may reuse
+// it. One whose caller gave up stays with the entity and is never
+// recycled. Its done channel is never reused: a channel made in one
+// testing/synctest bubble must not be used in another.
 type request[S, E, R any] struct {
 	cmd   Command[S, E, R]
 	meta  map[string]string
@@ -215,6 +229,96 @@ type request[S, E, R any] struct {
 	err   error
 	done  chan struct{}
 	sctx  storeCtx
+	tx    Tx[S, E] // given to the handler, so that it needs no allocation
+}
+
+// answer returns r's answer and recycles r into pool, which r came from.
+// Its caller has the answer: the entity no longer uses r.
+func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
+	reply, pos, err := r.reply, r.pos, r.err
+	if !r.sctx.recyclable() {
+		// A store has started the context's timer, and may still watch
+		// it (see storeCtx): let it be.
+		return reply, pos, err
+	}
+	var zero R
+	r.cmd, r.meta, r.span, r.reply, r.pos, r.err, r.done = nil, nil, nil, zero, 0, nil, nil
+	r.state.Store(reqWaiting)
+	// Only persist sets these in a storeCtx that stays recyclable: the
+	// rest is set when a store starts it.
+	r.sctx.parent, r.sctx.timeout = nil, 0
+	pool.Put(r)
+	return reply, pos, err
+}
+
+// requestPools holds a Kind's pools of requests, one per reply type R:
+// a *sync.Pool of *request[S, E, R] under the key (*R)(nil), whose
+// dynamic type is unique to R. A Kind sees few reply types, so a scan of a short
+// immutable list is cheaper than a map.
+type requestPools struct {
+	cur atomic.Pointer[requestPoolList]
+	mu  sync.Mutex // serializes adding a pool
+}
+
+// requestPoolList is an immutable list of pools. It is 128 bytes, a size
+// class whose objects have their cache lines to themselves: read on every
+// Ask, it must not share one with memory that is written.
+type requestPoolList struct {
+	entries [4]requestPoolEntry
+	more    []requestPoolEntry // after the first 4
+	n       int                // entries used
+}
+
+type requestPoolEntry struct {
+	key  any
+	pool *sync.Pool
+}
+
+// findPool returns the pool of reply type R in l, nil if there is none. It
+// matches keys with a type assertion, a comparison of type words, where
+// comparing interfaces would call the runtime.
+func findPool[R any](l *requestPoolList) *sync.Pool {
+	for i := range min(l.n, len(l.entries)) {
+		if _, ok := l.entries[i].key.(*R); ok {
+			return l.entries[i].pool
+		}
+	}
+	for _, e := range l.more {
+		if _, ok := e.key.(*R); ok {
+			return e.pool
+		}
+	}
+	return nil
+}
+
+// requestPool returns k's pool of requests with reply type R.
+func requestPool[S, E, R any](k *Kind[S, E]) *sync.Pool {
+	if cur := k.requests.cur.Load(); cur != nil {
+		if p := findPool[R](cur); p != nil {
+			return p
+		}
+	}
+	rp := &k.requests
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	next := new(requestPoolList)
+	if cur := rp.cur.Load(); cur != nil {
+		if p := findPool[R](cur); p != nil {
+			return p
+		}
+		*next = *cur
+		next.more = slices.Clone(cur.more)
+	}
+	pool := &sync.Pool{New: func() any { return new(request[S, E, R]) }}
+	e := requestPoolEntry{key: (*R)(nil), pool: pool}
+	if next.n < len(next.entries) {
+		next.entries[next.n] = e
+	} else {
+		next.more = append(next.more, e)
+	}
+	next.n++
+	rp.cur.Store(next)
+	return pool
 }
 
 func (r *request[S, E, R]) arm() { r.done = make(chan struct{}, 1) }
@@ -232,6 +336,8 @@ func (r *request[S, E, R]) run(tx *Tx[S, E]) error {
 }
 
 func (r *request[S, E, R]) metadata() map[string]string { return r.meta }
+
+func (r *request[S, E, R]) txRoom() *Tx[S, E] { return &r.tx }
 
 func (r *request[S, E, R]) traceSpan() trace.Span { return r.span }
 

@@ -200,3 +200,125 @@ func TestAsyncSnapshotsAndClose(t *testing.T) {
 		t.Fatalf("log has %d events, want 5", got)
 	}
 }
+
+// keepingLog is a log that keeps the Data of every append it is given, with
+// a copy, to check that the runtime, which writes event Data into a buffer
+// it reuses, never modifies Data the log may still use: that of an
+// asynchronous append before done is called, and that of a failed Append
+// ever. failEvery fails every n-th Append (without storing).
+type keepingLog struct {
+	*eventlog.Memory
+	failEvery int
+
+	mu     sync.Mutex // guards the fields below
+	calls  int
+	failed []keptData // Data of failed Appends, which must never change
+	first  []*byte    // address of the first Data byte of each successful append
+}
+
+type keptData struct{ data, copy []byte }
+
+func (l *keepingLog) keep(events []eventlog.Event) []keptData {
+	var kept []keptData
+	for _, ev := range events {
+		kept = append(kept, keptData{ev.Data, slices.Clone(ev.Data)})
+	}
+	return kept
+}
+
+func (l *keepingLog) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	l.mu.Lock()
+	l.calls++
+	if l.failEvery > 0 && l.calls%l.failEvery == 0 {
+		l.failed = append(l.failed, l.keep(events)...)
+		l.mu.Unlock()
+		return 0, errInjected
+	}
+	l.first = append(l.first, &events[0].Data[0])
+	l.mu.Unlock()
+	return l.Memory.Append(ctx, typ, id, expected, events...)
+}
+
+// asyncKeepingLog adds an AppendAsync that checks, just before it calls
+// done from a goroutine of its own, that the events' Data is as it was
+// given.
+type asyncKeepingLog struct {
+	*keepingLog
+	changed atomic.Int64
+}
+
+func (l *asyncKeepingLog) AppendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) {
+	kept := l.keep(events)
+	go func() {
+		time.Sleep(100 * time.Microsecond) // let other commands queue up
+		for _, k := range kept {
+			if !slices.Equal(k.data, k.copy) {
+				l.changed.Add(1)
+			}
+		}
+		done(l.keepingLog.Append(ctx, typ, id, expected, events...))
+	}()
+}
+
+// TestEventDataBuffer: the runtime encodes event Data into a buffer of the
+// entity that it reuses for the next append (so a command allocates
+// nothing for it), but only once the log is done with it: after Append
+// returned success, or AppendAsync called done; never after a failed
+// Append, which the log may still be sending.
+func TestEventDataBuffer(t *testing.T) {
+	t.Run("sync", func(t *testing.T) {
+		log := &keepingLog{Memory: eventlog.NewMemory(), failEvery: 3}
+		k := register(t, newSystem(t, log), entity.WithSyncAppends())
+		ref := k.Ref("a")
+		want := 0
+		for i := range 30 {
+			_, err := entity.Ask(context.Background(), ref, Add{N: i + 1}) // different bytes each time
+			if (i+1)%3 == 0 {
+				if !errors.Is(err, entity.ErrPersist) {
+					t.Fatalf("Add %d: %v, want a persist error", i, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Add %d: %v", i, err)
+			}
+			want += i + 1
+		}
+		if got := ask(t, ref, Get{}).Value; got != want {
+			t.Fatalf("Get: %d, want %d", got, want)
+		}
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for i, kd := range log.failed {
+			if !slices.Equal(kd.data, kd.copy) {
+				t.Errorf("the Data of failed append %d changed after it returned: %q, was %q", i, kd.data, kd.copy)
+			}
+		}
+		// The two successful appends between failures reuse one buffer.
+		if len(log.first) < 2 || log.first[0] != log.first[1] {
+			t.Errorf("two appends in a row did not write their Data to the same buffer")
+		}
+	})
+	t.Run("async", func(t *testing.T) {
+		log := &asyncKeepingLog{keepingLog: &keepingLog{Memory: eventlog.NewMemory()}}
+		k := register(t, newSystem(t, log))
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 50 {
+					if _, err := entity.Ask(context.Background(), k.Ref("a"), Add{N: 1}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := ask(t, k.Ref("a"), Get{}).Value; got != 400 {
+			t.Fatalf("Get: %d, want 400", got)
+		}
+		if n := log.changed.Load(); n != 0 {
+			t.Fatalf("%d events' Data changed before AppendAsync called done", n)
+		}
+	})
+}

@@ -16,6 +16,10 @@ type coarseDeadlines struct {
 	parent  context.Context // ends every context handed out
 	timeout time.Duration
 	grain   time.Duration
+	// base is when the coarseDeadlines was made: times are kept as
+	// durations since base, read with time.Since, which reads only the
+	// monotonic clock where time.Now reads the wall clock too.
+	base time.Time
 
 	cur atomic.Pointer[coarseCtx]
 	mu  sync.Mutex // serializes making a new coarseCtx
@@ -23,7 +27,7 @@ type coarseDeadlines struct {
 
 type coarseCtx struct {
 	ctx      context.Context
-	deadline time.Time
+	deadline time.Duration // since base
 	// cancel is kept for form: the context cancels itself at its
 	// deadline, or with parent, and nobody ends it sooner.
 	cancel context.CancelFunc
@@ -34,23 +38,23 @@ type coarseCtx struct {
 const coarseGrains = 16
 
 func newCoarseDeadlines(parent context.Context, timeout time.Duration) *coarseDeadlines {
-	return &coarseDeadlines{parent: parent, timeout: timeout, grain: max(timeout/coarseGrains, time.Millisecond)}
+	return &coarseDeadlines{parent: parent, timeout: timeout, grain: max(timeout/coarseGrains, time.Millisecond), base: time.Now()}
 }
 
 // ctx returns a context ending between the timeout and the timeout plus a
 // grain from now, or when parent ends.
 func (c *coarseDeadlines) ctx() context.Context {
-	want := time.Now().Add(c.timeout)
-	if cur := c.cur.Load(); cur != nil && !cur.deadline.Before(want) {
+	want := time.Since(c.base) + c.timeout
+	if cur := c.cur.Load(); cur != nil && cur.deadline >= want {
 		return cur.ctx
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur := c.cur.Load(); cur != nil && !cur.deadline.Before(want) {
+	if cur := c.cur.Load(); cur != nil && cur.deadline >= want {
 		return cur.ctx
 	}
-	deadline := want.Add(c.grain)
-	ctx, cancel := context.WithDeadline(c.parent, deadline)
+	deadline := want + c.grain
+	ctx, cancel := context.WithDeadline(c.parent, c.base.Add(deadline))
 	c.cur.Store(&coarseCtx{ctx: ctx, deadline: deadline, cancel: cancel})
 	return ctx
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
-	"sync"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 )
 
@@ -29,6 +29,10 @@ type command[S, E any] interface {
 	run(tx *Tx[S, E]) error
 	// metadata is the command's metadata, which its events carry.
 	metadata() map[string]string
+	// txRoom returns room for the Tx given to its handler, nil if it has
+	// none: a handler gets the Tx through an interface, which would move a
+	// local Tx to the heap.
+	txRoom() *Tx[S, E]
 }
 
 // outcome is what the core decided for one command.
@@ -67,16 +71,28 @@ type decision[S, E any] struct {
 	recover bool
 
 	evBuf []E // reused for the events a handler persists
+	// data holds the Data of events, if the codec appends
+	// (binarize.AppendEventCodec). It is reused from one group to the
+	// next: decide runs only when the previous group's append is over
+	// (Append returned, or AppendAsync called done), and the shell drops
+	// it after an Append that failed, which the log may still be using.
+	data []byte
 }
+
+// maxDataRetain caps the buffer of event Data a decision keeps for the
+// next group, so one huge event does not pin its memory.
+const maxDataRetain = 16 << 10
 
 // decide runs commands from the front of cmds against (state, seq) and
 // fills d. It stops after a command whose failure may have left the state
 // modified, so the rest run against a recovered state, and returns how many
-// commands it consumed. txs, if not nil, recycles the Tx given to handlers:
-// a handler gets it through an interface, which would move a local Tx to
-// the heap.
-func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], txs *sync.Pool) int {
+// commands it consumed.
+func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E]) int {
 	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
+	if cap(d.data) > maxDataRetain {
+		d.data = nil
+	}
+	d.data = d.data[:0]
 	consumed := 0
 	for _, c := range cmds {
 		consumed++
@@ -84,19 +100,20 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 			d.outcomes = append(d.outcomes, outcome{skipped: true})
 			continue
 		}
-		var tx *Tx[S, E]
-		if txs != nil {
-			tx = txs.Get().(*Tx[S, E])
-		} else {
+		tx := c.txRoom()
+		if tx == nil {
 			tx = new(Tx[S, E])
 		}
-		*tx = Tx[S, E]{def: def, id: id, state: state, seq: seq, meta: c.metadata(), events: d.evBuf[:0]}
+		// Field by field: a Tx is in a recycled request, on the heap, and
+		// a whole-struct copy there is a bulk write barrier while the GC
+		// marks.
+		tx.def, tx.id, tx.state, tx.seq, tx.meta, tx.events = def, id, state, seq, c.metadata(), d.evBuf[:0]
 		err := guard(def.Name, id, func() error { return c.run(tx) })
 		dirty, persisted := false, len(tx.events) > 0
 		switch {
 		case err == nil:
 			mark := len(d.events)
-			d.events, err = encodeEvents(ctx, def, id, d.events, tx.events, seq, tx.meta)
+			d.events, d.data, err = encodeEvents(ctx, def, id, d.events, d.data, tx.events, seq, tx.meta)
 			if err != nil {
 				d.events = d.events[:mark]
 				dirty = true
@@ -108,14 +125,12 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		default:
 			dirty = len(tx.events) > 0
 		}
-		clear(tx.events)
+		clearEach(tx.events)
 		if cap(tx.events) <= 64 {
 			d.evBuf = tx.events[:0]
 		}
-		if txs != nil {
-			*tx = Tx[S, E]{}
-			txs.Put(tx)
-		}
+		var zero S
+		tx.def, tx.id, tx.state, tx.meta, tx.events = nil, "", zero, nil, nil
 		d.outcomes = append(d.outcomes, outcome{err: err, own: dirty, persisted: persisted && err == nil})
 		if dirty {
 			d.recover = true
@@ -127,38 +142,67 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 }
 
 // encodeEvents appends the log form of evs, which follow Seq seq, to out,
-// encoding under ctx if the codec takes one.
-func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out []eventlog.Event, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, error) {
+// encoding under ctx if the codec takes one, and writing their Data to the
+// end of data if the codec can (see decision.data). It returns out and
+// data extended.
+func encodeEvents[S, E any](ctx context.Context, def *Type[S, E], id string, out []eventlog.Event, data []byte, evs []E, seq uint64, meta map[string]string) ([]eventlog.Event, []byte, error) {
 	cc := def.contextEvents()
+	var ac binarize.AppendEventCodec[E]
+	if cc == nil && def.resolved {
+		ac = def.appender
+	}
 	for i, e := range evs {
 		var ev eventlog.Event
 		err := guard(def.Name, id, func() error {
 			var err error
-			if cc != nil {
+			switch {
+			case cc != nil:
 				ev.Name, ev.Revision, ev.Data, err = cc.EncodeContext(ctx, e)
-			} else {
+			case ac != nil:
+				var b []byte
+				if ev.Name, ev.Revision, b, err = ac.AppendEncode(data, e); err == nil {
+					// Capped, so nothing appended later can reach it.
+					ev.Data, data = b[len(data):len(b):len(b)], b
+				}
+			default:
 				ev.Name, ev.Revision, ev.Data, err = def.Events.Encode(e)
 			}
 			return err
 		})
 		if err != nil {
-			return out, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(def.Name), eventlog.FormatID(id), seq+uint64(i)+1, err)
+			return out, data, fmt.Errorf("entity: encode event %T of %s/%s at seq %d: %w", e, eventlog.FormatID(def.Name), eventlog.FormatID(id), seq+uint64(i)+1, err)
 		}
 		ev.Metadata = meta
 		out = append(out, ev)
 	}
-	return out, nil
+	return out, data, nil
+}
+
+// clearEach zeroes s an element at a time: for the few elements of a
+// command's events, a write barrier per pointer costs less than the bulk
+// barrier of clear while the GC marks.
+func clearEach[T any](s []T) {
+	var zero T
+	for i := range s {
+		s[i] = zero
+	}
 }
 
 // guard runs f and turns a panic into a *PanicError naming the entity: the
 // one panic guard around user code (handlers, Apply, codecs).
 func guard(typ, id string, f func() error) (err error) {
+	returned := false
 	defer func() {
+		if returned {
+			return // no panic: skip recover, which costs more than the check
+		}
 		if v := recover(); v != nil {
 			err = &PanicError{EntityType: typ, EntityID: id, Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return f()
+	err = f()
+	returned = true
+	return err
 }
 
 // isPanic reports whether err is a *PanicError. It is a function of its own
@@ -194,7 +238,7 @@ type Result[S, E, R any] struct {
 func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
 	c := &executed[S, E, R]{cmd: cmd, meta: meta}
 	var d decision[S, E]
-	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d, nil)
+	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d)
 	if err := d.outcomes[0].err; err != nil {
 		return Result[S, E, R]{State: state, Seq: seq, Err: err}
 	}
@@ -211,6 +255,7 @@ type executed[S, E, R any] struct {
 
 func (c *executed[S, E, R]) start() bool                 { return true }
 func (c *executed[S, E, R]) metadata() map[string]string { return c.meta }
+func (c *executed[S, E, R]) txRoom() *Tx[S, E]           { return nil }
 
 func (c *executed[S, E, R]) run(tx *Tx[S, E]) error {
 	reply, err := c.cmd.Handle(tx)

@@ -156,7 +156,7 @@ func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
 	k := in.kind
 	d := &in.group
 	in.async[0] = p
-	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d, &k.txPool)
+	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d)
 	if len(d.events) == 0 {
 		in.settle(in.async[:], nil)
 		in.async[0] = nil
@@ -191,7 +191,7 @@ func (in *instance[S, E]) appended(pos uint64, err error) {
 	if d.recover {
 		in.ready = false
 	}
-	clear(d.events)
+	clearEach(d.events)
 	// What answering needs, taken before the entity is someone else's.
 	p, o, flight := in.async[0], d.outcomes[0], in.flight
 	in.async[0] = nil
@@ -346,11 +346,14 @@ func (in *instance[S, E]) isDelete(p pending[S, E]) bool {
 func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) int {
 	k := in.kind
 	d := &in.group
-	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d, &k.txPool)
+	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d)
 	var appendErr error
 	if len(d.events) > 0 {
 		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {
 			in.ready = false
+			// The log may still be using the events' Data (an append
+			// that timed out may yet be sent): never reuse it.
+			d.data = nil
 		} else {
 			in.state, in.seq = d.state, d.seq
 			in.maybeSnapshot()
@@ -367,7 +370,7 @@ func (in *instance[S, E]) settle(batch []pending[S, E], appendErr error) {
 	if d.recover {
 		in.ready = false
 	}
-	clear(d.events)
+	clearEach(d.events)
 	for i, o := range d.outcomes {
 		switch {
 		case o.skipped:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +23,8 @@ type Kind[S, E any] struct {
 	// actors holds the live instances that have an actor.
 	actors liveMap[*instance[S, E]]
 	count  atomic.Int64
-	txPool sync.Pool // of *Tx[S, E], see runGroup
+	// requests recycles the requests of Ask, see request.
+	requests requestPools
 	// clock counts housekeeping ticks (see housekeep); an instance records
 	// the tick of its last use instead of reading the time.
 	clock atomic.Int64
@@ -79,7 +79,6 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 	k.tel.init(&sys.tel, def.Name)
 	k.live.init()
 	k.actors.init()
-	k.txPool.New = func() any { return new(Tx[S, E]) }
 
 	sys.mu.Lock()
 	defer sys.mu.Unlock()

@@ -17,13 +17,17 @@ const liveShards = 64
 // entities.
 type liveMap[V comparable] struct {
 	seed   maphash.Seed
+	_      [56]byte // keeps the first shard's lock off the line of seed and of what precedes the map
 	shards [liveShards]liveShard[V]
 }
 
+// liveShard is 128 bytes, so that the locks of two shards, which every
+// lookup writes (RLock), are never on one cache line however the array is
+// aligned.
 type liveShard[V comparable] struct {
 	mu sync.RWMutex // guards m
 	m  map[string]V
-	_  [40]byte // keeps shards on separate cache lines
+	_  [96]byte
 }
 
 func (lm *liveMap[V]) shard(id string) *liveShard[V] {

@@ -85,6 +85,14 @@ func (c *storeCtx) Value(key any) any {
 	return c.parent.Value(key)
 }
 
+// recyclable reports whether c may be reset and used again for another
+// call once the call it was given to has returned: only if the store never
+// asked for Deadline or Done. A store that watches its context after the
+// call (pgx's context.AfterFunc) asks for Done first, which starts the
+// timer; one that only asked for Err and Value during the call (the
+// in-memory log) is done with it when the call returns.
+func (c *storeCtx) recyclable() bool { return c.inner.Load() == nil }
+
 // release stops the timer, if one was started.
 func (c *storeCtx) release() {
 	// cancel is written before inner is stored, so seeing inner means

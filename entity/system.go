@@ -32,9 +32,12 @@ type System struct {
 	// one cache line; a command is counted and uncounted in the stripe of
 	// its entity id.
 	flightSeed maphash.Seed
-	flight     [flightStripes]flightStripe
-	running    atomic.Int64 // spawned actors not yet stopped
-	done       chan struct{}
+	// The padding keeps closed, which every command reads, off the cache
+	// line of flight[0], which the commands of a stripe write.
+	_       [64]byte
+	flight  [flightStripes]flightStripe
+	running atomic.Int64 // spawned actors not yet stopped
+	done    chan struct{}
 	// bgCtx is the parent of the store calls made for no caller in
 	// particular (a batch of queued commands, a recovery a caller gave up
 	// on, a snapshot); Close cancels it, so they end at once.

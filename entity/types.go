@@ -38,15 +38,21 @@ type Type[S, E any] struct {
 	// leave it 0 or set it to the codec's revision, which is used.
 	StateRevision uint32
 
-	// events is Events as a ContextEventCodec, if it is one; resolved says
-	// that Register looked, so the command path does not assert each time.
+	// events is Events as a ContextEventCodec, if it is one; appender is
+	// Events as an AppendEventCodec, if it is one and not a
+	// ContextEventCodec; resolved says that Register looked, so the
+	// command path does not assert each time.
 	events   binarize.ContextEventCodec[E]
+	appender binarize.AppendEventCodec[E]
 	resolved bool
 }
 
 // resolve looks once at what the codecs can do.
 func (t *Type[S, E]) resolve() {
 	t.events, _ = t.Events.(binarize.ContextEventCodec[E])
+	if t.events == nil {
+		t.appender, _ = t.Events.(binarize.AppendEventCodec[E])
+	}
 	t.resolved = true
 }
 
