@@ -31,7 +31,7 @@ const defaultCopyThreshold = 256
 // COPY the events that pass, and commit in a third. It returns an error if
 // the transaction failed as a whole; nothing of it committed then, unless
 // COMMIT itself was lost with the connection, when the outcome is unknown.
-func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (outs []outcome, err error) {
+func (l *Log) commit(ctx context.Context, w *scratch, reqs []*appendReq, cache *seqCache) (outs []outcome, err error) {
 	var span trace.Span
 	if l.tel.tracing.On() {
 		ctx, span = l.tel.startCommit(ctx, reqs)
@@ -40,24 +40,22 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	// The round works on the appends sorted by stream (stably, so the
 	// appends to one stream keep their order): the rows then go into the
 	// primary key in its order, which costs the server less than random
-	// order. order maps the sorted appends back.
-	order := make([]int, len(reqs))
-	for i := range order {
-		order[i] = i
+	// order. Each append's slot maps the sorted appends back.
+	for i, r := range reqs {
+		r.slot = i
 	}
+	sorted := append(w.sorted[:0], reqs...)
+	w.sorted = sorted
 	// Ties are broken by arrival, which makes the order stable: cheaper
 	// than a stable sort on a large round.
-	slices.SortFunc(order, func(a, b int) int {
-		if c := compareKeys(reqs[a], reqs[b]); c != 0 {
+	slices.SortFunc(sorted, func(a, b *appendReq) int {
+		if c := compareKeys(a, b); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.slot, b.slot)
 	})
-	sorted := make([]*appendReq, len(reqs))
-	for i, j := range order {
-		sorted[i] = reqs[j]
-	}
-	p := plan(sorted, cache)
+	p := &w.plan
+	p.plan(sorted, cache)
 
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
@@ -65,11 +63,15 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	}
 	defer conn.Release()
 	var lastPos int64
-	actual := make(map[int]refusal)
+	if w.actual == nil {
+		w.actual = make(map[int]refusal)
+	}
+	actual := w.actual
+	clear(actual)
 	if p.events >= l.cfg.copyThreshold {
-		err = l.commitCopy(ctx, conn, sorted, &p, &lastPos, actual)
+		err = l.commitCopy(ctx, conn, w, sorted, p, &lastPos, actual)
 	} else {
-		err = l.commitInsert(ctx, conn, sorted, &p, &lastPos, actual)
+		err = l.commitInsert(ctx, conn, w, sorted, p, &lastPos, actual)
 	}
 	if err != nil {
 		rollbackConn(conn)
@@ -79,19 +81,22 @@ func (l *Log) commit(ctx context.Context, reqs []*appendReq, cache *seqCache) (o
 	if span != nil || l.tel.metering.On() {
 		l.measureCommit(ctx, span, sorted, settled)
 	}
-	outs = make([]outcome, len(reqs))
-	for i, j := range order {
-		outs[j] = settled[i]
+	outs = resize(w.outs, len(reqs))
+	w.outs = outs
+	for i, r := range sorted {
+		outs[r.slot] = settled[i]
 	}
 	// What the round learned about the streams' last Seqs.
+	l.cache.mu.Lock()
+	defer l.cache.mu.Unlock()
 	for s, k := range p.streams {
 		if a, refused := actual[s]; refused && !a.final {
-			l.cache.learn(k, a.seq)
+			l.cache.learnLocked(k, a.seq)
 		}
 	}
 	for i, r := range sorted {
 		if s := p.stream[i]; s >= 0 && settled[i].err == nil && !settled[i].deferred {
-			l.cache.learn(p.streams[s], p.first[i]+uint64(len(r.events))-1)
+			l.cache.learnLocked(p.streams[s], p.first[i]+uint64(len(r.events))-1)
 		}
 	}
 	return outs, nil
@@ -140,14 +145,14 @@ func (p *batchPlan) baseOf(s int) int64 {
 
 // commitInsert is the one-round-trip commit: the statement appendEvents
 // checks and inserts, and reports the streams that did not match.
-func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
+func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
 	n := p.events
 	var (
 		types, ids, names = textArrayOf(n), textArrayOf(n), textArrayOf(n)
-		bases, streams    = make([]int64, 0, n), make([]int64, 0, n)
-		known             = make([]bool, 0, n)
-		seqs, revs        = make([]int64, 0, n), make([]int64, 0, n)
-		data, meta        = make([][]byte, 0, n), make([][]byte, 0, n)
+		bases, streams    = w.bases[:0], w.streams[:0]
+		known             = w.known[:0]
+		seqs, revs        = w.seqs[:0], w.revs[:0]
+		data, meta        = w.data[:0], w.meta[:0]
 	)
 	for i, r := range reqs {
 		s := p.stream[i]
@@ -166,6 +171,7 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 			data, meta = append(data, e.data), append(meta, e.meta)
 		}
 	}
+	w.bases, w.streams, w.known, w.seqs, w.revs, w.data, w.meta = bases, streams, known, seqs, revs, data, meta
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue(l.sql.takePositions, n).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
@@ -190,8 +196,9 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, reqs []*appe
 // events of the streams that passed; the last round trip notifies and
 // commits. The meta row stays locked from the first round trip to the
 // commit, so no other writer can commit in between and the check holds.
-func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
-	bases := make([]int64, len(p.streams))
+func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
+	bases := resize(w.bases, len(p.streams))
+	w.bases = bases
 	for s := range p.streams {
 		bases[s] = p.baseOf(s)
 	}
@@ -214,10 +221,10 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*append
 
 	// The events of the streams that passed, with the Positions the plan
 	// gives them; those of refused streams leave their Positions unused.
-	var buf bytes.Buffer
-	buf.Grow(64 + p.events*96)
-	w := copyWriter{buf: &buf}
-	w.header()
+	buf := &w.copyBuf
+	buf.Reset()
+	cw := copyWriter{buf: buf}
+	cw.header()
 	pos := *lastPos - int64(p.events)
 	rows := 0
 	for i, r := range reqs {
@@ -232,13 +239,13 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, reqs []*append
 		for j := range r.events {
 			pos++
 			e := &r.events[j]
-			w.row(r.typ, r.id, int64(p.first[i]+uint64(j)), pos, e)
+			cw.row(r.typ, r.id, int64(p.first[i]+uint64(j)), pos, e)
 			rows++
 		}
 	}
-	w.trailer()
+	cw.trailer()
 	if rows > 0 {
-		if _, err := conn.Conn().PgConn().CopyFrom(ctx, &buf, l.sql.copyEvents); err != nil {
+		if _, err := conn.Conn().PgConn().CopyFrom(ctx, buf, l.sql.copyEvents); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
 	}

@@ -204,9 +204,11 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 		select {
 		case l.in <- req:
 		case <-l.closing:
+			req.release() // it never reached a worker
 			done(0, eventlog.ErrClosed)
 			return
 		case <-ctx.Done():
+			req.release()
 			done(0, ctx.Err())
 			return
 		}
@@ -253,7 +255,9 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	}
 	select {
 	case res := <-req.reply:
+		// The worker touches neither once it has replied.
 		replies.Put(req.reply)
+		req.release()
 		return res.pos, res.err
 	case <-ctx.Done():
 		return 0, fmt.Errorf("postgreslog: append %s/%s: gave up waiting for the commit, outcome unknown: %w", eventlog.FormatID(typ), eventlog.FormatID(id), ctx.Err())
