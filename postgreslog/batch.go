@@ -101,6 +101,7 @@ type scratch struct {
 	bases, streams, seqs, revs []int64
 	known                      []bool
 	data, meta                 [][]byte
+	check                      []int // the streams commitCopy checks
 }
 
 // maxScratch bounds the COPY buffer a worker keeps between rounds: one

@@ -176,7 +176,7 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, 
 	b.Queue("begin")
 	b.Queue(l.sql.takePositions, n).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
 	b.Queue(l.sql.appendEvents, n, types.String(), ids.String(), bases, streams, seqs, names.String(), revs, data, meta, known).Query(func(rows pgx.Rows) error {
-		return scanActual(rows, actual, 0)
+		return scanActual(rows, actual, func(k int) int { return k })
 	})
 	if l.cfg.notify {
 		b.Queue(l.sql.notify, l.n.channel, notifyPayload(p.streams))
@@ -196,14 +196,24 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, 
 // events of the streams that passed; the last round trip notifies and
 // commits. The meta row stays locked from the first round trip to the
 // commit, so no other writer can commit in between and the check holds.
+//
+// While the streams table is empty, the check of a stream whose base the
+// seqCache vouches for cannot fail (see streamLookup): the unique key
+// refuses its rows if the stream has moved on. So, until a round finds
+// the table holding a row, the first round trip checks only the other
+// streams, and asks whether the table is empty; the round that finds it
+// is not checks the vouched-for streams in a second round trip. That
+// spares most rounds most of the check's parameters, which cost the
+// client more than the COPY of the events does.
 func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
-	bases := resize(w.bases, len(p.streams))
-	w.bases = bases
+	full := l.streamRows.Load()
+	check := w.check[:0]
 	for s := range p.streams {
-		bases[s] = p.baseOf(s)
+		if full || !p.known[s] {
+			check = append(check, s)
+		}
 	}
-	types := textArray(len(p.streams), func(s int) string { return p.streams[s].typ })
-	ids := textArray(len(p.streams), func(s int) string { return p.streams[s].id })
+	w.check = check
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	// Between the round trips the transaction idles while holding the
@@ -212,11 +222,30 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, re
 	// rather than let everyone wait.
 	b.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", l.cfg.writeTimeout.Milliseconds()))
 	b.Queue(l.sql.takePositions, p.events).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
-	b.Queue(l.sql.checkStreams, types, ids, bases, p.known).Query(func(rows pgx.Rows) error {
-		return scanActual(rows, actual, 1)
-	})
+	l.queueCheck(b, w, p, check, actual)
+	var streamRows bool
+	if !full {
+		// After the check, so it sees at least what the check saw: rows
+		// of the streams table are never deleted.
+		b.Queue(l.sql.anyStreamRow).QueryRow(func(row pgx.Row) error { return row.Scan(&streamRows) })
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("check streams: %w", err)
+	}
+	if streamRows {
+		l.streamRows.Store(true)
+		check = w.check[:0]
+		for s := range p.streams {
+			if p.known[s] {
+				check = append(check, s)
+			}
+		}
+		w.check = check
+		b = &pgx.Batch{}
+		l.queueCheck(b, w, p, check, actual)
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("check streams: %w", err)
+		}
 	}
 
 	// The events of the streams that passed, with the Positions the plan
@@ -264,13 +293,32 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, re
 	return nil
 }
 
+// queueCheck queues checkStreams for the streams of p listed in check,
+// which reads the refusals into actual. It queues nothing if check is
+// empty.
+func (l *Log) queueCheck(b *pgx.Batch, w *scratch, p *batchPlan, check []int, actual map[int]refusal) {
+	if len(check) == 0 {
+		return
+	}
+	bases, known := resize(w.bases, len(check)), resize(w.known, len(check))
+	w.bases, w.known = bases, known
+	for i, s := range check {
+		bases[i], known[i] = p.baseOf(s), p.known[s]
+	}
+	types := textArray(len(check), func(i int) string { return p.streams[check[i]].typ })
+	ids := textArray(len(check), func(i int) string { return p.streams[check[i]].id })
+	b.Queue(l.sql.checkStreams, types, ids, bases, known).Query(func(rows pgx.Rows) error {
+		return scanActual(rows, actual, func(k int) int { return check[k-1] })
+	})
+}
+
 // scanActual reads (stream ordinal, actual last Seq, deleted for good) rows
-// into actual; the ordinals count from first.
-func scanActual(rows pgx.Rows, actual map[int]refusal, first int) error {
+// into actual, at the index of each ordinal that stream gives.
+func scanActual(rows pgx.Rows, actual map[int]refusal, stream func(k int) int) error {
 	var k, a int64
 	var f bool
 	_, err := pgx.ForEachRow(rows, []any{&k, &a, &f}, func() error {
-		actual[int(k)-first] = refusal{seq: uint64(a), final: f}
+		actual[stream(int(k))] = refusal{seq: uint64(a), final: f}
 		return nil
 	})
 	return err

@@ -65,7 +65,10 @@ type Log struct {
 
 	hub   *hub
 	cache *seqCache
-	tel   logTelemetry
+	// streamRows is set once the streams table is known to hold a row
+	// (see commitCopy); such rows are never deleted.
+	streamRows atomic.Bool
+	tel        logTelemetry
 
 	mu        sync.Mutex // guards listening and the closing of the Log
 	listening bool       // the listener goroutine was started
@@ -479,6 +482,9 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if _, err := l.pool.Exec(ctx, l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64))); err != nil {
 		return l.wrap(ctx, err, "delete %s/%s to seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), seq)
 	}
+	// It may have written the first row of the streams table; the next
+	// round would find out, with an extra round trip.
+	l.streamRows.Store(true)
 	return nil
 }
 
@@ -519,6 +525,7 @@ func (l *Log) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uin
 	if err != nil {
 		return 0, l.wrap(ctx, err, "delete stream %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
+	l.streamRows.Store(true) // as in DeleteTo
 	if wasFinal && reuse {
 		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: uint64(seq)}
 	}
