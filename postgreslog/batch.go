@@ -92,6 +92,7 @@ func (l *Log) failQueued(carry *appendReq) {
 type scratch struct {
 	pending, next []*appendReq
 	sorted        []*appendReq
+	keys          []sortKey
 	types         []string // the types a round appended to
 	outs          []outcome
 	plan          batchPlan
@@ -114,6 +115,7 @@ func (w *scratch) reset() {
 	clear(w.pending[:cap(w.pending)])
 	clear(w.next[:cap(w.next)])
 	clear(w.sorted[:cap(w.sorted)])
+	clear(w.keys[:cap(w.keys)])
 	clear(w.data[:cap(w.data)])
 	clear(w.meta[:cap(w.meta)])
 	if w.copyBuf.Cap() > maxScratch {

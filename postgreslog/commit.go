@@ -40,20 +40,32 @@ func (l *Log) commit(ctx context.Context, w *scratch, reqs []*appendReq, cache *
 	// The round works on the appends sorted by stream (stably, so the
 	// appends to one stream keep their order): the rows then go into the
 	// primary key in its order, which costs the server less than random
-	// order. Each append's slot maps the sorted appends back.
+	// order. It sorts the keys, which sit side by side in memory, rather
+	// than the requests, which do not; each key's slot maps the sorted
+	// appends back.
+	keys := resize(w.keys, len(reqs))
+	w.keys = keys
 	for i, r := range reqs {
-		r.slot = i
+		keys[i] = sortKey{r.typ, r.id, i}
 	}
-	sorted := append(w.sorted[:0], reqs...)
-	w.sorted = sorted
 	// Ties are broken by arrival, which makes the order stable: cheaper
 	// than a stable sort on a large round.
-	slices.SortFunc(sorted, func(a, b *appendReq) int {
-		if c := compareKeys(a, b); c != 0 {
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := strings.Compare(a.typ, b.typ); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.id, b.id); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.slot, b.slot)
 	})
+	sorted := resize(w.sorted, len(reqs))
+	w.sorted = sorted
+	for i, k := range keys {
+		r := reqs[k.slot]
+		r.slot = k.slot
+		sorted[i] = r
+	}
 	p := &w.plan
 	p.plan(sorted, cache)
 
@@ -126,12 +138,11 @@ func (l *Log) measureCommit(ctx context.Context, span trace.Span, reqs []*append
 	}
 }
 
-// compareKeys orders appends by stream.
-func compareKeys(a, b *appendReq) int {
-	if c := strings.Compare(a.typ, b.typ); c != 0 {
-		return c
-	}
-	return strings.Compare(a.id, b.id)
+// sortKey is what commit sorts a round's appends by: stream, then place
+// in the round.
+type sortKey struct {
+	typ, id string
+	slot    int
 }
 
 // baseOf returns the expected last Seq of stream s as a bigint; one beyond
