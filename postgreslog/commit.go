@@ -28,7 +28,7 @@ const defaultCopyThreshold = 256
 // to commit); check every stream's last Seq and insert the events of the
 // streams that match; NOTIFY; COMMIT. Small rounds do all of it in one
 // round trip and one statement; large ones check in the first round trip,
-// COPY the events that pass, and commit in a third. It returns an error if
+// and COPY the events that pass, notify and commit in a second. It returns an error if
 // the transaction failed as a whole; nothing of it committed then, unless
 // COMMIT itself was lost with the connection, when the outcome is unknown.
 func (l *Log) commit(ctx context.Context, w *scratch, reqs []*appendReq, cache *seqCache) (outs []outcome, err error) {
@@ -242,10 +242,10 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, 
 }
 
 // commitCopy is the commit of large rounds: the first round trip begins,
-// takes Positions and checks the streams (checkStreams); COPY sends the
-// events of the streams that passed; the last round trip notifies and
-// commits. The meta row stays locked from the first round trip to the
-// commit, so no other writer can commit in between and the check holds.
+// takes Positions and checks the streams (checkStreams); the second COPYs
+// the events of the streams that passed, notifies and commits. The meta
+// row stays locked from the first round trip to the commit, so no other
+// writer can commit in between and the check holds.
 //
 // While the streams table is empty, the check of a stream whose base the
 // seqCache vouches for cannot fail (see streamLookup): the unique key
@@ -324,23 +324,49 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, re
 	}
 	cw.trailer()
 	if rows > 0 {
-		if _, err := conn.Conn().PgConn().CopyFrom(ctx, buf, l.sql.copyEvents); err != nil {
-			return fmt.Errorf("copy events: %w", err)
+		// COPY, NOTIFY and COMMIT go in one round trip, as one simple query
+		// of three statements: the server reads the rows of the COPY, then
+		// runs the others, unless one failed. That spares the round (and
+		// the Position lock) a round trip.
+		sql := l.sql.copyEvents + ";\n"
+		if l.cfg.notify {
+			sql += "SELECT pg_notify(" + quoteLiteral(l.n.channel) + ", " + quoteLiteral(notifyPayload(p.streams)) + ");\n"
 		}
+		sql += "COMMIT"
+		if _, err := conn.Conn().PgConn().CopyFrom(ctx, buf, sql); err != nil {
+			if unavailable(err) {
+				return fmt.Errorf("copy events and commit: connection lost, outcome unknown: %w", err)
+			}
+			return fmt.Errorf("copy events and commit: %w", err)
+		}
+		return nil
 	}
-
-	b = &pgx.Batch{}
-	if l.cfg.notify && rows > 0 {
-		b.Queue(l.sql.notify, l.n.channel, notifyPayload(p.streams))
-	}
-	b.Queue("commit")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	// Every stream was refused: nothing to insert or notify.
+	if _, err := conn.Exec(ctx, "commit"); err != nil {
 		if unavailable(err) {
 			return fmt.Errorf("commit: connection lost, outcome unknown: %w", err)
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// quoteLiteral returns s as an SQL string constant, escaped so that it
+// means s whatever standard_conforming_strings says. s has no NUL byte.
+func quoteLiteral(s string) string {
+	if !strings.ContainsAny(s, `'\`) {
+		return "E'" + s + "'"
+	}
+	var b strings.Builder
+	b.WriteString("E'")
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\'' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 // queueCheck queues checkStreams for the streams of p listed in check,

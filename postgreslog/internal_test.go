@@ -1,6 +1,7 @@
 package postgreslog
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -286,5 +287,35 @@ func TestSortKeys(t *testing.T) {
 				t.Fatalf("seed %d: key %d is %q/%q (slot %d), want %q/%q (slot %d)", seed, i, keys[i].typ, keys[i].id, keys[i].slot, want[i].typ, want[i].id, want[i].slot)
 			}
 		}
+	}
+}
+
+// TestQuoteLiteral checks that the server reads quoteLiteral's constants
+// back as the strings they quote, with standard_conforming_strings on and
+// off.
+func TestQuoteLiteral(t *testing.T) {
+	pool := NewTestPool(t, nil)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, scs := range []string{"on", "off"} {
+		if _, err := conn.Exec(ctx, "SET standard_conforming_strings = "+scs); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"", "plain", "it's", `back\slash`, `\'`, "line\nbreak", `''\\`, "ü'ß"} {
+			var got string
+			if err := conn.QueryRow(ctx, "SELECT "+quoteLiteral(s)+"::text").Scan(&got); err != nil {
+				t.Fatalf("standard_conforming_strings %s, %q: %v", scs, s, err)
+			}
+			if got != s {
+				t.Errorf("standard_conforming_strings %s: %s reads back as %q, want %q", scs, quoteLiteral(s), got, s)
+			}
+		}
+	}
+	if _, err := conn.Exec(ctx, "RESET standard_conforming_strings"); err != nil {
+		t.Fatal(err)
 	}
 }
