@@ -67,8 +67,8 @@ func (l *Log) worker() {
 			}
 		}
 		l.runBatch(w, batch)
+		w.reset(len(batch))
 		clear(batch)
-		w.reset()
 	}
 }
 
@@ -109,15 +109,16 @@ type scratch struct {
 // round of very large events should not pin its memory for good.
 const maxScratch = 1 << 20
 
-// reset drops the appends of the last batch, which may be recycled, and
-// an oversized COPY buffer.
-func (w *scratch) reset() {
-	clear(w.pending[:cap(w.pending)])
-	clear(w.next[:cap(w.next)])
-	clear(w.sorted[:cap(w.sorted)])
-	clear(w.keys[:cap(w.keys)])
-	clear(w.data[:cap(w.data)])
-	clear(w.meta[:cap(w.meta)])
+// reset drops the appends of the last batch, of n appends, which may be
+// recycled, and an oversized COPY buffer. No slice held more than n
+// appends, nor more than the events of the last round that used it.
+func (w *scratch) reset(n int) {
+	for _, s := range [][]*appendReq{w.pending, w.next, w.sorted} {
+		clear(s[:min(n, cap(s))])
+	}
+	clear(w.keys[:min(n, cap(w.keys))])
+	clear(w.data)
+	clear(w.meta)
 	if w.copyBuf.Cap() > maxScratch {
 		w.copyBuf = bytes.Buffer{}
 	}

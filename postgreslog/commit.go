@@ -197,6 +197,8 @@ func (p *batchPlan) baseOf(s int) int64 {
 // checks and inserts, and reports the streams that did not match.
 func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, reqs []*appendReq, p *batchPlan, lastPos *int64, actual map[int]refusal) error {
 	n := p.events
+	clear(w.data) // what an earlier round of the batch left
+	clear(w.meta)
 	var (
 		types, ids, names = textArrayOf(n), textArrayOf(n), textArrayOf(n)
 		bases, streams    = w.bases[:0], w.streams[:0]
