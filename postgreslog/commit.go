@@ -40,15 +40,12 @@ func (l *Log) commit(ctx context.Context, w *scratch, reqs []*appendReq, cache *
 	// The round works on the appends sorted by stream (stably, so the
 	// appends to one stream keep their order): the rows then go into the
 	// primary key in its order, which costs the server less than random
-	// order. It sorts the keys, which sit side by side in memory, rather
+	// order. It sorts small keys, which sit side by side in memory, rather
 	// than the requests, which do not; each key's slot maps the sorted
 	// appends back.
 	keys := resize(w.keys, len(reqs))
 	w.keys = keys
-	for i, r := range reqs {
-		keys[i] = sortKey{typ: r.typ, id: r.id, slot: i}
-	}
-	sortKeys(keys)
+	sortRound(reqs, keys)
 	sorted := resize(w.sorted, len(reqs))
 	w.sorted = sorted
 	for i, k := range keys {
@@ -128,39 +125,42 @@ func (l *Log) measureCommit(ctx context.Context, span trace.Span, reqs []*append
 	}
 }
 
-// sortKey is what commit sorts a round's appends by: stream, then place
-// in the round.
+// sortKey is what commit sorts a round's appends by: pfx, then (on a
+// tie) stream, then slot, the place of the append in the round. It is
+// small, so that the sort moves little memory.
 type sortKey struct {
-	typ, id string
-	// pfx holds the 8 bytes of id that follow the prefix all ids of the
-	// round share, big-endian, padded with zeros (see sortKeys).
+	// pfx holds the 8 bytes of the append's id that follow the prefix all
+	// ids of the round share, big-endian, padded with zeros (see
+	// sortRound).
 	pfx  uint64
 	slot int
 }
 
-// sortKeys sorts keys by type, id and slot. Ties are broken by slot, the
-// arrival, which makes the order stable: cheaper than a stable sort on a
-// large round. The ids of a round often share a prefix ("order-"), and
-// comparing them byte by byte is most of a sort's work: each key's pfx
-// holds the bytes that follow that prefix, so that most comparisons
-// compare two integers. Ids hold no NUL byte (eventlog.Validate), so the
-// zeros that pad a short one order it before the ids it is a prefix of,
-// as comparing the strings does.
-func sortKeys(keys []sortKey) {
-	if len(keys) == 0 {
+// sortRound fills keys (as long as reqs) with the order of reqs by type,
+// id and place in reqs. Ties are broken by place, the arrival, which makes
+// the order stable: cheaper than a stable sort on a large round. The ids
+// of a round often share a prefix ("order-"), and comparing them byte by
+// byte would be most of a sort's work: pfx holds the bytes that follow
+// that prefix, so that most comparisons compare two integers. Ids hold no
+// NUL byte (eventlog.Validate), so the zeros that pad a short one order it
+// before the ids it is a prefix of, as comparing the strings does. A round
+// usually appends to one type; if not, the types are compared first.
+func sortRound(reqs []*appendReq, keys []sortKey) {
+	if len(reqs) == 0 {
 		return
 	}
-	common := keys[0].id
-	for _, k := range keys[1:] {
-		n := min(len(common), len(k.id))
+	common, typ, oneType := reqs[0].id, reqs[0].typ, true
+	for _, r := range reqs[1:] {
+		n := min(len(common), len(r.id))
 		i := 0
-		for i < n && common[i] == k.id[i] {
+		for i < n && common[i] == r.id[i] {
 			i++
 		}
 		common = common[:i]
+		oneType = oneType && r.typ == typ
 	}
-	for i := range keys {
-		rest := keys[i].id[len(common):]
+	for i, r := range reqs {
+		rest := r.id[len(common):]
 		var v uint64
 		for j := range 8 {
 			v <<= 8
@@ -168,19 +168,31 @@ func sortKeys(keys []sortKey) {
 				v |= uint64(rest[j])
 			}
 		}
-		keys[i].pfx = v
+		keys[i] = sortKey{pfx: v, slot: i}
 	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		if c := strings.Compare(a.typ, b.typ); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.pfx, b.pfx); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.id, b.id); c != 0 {
+	tie := func(a, b sortKey) int {
+		if c := strings.Compare(reqs[a.slot].id, reqs[b.slot].id); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.slot, b.slot)
+	}
+	if oneType {
+		slices.SortFunc(keys, func(a, b sortKey) int {
+			if a.pfx != b.pfx {
+				return cmp.Compare(a.pfx, b.pfx)
+			}
+			return tie(a, b)
+		})
+		return
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := strings.Compare(reqs[a.slot].typ, reqs[b.slot].typ); c != 0 {
+			return c
+		}
+		if a.pfx != b.pfx {
+			return cmp.Compare(a.pfx, b.pfx)
+		}
+		return tie(a, b)
 	})
 }
 

@@ -257,34 +257,37 @@ func TestTextArrayLiteral(t *testing.T) {
 	}
 }
 
-// TestSortKeys checks the order of a round's appends against a stable
+// TestSortRound checks the order of a round's appends against a stable
 // sort by type and id: also for ids that share long prefixes, that are
-// prefixes of each other, that repeat, and of several types.
-func TestSortKeys(t *testing.T) {
+// prefixes of each other, that repeat, and of one type or several.
+func TestSortRound(t *testing.T) {
 	ids := []string{"", "a", "ab", "abc", "abcdefgh", "abcdefghi", "abcdefghij", "abcdefghia", "abd", "b", "order-1", "order-10", "order-2", "order-\xff", "ordes", `"q"`, "ü"}
 	types := []string{"t", "u", "tt"}
-	for seed := range 50 {
-		var keys []sortKey
+	for seed := range 60 {
+		var reqs []*appendReq
 		for i := range 30 + seed {
 			n := i*7919 + seed*104729
-			keys = append(keys, sortKey{typ: types[n%len(types)], id: ids[(n/3)%len(ids)], slot: i})
-		}
-		if seed%2 == 1 { // one type only, ids with a long shared prefix
-			for i := range keys {
-				keys[i].typ, keys[i].id = "t", "order-"+keys[i].id
+			r := &appendReq{typ: types[n%len(types)], id: ids[(n/3)%len(ids)]}
+			switch seed % 3 {
+			case 1: // one type, ids with a long shared prefix
+				r.typ, r.id = "t", "order-"+r.id
+			case 2: // one type
+				r.typ = "t"
 			}
+			reqs = append(reqs, r)
 		}
-		want := slices.Clone(keys)
-		slices.SortStableFunc(want, func(a, b sortKey) int {
+		want := slices.Clone(reqs)
+		slices.SortStableFunc(want, func(a, b *appendReq) int {
 			if c := strings.Compare(a.typ, b.typ); c != 0 {
 				return c
 			}
 			return strings.Compare(a.id, b.id)
 		})
-		sortKeys(keys)
-		for i := range keys {
-			if keys[i].typ != want[i].typ || keys[i].id != want[i].id || keys[i].slot != want[i].slot {
-				t.Fatalf("seed %d: key %d is %q/%q (slot %d), want %q/%q (slot %d)", seed, i, keys[i].typ, keys[i].id, keys[i].slot, want[i].typ, want[i].id, want[i].slot)
+		keys := make([]sortKey, len(reqs))
+		sortRound(reqs, keys)
+		for i, k := range keys {
+			if got := reqs[k.slot]; got != want[i] {
+				t.Fatalf("seed %d: append %d is %q/%q (slot %d), want %q/%q", seed, i, got.typ, got.id, k.slot, want[i].typ, want[i].id)
 			}
 		}
 	}
