@@ -1,6 +1,7 @@
 package postgreslog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ func (l *Log) worker() {
 	defer l.wg.Done()
 	var carry *appendReq // taken from the queue but did not fit the last batch
 	batch := make([]*appendReq, 0, 256)
+	w := new(scratch)
 	for {
 		first := carry
 		carry = nil
@@ -64,7 +66,8 @@ func (l *Log) worker() {
 				break gather
 			}
 		}
-		l.runBatch(batch)
+		l.runBatch(w, batch)
+		w.reset(len(batch))
 		clear(batch)
 	}
 }
@@ -84,10 +87,47 @@ func (l *Log) failQueued(carry *appendReq) {
 	}
 }
 
+// scratch is the memory a worker reuses from round to round, so that a
+// round allocates little beyond what it sends. Only its worker uses it.
+type scratch struct {
+	pending, next []*appendReq
+	sorted        []*appendReq
+	keys          []sortKey
+	types         []string // the types a round appended to
+	outs          []outcome
+	plan          batchPlan
+	actual        map[int]refusal
+	copyBuf       bytes.Buffer
+	// The parameters of commitInsert and commitCopy.
+	bases, streams, seqs, revs []int64
+	known                      []bool
+	data, meta                 [][]byte
+	check                      []int // the streams commitCopy checks
+}
+
+// maxScratch bounds the COPY buffer a worker keeps between rounds: one
+// round of very large events should not pin its memory for good.
+const maxScratch = 1 << 20
+
+// reset drops the appends of the last batch, of n appends, which may be
+// recycled, and an oversized COPY buffer. No slice held more than n
+// appends, nor more than the events of the last round that used it.
+func (w *scratch) reset(n int) {
+	for _, s := range [][]*appendReq{w.pending, w.next, w.sorted} {
+		clear(s[:min(n, cap(s))])
+	}
+	clear(w.keys[:min(n, cap(w.keys))])
+	clear(w.data)
+	clear(w.meta)
+	if w.copyBuf.Cap() > maxScratch {
+		w.copyBuf = bytes.Buffer{}
+	}
+}
+
 // runBatch commits the appends of batch whose callers still wait, and
 // answers every one of them.
-func (l *Log) runBatch(batch []*appendReq) {
-	pending := make([]*appendReq, 0, len(batch))
+func (l *Log) runBatch(w *scratch, batch []*appendReq) {
+	pending := w.pending[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			// Its caller has returned already; it never started.
@@ -103,12 +143,12 @@ func (l *Log) runBatch(batch []*appendReq) {
 	// are deferred to another round (see plan); each round settles at least
 	// the first append of every stream, so the loop ends.
 	for len(pending) > 0 {
-		outs, err := l.commitRetrying(ctx, pending)
+		outs, err := l.commitRetrying(ctx, w, pending)
 		if err != nil && uniqueViolation(err, l.n.eventsPkey) {
 			// Someone keeps inserting events without taking Positions
 			// (around this package). Commit the appends one by one, so
 			// only the one whose row collides fails.
-			outs, err = l.commitEach(ctx, pending), nil
+			outs, err = l.commitEach(ctx, w, pending), nil
 		}
 		if err != nil {
 			// Its callers get the error, but whoever runs the service may
@@ -125,9 +165,9 @@ func (l *Log) runBatch(batch []*appendReq) {
 		}
 		// Count the round before answering anyone, so a caller that has its
 		// answer sees it in Stats.
-		var types []string
+		types := w.types[:0]
 		var committed, events uint64
-		next := pending[:0:0]
+		next := w.next[:0]
 		for i, r := range pending {
 			o := &outs[i]
 			switch {
@@ -136,7 +176,7 @@ func (l *Log) runBatch(batch []*appendReq) {
 			case o.err == nil:
 				committed++
 				events += uint64(len(r.events))
-				if !slices.Contains(types, r.typ) {
+				if n := len(types); n == 0 || types[n-1] != r.typ && !slices.Contains(types, r.typ) {
 					types = append(types, r.typ)
 				}
 			case isConflict(o.err):
@@ -165,6 +205,10 @@ func (l *Log) runBatch(batch []*appendReq) {
 		if committed > 0 {
 			l.hub.wake(types)
 		}
+		w.types = types
+		// The answered appends may be recycled: only the deferred ones go
+		// on, in the other slice.
+		w.pending, w.next = next, pending
 		pending = next
 	}
 }
@@ -187,10 +231,10 @@ type outcome struct {
 // commitRetrying runs commit, again if the server aborted it to break a
 // deadlock, or if the unique key refused a row that a writer around this
 // package inserted (the next run sees that row and reports a conflict).
-func (l *Log) commitRetrying(ctx context.Context, reqs []*appendReq) ([]outcome, error) {
+func (l *Log) commitRetrying(ctx context.Context, w *scratch, reqs []*appendReq) ([]outcome, error) {
 	cache := l.cache
 	for attempt := 1; ; attempt++ {
-		outs, err := l.commit(ctx, reqs, cache)
+		outs, err := l.commit(ctx, w, reqs, cache)
 		if err == nil || attempt == maxAttempts || !(retryable(err) || uniqueViolation(err, l.n.eventsPkey)) {
 			return outs, err
 		}
@@ -217,10 +261,10 @@ func (l *Log) commitRetrying(ctx context.Context, reqs []*appendReq) ([]outcome,
 
 // commitEach commits reqs one at a time. An append that the unique key
 // still refuses fails with a ConflictError carrying the stream's last Seq.
-func (l *Log) commitEach(ctx context.Context, reqs []*appendReq) []outcome {
+func (l *Log) commitEach(ctx context.Context, w *scratch, reqs []*appendReq) []outcome {
 	outs := make([]outcome, len(reqs))
 	for i, r := range reqs {
-		one, err := l.commit(ctx, reqs[i:i+1], nil)
+		one, err := l.commit(ctx, w, reqs[i:i+1], nil)
 		switch {
 		case err == nil:
 			outs[i] = one[0]
@@ -256,40 +300,64 @@ type batchPlan struct {
 	first  []uint64
 	// events is the number of events of the appends taking part.
 	events int
+
+	// end is plan's, per stream: the Seq its appends in the round end at;
+	// outs is settle's. A worker's plan keeps them for the next round.
+	end  []uint64
+	outs []outcome
 }
 
-// plan groups the appends of a batch by stream. The first append to a
+// plan groups the appends of a batch by stream; reqs must be grouped by
+// stream already (commit sorts them). The first append to a
 // stream takes part with its expected Seq as the stream's base; later ones
 // take part if they continue it (they expect the Seq the appends before
 // them end at), and are deferred to another round otherwise, such as a
 // second creator of a new stream. So the appends to one stream in one batch
 // commit or fail together, and all behave as if they ran one after another.
 func plan(reqs []*appendReq, cache *seqCache) batchPlan {
-	p := batchPlan{stream: make([]int, len(reqs)), first: make([]uint64, len(reqs))}
-	index := make(map[streamKey]int, len(reqs))
-	var end []uint64 // per stream, the Seq its appends in the round end at
+	var p batchPlan
+	p.plan(reqs, cache)
+	return p
+}
+
+// plan is the function plan, reusing p's slices.
+func (p *batchPlan) plan(reqs []*appendReq, cache *seqCache) {
+	p.streams, p.base, p.known, p.end = p.streams[:0], p.base[:0], p.known[:0], p.end[:0]
+	p.stream, p.first = resize(p.stream, len(reqs)), resize(p.first, len(reqs))
+	p.events = 0
 	for i, r := range reqs {
-		k := streamKey{r.typ, r.id}
 		n := uint64(len(r.events))
-		s, seen := index[k]
+		s := len(p.streams) - 1
 		switch {
-		case !seen:
-			s = len(p.streams)
-			index[k] = s
-			p.streams = append(p.streams, k)
+		case s < 0 || p.streams[s].id != r.id || p.streams[s].typ != r.typ:
+			s++
+			p.streams = append(p.streams, streamKey{r.typ, r.id})
 			p.base = append(p.base, r.expected)
-			p.known = append(p.known, cache != nil && cache.knows(k, r.expected))
-			end = append(end, r.expected)
-		case r.expected != end[s]:
+			p.end = append(p.end, r.expected)
+		case r.expected != p.end[s]:
 			p.stream[i] = -1
 			continue
 		}
 		p.stream[i] = s
-		p.first[i] = end[s] + 1
-		end[s] += n
+		p.first[i] = p.end[s] + 1
+		p.end[s] += n
 		p.events += int(n)
 	}
-	return p
+	p.known = resize(p.known, len(p.streams))
+	if cache != nil {
+		cache.knowsAll(p.streams, p.base, p.known)
+	} else {
+		clear(p.known)
+	}
+}
+
+// resize returns s with length n, reusing its array if large enough. The
+// elements are not cleared.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // refusal is what the database answered for a stream of a round that took
@@ -305,7 +373,9 @@ type refusal struct {
 // were deleted for good, and lastPos the last of the Positions the round
 // took.
 func (p *batchPlan) settle(reqs []*appendReq, actual map[int]refusal, lastPos uint64) []outcome {
-	outs := make([]outcome, len(reqs))
+	p.outs = resize(p.outs, len(reqs))
+	outs := p.outs
+	clear(outs)
 	pos := lastPos - uint64(p.events)
 	for i, r := range reqs {
 		s := p.stream[i]
@@ -344,19 +414,22 @@ const maxPayload = 4000
 // the listeners to wake only their subscriptions. An empty payload wakes all
 // of them: when the list would be long, or a type name holds a newline.
 func notifyPayload(streams []streamKey) string {
-	types := make([]string, len(streams))
-	for i, k := range streams {
-		types[i] = k.typ
-	}
-	slices.Sort(types)
-	types = slices.Compact(types)
+	// Rounds usually append to few types, and often to streams sorted by
+	// type: look for a type among those found, newest first.
+	var some [8]string
+	types := some[:0]
 	size := 0
-	for _, t := range types {
-		size += len(t) + 1
-		if size > maxPayload || strings.ContainsRune(t, '\n') {
+	for _, k := range streams {
+		if n := len(types); n > 0 && types[n-1] == k.typ || slices.Contains(types, k.typ) {
+			continue
+		}
+		size += len(k.typ) + 1
+		if size > maxPayload || strings.ContainsRune(k.typ, '\n') {
 			return ""
 		}
+		types = append(types, k.typ)
 	}
+	slices.Sort(types)
 	return strings.Join(types, "\n")
 }
 

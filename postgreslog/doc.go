@@ -55,10 +55,14 @@
 //     ... SELECT FROM unnest($arrays) statement that also returns the
 //     streams that failed, with their actual last Seq. Large batches check
 //     with one statement and send the events with COPY instead, which costs
-//     the server less per event.
+//     the server less per event. While no stream was ever deleted (the
+//     streams table is empty), they check only the streams whose last Seq
+//     the Log does not know (see below): the unique key refuses the others'
+//     rows if they have moved on.
 //  3. pg_notify, COMMIT.
 //
-// A small batch takes one round trip. An append that fails the check gets
+// A small batch takes one round trip, a large one two (the second sends
+// the COPY, pg_notify and COMMIT as one query). An append that fails the check gets
 // an [*eventlog.ConflictError] with Actual filled in; the others of its
 // batch are not affected. An append's events pass or fail together, so a
 // multi-event append stays atomic. Appends to one stream in one batch run as

@@ -1,9 +1,11 @@
 package postgreslog
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,5 +254,71 @@ func TestTextArrayLiteral(t *testing.T) {
 	}
 	if got := textArray(0, nil); got != "{}" {
 		t.Fatalf("empty textArray: %s, want {}", got)
+	}
+}
+
+// TestSortRound checks the order of a round's appends against a stable
+// sort by type and id: also for ids that share long prefixes, that are
+// prefixes of each other, that repeat, and of one type or several.
+func TestSortRound(t *testing.T) {
+	ids := []string{"", "a", "ab", "abc", "abcdefgh", "abcdefghi", "abcdefghij", "abcdefghia", "abd", "b", "order-1", "order-10", "order-2", "order-\xff", "ordes", `"q"`, "ü"}
+	types := []string{"t", "u", "tt"}
+	for seed := range 60 {
+		var reqs []*appendReq
+		for i := range 30 + seed {
+			n := i*7919 + seed*104729
+			r := &appendReq{typ: types[n%len(types)], id: ids[(n/3)%len(ids)]}
+			switch seed % 3 {
+			case 1: // one type, ids with a long shared prefix
+				r.typ, r.id = "t", "order-"+r.id
+			case 2: // one type
+				r.typ = "t"
+			}
+			reqs = append(reqs, r)
+		}
+		want := slices.Clone(reqs)
+		slices.SortStableFunc(want, func(a, b *appendReq) int {
+			if c := strings.Compare(a.typ, b.typ); c != 0 {
+				return c
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		keys := make([]sortKey, len(reqs))
+		sortRound(reqs, keys)
+		for i, k := range keys {
+			if got := reqs[k.slot]; got != want[i] {
+				t.Fatalf("seed %d: append %d is %q/%q (slot %d), want %q/%q", seed, i, got.typ, got.id, k.slot, want[i].typ, want[i].id)
+			}
+		}
+	}
+}
+
+// TestQuoteLiteral checks that the server reads quoteLiteral's constants
+// back as the strings they quote, with standard_conforming_strings on and
+// off.
+func TestQuoteLiteral(t *testing.T) {
+	pool := NewTestPool(t, nil)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, scs := range []string{"on", "off"} {
+		if _, err := conn.Exec(ctx, "SET standard_conforming_strings = "+scs); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"", "plain", "it's", `back\slash`, `\'`, "line\nbreak", `''\\`, "ü'ß"} {
+			var got string
+			if err := conn.QueryRow(ctx, "SELECT "+quoteLiteral(s)+"::text").Scan(&got); err != nil {
+				t.Fatalf("standard_conforming_strings %s, %q: %v", scs, s, err)
+			}
+			if got != s {
+				t.Errorf("standard_conforming_strings %s: %s reads back as %q, want %q", scs, quoteLiteral(s), got, s)
+			}
+		}
+	}
+	if _, err := conn.Exec(ctx, "RESET standard_conforming_strings"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -65,7 +65,10 @@ type Log struct {
 
 	hub   *hub
 	cache *seqCache
-	tel   logTelemetry
+	// streamRows is set once the streams table is known to hold a row
+	// (see commitCopy); such rows are never deleted.
+	streamRows atomic.Bool
+	tel        logTelemetry
 
 	mu        sync.Mutex // guards listening and the closing of the Log
 	listening bool       // the listener goroutine was started
@@ -204,9 +207,11 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 		select {
 		case l.in <- req:
 		case <-l.closing:
+			req.release() // it never reached a worker
 			done(0, eventlog.ErrClosed)
 			return
 		case <-ctx.Done():
+			req.release()
 			done(0, ctx.Err())
 			return
 		}
@@ -253,7 +258,9 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 	}
 	select {
 	case res := <-req.reply:
+		// The worker touches neither once it has replied.
 		replies.Put(req.reply)
+		req.release()
 		return res.pos, res.err
 	case <-ctx.Done():
 		return 0, fmt.Errorf("postgreslog: append %s/%s: gave up waiting for the commit, outcome unknown: %w", eventlog.FormatID(typ), eventlog.FormatID(id), ctx.Err())
@@ -475,6 +482,9 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if _, err := l.pool.Exec(ctx, l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64))); err != nil {
 		return l.wrap(ctx, err, "delete %s/%s to seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), seq)
 	}
+	// It may have written the first row of the streams table; the next
+	// round would find out, with an extra round trip.
+	l.streamRows.Store(true)
 	return nil
 }
 
@@ -515,6 +525,7 @@ func (l *Log) DeleteStream(ctx context.Context, typ, id string, reuse bool) (uin
 	if err != nil {
 		return 0, l.wrap(ctx, err, "delete stream %s/%s", eventlog.FormatID(typ), eventlog.FormatID(id))
 	}
+	l.streamRows.Store(true) // as in DeleteTo
 	if wasFinal && reuse {
 		return 0, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: uint64(seq)}
 	}

@@ -13,7 +13,7 @@ import (
 // appendReq is one Append waiting for its batch. It holds private copies of
 // the events, because its caller may give up and reuse them while the batch
 // is in flight. It is one allocation for the usual append of one small
-// event.
+// event, and recycled (see reqs) once answered.
 type appendReq struct {
 	ctx      context.Context
 	typ, id  string
@@ -23,6 +23,9 @@ type appendReq struct {
 	// The answer goes to done if set (AppendAsync), else to reply.
 	reply chan appendResult
 	done  func(pos uint64, err error)
+	// slot is the append's place in the round its worker runs; only that
+	// worker uses it.
+	slot int
 
 	one    [1]reqEvent
 	inline [64]byte
@@ -45,6 +48,19 @@ type appendResult struct {
 // their reply, so the channel is empty and nobody else holds it.
 var replies = sync.Pool{New: func() any { return make(chan appendResult, 1) }}
 
+// reqs recycles appendReqs. A request goes back only once nothing uses it
+// any more: an asynchronous one when its done has returned (the worker
+// that answers it touches it no more), a synchronous one when its caller
+// has received the reply (not when the caller gave up waiting: the worker
+// may still hold it then). Channels are never recycled with a request.
+var reqs = sync.Pool{New: func() any { return new(appendReq) }}
+
+// release returns r to reqs, holding on to nothing of its append.
+func (r *appendReq) release() {
+	*r = appendReq{}
+	reqs.Put(r)
+}
+
 func newAppendReq(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, maxBytes int) (*appendReq, error) {
 	size := 0
 	for i := range events {
@@ -53,7 +69,8 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 	if size > maxBytes {
 		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d bytes of event data, more than the limit of %d (WithMaxAppendBytes)", eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
-	r := &appendReq{ctx: ctx, typ: typ, id: id, expected: expected}
+	r := reqs.Get().(*appendReq)
+	r.ctx, r.typ, r.id, r.expected = ctx, typ, id, expected
 	if len(events) == 1 {
 		r.events = r.one[:]
 	} else {
@@ -75,6 +92,7 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		if len(ev.Metadata) > 0 {
 			js, err := json.Marshal(ev.Metadata)
 			if err != nil {
+				r.release()
 				return nil, fmt.Errorf("%w: append to %s/%s: event %d metadata: %v", eventlog.ErrInvalid, eventlog.FormatID(typ), eventlog.FormatID(id), i, err)
 			}
 			e.meta = js
@@ -82,16 +100,19 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 		}
 	}
 	if size > maxBytes {
+		r.release()
 		return nil, errclass.New(fmt.Sprintf("postgreslog: append to %s/%s: %d bytes of event data and metadata, more than the limit of %d (WithMaxAppendBytes)", eventlog.FormatID(typ), eventlog.FormatID(id), size, maxBytes), nil, ErrTooLarge, eventlog.ErrInvalid)
 	}
 	r.size = size
 	return r, nil
 }
 
-// answer delivers res to the append's caller, once.
+// answer delivers res to the append's caller, once. Whoever answers must
+// not touch r afterwards: it may be recycled and serve another append.
 func (r *appendReq) answer(res appendResult) {
-	if r.done != nil {
-		r.done(res.pos, res.err)
+	if done := r.done; done != nil {
+		done(res.pos, res.err)
+		r.release()
 		return
 	}
 	r.reply <- res

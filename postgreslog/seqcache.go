@@ -42,6 +42,11 @@ func (c *seqCache) knows(k streamKey, seq uint64) bool {
 func (c *seqCache) learn(k streamKey, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.learnLocked(k, seq)
+}
+
+// learnLocked is learn for a caller holding c.mu.
+func (c *seqCache) learnLocked(k streamKey, seq uint64) {
 	if v, ok := c.old[k]; ok && v > seq {
 		seq = v
 	}
@@ -52,4 +57,18 @@ func (c *seqCache) learn(k streamKey, seq uint64) {
 		c.old, c.cur = c.cur, make(map[streamKey]uint64, c.half)
 	}
 	c.cur[k] = seq
+}
+
+// knowsAll sets known[i] to knows(keys[i], seqs[i]) for every i, under one
+// lock.
+func (c *seqCache) knowsAll(keys []streamKey, seqs []uint64, known []bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, k := range keys {
+		v, ok := c.cur[k]
+		if !ok {
+			v, ok = c.old[k]
+		}
+		known[i] = ok && v == seqs[i]
+	}
 }

@@ -13,6 +13,7 @@ type statements struct {
 	notify        string
 	// Large rounds check first, then COPY.
 	checkStreams string
+	anyStreamRow string
 	copyEvents   string
 
 	lastSeq    string
@@ -90,7 +91,9 @@ SELECT DISTINCT k, a, f FROM v WHERE a <> b OR f`, n.events, n.meta, streamCheck
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS u(t, i, b, c, k)
 		OFFSET 0) x
 ) s WHERE a <> b OR f`, streamCheck, streamLookup(n)),
-		copyEvents: fmt.Sprintf(`COPY %s (entity_type, entity_id, seq, position, name, revision, data, metadata) FROM STDIN (FORMAT binary)`, n.events),
+		// Whether the streams table has a row: one probe.
+		anyStreamRow: fmt.Sprintf(`SELECT EXISTS (SELECT FROM %s)`, n.streams),
+		copyEvents:   fmt.Sprintf(`COPY %s (entity_type, entity_id, seq, position, name, revision, data, metadata) FROM STDIN (FORMAT binary)`, n.events),
 
 		lastSeq: fmt.Sprintf(`SELECT greatest(
 	coalesce((SELECT seq FROM %s WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq DESC LIMIT 1), 0),
