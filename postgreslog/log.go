@@ -465,7 +465,9 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 
 // DeleteTo implements [eventlog.Deleter]. In the same transaction it records
 // the highest Seq it deleted in the streams table, so LastSeq and the Seq
-// check of appends do not go down.
+// check of appends do not go down. The transaction holds the Position lock
+// in share mode: it runs between group-commit rounds (waiting for the round
+// in flight, at most one commit), never inside one.
 func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return err
@@ -479,7 +481,14 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	if _, err := l.pool.Exec(ctx, l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64))); err != nil {
+	// One round trip: the Position lock in share mode (see sharePositions),
+	// then the delete, in one transaction.
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(l.sql.sharePositions)
+	b.Queue(l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64)))
+	b.Queue("commit")
+	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
 		return l.wrap(ctx, err, "delete %s/%s to seq %d", eventlog.FormatID(typ), eventlog.FormatID(id), seq)
 	}
 	// It may have written the first row of the streams table; the next

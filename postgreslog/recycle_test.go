@@ -1,6 +1,7 @@
 package postgreslog_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -172,4 +173,58 @@ func testKnownStreamDeletedElsewhere(t *testing.T, path postgreslog.Option) {
 		}
 	}
 	mustAppend(t, ctx, a, "kept", "t", 0, events("a", 1)...)
+}
+
+// TestDeleteToWaitsForTheRoundInFlight checks that DeleteTo runs between
+// group-commit rounds, not inside one: while a transaction holds the
+// Position lock (as a round does from taking Positions to its commit), a
+// DeleteTo waits, and it deletes once the lock is released. A round checks
+// a stream it vouches for through the primary key alone, so a delete of the
+// stream's newest events committing within the round would free their Seqs
+// for a stale writer.
+func TestDeleteToWaitsForTheRoundInFlight(t *testing.T) {
+	pool := postgreslog.NewTestPool(t, nil)
+	l := newLogs(t, pool, 1)[0]
+	ctx := testCtx(t, 30*time.Second)
+	mustAppend(t, ctx, l, "del", "s", 0, events("a", 3)...)
+	release := postgreslog.HoldPositions(t, pool, l)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := l.DeleteTo(short, "del", "s", 3)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DeleteTo while the Position lock is held: %v, want it to wait until its deadline", err)
+	}
+	if n := countEvents(t, ctx, l, "del", "s"); n != 3 {
+		t.Fatalf("%d events after the DeleteTo that timed out, want 3", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.DeleteTo(ctx, "del", "s", 3) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("DeleteTo returned %v while the Position lock was held", err)
+	default:
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("DeleteTo after the release: %v", err)
+	}
+	if n := countEvents(t, ctx, l, "del", "s"); n != 0 {
+		t.Errorf("%d events after DeleteTo(3), want 0", n)
+	}
+	if seq, err := l.LastSeq(ctx, "del", "s"); err != nil || seq != 3 {
+		t.Errorf("LastSeq = %d, %v; want 3", seq, err)
+	}
+}
+
+func countEvents(t *testing.T, ctx context.Context, l *postgreslog.Log, typ, id string) int {
+	t.Helper()
+	n := 0
+	for _, err := range l.ReadEntity(ctx, typ, id, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }

@@ -25,6 +25,7 @@ type statements struct {
 	readAllTypes   string
 	deleteTo       string
 	lockPositions  string
+	sharePositions string
 	deleteStream   string
 	entityIDs      string
 	entityTypes    string
@@ -144,6 +145,14 @@ ON CONFLICT (entity_type, entity_id) DO UPDATE SET deleted_to = greatest(s.delet
 		// append commits wholly before it or is checked against its
 		// tombstone.
 		lockPositions: fmt.Sprintf(`SELECT FROM %s WHERE id = 1 FOR UPDATE`, n.meta),
+		// DeleteTo takes the Position lock in share mode: it waits for the
+		// round in flight (whose takePositions holds the row lock) and
+		// rounds wait for it, while deletes do not wait for each other. A
+		// round checks a stream's row of the streams table and then copies
+		// its events, trusting the primary key to refuse a Seq taken since
+		// its seqCache heard of the stream: a delete of the stream's newest
+		// events committing in between would free that Seq again.
+		sharePositions: fmt.Sprintf(`SELECT FROM %s WHERE id = 1 FOR SHARE`, n.meta),
 		// One statement reads the stream's last Seq and tombstone, deletes
 		// its events and records the tombstone, unless it is final
 		// already: then it changes nothing. It returns the tombstone's Seq
