@@ -260,14 +260,22 @@ func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, ch
 			}
 		}
 		m := &msgs[i]
-		h := make(nats.Header, len(m.Headers)+3)
-		for k, v := range m.Headers {
-			h[k] = []string{v}
+		// One backing array for the header's values: a message costs a
+		// map and one slice, not a slice per header.
+		n := len(m.Headers) + 3
+		h := make(nats.Header, n)
+		vals := make([]string, 0, n)
+		add := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
-		h[jetstream.MsgIDHeader] = []string{m.ID}
-		h[HeaderPosition] = []string{strconv.FormatUint(m.Position, 10)}
+		for k, v := range m.Headers {
+			add(k, v)
+		}
+		add(jetstream.MsgIDHeader, m.ID)
+		add(HeaderPosition, strconv.FormatUint(m.Position, 10))
 		if chained {
-			h[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(seq+uint64(i), 10)}
+			add(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq+uint64(i), 10))
 		}
 		nm := &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
 		for {
