@@ -36,7 +36,7 @@ var relayFlags struct {
 func init() {
 	RegisterFlags(func(fs *flag.FlagSet) {
 		fs.IntVar(&relayFlags.events, "relay-events", 100_000, "relay: events to publish (1,000 entities)")
-		fs.IntVar(&relayFlags.batch, "relay-batch", 4096, "relay: the relay's batch size")
+		fs.IntVar(&relayFlags.batch, "relay-batch", relay.DefaultBatchSize, "relay: the relay's batch size")
 		fs.IntVar(&relayFlags.window, "relay-window", 1024, "relay: publishes waiting for their acks at once, for the relay's sink and raw-async")
 	})
 	Register(Scenario{
