@@ -132,6 +132,10 @@ type Relay struct {
 	sink Sink
 	cfg  config
 
+	// startMu serializes Start, so that its resume and status reset
+	// never run beside another Start's run.
+	startMu sync.Mutex
+
 	// mu guards st.
 	mu sync.Mutex
 	st pubStatus
@@ -222,6 +226,11 @@ func (r *Relay) Projection() *projection.Projection { return r.p }
 // relay runs until ctx ends, [Relay.Stop] is called, or a poison event
 // (an error of the map) stops it.
 func (r *Relay) Start(ctx context.Context) error {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	if r.p.Status().Running {
+		return r.p.Start(ctx) // projection.ErrRunning
+	}
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
@@ -286,8 +295,9 @@ func (r *Relay) Run(ctx context.Context) error {
 // failures added.
 type Status struct {
 	projection.Status
-	// Published counts the messages the sink acknowledged since Start;
-	// Filtered the events the map left out (its false).
+	// Published counts the messages the sink acknowledged since Start
+	// (a batch published again after a failed offset commit counts
+	// again); Filtered the events the map left out (its false).
 	Published uint64
 	Filtered  uint64
 	// PublishFailures counts the failed publishes of the batch in hand,

@@ -178,3 +178,27 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// Rule: Start on a running relay returns projection.ErrRunning and
+// leaves the run alone.
+func TestStartTwice(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	last, _ := log.Append(ctx, "Order", "1", 0, eventlog.Event{Name: "Placed"})
+	sink := &memSink{}
+	r, err := relay.New(log, []string{"Order"}, "orders", projection.NewMemory(), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(ctx)
+	wait(t, r, last)
+	if err := r.Start(ctx); !errors.Is(err, projection.ErrRunning) {
+		t.Errorf("second Start: %v, want projection.ErrRunning", err)
+	}
+	if st := r.Status(); st.Published != 1 || !st.Running {
+		t.Errorf("status after the second Start: %+v, want 1 published, running", st)
+	}
+}
