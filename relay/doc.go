@@ -49,6 +49,12 @@
 //     restarted relay: at least once, at most one batch again after a
 //     crash; consumers drop copies by the message ID header.
 //
+// Any projection.OffsetStore keeps the offset. A transactional one
+// (pgprojection) adds nothing here, since the bus is not in its
+// transaction, and it holds that transaction open while a publish waits
+// for an unreachable bus: prefer projection.NewMemory (with a Resumer
+// sink), natsprojection, or pgprojection on a pool with room for it.
+//
 // # Failures
 //
 // A sink that fails (the bus is unreachable, an ack times out) is never

@@ -339,11 +339,13 @@ type mapError struct {
 	err error
 }
 
+// Error implements error, naming the event.
 func (e *mapError) Error() string {
 	return fmt.Sprintf("relay: map %s/%s seq %d (position %d): %v", eventlog.FormatID(e.rec.EntityType),
 		eventlog.FormatID(e.rec.EntityID), e.rec.Seq, e.rec.Position, e.err)
 }
 
+// Unwrap returns the map's error.
 func (e *mapError) Unwrap() error { return e.err }
 
 // handle is the projection's handler: it maps the batch, then publishes

@@ -202,3 +202,58 @@ func TestStartTwice(t *testing.T) {
 		t.Errorf("status after the second Start: %+v, want 1 published, running", st)
 	}
 }
+
+// resumerSink is a memSink that claims to hold everything up to pos.
+type resumerSink struct {
+	memSink
+	pos   uint64
+	asked int
+}
+
+func (s *resumerSink) LastPublished(ctx context.Context) (uint64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	return s.pos, s.pos > 0, nil
+}
+
+// Rule: a relay resumes after a Resumer sink's last message when it is
+// beyond the stored offset, and a slice never asks (the sink holds every
+// slice's messages).
+func TestResume(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	var last uint64
+	for i := range 6 {
+		last, _ = log.Append(ctx, "Order", fmt.Sprint(i), 0, eventlog.Event{Name: "Placed"})
+	}
+	sink := &resumerSink{pos: 4}
+	r, err := relay.New(log, []string{"Order"}, "orders", projection.NewMemory(), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Stop(ctx)
+	wait(t, r, last)
+	if got := sink.got(); len(got) != 2 || got[0].Position != 5 || r.Status().ResumedFrom != 4 {
+		t.Errorf("published %+v, resumed from %d; want positions 5 and 6, resumed from 4", got, r.Status().ResumedFrom)
+	}
+
+	sliced := &resumerSink{pos: 4}
+	for i := range 2 {
+		s, err := relay.New(log, []string{"Order"}, "sliced", projection.NewMemory(), sliced,
+			relay.WithProjectionOptions(projection.WithSlice(i, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start(ctx)
+		defer s.Stop(ctx)
+	}
+	// A slice's offset stays at its own last event: wait for the sink.
+	for deadline := time.Now().Add(10 * time.Second); len(sliced.got()) < 6 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(sliced.got()); n != 6 || sliced.asked != 0 {
+		t.Errorf("slices published %d messages and asked the sink %d times; want 6 and 0", n, sliced.asked)
+	}
+}
