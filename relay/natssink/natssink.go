@@ -1,0 +1,353 @@
+package natssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/relay"
+)
+
+// HeaderPosition is the header in which the sink stores each message's
+// log Position ([relay.Message.Position]).
+const HeaderPosition = "Relay-Position"
+
+// Defaults of the options.
+const (
+	DefaultWindow     = 1024
+	DefaultAckTimeout = 10 * time.Second
+)
+
+// Compile-time checks that Sink is a relay.Sink and a relay.Resumer.
+var (
+	_ relay.Sink    = (*Sink)(nil)
+	_ relay.Resumer = (*Sink)(nil)
+)
+
+// Sink publishes a relay's messages to a JetStream stream. Create it with
+// [New].
+type Sink struct {
+	js     jetstream.JetStream
+	stream string
+	cfg    config
+
+	// mu serializes Publish and LastPublished and guards the fields below
+	// it: the exclusive chain's head.
+	mu      sync.Mutex
+	synced  bool   // lastSeq and lastPos are the stream's
+	lastSeq uint64 // the stream's last sequence
+	lastPos uint64 // the Position of the stream's last message, 0 if none
+}
+
+type config struct {
+	window     int
+	ackTimeout time.Duration
+	exclusive  bool
+}
+
+// Option configures a [Sink].
+type Option func(*config) error
+
+// WithWindow sets how many publishes may wait for their acks at once
+// (default [DefaultWindow]).
+func WithWindow(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: natssink.WithWindow(%d): must be >= 1", relay.ErrInvalid, n)
+		}
+		c.window = n
+		return nil
+	}
+}
+
+// WithAckTimeout sets how long Publish waits for the next ack before it
+// gives up on the batch (default [DefaultAckTimeout]); the relay then
+// publishes it again.
+func WithAckTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: natssink.WithAckTimeout(%v): must be positive", relay.ErrInvalid, d)
+		}
+		c.ackTimeout = d
+		return nil
+	}
+}
+
+// WithExclusive declares that the stream holds this sink's messages and
+// no others. The sink then chains its publishes with the
+// Nats-Expected-Last-Sequence header, so the stream only ever holds a
+// gap-free prefix of what it was given, and [Sink.LastPublished] can
+// tell the relay where to resume: no message is stored twice, however
+// long after a crash the relay restarts, beyond the stream's duplicate
+// window. A message from anyone else in the stream stops the sink with
+// an error naming it.
+func WithExclusive() Option {
+	return func(c *config) error {
+		c.exclusive = true
+		return nil
+	}
+}
+
+// New returns a sink that publishes to the existing stream (see [Setup])
+// through js. Messages go to their Subject, which the stream must
+// capture, with the Nats-Msg-Id header set to their ID.
+//
+// js's asynchronous publishing is used: create it with
+// jetstream.WithPublishAsyncMaxPending at least the window, and
+// preferably jetstream.WithPublishAsyncTimeout, so that acks lost with a
+// connection are forgotten by the client too.
+func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Option) (*Sink, error) {
+	if js == nil {
+		return nil, fmt.Errorf("%w: natssink: nil JetStream", relay.ErrInvalid)
+	}
+	if stream == "" {
+		return nil, fmt.Errorf("%w: natssink: empty stream name", relay.ErrInvalid)
+	}
+	cfg := config{window: DefaultWindow, ackTimeout: DefaultAckTimeout}
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: natssink: option %d is nil", relay.ErrInvalid, i+1)
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := js.Stream(ctx, stream); err != nil {
+		return nil, fmt.Errorf("natssink: stream %s: %w", stream, err)
+	}
+	return &Sink{js: js, stream: stream, cfg: cfg}, nil
+}
+
+// SetupOption configures [Setup].
+type SetupOption func(*jetstream.StreamConfig) error
+
+// WithDuplicateWindow sets how long the stream remembers message IDs to
+// drop duplicates (default 2 minutes): a batch the relay publishes again
+// within it after a crash is stored once.
+func WithDuplicateWindow(d time.Duration) SetupOption {
+	return func(c *jetstream.StreamConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: natssink.WithDuplicateWindow(%v): must be positive", relay.ErrInvalid, d)
+		}
+		c.Duplicates = d
+		return nil
+	}
+}
+
+// WithReplicas sets the stream's replicas (default 1).
+func WithReplicas(n int) SetupOption {
+	return func(c *jetstream.StreamConfig) error {
+		if n < 1 || n > 5 {
+			return fmt.Errorf("%w: natssink.WithReplicas(%d): must be 1 to 5", relay.ErrInvalid, n)
+		}
+		c.Replicas = n
+		return nil
+	}
+}
+
+// WithStorage sets the stream's storage (default file).
+func WithStorage(s jetstream.StorageType) SetupOption {
+	return func(c *jetstream.StreamConfig) error {
+		c.Storage = s
+		return nil
+	}
+}
+
+// Setup creates the stream, or updates it, to capture subjects (such as
+// "events.>") with file storage and a duplicate window of 2 minutes
+// unless options say otherwise.
+func Setup(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, opts ...SetupOption) error {
+	switch {
+	case js == nil:
+		return fmt.Errorf("%w: natssink.Setup: nil JetStream", relay.ErrInvalid)
+	case stream == "":
+		return fmt.Errorf("%w: natssink.Setup: empty stream name", relay.ErrInvalid)
+	case len(subjects) == 0:
+		return fmt.Errorf("%w: natssink.Setup %s: no subjects", relay.ErrInvalid, stream)
+	}
+	cfg := jetstream.StreamConfig{Name: stream, Subjects: subjects, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}
+	for i, o := range opts {
+		if o == nil {
+			return fmt.Errorf("%w: natssink.Setup: option %d is nil", relay.ErrInvalid, i+1)
+		}
+		if err := o(&cfg); err != nil {
+			return err
+		}
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("natssink: set up stream %s: %w", stream, err)
+	}
+	return nil
+}
+
+// Publish implements [relay.Sink]. It publishes msgs asynchronously, at
+// most the window at once, and returns when the stream has acknowledged
+// all of them. An ack that says the message is a duplicate counts as
+// success: the stream holds it already.
+func (s *Sink) Publish(ctx context.Context, msgs []relay.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.exclusive {
+		_, err := s.publish(ctx, msgs, 0, false)
+		return err
+	}
+	if !s.synced {
+		if err := s.sync(ctx); err != nil {
+			return err
+		}
+	}
+	// The stream holds a prefix of what was given to it: skip it.
+	i := 0
+	for i < len(msgs) && msgs[i].Position <= s.lastPos {
+		i++
+	}
+	if i == len(msgs) {
+		return nil
+	}
+	last, err := s.publish(ctx, msgs[i:], s.lastSeq, true)
+	if err != nil {
+		// Some of them may be stored: read the head again.
+		s.synced = false
+		return err
+	}
+	s.lastSeq, s.lastPos = last, msgs[len(msgs)-1].Position
+	return nil
+}
+
+// publish publishes msgs and waits for their acks; chained, each expects
+// the stream's last sequence to be its predecessor's. It returns the
+// sequence of the last message.
+func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, chained bool) (uint64, error) {
+	pending := make([]jetstream.PubAckFuture, 0, min(len(msgs), s.cfg.window))
+	timer := time.NewTimer(s.cfg.ackTimeout)
+	defer timer.Stop()
+	var last uint64
+	var firstErr error
+	// wait waits for the oldest pending ack.
+	wait := func() error {
+		f := pending[0]
+		pending = pending[1:]
+		select {
+		case ack := <-f.Ok():
+			last = ack.Sequence
+		case err := <-f.Err():
+			m := f.Msg()
+			return fmt.Errorf("natssink: publish %s (id %s): %w", m.Subject, m.Header.Get(jetstream.MsgIDHeader), err)
+		case <-timer.C:
+			return fmt.Errorf("natssink: no ack from stream %s in %v", s.stream, s.cfg.ackTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(s.cfg.ackTimeout)
+		return nil
+	}
+	for i := range msgs {
+		if len(pending) == s.cfg.window {
+			if err := wait(); err != nil {
+				return 0, err
+			}
+		}
+		m := &msgs[i]
+		// One backing array for the header's values: a message costs a
+		// map and one slice, not a slice per header.
+		n := len(m.Headers) + 3
+		h := make(nats.Header, n)
+		vals := make([]string, 0, n)
+		add := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+		for k, v := range m.Headers {
+			add(k, v)
+		}
+		add(jetstream.MsgIDHeader, m.ID)
+		add(HeaderPosition, strconv.FormatUint(m.Position, 10))
+		if chained {
+			add(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq+uint64(i), 10))
+		}
+		nm := &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+		for {
+			f, err := s.js.PublishMsgAsync(nm)
+			if err == nil {
+				pending = append(pending, f)
+				break
+			}
+			// A client-wide full pipeline (other publishers on js)
+			// refuses after a stall; nothing was sent.
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+				return 0, fmt.Errorf("natssink: publish %s (id %s): %w", m.Subject, m.ID, err)
+			}
+		}
+	}
+	for len(pending) > 0 {
+		if err := wait(); err != nil && firstErr == nil {
+			firstErr = err
+			break
+		}
+	}
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return last, nil
+}
+
+// sync reads the stream's head: its last sequence and the Position of its
+// last message.
+func (s *Sink) sync(ctx context.Context) error {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return fmt.Errorf("natssink: stream %s: %w", s.stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natssink: stream %s: info: %w", s.stream, err)
+	}
+	s.lastSeq, s.lastPos = info.State.LastSeq, 0
+	if info.State.LastSeq > 0 && info.State.Msgs > 0 {
+		m, err := st.GetMsg(ctx, info.State.LastSeq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Deleted: nothing to skip; the relay's offset decides.
+		case err != nil:
+			return fmt.Errorf("natssink: stream %s: read message %d: %w", s.stream, info.State.LastSeq, err)
+		default:
+			v := m.Header.Get(HeaderPosition)
+			pos, perr := strconv.ParseUint(v, 10, 64)
+			if perr != nil {
+				return fmt.Errorf("natssink: stream %s: message %d on %s has no %s header (%q): the stream is not this sink's alone, as WithExclusive needs",
+					s.stream, info.State.LastSeq, m.Subject, HeaderPosition, v)
+			}
+			s.lastPos = pos
+		}
+	}
+	s.synced = true
+	return nil
+}
+
+// LastPublished implements [relay.Resumer]. With [WithExclusive] it
+// returns the Position of the stream's last message; without, it knows
+// none (found false), since other publishers may share the stream and a
+// failed batch may have left a gap before its last stored message.
+func (s *Sink) LastPublished(ctx context.Context) (uint64, bool, error) {
+	if !s.cfg.exclusive {
+		return 0, false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.sync(ctx); err != nil {
+		return 0, false, err
+	}
+	return s.lastPos, s.lastPos > 0, nil
+}

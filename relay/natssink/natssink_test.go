@@ -1,0 +1,445 @@
+package natssink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
+	"github.com/eventsourced-go/eventsourced/natslog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/relay"
+	"github.com/eventsourced-go/eventsourced/relay/natssink"
+)
+
+const stream = "PUBLIC"
+
+// connect connects to srv with reconnects that never give up, and returns
+// a JetStream context whose async acks time out.
+func connect(t *testing.T, srv *natslog.EmbeddedServer) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func setup(t *testing.T, js jetstream.JetStream, opts ...natssink.SetupOption) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := natssink.Setup(ctx, js, stream, []string{"public.>"}, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publicMap is the public schema of the tests: Secret events stay
+// private, the others go to public.<type>.<event> with the data prefixed.
+func publicMap(rec eventlog.Record) (relay.Message, bool, error) {
+	if rec.Name == "Secret" {
+		return relay.Message{}, false, nil
+	}
+	return relay.Message{
+		Subject: "public." + rec.EntityType + "." + rec.Name,
+		Key:     rec.EntityID,
+		Data:    append([]byte("v1:"), rec.Data...),
+		Headers: map[string]string{"Entity": rec.EntityID, "Seq": strconv.FormatUint(rec.Seq, 10)},
+	}, true, nil
+}
+
+// appendEvents appends n events to each of the entities, round after
+// round, every third one a Secret; it returns the last Position and how
+// many events are not Secret.
+func appendEvents(t *testing.T, log eventlog.Log, typ string, entities, n int, round0 int) (last uint64, public int) {
+	t.Helper()
+	ctx := context.Background()
+	for r := round0; r < round0+n; r++ {
+		for e := range entities {
+			name := "Changed"
+			if r%3 == 2 {
+				name = "Secret"
+			} else {
+				public++
+			}
+			pos, err := log.Append(ctx, typ, fmt.Sprintf("e%d", e), uint64(r), eventlog.Event{Name: name, Data: fmt.Appendf(nil, "%d-%d", e, r+1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = pos
+		}
+	}
+	return last, public
+}
+
+// stored reads every message of the stream and checks that each
+// entity's messages are there once, in Seq order, mapped; it returns how
+// many there are.
+func stored(t *testing.T, js jetstream.JetStream) int {
+	t.Helper()
+	distinct, total := storedDup(t, js, false)
+	if distinct != total {
+		t.Errorf("stream holds %d messages, %d distinct ids", total, distinct)
+	}
+	return distinct
+}
+
+// storedDup is stored that tolerates duplicates if allowDup; it returns
+// the distinct ids and the messages.
+func storedDup(t *testing.T, js jetstream.JetStream, allowDup bool) (distinct, total int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	lastSeq := map[string]int{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		if ids[id] {
+			if !allowDup {
+				t.Errorf("message %d: id %s stored twice", seq, id)
+			}
+			continue // a copy: the order is that of first appearances
+		}
+		ids[id] = true
+		ent := m.Header.Get("Entity")
+		n, _ := strconv.Atoi(m.Header.Get("Seq"))
+		if n <= lastSeq[ent] {
+			t.Errorf("message %d: %s seq %d after seq %d: out of order", seq, ent, n, lastSeq[ent])
+		}
+		lastSeq[ent] = n
+		if want := fmt.Sprintf("v1:%s-%d", ent[1:], n); string(m.Data) != want {
+			t.Errorf("message %d: data %q, want %q", seq, m.Data, want)
+		}
+		if want := "public.Order.Changed"; m.Subject != want {
+			t.Errorf("message %d: subject %q, want %q", seq, m.Subject, want)
+		}
+	}
+	return len(ids), int(info.State.Msgs)
+}
+
+func newRelay(t *testing.T, log eventlog.Log, offsets projection.OffsetStore, sink relay.Sink, opts ...relay.Option) *relay.Relay {
+	t.Helper()
+	opts = append([]relay.Option{relay.WithMap(publicMap), relay.WithRetry(20*time.Millisecond, 200*time.Millisecond), relay.WithBatchSize(16)}, opts...)
+	r, err := relay.New(log, []string{"Order"}, "public-orders", offsets, sink, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func waitFor(t *testing.T, r *relay.Relay, pos uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Projection().WaitFor(ctx, pos); err != nil {
+		t.Fatalf("waiting for position %d: %v (status %+v)", pos, err, r.Status())
+	}
+}
+
+// Rule: every selected event is published once, in order per entity, mapped.
+func TestPublishesSelectedEventsOnce(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
+			js := connect(t, natstest.Server(t))
+			setup(t, js)
+			var opts []natssink.Option
+			if exclusive {
+				opts = append(opts, natssink.WithExclusive())
+			}
+			sink, err := natssink.New(context.Background(), js, stream, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := eventlog.NewMemory()
+			log.Append(context.Background(), "Other", "x", 0, eventlog.Event{Name: "Changed"})
+			last, public := appendEvents(t, log, "Order", 7, 30, 0)
+			r := newRelay(t, log, projection.NewMemory(), sink)
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(context.Background())
+			waitFor(t, r, last)
+			if got := stored(t, js); got != public {
+				t.Errorf("stream holds %d messages, want %d", got, public)
+			}
+			st := r.Status()
+			if st.Published != uint64(public) || st.Filtered != uint64(7*30-public) || st.PublishErrors != 0 || st.Lag != 0 {
+				t.Errorf("status: published %d filtered %d errors %d lag %d; want %d, %d, 0, 0",
+					st.Published, st.Filtered, st.PublishErrors, st.Lag, public, 7*30-public)
+			}
+		})
+	}
+}
+
+// crashSink publishes through its sink, then, once, reports a failure and
+// cancels the relay's context: a crash after the publish and before the
+// offset commit.
+type crashSink struct {
+	relay.Sink
+	crashAt uint64 // crash after the batch that holds this position
+	crash   func()
+	crashed atomic.Bool
+}
+
+// LastPublished passes the sink's on, as a wrapper must for the relay to
+// see the capability.
+func (s *crashSink) LastPublished(ctx context.Context) (uint64, bool, error) {
+	return s.Sink.(relay.Resumer).LastPublished(ctx)
+}
+
+func (s *crashSink) Publish(ctx context.Context, msgs []relay.Message) error {
+	if err := s.Sink.Publish(ctx, msgs); err != nil {
+		return err
+	}
+	if msgs[len(msgs)-1].Position >= s.crashAt && s.crashed.CompareAndSwap(false, true) {
+		s.crash()
+		return errors.New("crashed after publishing")
+	}
+	return nil
+}
+
+// Rule: a relay that crashes after publishing and before its offset
+// commit publishes nothing twice into the stream when it restarts: within
+// the duplicate window by the message ids, and beyond it, with an
+// exclusive sink, by resuming after the stream's last message.
+func TestCrashBeforeCommitPublishesOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		exclusive bool
+		pause     time.Duration // between the crash and the restart
+	}{
+		{"dedupe window", false, 0},
+		{"exclusive beyond the duplicate window", true, 1500 * time.Millisecond},
+		// The control: without WithExclusive, beyond the window, the
+		// batches published before each crash are stored twice. It shows
+		// that the case above does go beyond the window.
+		{"not exclusive beyond the duplicate window", false, 1500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := connect(t, natstest.Server(t))
+			setup(t, js, natssink.WithDuplicateWindow(time.Second))
+			var opts []natssink.Option
+			if tc.exclusive {
+				opts = append(opts, natssink.WithExclusive())
+			}
+			log := eventlog.NewMemory()
+			last, public := appendEvents(t, log, "Order", 5, 30, 0)
+			offsets := projection.NewMemory()
+			for run := range 3 {
+				sink, err := natssink.New(context.Background(), js, stream, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				cs := &crashSink{Sink: sink, crashAt: last / 3 * uint64(run+1), crash: cancel}
+				if run == 2 {
+					cs.crashAt = last + 1 // the last run does not crash
+				}
+				r := newRelay(t, log, offsets, cs)
+				if err := r.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if run < 2 {
+					if err := r.Wait(context.Background()); err != nil {
+						t.Fatalf("run %d: %v", run, err)
+					}
+					if !cs.crashed.Load() {
+						t.Fatalf("run %d ended without crashing", run)
+					}
+					off, _ := offsets.Load(context.Background(), r.Name())
+					if off >= cs.crashAt {
+						t.Fatalf("run %d: offset %d committed past the crash at %d", run, off, cs.crashAt)
+					}
+					time.Sleep(tc.pause)
+					continue
+				}
+				waitFor(t, r, last)
+				if tc.exclusive && r.Status().ResumedFrom == 0 {
+					off, _ := offsets.Load(context.Background(), r.Name())
+					t.Errorf("the exclusive sink's relay did not resume from the stream (offset %d, status %+v)", off, r.Status())
+				}
+				r.Stop(context.Background())
+				cancel()
+			}
+			if !tc.exclusive && tc.pause > 0 {
+				distinct, total := storedDup(t, js, true)
+				if distinct != public || total <= public {
+					t.Errorf("stream holds %d messages, %d distinct; want %d distinct and copies of the batches before the crashes", total, distinct, public)
+				}
+				return
+			}
+			if got := stored(t, js); got != public {
+				t.Errorf("stream holds %d messages, want %d", got, public)
+			}
+		})
+	}
+}
+
+// Rule: an exclusive sink refuses a stream that holds messages that are
+// not its own, naming the message, rather than resume after it.
+func TestExclusiveRefusesForeignMessages(t *testing.T) {
+	js := connect(t, natstest.Server(t))
+	setup(t, js)
+	ctx := context.Background()
+	if _, err := js.Publish(ctx, "public.Order.Changed", []byte("not from a relay")); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := natssink.New(ctx, js, stream, natssink.WithExclusive())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = sink.LastPublished(ctx)
+	if err == nil || !strings.Contains(err.Error(), "message 1 on public.Order.Changed has no Relay-Position header") {
+		t.Fatalf("LastPublished: %v, want an error naming message 1 and the missing header", err)
+	}
+	err = sink.Publish(ctx, []relay.Message{{Subject: "public.Order.Changed", ID: "a", Position: 1}})
+	if err == nil || !strings.Contains(err.Error(), "not this sink's alone") {
+		t.Fatalf("Publish: %v, want the same error", err)
+	}
+}
+
+// Rule: while the bus is unreachable the relay retries with backoff and
+// reports it (failed attempts growing, lag), skips nothing, and delivers
+// everything exactly once when the bus is back.
+func TestUnreachableBus(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := natslog.StartEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Port()
+	t.Cleanup(func() { srv.Shutdown() })
+	js := connect(t, srv)
+	setup(t, js)
+	sink, err := natssink.New(context.Background(), js, stream, natssink.WithAckTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := eventlog.NewMemory()
+	last, public := appendEvents(t, log, "Order", 4, 6, 0)
+	r := newRelay(t, log, projection.NewMemory(), sink, relay.WithRetry(20*time.Millisecond, 100*time.Millisecond))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	waitFor(t, r, last)
+
+	published := public
+	srv.Shutdown()
+	last, more := appendEvents(t, log, "Order", 4, 12, 6)
+	public += more
+	var st relay.Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = r.Status()
+		if st.PublishFailures >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed publishes reported while the server is down: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Lag == 0 || st.LastPublishError == nil || st.Retries < st.PublishFailures || st.State != projection.StateRunning {
+		t.Errorf("status while the server is down: lag %d, last publish error %v, retries %d, state %v; want lag > 0, an error, retries >= %d, running",
+			st.Lag, st.LastPublishError, st.Retries, st.State, st.PublishFailures)
+	}
+	st2 := r.Status()
+	for deadline := time.Now().Add(10 * time.Second); st2.PublishFailures <= st.PublishFailures && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		st2 = r.Status()
+	}
+	if st2.PublishFailures <= st.PublishFailures || st2.SkippedTotal != 0 || st2.Offset != st.Offset {
+		t.Errorf("status later: failures %d (were %d), skipped %d, offset %d (was %d); want more failures, none skipped, the offset unmoved",
+			st2.PublishFailures, st.PublishFailures, st2.SkippedTotal, st2.Offset, st.Offset)
+	}
+
+	// Stop returns promptly while a publish waits for the bus, and the
+	// batch in hand is published again after the next Start.
+	t0 := time.Now()
+	if err := r.Stop(context.Background()); err != nil || time.Since(t0) > 2*time.Second {
+		t.Errorf("Stop during the outage: %v after %v", err, time.Since(t0))
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err = natslog.StartEmbedded(dir, natslog.WithServerPort(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	waitFor(t, r, last)
+	if got := stored(t, js); got != public {
+		t.Errorf("stream holds %d messages, want %d", got, public)
+	}
+	if st := r.Status(); st.PublishFailures != 0 || st.SkippedTotal != 0 || st.Published != uint64(public-published) {
+		t.Errorf("status after recovery: failures %d, skipped %d, published %d since the restart; want 0, 0, %d", st.PublishFailures, st.SkippedTotal, st.Published, public-published)
+	}
+}
+
+// Rule: bad arguments are refused with errors that say what was wrong.
+func TestBadInput(t *testing.T) {
+	js := connect(t, natstest.Server(t))
+	ctx := context.Background()
+	setup(t, js)
+	for name, tc := range map[string]struct {
+		err  error
+		want string
+	}{
+		"nil js":            {func() error { _, err := natssink.New(ctx, nil, stream); return err }(), "nil JetStream"},
+		"empty stream":      {func() error { _, err := natssink.New(ctx, js, ""); return err }(), "empty stream name"},
+		"missing stream":    {func() error { _, err := natssink.New(ctx, js, "NOPE"); return err }(), "stream NOPE"},
+		"window 0":          {func() error { _, err := natssink.New(ctx, js, stream, natssink.WithWindow(0)); return err }(), "WithWindow(0)"},
+		"ack timeout":       {func() error { _, err := natssink.New(ctx, js, stream, natssink.WithAckTimeout(-1)); return err }(), "WithAckTimeout(-1ns)"},
+		"nil option":        {func() error { _, err := natssink.New(ctx, js, stream, nil); return err }(), "option 1 is nil"},
+		"setup no subjects": {natssink.Setup(ctx, js, "X", nil), "no subjects"},
+		"setup window":      {natssink.Setup(ctx, js, "X", []string{"x.>"}, natssink.WithDuplicateWindow(0)), "WithDuplicateWindow(0s)"},
+		"setup replicas":    {natssink.Setup(ctx, js, "X", []string{"x.>"}, natssink.WithReplicas(9)), "WithReplicas(9)"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %q", name, tc.err, tc.want)
+		}
+		if tc.err != nil && name != "missing stream" && !errors.Is(tc.err, relay.ErrInvalid) {
+			t.Errorf("%s: error %v does not match relay.ErrInvalid", name, tc.err)
+		}
+	}
+}
+
+func containsAll(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
