@@ -39,6 +39,7 @@ func (p *Projection) SetOffset(ctx context.Context, pos uint64) error {
 		return fmt.Errorf("projection: set offset of %s to %d: %w", p.name, pos, err)
 	}
 	p.st.Offset, p.st.Head = pos, pos
+	p.clearPassed()
 	p.head.Store(pos)
 	if p.atPoison != nil && pos >= p.atPoison.Event.Position {
 		p.atPoison = nil

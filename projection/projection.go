@@ -76,6 +76,16 @@ type Projection struct {
 	// moved is closed, and set to nil, when the offset moves or a run
 	// ends: WaitFor waits on it.
 	moved chan struct{}
+	// passed is, for a slice, the highest Position of another slice's
+	// event that the slice is past: every event of its own before it is
+	// handled, so its read model reflects everything up to passed
+	// (WaitFor). passing are the events of other slices read while events
+	// of its own before them were still to commit, in read order, one per
+	// own event (the last one read after it): at most as many as the read
+	// buffer and the handler hold. Cleared whenever the offset is set from
+	// outside a run.
+	passed  uint64
+	passing []passMark
 	// atPoison is the poison event the last run stopped at while the
 	// offset is still before it: Start, Reset and SetOffset clear it.
 	atPoison *PoisonError
@@ -189,6 +199,7 @@ func (p *Projection) Start(ctx context.Context) error {
 	done := make(chan struct{})
 	p.running, p.cancel, p.done, p.result, p.atPoison = true, cancel, done, nil, nil
 	p.st = Status{Name: p.name, EntityType: p.typ, EntityTypes: p.entityTypes(), Running: true}
+	p.clearPassed()
 	// The lag gauges report while the projection runs: a Projection has no
 	// Close, so a registration kept beyond the run would keep it alive.
 	reg := p.tel.inst.Observe(p.observe, p.tel.lag, p.tel.lagTime)
@@ -283,6 +294,7 @@ func (p *Projection) Reset(ctx context.Context, clear func(ctx context.Context) 
 		return fmt.Errorf("projection: reset %s: %w", p.name, err)
 	}
 	p.st.Offset, p.st.Head = 0, 0
+	p.clearPassed()
 	p.head.Store(0)
 	p.atPoison = nil // the offset is no longer before it
 	return nil

@@ -162,6 +162,7 @@ func (p *Projection) read(rctx context.Context, after uint64, buf chan<- item) {
 	} else {
 		sub = p.log.Subscribe(rctx, p.typ, after)
 	}
+	sent := after // the Position of the last event of this slice sent on
 	for rec, err := range sub {
 		if err != nil {
 			if rctx.Err() == nil {
@@ -177,11 +178,13 @@ func (p *Projection) read(rctx context.Context, after uint64, buf chan<- item) {
 			p.head.Store(after)
 		}
 		if !p.mine(&rec) {
-			continue // another slice's
+			p.pass(sent, rec.Position) // another slice's
+			continue
 		}
 		if !send(item{rec: rec}) {
 			return
 		}
+		sent = rec.Position
 	}
 	if rctx.Err() == nil {
 		send(item{err: fmt.Errorf("projection: subscription to %s ended", p.typ)})

@@ -217,3 +217,88 @@ func TestSliceOfIsStable(t *testing.T) {
 		}
 	}
 }
+
+// TestSliceWaitsForOtherSlicesEvents checks that WaitFor on a slice returns
+// for an event of another slice once the slice is past it (every event of
+// its own before it handled), and not before: a caller that does not know
+// which slice owns an entity can wait on any of them. The handler of slice
+// 0 blocks on its third event until released: until then slice 0 is past
+// slice 1's events before that one, and not past those after it.
+func TestSliceWaitsForOtherSlicesEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := eventlog.NewMemory()
+	// Two entities, one per slice of 2, alternating: positions 1..8.
+	var ids [2]string
+	for e := 0; ids[0] == "" || ids[1] == ""; e++ {
+		id := fmt.Sprintf("o-%d", e)
+		if s := projection.SliceOf("Order", id, 2); ids[s] == "" {
+			ids[s] = id
+		}
+	}
+	pos := map[string][]uint64{}
+	for k := range 4 {
+		for _, id := range ids {
+			p, err := log.Append(ctx, "Order", id, uint64(k), eventlog.Event{Name: "E"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pos[id] = append(pos[id], p)
+		}
+	}
+	release := make(chan struct{})
+	h := projection.PerEvent(func(ctx context.Context, rec eventlog.Record) error {
+		if rec.EntityID == ids[0] && rec.Seq == 3 {
+			select { // slice 0 stops at its third event until released
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	// One event per batch: a batch commits once all of it is handled.
+	ps := make([]*projection.Projection, 2)
+	for i := range ps {
+		p, err := projection.New(log, "Order", "orders", projection.NewMemory(), h, projection.WithSlice(i, 2), projection.WithBatchSize(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+	}
+	for _, p := range ps {
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop(context.Background())
+	}
+	waitFor := func(p *projection.Projection, at uint64, d time.Duration) error {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return p.WaitFor(wctx, at)
+	}
+	// Slice 1 handles all of its own and is past every event of slice 0.
+	for _, at := range append(pos[ids[0]], pos[ids[1]]...) {
+		if err := waitFor(ps[1], at, 5*time.Second); err != nil {
+			t.Errorf("slice 1 WaitFor(%d): %v", at, err)
+		}
+	}
+	// Slice 0 is past slice 1's events before its blocked one (position 5)
+	// and not past those after it.
+	b := pos[ids[0]][2]
+	for _, at := range pos[ids[1]] {
+		err := waitFor(ps[0], at, 200*time.Millisecond)
+		if at < b && err != nil {
+			t.Errorf("slice 0 WaitFor(%d), before its blocked event at %d: %v", at, b, err)
+		}
+		if at > b && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("slice 0 WaitFor(%d), after its blocked event at %d: %v, want it to wait", at, b, err)
+		}
+	}
+	close(release)
+	for _, at := range pos[ids[1]] {
+		if err := waitFor(ps[0], at, 5*time.Second); err != nil {
+			t.Errorf("slice 0 WaitFor(%d) after the release: %v", at, err)
+		}
+	}
+}

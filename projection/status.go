@@ -169,7 +169,50 @@ func (p *Projection) setOffset(off uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.st.Offset = off
+	p.clearPassed()
 	p.wake()
+}
+
+// passMark is an event of another slice at Position to, read after the
+// slice's own events up to Position from were sent to its handler.
+type passMark struct{ from, to uint64 }
+
+// pass records that the reader of a slice skipped pos, another slice's
+// event, after sending the slice's own events up to Position sent: once
+// those are committed the slice is past pos.
+func (p *Projection) pass(sent, pos uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st.Offset >= sent {
+		if pos > p.passed {
+			p.passed = pos
+			p.wake()
+		}
+		return
+	}
+	if n := len(p.passing); n > 0 && p.passing[n-1].from == sent {
+		p.passing[n-1].to = pos
+		return
+	}
+	p.passing = append(p.passing, passMark{from: sent, to: pos})
+}
+
+// passedCommitted moves passed over the marks the offset has reached. The
+// caller holds mu.
+func (p *Projection) passedCommitted() {
+	k := 0
+	for k < len(p.passing) && p.passing[k].from <= p.st.Offset {
+		p.passed = max(p.passed, p.passing[k].to)
+		k++
+	}
+	if k > 0 {
+		p.passing = append(p.passing[:0], p.passing[k:]...)
+	}
+}
+
+// clearPassed forgets what the slice was past. The caller holds mu.
+func (p *Projection) clearPassed() {
+	p.passed, p.passing = 0, p.passing[:0]
 }
 
 // wake wakes the callers of WaitFor. The caller holds mu.
@@ -184,14 +227,16 @@ func (p *Projection) wake() {
 // pos, or moved past it, so that its read model reflects that event: a
 // caller that got pos from entity.AskPosition reads its own write. The
 // event must be of the type the projection follows; a Position of another
-// type may never be reached. WaitFor returns nil at once if the offset is
+// type may never be reached. A slice ([WithSlice]) is past another slice's
+// event once it has read it and handled its own events before it, so
+// WaitFor on any slice returns for any event of the type. WaitFor returns nil at once if the offset is
 // there already, ctx's error if ctx ends first, and the projection's
 // [*PoisonError] if a poison event stopped it on the way. It waits while
 // the projection is stopped or not started yet, as long as ctx lets it.
 func (p *Projection) WaitFor(ctx context.Context, pos uint64) error {
 	for {
 		p.mu.Lock()
-		if p.st.Offset >= pos {
+		if p.st.Offset >= pos || p.passed >= pos {
 			p.mu.Unlock()
 			return nil
 		}
@@ -232,6 +277,7 @@ func (p *Projection) committed(batch []eventlog.Record, handled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.st.Offset = last.Position
+	p.passedCommitted()
 	p.st.LastEventTime = last.Time
 	p.st.Retries = 0
 	if handled {
