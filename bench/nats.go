@@ -359,29 +359,8 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		defer cancel()
 		srvBefore := ne.serverCPU()
 		sw := startStopwatch()
-		for i, m := range msgs {
-			for {
-				_, err := ne.js.PublishMsgAsync(m)
-				if err == nil {
-					break
-				}
-				// A full pipeline (max pending) stalls the publisher for at
-				// most 200ms, then refuses; nothing was sent, try again.
-				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-					return Result{}, fmt.Errorf("publish %d: %w", i, err)
-				}
-			}
-			if i&1023 == 0 {
-				env.Progress(int64(i), int64(total))
-				if ctx.Err() != nil {
-					return Result{}, ctx.Err()
-				}
-			}
-		}
-		select {
-		case <-ne.js.PublishAsyncComplete():
-		case <-ctx.Done():
-			return Result{}, fmt.Errorf("waiting for acks: %w", ctx.Err())
+		if err := publishAllAsync(ctx, env, ne.js, msgs); err != nil {
+			return Result{}, err
 		}
 		elapsed, cpu := sw.stop()
 		if k := failed.Load(); k > 0 {
@@ -401,5 +380,37 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 		}
 		ne.setServerCPU(&res, srvBefore)
 		return res, nil
+	}
+}
+
+// publishAllAsync publishes msgs with PublishMsgAsync from this goroutine,
+// one pipeline bounded by js's max pending, reporting progress, and waits
+// for every ack (the callers count the failed ones through js's error
+// handler).
+func publishAllAsync(ctx context.Context, env *Env, js jetstream.JetStream, msgs []*nats.Msg) error {
+	for i, m := range msgs {
+		for {
+			_, err := js.PublishMsgAsync(m)
+			if err == nil {
+				break
+			}
+			// A full pipeline (max pending) stalls the publisher for at
+			// most 200ms, then refuses; nothing was sent, try again.
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+				return fmt.Errorf("publish %d: %w", i, err)
+			}
+		}
+		if i&1023 == 0 {
+			env.Progress(int64(i), int64(len(msgs)))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for acks: %w", ctx.Err())
 	}
 }

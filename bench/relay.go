@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -203,21 +202,8 @@ func relayRaw(ctx context.Context, env *Env) (Result, error) {
 	defer cancel()
 	srvBefore := ne.serverCPU()
 	sw := startStopwatch()
-	for i, m := range msgs {
-		for {
-			_, err := ne.js.PublishMsgAsync(m)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-				return Result{}, fmt.Errorf("publish %d: %w", i, err)
-			}
-		}
-	}
-	select {
-	case <-ne.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("waiting for acks: %w", ctx.Err())
+	if err := publishAllAsync(ctx, env, ne.js, msgs); err != nil {
+		return Result{}, err
 	}
 	elapsed, cpu := sw.stop()
 	if k := failed.Load(); k > 0 {
