@@ -82,12 +82,12 @@ func DefaultID(rec eventlog.Record) string {
 
 // DefaultMap returns the map the relay uses without [WithMap]: every event
 // is published, on subject <prefix>.<entity type>.<event name>, keyed by
-// the entity id, with the record's Data as payload and headers
-// [HeaderType], [HeaderID] (url.PathEscape of the id), [HeaderSeq],
-// [HeaderPosition], [HeaderEvent] and [HeaderRevision], plus the
-// metadata's W3C trace context (traceparent, tracestate) when present. A
-// type or event name that is not a NATS subject token (empty, or with a
-// '.', '*', '>' or white space) is an error: a poison event.
+// the entity id, with ID [DefaultID], the record's Data as payload and
+// headers [HeaderType], [HeaderID] (url.PathEscape of the id),
+// [HeaderSeq], [HeaderPosition], [HeaderEvent] and [HeaderRevision], plus
+// the metadata's W3C trace context (traceparent, tracestate) when
+// present. A type or event name that is not a NATS subject token (empty,
+// or with a '.', '*', '>' or white space) is an error: a poison event.
 func DefaultMap(prefix string) func(eventlog.Record) (Message, bool, error) {
 	return func(rec eventlog.Record) (Message, bool, error) {
 		for _, tok := range [...]string{rec.EntityType, rec.Name} {
@@ -96,21 +96,38 @@ func DefaultMap(prefix string) func(eventlog.Record) (Message, bool, error) {
 					eventlog.FormatID(rec.EntityType), eventlog.FormatID(rec.EntityID), rec.Seq, tok)
 			}
 		}
+		// The subject, the ID (which holds the escaped id and the Seq)
+		// and the other numbers are cut from one string: a message costs
+		// one string and its header map.
+		typ, id := url.PathEscape(rec.EntityType), url.PathEscape(rec.EntityID)
+		var arr [128]byte
+		b := append(arr[:0], prefix...)
+		b = append(append(append(append(b, '.'), rec.EntityType...), '.'), rec.Name...)
+		subjEnd := len(b)
+		b = append(append(append(append(b, typ...), '/'), id...), '/')
+		seqStart := len(b)
+		b = strconv.AppendUint(b, rec.Seq, 10)
+		idEnd := len(b)
+		b = strconv.AppendUint(b, rec.Position, 10)
+		posEnd := len(b)
+		b = strconv.AppendUint(b, uint64(rec.Revision), 10)
+		s := string(b)
 		h := make(map[string]string, 8)
 		h[HeaderType] = rec.EntityType
-		h[HeaderID] = url.PathEscape(rec.EntityID)
-		h[HeaderSeq] = strconv.FormatUint(rec.Seq, 10)
-		h[HeaderPosition] = strconv.FormatUint(rec.Position, 10)
+		h[HeaderID] = s[subjEnd+len(typ)+1 : seqStart-1]
+		h[HeaderSeq] = s[seqStart:idEnd]
+		h[HeaderPosition] = s[idEnd:posEnd]
 		h[HeaderEvent] = rec.Name
-		h[HeaderRevision] = strconv.FormatUint(uint64(rec.Revision), 10)
+		h[HeaderRevision] = s[posEnd:]
 		for _, k := range [...]string{"traceparent", "tracestate"} {
 			if v, ok := rec.Metadata[k]; ok {
 				h[k] = v
 			}
 		}
 		return Message{
-			Subject: prefix + "." + rec.EntityType + "." + rec.Name,
+			Subject: s[:subjEnd],
 			Key:     rec.EntityID,
+			ID:      s[subjEnd:idEnd],
 			Data:    rec.Data,
 			Headers: h,
 		}, true, nil

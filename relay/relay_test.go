@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +85,51 @@ func TestDefaultMap(t *testing.T) {
 	}
 	if got[1].Subject != "pub.Tab.Opened" || got[1].ID != "Tab/t1/1" {
 		t.Errorf("second message %+v", got[1])
+	}
+}
+
+// Rule: the default map's subject, ID and headers are those its doc
+// spells out, whatever the record's type, id and numbers (escaped, long,
+// zero, the largest), and its ID is DefaultID's.
+func TestDefaultMapFields(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	tests := map[string]eventlog.Record{
+		"plain":    {EntityType: "Order", EntityID: "o1", Name: "Placed", Seq: 1, Position: 7, Revision: 0},
+		"escaped":  {EntityType: "Or%der", EntityID: "a/b c?d", Name: "Pläced", Seq: 12, Position: 3, Revision: 4},
+		"long":     {EntityType: long, EntityID: long + "/" + long, Name: long, Seq: 123456789, Position: 987654321, Revision: 77},
+		"largest":  {EntityType: "T", EntityID: "", Name: "E", Seq: math.MaxUint64, Position: math.MaxUint64, Revision: math.MaxUint32},
+		"metadata": {EntityType: "T", EntityID: "i", Name: "E", Seq: 2, Position: 5, Metadata: map[string]string{"tracestate": "k=v", "other": "x"}},
+	}
+	for name, rec := range tests {
+		t.Run(name, func(t *testing.T) {
+			m, ok, err := relay.DefaultMap("pre.fix")(rec)
+			if err != nil || !ok {
+				t.Fatalf("DefaultMap: %v, %v", ok, err)
+			}
+			want := map[string]string{
+				relay.HeaderType:     rec.EntityType,
+				relay.HeaderID:       url.PathEscape(rec.EntityID),
+				relay.HeaderSeq:      strconv.FormatUint(rec.Seq, 10),
+				relay.HeaderPosition: strconv.FormatUint(rec.Position, 10),
+				relay.HeaderEvent:    rec.Name,
+				relay.HeaderRevision: strconv.FormatUint(uint64(rec.Revision), 10),
+			}
+			if v, ok := rec.Metadata["tracestate"]; ok {
+				want["tracestate"] = v
+			}
+			if got, want := m.Subject, "pre.fix."+rec.EntityType+"."+rec.Name; got != want {
+				t.Errorf("subject %q, want %q", got, want)
+			}
+			if got, want := m.ID, relay.DefaultID(rec); got != want {
+				t.Errorf("id %q, want DefaultID's %q", got, want)
+			}
+			if m.Key != rec.EntityID {
+				t.Errorf("key %q, want %q", m.Key, rec.EntityID)
+			}
+			if !maps.Equal(m.Headers, want) {
+				t.Errorf("headers %v, want %v", m.Headers, want)
+			}
+		})
 	}
 }
 

@@ -225,59 +225,60 @@ func (s *Sink) Publish(ctx context.Context, msgs []relay.Message) error {
 // sequence of the last message.
 func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, chained bool) (uint64, error) {
 	pending := make([]jetstream.PubAckFuture, 0, min(len(msgs), s.cfg.window))
-	timer := time.NewTimer(s.cfg.ackTimeout)
-	defer timer.Stop()
+	var timer *time.Timer // made when an ack is first waited for
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	var last uint64
-	var firstErr error
-	// wait waits for the oldest pending ack.
+	// wait waits for the oldest pending ack. An ack that is there already
+	// is taken without the timer: most are, when the window is full or
+	// the batch is all sent, and the timer's stop and reset cost more
+	// than the rest of the wait.
 	wait := func() error {
 		f := pending[0]
 		pending = pending[1:]
+		okc, errc := f.Ok(), f.Err()
 		select {
-		case ack := <-f.Ok():
+		case ack := <-okc:
 			last = ack.Sequence
-		case err := <-f.Err():
-			m := f.Msg()
-			return fmt.Errorf("natssink: publish %s (id %s): %w", m.Subject, m.Header.Get(jetstream.MsgIDHeader), err)
+			return nil
+		case err := <-errc:
+			return s.failed(f, err)
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.ackTimeout)
+		} else {
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(s.cfg.ackTimeout)
+		}
+		select {
+		case ack := <-okc:
+			last = ack.Sequence
+			return nil
+		case err := <-errc:
+			return s.failed(f, err)
 		case <-timer.C:
 			return fmt.Errorf("natssink: no ack from stream %s in %v", s.stream, s.cfg.ackTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(s.cfg.ackTimeout)
-		return nil
 	}
+	b := newBatch(msgs, seq, chained)
 	for i := range msgs {
 		if len(pending) == s.cfg.window {
 			if err := wait(); err != nil {
 				return 0, err
 			}
 		}
-		m := &msgs[i]
-		// One backing array for the header's values: a message costs a
-		// map and one slice, not a slice per header.
-		n := len(m.Headers) + 3
-		h := make(nats.Header, n)
-		vals := make([]string, 0, n)
-		add := func(k, v string) {
-			vals = append(vals, v)
-			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
-		for k, v := range m.Headers {
-			add(k, v)
-		}
-		add(jetstream.MsgIDHeader, m.ID)
-		add(HeaderPosition, strconv.FormatUint(m.Position, 10))
-		if chained {
-			add(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq+uint64(i), 10))
-		}
-		nm := &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+		nm := b.msg(i)
 		for {
 			f, err := s.js.PublishMsgAsync(nm)
 			if err == nil {
@@ -287,20 +288,102 @@ func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, ch
 			// A client-wide full pipeline (other publishers on js)
 			// refuses after a stall; nothing was sent.
 			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-				return 0, fmt.Errorf("natssink: publish %s (id %s): %w", m.Subject, m.ID, err)
+				return 0, fmt.Errorf("natssink: publish %s (id %s): %w", msgs[i].Subject, msgs[i].ID, err)
 			}
 		}
 	}
 	for len(pending) > 0 {
-		if err := wait(); err != nil && firstErr == nil {
-			firstErr = err
-			break
+		if err := wait(); err != nil {
+			return 0, err
 		}
 	}
-	if firstErr != nil {
-		return 0, firstErr
-	}
 	return last, nil
+}
+
+// failed returns the error of f's publish, naming the message.
+func (s *Sink) failed(f jetstream.PubAckFuture, err error) error {
+	m := f.Msg()
+	return fmt.Errorf("natssink: publish %s (id %s): %w", m.Subject, m.Header.Get(jetstream.MsgIDHeader), err)
+}
+
+// batch builds the NATS messages of one publish. Their structs, their
+// headers' value slices and the digits of the numeric headers share one
+// allocation each for the whole batch, so that a message costs its
+// header map and little else. A batch is never reused: a publish that
+// fails leaves acks pending, whose futures keep their messages and may
+// still send them again.
+type batch struct {
+	msgs    []relay.Message
+	nms     []nats.Msg
+	vals    []string // the headers' values, in one backing array
+	digits  string   // the decimal Position (and expected sequence) of every message
+	ends    []int    // where each number of digits ends
+	chained bool
+}
+
+// newBatch prepares the NATS messages of msgs; chained, the first
+// expects the stream's last sequence to be seq.
+func newBatch(msgs []relay.Message, seq uint64, chained bool) *batch {
+	per := 2 // Nats-Msg-Id, the Position
+	if chained {
+		per = 3 // and Nats-Expected-Last-Sequence
+	}
+	n := 0
+	for i := range msgs {
+		n += len(msgs[i].Headers) + per
+	}
+	b := &batch{msgs: msgs, nms: make([]nats.Msg, len(msgs)), vals: make([]string, 0, n), chained: chained}
+	nums := per - 1
+	b.ends = make([]int, 0, nums*len(msgs))
+	digits := make([]byte, 0, 8*nums*len(msgs))
+	for i := range msgs {
+		digits = strconv.AppendUint(digits, msgs[i].Position, 10)
+		b.ends = append(b.ends, len(digits))
+		if chained {
+			digits = strconv.AppendUint(digits, seq+uint64(i), 10)
+			b.ends = append(b.ends, len(digits))
+		}
+	}
+	b.digits = string(digits)
+	return b
+}
+
+// num returns the k-th number of the batch's digits.
+func (b *batch) num(k int) string {
+	start := 0
+	if k > 0 {
+		start = b.ends[k-1]
+	}
+	return b.digits[start:b.ends[k]]
+}
+
+// msg returns the NATS message of the i-th message.
+func (b *batch) msg(i int) *nats.Msg {
+	m := &b.msgs[i]
+	// A map of at most 8 entries is one group, without a table: the
+	// default map's 6 headers and the sink's 2 fit.
+	n := len(m.Headers) + 2
+	if b.chained {
+		n++
+	}
+	h := make(nats.Header, n)
+	add := func(k, v string) {
+		b.vals = append(b.vals, v)
+		h[k] = b.vals[len(b.vals)-1 : len(b.vals) : len(b.vals)]
+	}
+	for k, v := range m.Headers {
+		add(k, v)
+	}
+	add(jetstream.MsgIDHeader, m.ID)
+	if b.chained {
+		add(HeaderPosition, b.num(2*i))
+		add(jetstream.ExpectedLastSeqHeader, b.num(2*i+1))
+	} else {
+		add(HeaderPosition, b.num(i))
+	}
+	nm := &b.nms[i]
+	*nm = nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+	return nm
 }
 
 // sync reads the stream's head: its last sequence and the Position of its

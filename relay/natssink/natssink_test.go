@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -192,6 +193,66 @@ func TestPublishesSelectedEventsOnce(t *testing.T) {
 			if st.Published != uint64(public) || st.Filtered != uint64(7*30-public) || st.PublishErrors != 0 || st.Lag != 0 {
 				t.Errorf("status: published %d filtered %d errors %d lag %d; want %d, %d, 0, 0",
 					st.Published, st.Filtered, st.PublishErrors, st.Lag, public, 7*30-public)
+			}
+		})
+	}
+}
+
+// Rule: every message is stored with exactly its own headers, its ID in
+// Nats-Msg-Id and its Position in Relay-Position, whatever the number of
+// its headers, in batches larger than the window.
+func TestPublishesHeaders(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			js := connect(t, natstest.Server(t))
+			setup(t, js)
+			opts := []natssink.Option{natssink.WithWindow(3)}
+			if exclusive {
+				opts = append(opts, natssink.WithExclusive())
+			}
+			sink, err := natssink.New(ctx, js, stream, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []relay.Message
+			for i := range 10 {
+				h := map[string]string{}
+				for k := range i {
+					h[fmt.Sprintf("H-%d", k)] = fmt.Sprintf("%d-%d", i, k)
+				}
+				pos := uint64(1000*i + 7)
+				if i == 9 {
+					pos = math.MaxUint64
+				}
+				msgs = append(msgs, relay.Message{Subject: "public.T.E", ID: fmt.Sprintf("id-%d", i), Data: []byte{byte(i)}, Headers: h, Position: pos})
+			}
+			if err := sink.Publish(ctx, msgs[:4]); err != nil {
+				t.Fatal(err)
+			}
+			if err := sink.Publish(ctx, msgs[4:]); err != nil {
+				t.Fatal(err)
+			}
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range msgs {
+				got, err := s.GetMsg(ctx, uint64(i+1))
+				if err != nil {
+					t.Fatalf("message %d: %v", i+1, err)
+				}
+				want := nats.Header{jetstream.MsgIDHeader: {m.ID}, natssink.HeaderPosition: {strconv.FormatUint(m.Position, 10)}}
+				for k, v := range m.Headers {
+					want[k] = []string{v}
+				}
+				if exclusive {
+					want[jetstream.ExpectedLastSeqHeader] = []string{strconv.Itoa(i)}
+				}
+				if fmt.Sprint(got.Header) != fmt.Sprint(want) || got.Subject != m.Subject || string(got.Data) != string(m.Data) {
+					t.Errorf("message %d: %s %q %v, want %s %q %v", i+1, got.Subject, got.Data, got.Header, m.Subject, m.Data, want)
+				}
 			}
 		})
 	}
