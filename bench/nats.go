@@ -313,15 +313,8 @@ func natsRawSync(ctx context.Context, env *Env) (Result, error) {
 // header, is known in advance. check false leaves that header out.
 func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 	return func(ctx context.Context, env *Env) (Result, error) {
-		var failed atomic.Int64
-		var firstErr atomic.Value
-		ne, err := natsSetup(ctx,
-			jetstream.WithPublishAsyncMaxPending(natsFlags.pending),
-			jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-				if failed.Add(1) == 1 {
-					firstErr.Store(err)
-				}
-			}))
+		var failed asyncFailures
+		ne, err := natsSetup(ctx, jetstream.WithPublishAsyncMaxPending(natsFlags.pending), failed.handler())
 		if err != nil {
 			return Result{}, err
 		}
@@ -363,8 +356,8 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 			return Result{}, err
 		}
 		elapsed, cpu := sw.stop()
-		if k := failed.Load(); k > 0 {
-			return Result{}, fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, firstErr.Load())
+		if err := failed.err(total); err != nil {
+			return Result{}, err
 		}
 		stored, err := ne.streamMsgs(ctx)
 		if err != nil {
@@ -413,4 +406,27 @@ func publishAllAsync(ctx context.Context, env *Env, js jetstream.JetStream, msgs
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for acks: %w", ctx.Err())
 	}
+}
+
+// asyncFailures counts the asynchronous publishes that failed, through the
+// handler it gives a JetStream context, and keeps the first error.
+type asyncFailures struct {
+	n     atomic.Int64
+	first atomic.Value
+}
+
+func (f *asyncFailures) handler() jetstream.JetStreamOpt {
+	return jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+		if f.n.Add(1) == 1 {
+			f.first.Store(err)
+		}
+	})
+}
+
+// err reports the failures among total publishes, nil if none.
+func (f *asyncFailures) err(total int) error {
+	if k := f.n.Load(); k > 0 {
+		return fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, f.first.Load())
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -163,14 +162,8 @@ func relayRun(exclusive bool) func(ctx context.Context, env *Env) (Result, error
 }
 
 func relayRaw(ctx context.Context, env *Env) (Result, error) {
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	ne, stream, err := relaySetup(ctx, jetstream.WithPublishAsyncMaxPending(relayFlags.window),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			if failed.Add(1) == 1 {
-				firstErr.Store(err)
-			}
-		}))
+	var failed asyncFailures
+	ne, stream, err := relaySetup(ctx, jetstream.WithPublishAsyncMaxPending(relayFlags.window), failed.handler())
 	if err != nil {
 		return Result{}, err
 	}
@@ -206,8 +199,8 @@ func relayRaw(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	elapsed, cpu := sw.stop()
-	if k := failed.Load(); k > 0 {
-		return Result{}, fmt.Errorf("%d of %d publishes failed, the first with %v", k, len(msgs), firstErr.Load())
+	if err := failed.err(len(msgs)); err != nil {
+		return Result{}, err
 	}
 	stored, err := relayCount(ctx, ne.js, stream)
 	if err != nil {
