@@ -29,9 +29,8 @@ type Timers interface {
 	// Cancel cancels the timer id; a timer that is not pending is left
 	// alone.
 	Cancel(ctx context.Context, id string) error
-	// Fired reports whether rec records the firing of a timer, and which:
-	// its id and payload.
-	Fired(rec eventlog.Record) (id string, payload []byte, ok bool)
+	// Fired reports whether rec records the firing of a timer, and which.
+	Fired(rec eventlog.Record) (id string, ok bool)
 }
 
 // Option configures a [Manager].
@@ -117,23 +116,29 @@ type Manager[S any] struct {
 
 // instance is the state of one instance as its entity keeps it: the
 // process state (encoded), the state before the last step, the Position of
-// the last step's input, and the pending timers by name, with the id each
-// was set under.
+// the last step's input, and the pending timers by name.
 type instance struct {
-	State  []byte            `json:"state,omitempty"`
-	Prev   []byte            `json:"prev,omitempty"`
-	Last   uint64            `json:"last,omitempty"`
-	Timers map[string]string `json:"timers,omitempty"`
+	State  []byte             `json:"state,omitempty"`
+	Prev   []byte             `json:"prev,omitempty"`
+	Last   uint64             `json:"last,omitempty"`
+	Timers map[string]pending `json:"timers,omitempty"`
 	// PrevTimers are the pending timers before the last step.
-	PrevTimers map[string]string `json:"prev_timers,omitempty"`
+	PrevTimers map[string]pending `json:"prev_timers,omitempty"`
+}
+
+// pending is a timer an instance has set: the id it was set under in the
+// Timers store, and its payload.
+type pending struct {
+	ID      string `json:"id"`
+	Payload []byte `json:"payload,omitempty"`
 }
 
 // stepped is the one event of an instance: a step, with its input's
 // Position, the state after it and the pending timers after it.
 type stepped struct {
-	Position uint64            `json:"position"`
-	State    []byte            `json:"state,omitempty"`
-	Timers   map[string]string `json:"timers,omitempty"`
+	Position uint64             `json:"position"`
+	State    []byte             `json:"state,omitempty"`
+	Timers   map[string]pending `json:"timers,omitempty"`
 }
 
 var steppedEvents = func() *binarize.Registry[stepped] {
@@ -269,7 +274,7 @@ func (m *Manager[S]) handle(ctx context.Context, rec eventlog.Record) error {
 	in := Input{Record: rec}
 	var timerID string
 	if m.cfg.timers != nil && rec.EntityType == m.cfg.timers.Type() {
-		id, payload, ok := m.cfg.timers.Fired(rec)
+		id, ok := m.cfg.timers.Fired(rec)
 		if !ok {
 			return nil // a timer scheduled or cancelled
 		}
@@ -277,7 +282,7 @@ func (m *Manager[S]) handle(ctx context.Context, rec eventlog.Record) error {
 		if !ok {
 			return nil // not one of ours
 		}
-		in.Instance, in.Timer, timerID = inst, &Fired{Name: name, Payload: payload}, id
+		in.Instance, in.Timer, timerID = inst, &Fired{Name: name}, id
 	} else {
 		inst, ok := m.def.Correlate(rec)
 		if !ok {
@@ -382,19 +387,23 @@ func (c step[S]) Handle(tx *entity.Tx[instance, stepped]) (stepOut, error) {
 	m, in, st := c.m, c.in, tx.State()
 	pos := in.Record.Position
 	var state []byte
-	var pending map[string]string
+	var timers map[string]pending
 	switch {
 	case pos < st.Last:
 		return stepOut{kind: stepSkipped}, nil
 	case pos == st.Last:
 		// Recorded, but its effects may not all have been carried out:
 		// decide them again from the state before it.
-		state, pending = st.Prev, st.PrevTimers
+		state, timers = st.Prev, st.PrevTimers
 	default:
-		state, pending = st.State, st.Timers
+		state, timers = st.State, st.Timers
 	}
-	if in.Timer != nil && pending[in.Timer.Name] != c.timerID {
-		return stepOut{kind: stepStale}, nil
+	if in.Timer != nil {
+		p, ok := timers[in.Timer.Name]
+		if !ok || p.ID != c.timerID {
+			return stepOut{kind: stepStale}, nil
+		}
+		in.Timer.Payload = p.Payload
 	}
 	s := m.initial()
 	if state != nil {
@@ -410,29 +419,29 @@ func (c step[S]) Handle(tx *entity.Tx[instance, stepped]) (stepOut, error) {
 	if err := validateEffects(eff, m.cfg.timers != nil); err != nil {
 		return stepOut{}, err
 	}
-	after := maps.Clone(pending)
+	after := maps.Clone(timers)
 	if in.Timer != nil {
 		delete(after, in.Timer.Name)
 	}
 	out := stepOut{effects: eff}
 	for _, name := range eff.Cancel {
-		if id, ok := after[name]; ok {
-			out.cancel = append(out.cancel, id)
+		if p, ok := after[name]; ok {
+			out.cancel = append(out.cancel, p.ID)
 			delete(after, name)
 		}
 	}
 	if len(eff.Timers) > 0 {
 		out.timers = make(map[string]string, len(eff.Timers))
 		if after == nil {
-			after = make(map[string]string, len(eff.Timers))
+			after = make(map[string]pending, len(eff.Timers))
 		}
 	}
 	for _, t := range eff.Timers {
-		if id, ok := after[t.Name]; ok {
-			out.cancel = append(out.cancel, id) // replaced
+		if p, ok := after[t.Name]; ok {
+			out.cancel = append(out.cancel, p.ID) // replaced
 		}
 		id := timerID(tx.ID(), t.Name, pos)
-		out.timers[t.Name], after[t.Name] = id, id
+		out.timers[t.Name], after[t.Name] = id, pending{ID: id, Payload: t.Payload}
 	}
 	if pos == st.Last {
 		out.kind = stepAgain

@@ -83,11 +83,8 @@ func (f *fakeTimers) Cancel(ctx context.Context, id string) error {
 	return nil
 }
 
-func (f *fakeTimers) Fired(rec eventlog.Record) (string, []byte, bool) {
-	if rec.Name != "Fired" {
-		return "", nil, false
-	}
-	return rec.EntityID, rec.Data, true
+func (f *fakeTimers) Fired(rec eventlog.Record) (string, bool) {
+	return rec.EntityID, rec.Name == "Fired"
 }
 
 // fire records the firing of timer id with payload.
@@ -331,7 +328,7 @@ func TestTimers(t *testing.T) {
 	if got := f.timers.cancelled; !slices.Equal(got, []string{first}) {
 		t.Errorf("cancelled after Rearm: %v, want [%s]", got, first)
 	}
-	stale := f.timers.fire(t, f.ctx, first, "old")
+	stale := f.timers.fire(t, f.ctx, first, "")
 	f.waitFor(t, stale)
 	if st := f.m.Stats(); st.StaleTimers != 1 {
 		t.Errorf("StaleTimers after the replaced timer fired: %d, want 1", st.StaleTimers)
