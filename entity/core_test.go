@@ -22,6 +22,10 @@ type coreCmd struct {
 func (c *coreCmd) start() bool                 { return !c.abandoned }
 func (c *coreCmd) metadata() map[string]string { return c.meta }
 func (c *coreCmd) txRoom() *Tx[tState, tEvent] { return nil }
+func (c *coreCmd) idemKey() string             { return "" }
+func (c *coreCmd) encodeReply([]replyCodecEntry) (string, error) {
+	return "", errors.New("coreCmd has no reply")
+}
 func (c *coreCmd) run(tx *Tx[tState, tEvent]) error {
 	c.ran = true
 	return c.handle(tx)
@@ -100,7 +104,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			def := tType()
 			var d decision[tState, tEvent]
-			got := decide(context.Background(), &def, "x", tState{N: 10}, 5, tc.cmds, &d)
+			got := decide(context.Background(), &def, "x", tState{N: 10}, 5, tc.cmds, &d, idemView{})
 			w := tc.want
 			if got != w.consumed {
 				t.Errorf("consumed %d, want %d", got, w.consumed)
@@ -138,7 +142,7 @@ func TestDecideMetadataAndPanic(t *testing.T) {
 	a, b := add(1), add(2)
 	a.meta, b.meta = map[string]string{"correlation_id": "a"}, map[string]string{"correlation_id": "b"}
 	var d decision[tState, tEvent]
-	decide(context.Background(), &def, "x", tState{}, 0, []*coreCmd{a, b, panics()}, &d)
+	decide(context.Background(), &def, "x", tState{}, 0, []*coreCmd{a, b, panics()}, &d, idemView{})
 	if len(d.events) != 2 || d.events[0].Metadata["correlation_id"] != "a" || d.events[1].Metadata["correlation_id"] != "b" {
 		t.Errorf("events %+v, want each with its command's metadata", d.events)
 	}
@@ -155,7 +159,7 @@ func TestDecideEncodeFailure(t *testing.T) {
 	bad := tType()
 	bad.Events = events
 	var d decision[tState, tEvent]
-	got := decide(context.Background(), &bad, "x", tState{}, 0, []*coreCmd{add(1), add(2)}, &d)
+	got := decide(context.Background(), &bad, "x", tState{}, 0, []*coreCmd{add(1), add(2)}, &d, idemView{})
 	if got != 1 || len(d.events) != 0 || !d.recover || d.outcomes[0].err == nil || !d.outcomes[0].own {
 		t.Fatalf("encode failure: consumed %d, %d events, recover %v, outcome %+v", got, len(d.events), d.recover, d.outcomes[0])
 	}
