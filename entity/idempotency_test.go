@@ -457,6 +457,19 @@ func TestIdempotencyErrorsAndLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("a key in a sender's metadata is not a recorded key", func(t *testing.T) {
+		mem := eventlog.NewMemory()
+		k := register(t, newSystem(t, mem), entity.WithIdempotency())
+		ctx := entity.WithMetadata(context.Background(), map[string]string{entity.IdempotencyKeyMetadata: "x"})
+		if _, err := entity.Ask(ctx, k.Ref("c"), Add{N: 1}); err != nil {
+			t.Fatal(err)
+		}
+		k.Passivate("c") // recovery reads the event back
+		if got, _ := askKeyed(t, k.Ref("c"), "x", Add{N: 2}); got != 3 {
+			t.Errorf("keyed command replied %d, want 3: it runs, no reply was recorded", got)
+		}
+	})
+
 	t.Run("options", func(t *testing.T) {
 		sys := newSystem(t, eventlog.NewMemory())
 		for _, tc := range []struct {

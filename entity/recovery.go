@@ -163,11 +163,15 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			return fail(r.seq+1, fmt.Errorf("read events: %w", err))
 		}
 		if window > 0 {
+			// A key without a reply is not one the runtime recorded (a
+			// sender's metadata, say): it is not one.
 			if key := rec.Metadata[IdempotencyKeyMetadata]; key != "" {
-				if r.idem == nil {
-					r.idem = new(idemWindow)
+				if reply, ok := rec.Metadata[IdempotencyReplyMetadata]; ok {
+					if r.idem == nil {
+						r.idem = new(idemWindow)
+					}
+					r.idem.add(key, idemRecord{seq: rec.Seq, pos: rec.Position, reply: reply}, rec.Seq, window)
 				}
-				r.idem.add(key, idemRecord{seq: rec.Seq, pos: rec.Position, reply: rec.Metadata[IdempotencyReplyMetadata]}, rec.Seq, window)
 			}
 			if rec.Seq <= base {
 				continue
