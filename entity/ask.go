@@ -96,7 +96,13 @@ func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r
 //     the handler's rejection, a [*PersistError] for a conflict, a
 //     [*PanicError] if user code panicked, a [*RecoveryError] if the entity
 //     could not be recovered (it matches [eventlog.ErrUnavailable] if the
-//     store was out of reach), [ErrMailboxFull] or [ErrClosed].
+//     store was out of reach), [ErrMailboxFull] or [ErrClosed], or
+//     [ErrInvalid] (for instance a command with an idempotency key to a
+//     type that keeps none, or whose reply cannot be recorded).
+//
+// A command asked with an idempotency key ([WithIdempotencyKey]) that
+// the entity has recorded does not run: Ask returns the recorded reply
+// (see the package documentation, "Idempotent commands").
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
 	r, _, err := AskPosition(ctx, ref, cmd)
 	return r, err
@@ -106,7 +112,10 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 // the log: the Position of the last event of the append that carried them
 // (the entity may have appended the events of several commands at once),
 // which is at or after the Position of the command's own last event. It
-// is 0 if the command persisted nothing or failed.
+// is 0 if the command persisted nothing or failed. A command answered from
+// the record of its idempotency key (see [WithIdempotencyKey]) returns the
+// Position of the event that records it, as the first outcome did if it
+// was not batched with other commands.
 //
 // A read model that follows the entity's type has seen the command's
 // events once it has handled that Position: projection's

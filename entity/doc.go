@@ -124,7 +124,8 @@
 //     twice. An empty key is no key.
 //
 // A command without a key costs what it did: the key travels in the same
-// context value as [WithMetadata]'s.
+// context value as [WithMetadata]'s. [AskTarget] and cluster.Ask carry
+// the key to the entity's owner wherever it runs.
 //
 // # Changing the state
 //
