@@ -38,7 +38,8 @@ const (
 	killCommands    = 2000
 	killEntities    = 20
 	killSenders     = 32
-	killAfterAcks   = killCommands / 4
+	killWave        = 100 // the first child's commands in flight at once
+	killAfterWaves  = 5   // it is killed during the wave after these
 	killChildBudget = 25 * time.Second
 )
 
@@ -89,9 +90,10 @@ func ledgerType() entity.Type[Ledger, ItemAdded] {
 func ledgerOf(item int) string { return fmt.Sprintf("l-%d", item%killEntities) }
 
 // runKillChild is the child process: mode "first" sends the commands in
-// order until it is killed; "all" sends every command, in another order,
-// retrying each until it has an answer. It prints "ack <item> <reply>"
-// per answer and "done" at the end.
+// order, killWave at a time, printing "wave" after each and waiting for a
+// line on stdin before the next, until it is killed; "all" sends every
+// command, in another order, retrying each until it has an answer. It
+// prints "ack <item> <reply>" per answer and "done" at the end.
 func runKillChild(mode string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), killChildBudget)
 	defer cancel()
@@ -127,42 +129,62 @@ func runKillChild(mode string) int {
 	if mode == "all" {
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
-	var mu sync.Mutex // guards out
+	var mu sync.Mutex // guards out and failed
 	out := bufio.NewWriter(os.Stdout)
-	items := make(chan int)
-	var wg sync.WaitGroup
 	var failed error
+	// send sends the command of item until it has an answer ("all") or
+	// once ("first").
+	send := func(item int) {
+		cctx := entity.WithIdempotencyKey(ctx, "add/"+strconv.Itoa(item))
+		for {
+			reply, err := entity.Ask(cctx, k.Ref(ledgerOf(item)), AddItem{Item: item})
+			if err == nil {
+				mu.Lock()
+				fmt.Fprintf(out, "ack %d %d\n", item, reply)
+				out.Flush()
+				mu.Unlock()
+				return
+			}
+			if mode == "first" {
+				return
+			}
+			// Every failure here may be retried: that is what the key
+			// is for.
+			if ctx.Err() != nil {
+				mu.Lock()
+				failed = errors.Join(failed, fmt.Errorf("item %d: %w", item, err))
+				mu.Unlock()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	items := make(chan int)
+	var wg, wave sync.WaitGroup
 	for range killSenders {
 		wg.Go(func() {
 			for item := range items {
-				cctx := entity.WithIdempotencyKey(ctx, "add/"+strconv.Itoa(item))
-				for {
-					reply, err := entity.Ask(cctx, k.Ref(ledgerOf(item)), AddItem{Item: item})
-					if err == nil {
-						mu.Lock()
-						fmt.Fprintf(out, "ack %d %d\n", item, reply)
-						out.Flush()
-						mu.Unlock()
-						break
-					}
-					if mode == "first" {
-						break
-					}
-					// Every failure here may be retried: that is what
-					// the key is for.
-					if ctx.Err() != nil {
-						mu.Lock()
-						failed = errors.Join(failed, fmt.Errorf("item %d: %w", item, err))
-						mu.Unlock()
-						break
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
+				send(item)
+				wave.Done()
 			}
 		})
 	}
-	for _, item := range order {
+	stdin := bufio.NewScanner(os.Stdin)
+	for i, item := range order {
+		wave.Add(1)
 		items <- item
+		if mode == "first" && (i+1)%killWave == 0 {
+			// The parent paces the waves, so that it kills this process
+			// while one is in flight, never after the last.
+			wave.Wait()
+			mu.Lock()
+			fmt.Fprintln(out, "wave")
+			out.Flush()
+			mu.Unlock()
+			if !stdin.Scan() {
+				return fail(errors.New("stdin closed"))
+			}
+		}
 	}
 	close(items)
 	wg.Wait()
@@ -177,10 +199,11 @@ func runKillChild(mode string) int {
 	return 0
 }
 
-// killChild runs a child in mode, kills it with SIGKILL after killAfter
-// answers if killAfter > 0, and returns its answers (item to reply) and
-// whether it said done.
-func killChild(t *testing.T, url, mode string, killAfter int) (map[int]int, bool) {
+// killChild runs a child in mode and returns its answers (item to reply)
+// and whether it said done. If killAfterWaves > 0, it lets the child send
+// that many waves and kills it with SIGKILL at the first answer of the
+// next: the rest of that wave is in flight.
+func killChild(t *testing.T, url, mode string, killAfterWaves int) (map[int]int, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), killChildBudget+5*time.Second)
 	defer cancel()
@@ -192,15 +215,27 @@ func killChild(t *testing.T, url, mode string, killAfter int) (map[int]int, bool
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	acks, done, killed := map[int]int{}, false, false
+	acks, done, killed, waves := map[int]int{}, false, false, 0
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "done" {
+		switch line {
+		case "done":
 			done = true
+			continue
+		case "wave":
+			waves++
+			if _, err := fmt.Fprintln(stdin, "next"); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		var item, reply int
@@ -211,7 +246,7 @@ func killChild(t *testing.T, url, mode string, killAfter int) (map[int]int, bool
 			t.Errorf("%s child: item %d answered twice, %d and %d", mode, item, prev, reply)
 		}
 		acks[item] = reply
-		if killAfter > 0 && len(acks) == killAfter && !killed {
+		if killAfterWaves > 0 && waves == killAfterWaves && !killed {
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +312,7 @@ func TestIdempotentCommandsSurviveKill9(t *testing.T) {
 	}
 	defer log.Close()
 
-	first, done := killChild(t, srv.ClientURL(), "first", killAfterAcks)
+	first, done := killChild(t, srv.ClientURL(), "first", killAfterWaves)
 	if done || len(first) >= killCommands {
 		t.Fatalf("the first child answered %d of %d commands and was not killed mid-way", len(first), killCommands)
 	}
