@@ -191,6 +191,31 @@ func TestIdempotencyWindowAcrossSnapshot(t *testing.T) {
 	}
 }
 
+// Keys whose events WithDeleteEventsOnSnapshot deleted are forgotten by
+// recovery, as documented: a re-send that late runs again.
+func TestIdempotencyKeysOfDeletedEventsAreForgotten(t *testing.T) {
+	mem := eventlog.NewMemory()
+	store := snapshotstore.NewMemory()
+	opts := []entity.KindOption{entity.WithSnapshotEvery(2), entity.WithDeleteEventsOnSnapshot(), entity.WithIdempotency()}
+	sys := newSystem(t, mem, entity.WithSnapshotStore(store))
+	ref := register(t, sys, opts...).Ref("c")
+	askKeyed(t, ref, "k", Add{N: 1})
+	ask(t, ref, Add{N: 1}) // seq 2: a snapshot, then events 1 and 2 deleted
+	if got, _ := askKeyed(t, ref, "k", Add{N: 1}); got != 1 {
+		t.Errorf("re-send while live replied %d, want 1: the window still holds the key", got)
+	}
+	if err := sys.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if recs := records(t, mem, "c"); len(recs) != 0 {
+		t.Fatalf("events %v left, want all deleted", seqs(recs))
+	}
+	k2 := register(t, newSystem(t, mem, entity.WithSnapshotStore(store)), opts...)
+	if got, _ := askKeyed(t, k2.Ref("c"), "k", Add{N: 1}); got != 3 {
+		t.Errorf("re-send after recovery replied %d, want 3: its event is gone, so it runs again", got)
+	}
+}
+
 // Commands with one key that wait in one batch: the first applies, the
 // others are answered from its outcome.
 func TestIdempotentDuplicatesInOneBatch(t *testing.T) {
