@@ -114,8 +114,9 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 // which is at or after the Position of the command's own last event. It
 // is 0 if the command persisted nothing or failed. A command answered from
 // the record of its idempotency key (see [WithIdempotencyKey]) returns the
-// Position of the event that records it, as the first outcome did if it
-// was not batched with other commands.
+// Position its first outcome returned or, once the entity has recovered
+// from the log since, that of the event recording the key: either is at
+// or after the Position of the command's own last event.
 //
 // A read model that follows the entity's type has seen the command's
 // events once it has handled that Position: projection's

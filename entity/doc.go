@@ -89,12 +89,12 @@
 // the metadata of its last event: in the same atomic append, so the key
 // is recorded if and only if the command took effect. A command sent
 // again with a key the entity has recorded does not run: Ask returns the
-// recorded reply, decoded, and [AskPosition] the recorded event's
-// Position, without appending. So a command re-sent after a crash, after
-// an outcome-unknown failure (the entity reads the log again before its
-// next command and finds the key), or twice at once (the second, waiting
-// behind the first or in its batch, gets the first's outcome) takes
-// effect once.
+// recorded reply, decoded, and [AskPosition] the first outcome's Position
+// (after a recovery, that of the event recording the key), without
+// appending. So a command re-sent after a crash, after an outcome-unknown
+// failure (the entity reads the log again before its next command and
+// finds the key), or twice at once (the second, waiting behind the first
+// or in its batch, gets the first's outcome) takes effect once.
 //
 // The limits:
 //
