@@ -54,6 +54,7 @@ var pgFlags struct {
 	entities   int
 	commands   int
 	conns      int
+	logWorkers int
 	copyBatch  int
 	copyConns  int
 	hotCallers int
@@ -67,6 +68,7 @@ func init() {
 		fs.IntVar(&pgFlags.entities, "pg-entities", 10_000, "postgres: entities (one caller each)")
 		fs.IntVar(&pgFlags.commands, "pg-commands", 10, "postgres: commands per entity, one after the other")
 		fs.IntVar(&pgFlags.conns, "pg-conns", 16, "postgres: pool size (pgxpool MaxConns) of every system")
+		fs.IntVar(&pgFlags.logWorkers, "pg-log-concurrency", postgreslog.DefaultConcurrency, "postgres: group-commit transactions the eventsourced Log runs at once (postgreslog.WithConcurrency)")
 		fs.IntVar(&pgFlags.copyBatch, "pg-copy-batch", 10_000, "postgres: rows per COPY of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.copyConns, "pg-copy-conns", 2, "postgres: concurrent COPY connections of the raw-copy ceiling")
 		fs.IntVar(&pgFlags.hotCallers, "pg-hot-callers", 64, "postgres-hot: concurrent callers of the one entity")
@@ -243,7 +245,7 @@ func (e *pgEnv) postgreslog(ctx context.Context) (*postgreslog.Log, error) {
 	if err := postgreslog.Setup(ctx, e.pool, postgreslog.WithSchema(e.schema)); err != nil {
 		return nil, err
 	}
-	return postgreslog.New(e.pool, postgreslog.WithSchema(e.schema))
+	return postgreslog.New(e.pool, postgreslog.WithSchema(e.schema), postgreslog.WithConcurrency(pgFlags.logWorkers))
 }
 
 // pgSize returns the scenario's entities and commands per entity.
