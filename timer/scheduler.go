@@ -1,0 +1,403 @@
+package timer
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+)
+
+// The scheduler is the read side of the timers: the projection's handler
+// keeps the pending timers it reads (byID) in a min-heap by due time, a
+// dispatcher hands the due ones to a pool of workers, and each worker
+// checks the timer, fires it and records the firing. A timer leaves the
+// scheduler's state only when the projection reads its end (Fired,
+// Cancelled, or a newer Scheduled): so what the state holds never depends
+// on the workers, and the low-water mark derived from it is safe.
+
+// entry is one pending generation of a timer. id, gen, at, payload and
+// pos never change; the rest is guarded by sched.mu.
+type entry struct {
+	id      string
+	gen     uint64
+	at      time.Time
+	payload []byte
+	pos     uint64 // the Position of its Scheduled event
+
+	next     time.Time // when to try it: at, or later after a failure
+	index    int       // in the heap; -1 when not in it
+	inflight bool      // a worker has it
+	gone     bool      // the projection has read its end
+	fired    bool      // the fire function succeeded; the record is left
+	attempts int
+}
+
+// sched is the state of one run of the scheduler.
+type sched struct {
+	wake chan struct{} // wakes the dispatcher; capacity 1
+
+	// startTime is when the run started.
+	startTime time.Time
+
+	// mu guards everything below it.
+	mu   sync.Mutex
+	byID map[string]*entry // the pending timers, by id
+	h    entryHeap         // the pending timers no worker has, by next
+	// fifo holds the pending timers in the order of their Positions, and
+	// timers gone since (cleaned lazily): its first live entry is the
+	// oldest event still needed, which sets the low-water mark.
+	fifo     []*entry
+	handled  uint64 // the Position of the last event handled
+	inflight int
+	saved    uint64 // the low-water mark last stored
+
+	fired, recorded, failures, storeErrors uint64
+	lastErr                                error
+	lastErrTime                            time.Time
+}
+
+func newSched(mark uint64) *sched {
+	return &sched{wake: make(chan struct{}, 1), byID: make(map[string]*entry), handled: mark, saved: mark}
+}
+
+// signal wakes the dispatcher.
+func (s *sched) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// markLocked returns the low-water mark: the Position before the oldest
+// Scheduled event of a pending timer, or, with none pending, the last
+// Position handled. Every pending timer's Scheduled is after it, and
+// events not yet handled are after the last handled, so a run that starts
+// reading after the mark finds every timer that is still pending. It
+// never goes back: new timers come after the last handled Position, and
+// timers only leave.
+func (s *sched) markLocked() uint64 {
+	k := 0
+	for k < len(s.fifo) && s.fifo[k].gone {
+		k++
+	}
+	if k > 0 {
+		s.fifo = append(s.fifo[:0], s.fifo[k:]...)
+	}
+	if len(s.fifo) > 2*len(s.byID)+64 {
+		// Timers that went out of order (a later one cancelled before an
+		// earlier one) pile up behind the first live one.
+		s.fifo = deleteGone(s.fifo)
+	}
+	if len(s.fifo) == 0 {
+		return s.handled
+	}
+	return s.fifo[0].pos - 1
+}
+
+func deleteGone(es []*entry) []*entry {
+	out := es[:0]
+	for _, e := range es {
+		if !e.gone {
+			out = append(out, e)
+		}
+	}
+	clear(es[len(out):])
+	return out
+}
+
+// handle is the projection's handler: it applies a batch of timer events
+// to the scheduler's state. It decodes the whole batch first, so a batch
+// that fails changes nothing and its retry applies it once.
+func (t *Timers) handle(ctx context.Context, batch []eventlog.Record) error {
+	evs := make([]Event, len(batch))
+	for i, rec := range batch {
+		e, err := t.codec.Decode(rec.Name, rec.Revision, rec.Data)
+		if err != nil {
+			return fmt.Errorf("timer: %s: decode %s/%s seq %d (position %d, %s): %w", t.name,
+				eventlog.FormatID(rec.EntityType), eventlog.FormatID(rec.EntityID), rec.Seq, rec.Position, rec.Name, err)
+		}
+		evs[i] = e
+	}
+	t.mu.Lock()
+	s := t.s
+	t.mu.Unlock()
+	s.mu.Lock()
+	for i := range batch {
+		rec := &batch[i]
+		old := s.byID[rec.EntityID]
+		switch e := evs[i].(type) {
+		case Scheduled:
+			if old != nil {
+				if old.gen >= e.Generation {
+					continue // never happens in Position order
+				}
+				s.drop(old)
+			}
+			n := &entry{id: rec.EntityID, gen: e.Generation, at: e.At, payload: e.Payload, pos: rec.Position, next: e.At, index: -1}
+			s.byID[n.id] = n
+			heap.Push(&s.h, n)
+			s.fifo = append(s.fifo, n)
+		case Cancelled:
+			if old != nil && old.gen == e.Generation {
+				s.drop(old)
+			}
+		case Fired:
+			if old != nil && old.gen == e.Generation {
+				s.drop(old)
+			}
+		}
+	}
+	s.handled = batch[len(batch)-1].Position
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// drop removes e from the pending timers; a worker that has it lets it
+// go. The caller holds mu.
+func (s *sched) drop(e *entry) {
+	e.gone = true
+	delete(s.byID, e.id)
+	if e.index >= 0 {
+		heap.Remove(&s.h, e.index)
+	}
+}
+
+// dispatch hands the due timers to the workers, as many as are idle, and
+// sleeps until the next one is due or something changes. It wakes at
+// least every second, so a wall clock that jumps is noticed.
+func (t *Timers) dispatch(ctx context.Context, s *sched, work chan<- *entry) {
+	const maxWait = time.Second
+	var tm *time.Timer // the system clock's, reused
+	if _, ok := t.cfg.clock.(systemClock); ok {
+		tm = time.NewTimer(maxWait)
+		defer tm.Stop()
+	}
+	for {
+		wait := maxWait
+		s.mu.Lock()
+		now := t.cfg.clock.Now()
+		for s.inflight < t.cfg.concurrency && len(s.h) > 0 {
+			e := s.h[0]
+			if d := e.next.Sub(now); d > 0 {
+				wait = min(d, maxWait)
+				break
+			}
+			heap.Pop(&s.h)
+			e.inflight = true
+			s.inflight++
+			work <- e // never blocks: it holds fewer than concurrency
+		}
+		s.mu.Unlock()
+		var after <-chan time.Time
+		if tm != nil {
+			tm.Reset(wait)
+			after = tm.C
+		} else {
+			after = t.cfg.clock.After(wait)
+		}
+		select {
+		case <-s.wake:
+		case <-after:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// worker fires the timers dispatch hands it until ctx ends.
+func (t *Timers) worker(ctx context.Context, s *sched, work <-chan *entry) {
+	for {
+		select {
+		case e := <-work:
+			t.process(ctx, s, e)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// process checks that e is still the timer's pending generation, fires
+// it and records the firing. A failure puts it back in the heap with
+// backoff.
+func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
+	ref := t.kind.Ref(e.id)
+	s.mu.Lock()
+	fired := e.fired
+	e.attempts++
+	attempt := e.attempts
+	s.mu.Unlock()
+	if !fired {
+		// The scheduler may be behind the log: ask the timer itself, so
+		// that a timer cancelled or rescheduled there is not fired.
+		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
+		pending, err := entity.Ask(cctx, ref, checkCmd{gen: e.gen})
+		cancel()
+		if err != nil {
+			t.retry(ctx, s, e, attempt, true, fmt.Errorf("timer: %s: check %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
+			return
+		}
+		if !pending {
+			t.settle(s, e) // the projection will read what replaced it
+			return
+		}
+		tm := Timer{Name: t.name, ID: e.id, Generation: e.gen, At: e.at, Payload: e.payload, Key: Key(t.name, e.id, e.gen), Attempt: attempt}
+		if err := t.call(entity.WithIdempotencyKey(ctx, tm.Key), tm); err != nil {
+			if ctx.Err() != nil {
+				t.settle(s, e) // stopping: the next run fires it again
+				return
+			}
+			t.retry(ctx, s, e, attempt, false, fmt.Errorf("timer: %s: fire %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
+			return
+		}
+		s.mu.Lock()
+		e.fired = true
+		s.fired++
+		s.mu.Unlock()
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
+	recorded, err := entity.Ask(cctx, ref, markFiredCmd{gen: e.gen})
+	cancel()
+	if err != nil {
+		t.retry(ctx, s, e, attempt, true, fmt.Errorf("timer: %s: record the firing of %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
+		return
+	}
+	if recorded {
+		s.mu.Lock()
+		s.recorded++
+		s.mu.Unlock()
+	}
+	t.settle(s, e)
+}
+
+// call runs the fire function, turning a panic into an error.
+func (t *Timers) call(ctx context.Context, tm Timer) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			t.cfg.logger.Error("timer fire function panicked", "timers", t.name, "timer", tm.ID, "generation", tm.Generation, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("fire function panicked: %v", v)
+		}
+	}()
+	return t.fire(ctx, tm)
+}
+
+// settle lets e go from its worker: it stays pending until the projection
+// reads its end, and no worker will take it again in this run.
+func (t *Timers) settle(s *sched, e *entry) {
+	s.mu.Lock()
+	e.inflight = false
+	s.inflight--
+	s.mu.Unlock()
+	s.signal()
+}
+
+// retry puts e back in the heap after a failure, due again after the
+// backoff of its attempt, unless the projection has read its end or the
+// run is stopping.
+func (t *Timers) retry(ctx context.Context, s *sched, e *entry, attempt int, store bool, err error) {
+	if ctx.Err() != nil {
+		t.settle(s, e)
+		return
+	}
+	delay := t.cfg.initial
+	for i := 1; i < attempt && delay < t.cfg.maxDelay; i++ {
+		delay *= 2
+	}
+	delay = min(delay, t.cfg.maxDelay)
+	now := t.cfg.clock.Now()
+	s.mu.Lock()
+	if store {
+		s.storeErrors++
+	} else {
+		s.failures++
+	}
+	s.lastErr, s.lastErrTime = err, now
+	e.inflight = false
+	s.inflight--
+	if !e.gone {
+		e.next = now.Add(delay)
+		heap.Push(&s.h, e)
+	}
+	s.mu.Unlock()
+	s.signal()
+	t.cfg.logger.Warn("timer failed; retrying", "timers", t.name, "timer", e.id, "generation", e.gen, "attempt", attempt, "err", err, "delay", delay)
+}
+
+// saveMarks stores the low-water mark every mark interval until ctx ends.
+func (t *Timers) saveMarks(ctx context.Context, s *sched) {
+	tk := time.NewTicker(t.cfg.markEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-tk.C:
+			if err := t.saveMark(ctx, s); err != nil && ctx.Err() == nil {
+				t.cfg.logger.Warn("timers could not save their low-water mark; trying again later", "timers", t.markKey, "err", err)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// saveMark stores the low-water mark if it moved. The commit is
+// conditional on the mark last stored; if somebody else moved it (another
+// runner of the same name, which should not be), it takes theirs and
+// tries again next time.
+func (t *Timers) saveMark(ctx context.Context, s *sched) error {
+	s.mu.Lock()
+	mark, saved := s.markLocked(), s.saved
+	s.mu.Unlock()
+	if mark <= saved {
+		return nil
+	}
+	err := t.offsets.Commit(ctx, t.markKey, saved, mark, func(context.Context) error { return nil })
+	if errors.Is(err, projection.ErrOffsetMoved) {
+		if cur, lerr := t.offsets.Load(ctx, t.markKey); lerr == nil {
+			s.mu.Lock()
+			s.saved = cur
+			s.mu.Unlock()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("timer: %s: save low-water mark %d: %w", t.markKey, mark, err)
+	}
+	s.mu.Lock()
+	s.saved = mark
+	s.mu.Unlock()
+	return nil
+}
+
+// entryHeap orders entries by next, then by Position.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	if !h[i].next.Equal(h[j].next) {
+		return h[i].next.Before(h[j].next)
+	}
+	return h[i].pos < h[j].pos
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,517 @@
+package timer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/timer"
+)
+
+// Rule: timers fire in the order they are due, not scheduled, each once,
+// no earlier than due, with their payload, and the fire function's
+// context carries the key "<name>/<id>/<generation>".
+func TestFireOrderPayloadAndKey(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "reminders", rec.fire)
+	now := time.Now()
+	due := map[string]time.Time{"c": now.Add(240 * time.Millisecond), "a": now.Add(80 * time.Millisecond), "b": now.Add(160 * time.Millisecond)}
+	for _, id := range []string{"c", "a", "b"} {
+		gen, err := tm.Schedule(ctx, id, due[id], []byte("payload-"+id))
+		if err != nil || gen != 1 {
+			t.Fatalf("Schedule %s: generation %d, %v; want 1, nil", id, gen, err)
+		}
+	}
+	waitFor(t, "3 fires", func() bool { return len(rec.got()) == 3 && tm.Status().Pending == 0 })
+	for i, c := range rec.got() {
+		id := []string{"a", "b", "c"}[i]
+		wantKey := "reminders/" + id + "/1"
+		if c.ID != id || string(c.Payload) != "payload-"+id || c.Generation != 1 || !c.At.Equal(due[id]) || c.Attempt != 1 || c.Name != "reminders" {
+			t.Errorf("fire %d: %+v; want timer %s generation 1 attempt 1 with payload-%s, due %v", i, c.Timer, id, id, due[id])
+		}
+		if c.Key != wantKey || c.ctxKey != wantKey || timer.Key("reminders", id, 1) != wantKey {
+			t.Errorf("fire %d: Timer.Key %q, context key %q; want %q for both", i, c.Key, c.ctxKey, wantKey)
+		}
+		if c.time.Before(due[id]) {
+			t.Errorf("timer %s fired at %v, before it was due (%v)", id, c.time, due[id])
+		}
+	}
+	st := tm.Status()
+	if st.Fired != 3 || st.Recorded != 3 || st.Failures != 0 || st.Pending != 0 || st.InFlight != 0 {
+		t.Errorf("status %+v; want 3 fired and recorded, none failed, pending or in flight", st)
+	}
+	info, err := tm.Get(ctx, "a")
+	if err != nil || info.State != timer.StateFired || info.Generation != 1 {
+		t.Errorf("Get(a): %+v, %v; want fired generation 1", info, err)
+	}
+}
+
+// Rule: a timer cancelled before it is due never fires; Cancel reports
+// true for a pending timer and false, recording nothing, for one that is
+// unknown, cancelled already or fired.
+func TestCancel(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	log := eventlog.NewMemory()
+	_, tm := run(t, log, projection.NewMemory(), "c", rec.fire)
+	now := time.Now()
+	tm.Schedule(ctx, "x", now.Add(100*time.Millisecond), nil)
+	tm.Schedule(ctx, "y", now.Add(200*time.Millisecond), nil)
+	if ok, err := tm.Cancel(ctx, "x"); !ok || err != nil {
+		t.Fatalf("Cancel(x) of a pending timer: %v, %v; want true, nil", ok, err)
+	}
+	waitFor(t, "y to fire", func() bool { return len(rec.got()) == 1 && tm.Status().Pending == 0 })
+	time.Sleep(100 * time.Millisecond)
+	if keys := rec.keys(); !slices.Equal(keys, []string{"c/y/1"}) {
+		t.Errorf("fired %v; want only c/y/1: the cancelled x must not fire", keys)
+	}
+	for _, id := range []string{"x", "y", "unknown"} {
+		if ok, err := tm.Cancel(ctx, id); ok || err != nil {
+			t.Errorf("Cancel(%s): %v, %v; want false, nil", id, ok, err)
+		}
+	}
+	want := map[string][]string{"x": {"Scheduled", "Cancelled"}, "y": {"Scheduled", "Fired"}, "unknown": nil}
+	for id, w := range want {
+		if got := events(t, log, tm, id); !slices.Equal(got, w) {
+			t.Errorf("events of %s: %v, want %v", id, got, w)
+		}
+	}
+	for id, w := range map[string]timer.State{"x": timer.StateCancelled, "y": timer.StateFired, "unknown": timer.StateNone} {
+		if info, err := tm.Get(ctx, id); err != nil || info.State != w {
+			t.Errorf("Get(%s): %+v, %v; want state %v", id, info, err, w)
+		}
+	}
+}
+
+// Rule: the scheduler asks the timer before it fires, so a timer
+// cancelled in the log while the scheduler is stopped never fires, even
+// when it is long due and the scheduler reads its Scheduled first.
+func TestCancelWhileStoppedNeverFires(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	log := eventlog.NewMemory()
+	sys, tm := build(t, log, projection.NewMemory(), "c", rec.fire)
+	tm.Schedule(ctx, "x", time.Now().Add(-time.Hour), nil)
+	tm.Schedule(ctx, "y", time.Now().Add(-time.Hour), nil)
+	tm.Cancel(ctx, "x")
+	_ = sys
+	if err := tm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "y to be recorded", func() bool { return tm.Status().Recorded == 1 && tm.Status().Pending == 0 })
+	if keys := rec.keys(); !slices.Equal(keys, []string{"c/y/1"}) {
+		t.Errorf("fired %v; want only c/y/1", keys)
+	}
+}
+
+// Rule: rescheduling a pending timer replaces it: it fires once, at the
+// new time, with the next generation; scheduling it again at the same
+// time with the same payload changes nothing; a fired timer can be
+// scheduled again.
+func TestReschedule(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	log := eventlog.NewMemory()
+	_, tm := run(t, log, projection.NewMemory(), "r", rec.fire)
+	start := time.Now()
+	if gen, _ := tm.Schedule(ctx, "r1", start.Add(100*time.Millisecond), []byte("old")); gen != 1 {
+		t.Fatalf("first Schedule: generation %d, want 1", gen)
+	}
+	later := start.Add(400 * time.Millisecond)
+	if gen, _ := tm.Schedule(ctx, "r1", later, []byte("new")); gen != 2 {
+		t.Fatalf("reschedule: generation %d, want 2", gen)
+	}
+	if gen, _ := tm.Schedule(ctx, "r1", later, []byte("new")); gen != 2 {
+		t.Fatalf("the same schedule again: generation %d, want 2 (unchanged)", gen)
+	}
+	if got := events(t, log, tm, "r1"); !slices.Equal(got, []string{"Scheduled", "Scheduled"}) {
+		t.Errorf("events after the same schedule twice: %v, want two Scheduled", got)
+	}
+	waitFor(t, "r1 to fire", func() bool { return len(rec.got()) == 1 && tm.Status().Pending == 0 })
+	time.Sleep(100 * time.Millisecond)
+	calls := rec.got()
+	if len(calls) != 1 || calls[0].Key != "r/r1/2" || string(calls[0].Payload) != "new" || calls[0].time.Before(later) {
+		t.Fatalf("fires %+v; want one, r/r1/2 with the new payload, no earlier than %v", calls, later)
+	}
+	// A fired timer is scheduled again as the next generation.
+	if gen, err := tm.After(ctx, "r1", 0, []byte("again")); gen != 3 || err != nil {
+		t.Fatalf("Schedule after the fire: %d, %v; want generation 3", gen, err)
+	}
+	waitFor(t, "r1 to fire again", func() bool { return len(rec.got()) == 2 })
+	if keys := rec.keys(); !slices.Equal(keys, []string{"r/r1/2", "r/r1/3"}) {
+		t.Errorf("fired %v, want r/r1/2 then r/r1/3", keys)
+	}
+}
+
+// Rule: a timer in the past fires at once, with its At as given; on a
+// clock the test moves, a timer in the future waits for it.
+func TestPastTimerFiresAtOnce(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	clk := &fakeClock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "p", rec.fire, timer.WithClock(clk))
+	past := clk.Now().Add(-time.Hour)
+	tm.Schedule(ctx, "past", past, nil)
+	if _, err := tm.After(ctx, "future", time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tm.After(ctx, "negative", -time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the past timers to fire", func() bool { return len(rec.got()) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	calls := rec.got()
+	slices.SortFunc(calls, func(a, b fireCall) int { return strings.Compare(a.ID, b.ID) })
+	if len(calls) != 2 || calls[0].ID != "negative" || calls[1].ID != "past" || !calls[1].At.Equal(past) {
+		t.Fatalf("fires %+v; want negative and past (At %v), and not future", calls, past)
+	}
+	clk.Advance(59 * time.Minute)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rec.got()); n != 2 {
+		t.Fatalf("%d fires a minute before future is due, want 2", n)
+	}
+	clk.Advance(time.Minute)
+	waitFor(t, "future to fire once its time comes", func() bool { return len(rec.got()) == 3 })
+}
+
+// Rule: a fire that fails is retried with backoff, with the same key and
+// the next attempt, until it succeeds; meanwhile it holds no worker, so
+// other timers fire.
+func TestFailedFireIsRetried(t *testing.T) {
+	ctx := context.Background()
+	var failures atomic.Int32
+	rec := &recorder{fail: func(tm timer.Timer) error {
+		if tm.ID == "flaky" && failures.Add(1) <= 3 {
+			return errors.New("downstream unavailable")
+		}
+		return nil
+	}}
+	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "f", rec.fire,
+		timer.WithConcurrency(1), timer.WithRetry(60*time.Millisecond, 200*time.Millisecond))
+	now := time.Now()
+	tm.Schedule(ctx, "flaky", now, nil)
+	tm.Schedule(ctx, "steady", now.Add(30*time.Millisecond), nil)
+	waitFor(t, "both to be recorded", func() bool { return tm.Status().Recorded == 2 && tm.Status().Pending == 0 })
+	var attempts []int
+	var keys []string
+	for _, c := range rec.got() {
+		if c.ID == "flaky" {
+			attempts = append(attempts, c.Attempt)
+			keys = append(keys, c.ctxKey)
+		}
+	}
+	if !slices.Equal(attempts, []int{1, 2, 3, 4}) || !slices.Equal(keys, []string{"f/flaky/1", "f/flaky/1", "f/flaky/1", "f/flaky/1"}) {
+		t.Errorf("flaky fired with attempts %v and keys %v; want attempts 1-4, all with key f/flaky/1", attempts, keys)
+	}
+	if keys := rec.keys(); len(keys) < 2 || keys[1] != "f/steady/1" {
+		t.Errorf("fires %v; want steady right after flaky's first failure, not behind its retries", keys)
+	}
+	if st := tm.Status(); st.Failures != 3 || st.Fired != 2 || st.LastError == nil || !strings.Contains(st.LastError.Error(), "downstream unavailable") {
+		t.Errorf("status %+v; want 3 failures, 2 fired, the last error kept", st)
+	}
+}
+
+// Rule: a panicking fire function is a failed fire, retried.
+func TestPanickingFireIsRetried(t *testing.T) {
+	var calls atomic.Int32
+	rec := &recorder{fail: func(tm timer.Timer) error {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		return nil
+	}}
+	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "panic", rec.fire, timer.WithRetry(10*time.Millisecond, 10*time.Millisecond))
+	tm.After(context.Background(), "p", 0, nil)
+	waitFor(t, "the retry to succeed", func() bool { return tm.Status().Recorded == 1 })
+	if n, st := len(rec.got()), tm.Status(); n != 2 || st.Failures != 1 || !strings.Contains(st.LastError.Error(), "panicked: boom") {
+		t.Errorf("%d calls, status %+v; want 2 calls and 1 failure naming the panic", n, st)
+	}
+}
+
+// Rule: a fire of a generation that was rescheduled while it ran records
+// nothing (MarkFired of an old generation is a no-op); the new generation
+// fires and is recorded.
+func TestLateFireOfOldGenerationRecordsNothing(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	rec := &recorder{fail: func(tm timer.Timer) error {
+		if tm.Generation == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}}
+	log := eventlog.NewMemory()
+	_, tm := run(t, log, projection.NewMemory(), "late", rec.fire)
+	tm.After(ctx, "a", 0, nil)
+	<-entered
+	if gen, _ := tm.After(ctx, "a", 100*time.Millisecond, nil); gen != 2 {
+		t.Fatalf("reschedule: generation %d, want 2", gen)
+	}
+	close(release)
+	waitFor(t, "generation 2 to be recorded", func() bool { return tm.Status().Pending == 0 && len(rec.got()) == 2 })
+	if got := events(t, log, tm, "a"); !slices.Equal(got, []string{"Scheduled", "Scheduled", "Fired"}) {
+		t.Errorf("events of a: %v; want Scheduled, Scheduled, Fired (of generation 2 only)", got)
+	}
+	if keys := rec.keys(); !slices.Equal(keys, []string{"late/a/1", "late/a/2"}) {
+		t.Errorf("fired %v, want late/a/1 (in flight when rescheduled) and late/a/2", keys)
+	}
+	if st := tm.Status(); st.Fired != 2 || st.Recorded != 1 {
+		t.Errorf("status %+v; want 2 fired, 1 recorded", st)
+	}
+}
+
+// Rule: across a restart on the same log and offset store, pending timers
+// fire, and timers that fired (and were recorded) before do not fire
+// again.
+func TestRestart(t *testing.T) {
+	testRestart(t, eventlog.NewMemory(), projection.NewMemory())
+}
+
+func testRestart(t *testing.T, log eventlog.Log, offsets projection.OffsetStore) {
+	ctx := context.Background()
+	rec1 := &recorder{}
+	sys1, tm1 := run(t, log, offsets, "restart", rec1.fire)
+	now := time.Now()
+	for i := range 4 {
+		tm1.Schedule(ctx, fmt.Sprint("early-", i), now.Add(time.Duration(i)*20*time.Millisecond), []byte("e"))
+	}
+	for i := range 3 {
+		tm1.Schedule(ctx, fmt.Sprint("late-", i), now.Add(time.Hour), []byte("l")) // rescheduled below
+	}
+	tm1.Schedule(ctx, "cancelled", now.Add(500*time.Millisecond), nil)
+	tm1.Cancel(ctx, "cancelled")
+	waitFor(t, "the early timers to be recorded", func() bool { return tm1.Status().Recorded == 4 && tm1.Status().Pending == 3 })
+	stop(t, sys1, tm1)
+
+	// Meanwhile, with no scheduler: two late timers come due.
+	sys2, err := entity.NewSystem(log, entity.WithoutTelemetry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec2 := &recorder{}
+	tm2, err := timer.New(sys2, "restart", offsets, rec2.fire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(t, sys2, tm2) })
+	for i := range 2 {
+		if gen, _ := tm2.Schedule(ctx, fmt.Sprint("late-", i), time.Now(), []byte("l")); gen != 2 {
+			t.Fatalf("reschedule late-%d: generation %d, want 2", i, gen)
+		}
+	}
+	if err := tm2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the due late timers to be recorded", func() bool { return tm2.Status().Recorded == 2 && tm2.Status().Pending == 1 })
+	time.Sleep(100 * time.Millisecond)
+	got := rec2.keys()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"restart/late-0/2", "restart/late-1/2"}) {
+		t.Errorf("second run fired %v; want exactly restart/late-0/2 and restart/late-1/2", got)
+	}
+	if info, _ := tm2.Get(ctx, "late-2"); info.State != timer.StatePending {
+		t.Errorf("late-2 is %v, want still pending", info.State)
+	}
+}
+
+// Rule: a crash between a fire and its record fires the timer again after
+// the restart, with the same key; timers recorded before do not fire
+// again.
+func TestCrashBetweenFireAndRecord(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	entered := make(chan struct{}, 1)
+	rec1 := &recorder{}
+	blocking := func(ctx context.Context, tm timer.Timer) error {
+		rec1.fire(ctx, tm)
+		if tm.ID == "stuck" {
+			entered <- struct{}{}
+			<-ctx.Done() // the process dies with the fire in hand
+			return ctx.Err()
+		}
+		return nil
+	}
+	sys1, tm1 := run(t, log, offsets, "crash", blocking)
+	tm1.After(ctx, "done", 0, nil)
+	waitFor(t, "done to be recorded", func() bool { return tm1.Status().Recorded == 1 })
+	tm1.After(ctx, "stuck", 0, []byte("s"))
+	<-entered
+	stop(t, sys1, tm1)
+
+	rec2 := &recorder{}
+	run(t, log, offsets, "crash", rec2.fire)
+	waitFor(t, "stuck to fire again", func() bool { return len(rec2.got()) >= 1 })
+	time.Sleep(100 * time.Millisecond)
+	calls := rec2.got()
+	if len(calls) != 1 || calls[0].ctxKey != "crash/stuck/1" || string(calls[0].Payload) != "s" {
+		t.Errorf("second run fired %+v; want stuck alone, with key crash/stuck/1", calls)
+	}
+	if keys := rec1.keys(); !slices.Equal(keys, []string{"crash/done/1", "crash/stuck/1"}) {
+		t.Errorf("first run fired %v", keys)
+	}
+}
+
+// Rule: the stored low-water mark is the Position before the oldest
+// pending timer's Scheduled; a restart reads only the events after it,
+// and still knows every pending timer.
+func TestLowWaterMark(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	rec := &recorder{}
+	sys1, tm1 := run(t, log, offsets, "lwm", rec.fire, timer.WithMarkInterval(10*time.Millisecond))
+	for i := range 100 {
+		tm1.After(ctx, fmt.Sprint("before-", i), 0, nil)
+	}
+	waitFor(t, "100 timers to complete", func() bool { return tm1.Status().Recorded == 100 && tm1.Status().Pending == 0 })
+	// With nothing pending the mark follows the last event read: 100
+	// Scheduled and 100 Fired.
+	waitFor(t, "the mark to reach 200", func() bool { return tm1.Status().Mark == 200 })
+	// A far timer pins the mark before its Scheduled.
+	tm1.Schedule(ctx, "far", time.Now().Add(time.Hour), nil) // Position 201
+	for i := range 50 {
+		tm1.After(ctx, fmt.Sprint("after-", i), 0, nil)
+	}
+	waitFor(t, "50 more timers to complete", func() bool { return tm1.Status().Recorded == 150 && tm1.Status().Pending == 1 })
+	waitFor(t, "the mark to stop before far", func() bool { return tm1.Status().Mark == 200 })
+	stop(t, sys1, tm1)
+	if m, _ := offsets.Load(ctx, "lwm"); m != 200 {
+		t.Fatalf("stored mark %d, want 200: the Position before far's Scheduled (201)", m)
+	}
+
+	rec2 := &recorder{}
+	_, tm2 := run(t, log, offsets, "lwm", rec2.fire)
+	if err := tm2.Projection().WaitFor(ctx, 301); err != nil {
+		t.Fatal(err)
+	}
+	st := tm2.Status()
+	if st.Projection.Handled != 101 || st.Pending != 1 {
+		t.Errorf("the restart read %d events and knows %d pending timers; want 101 (far's Scheduled and 50 x Scheduled, Fired) and 1 (far)", st.Projection.Handled, st.Pending)
+	}
+	if calls := rec2.got(); len(calls) != 0 {
+		t.Errorf("the restart fired %d timers, want none", len(calls))
+	}
+	if ok, _ := tm2.Cancel(ctx, "far"); !ok {
+		t.Fatal("Cancel(far) found no pending timer")
+	}
+	waitFor(t, "far's cancellation to free the mark", func() bool { return tm2.Status().Next == 302 })
+}
+
+// Rule: bad arguments are refused with errors matching ErrInvalid that
+// name what was wrong, before any I/O.
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	sys, err := entity.NewSystem(eventlog.NewMemory(), entity.WithoutTelemetry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Shutdown(ctx)
+	fire := func(context.Context, timer.Timer) error { return nil }
+	offsets := projection.NewMemory()
+	for _, tc := range []struct {
+		name    string
+		sys     *entity.System
+		tname   string
+		offsets projection.OffsetStore
+		fire    timer.FireFunc
+		opts    []timer.Option
+		want    string
+	}{
+		{"nil system", nil, "t", offsets, fire, nil, "nil entity.System"},
+		{"empty name", sys, "", offsets, fire, nil, "empty timers name"},
+		{"slash in name", sys, "a/b", offsets, fire, nil, `timers name "a/b": want 1 to 200 bytes of UTF-8 without NUL or "/"`},
+		{"long name", sys, strings.Repeat("n", 201), offsets, fire, nil, "want 1 to 200 bytes"},
+		{"nil offsets", sys, "t", nil, fire, nil, "nil offset store"},
+		{"nil fire", sys, "t", offsets, nil, nil, "nil fire function"},
+		{"nil option", sys, "t", offsets, fire, []timer.Option{nil}, "option 1 is nil"},
+		{"concurrency", sys, "t", offsets, fire, []timer.Option{timer.WithConcurrency(0)}, "WithConcurrency(0)"},
+		{"retry", sys, "t", offsets, fire, []timer.Option{timer.WithRetry(time.Second, time.Millisecond)}, "max delay 1ms is below"},
+		{"clock", sys, "t", offsets, fire, []timer.Option{timer.WithClock(nil)}, "WithClock(nil)"},
+		{"slice", sys, "t", offsets, fire, []timer.Option{timer.WithSlice(2, 2)}, "WithSlice(2, 2)"},
+		{"entity type", sys, "t", offsets, fire, []timer.Option{timer.WithEntityType("")}, "WithEntityType"},
+		{"mark interval", sys, "t", offsets, fire, []timer.Option{timer.WithMarkInterval(0)}, "WithMarkInterval(0s)"},
+		{"command timeout", sys, "t", offsets, fire, []timer.Option{timer.WithCommandTimeout(-1)}, "WithCommandTimeout(-1ns)"},
+		{"logger", sys, "t", offsets, fire, []timer.Option{timer.WithLogger(nil)}, "WithLogger(nil)"},
+		{"kind option", sys, "t", offsets, fire, []timer.Option{timer.WithKindOptions(nil)}, "WithKindOptions: option 1 is nil"},
+		{"projection option", sys, "t", offsets, fire, []timer.Option{timer.WithProjectionOptions(projection.WithBufferSize(0))}, "WithBufferSize(0)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := timer.New(tc.sys, tc.tname, tc.offsets, tc.fire, tc.opts...)
+			if !errors.Is(err, timer.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v; want an error matching timer.ErrInvalid naming %q", err, tc.want)
+			}
+		})
+	}
+
+	tm, err := timer.New(sys, "t", offsets, fire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := timer.New(sys, "t", offsets, fire); err == nil || !strings.Contains(err.Error(), "already registered") {
+		t.Errorf("a second New of the same name on one System: %v, want the entity type's duplicate error", err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"empty id", func() error { _, err := tm.Schedule(ctx, "", now, nil); return err }, "Schedule: empty timer id"},
+		{"zero time", func() error { _, err := tm.Schedule(ctx, "x", time.Time{}, nil); return err }, "Schedule x: zero time"},
+		{"big payload", func() error { _, err := tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload+1)); return err }, "payload of 262145 bytes is over MaxPayload"},
+		{"bad id", func() error { _, err := tm.After(ctx, "a\x00b", time.Second, nil); return err }, "timer id"},
+		{"cancel empty id", func() error { _, err := tm.Cancel(ctx, ""); return err }, "Cancel: empty timer id"},
+		{"get empty id", func() error { _, err := tm.Get(ctx, ""); return err }, "Get: empty timer id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, timer.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v; want an error matching timer.ErrInvalid naming %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload)); err != nil {
+		t.Errorf("a payload of MaxPayload bytes: %v, want it accepted", err)
+	}
+}
+
+// Rule: Start twice returns ErrRunning; Stop on timers that never ran
+// returns nil, and Wait nil.
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	_, tm := build(t, eventlog.NewMemory(), projection.NewMemory(), "life", func(context.Context, timer.Timer) error { return nil })
+	if err := tm.Stop(ctx); err != nil {
+		t.Errorf("Stop before Start: %v", err)
+	}
+	if err := tm.Wait(ctx); err != nil {
+		t.Errorf("Wait before Start: %v", err)
+	}
+	if err := tm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.Start(ctx); !errors.Is(err, timer.ErrRunning) {
+		t.Errorf("second Start: %v, want ErrRunning", err)
+	}
+	if err := tm.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.Wait(ctx); err != nil {
+		t.Errorf("Wait after Stop: %v", err)
+	}
+	if st := tm.Status(); st.Running {
+		t.Errorf("status after Stop: %+v, want not running", st)
+	}
+	if err := tm.Start(ctx); err != nil {
+		t.Errorf("Start after Stop: %v", err)
+	}
+}

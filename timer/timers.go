@@ -1,0 +1,426 @@
+package timer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+)
+
+// Timer is a due timer as the fire function gets it.
+type Timer struct {
+	// Name is the name of the [Timers] it belongs to.
+	Name string
+	// ID is the timer's id.
+	ID string
+	// Generation counts the schedules of the timer id that changed it: 1
+	// for the first, one more for each reschedule.
+	Generation uint64
+	// At is when it was due.
+	At time.Time
+	// Payload is what it was scheduled with. The fire function must not
+	// modify it.
+	Payload []byte
+	// Key is the idempotency key of this fire, [Key](Name, ID,
+	// Generation), also in the fire function's context
+	// (entity.IdempotencyKeyFrom): every attempt to fire this generation,
+	// before or after a restart, has the same key.
+	Key string
+	// Attempt counts the attempts to fire it in this run of the Timers,
+	// from 1.
+	Attempt int
+}
+
+// FireFunc is called when a timer is due, with ctx carrying the timer's
+// idempotency key (entity.WithIdempotencyKey). It returns nil when the
+// timer's work is done: then its firing is recorded and it does not fire
+// again. An error (or a panic) makes it fire again later, with backoff
+// ([WithRetry]). The same timer may fire more than once (see the package
+// documentation): commands sent with ctx act once on entities that honour
+// the key. It must return when ctx ends.
+type FireFunc func(ctx context.Context, t Timer) error
+
+// Key returns the idempotency key of generation gen of the timer id of
+// the Timers name: "<name>/<id>/<gen>". Names contain no "/", so the key
+// reads back unambiguously whatever the id.
+func Key(name, id string, gen uint64) string {
+	return name + "/" + id + "/" + strconv.FormatUint(gen, 10)
+}
+
+// Info is a timer as [Timers.Get] reports it.
+type Info struct {
+	ID string
+	// State is what became of the last generation.
+	State State
+	// Generation is the last generation, 0 if never scheduled.
+	Generation uint64
+	// At and Payload are the last generation's.
+	At      time.Time
+	Payload []byte
+}
+
+// Timers schedules, cancels and fires the durable timers of one name.
+// Create them with [New] and start the scheduler with [Timers.Start].
+type Timers struct {
+	sys     *entity.System
+	name    string
+	markKey string // the name the low-water mark is stored under
+	kind    *entity.Kind[state, Event]
+	offsets projection.OffsetStore
+	fire    FireFunc
+	cfg     config
+	codec   interface {
+		Decode(name string, revision uint32, data []byte) (Event, error)
+	}
+	// p reads the timers; its offset lives in mem, which Start sets to
+	// the stored low-water mark.
+	p   *projection.Projection
+	mem *projection.Memory
+
+	// mu guards the fields below it.
+	mu      sync.Mutex
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the current run has ended
+	result  error         // why the last run ended
+	s       *sched        // the current or last run's scheduler
+}
+
+// New returns the timers named name, stored as entities of sys (type
+// "<name>-timers" unless [WithEntityType] says otherwise), which fire
+// with fire once started. offsets keeps the scheduler's low-water mark
+// under name (or the slice's name, see [WithSlice]); any
+// projection.OffsetStore does.
+//
+// A name is 1 to 200 bytes of UTF-8 without NUL or "/". Errors match
+// [ErrInvalid] and name what was wrong; registering the entity type fails
+// if sys has that type already.
+func New(sys *entity.System, name string, offsets projection.OffsetStore, fire FireFunc, opts ...Option) (*Timers, error) {
+	switch {
+	case sys == nil:
+		return nil, fmt.Errorf("%w: nil entity.System", ErrInvalid)
+	case name == "":
+		return nil, fmt.Errorf("%w: empty timers name", ErrInvalid)
+	case len(name) > 200 || !utf8.ValidString(name) || strings.ContainsAny(name, "/\x00"):
+		return nil, fmt.Errorf("%w: timers name %s: want 1 to 200 bytes of UTF-8 without NUL or \"/\"", ErrInvalid, eventlog.FormatID(name))
+	case offsets == nil:
+		return nil, fmt.Errorf("%w: timers %s: nil offset store", ErrInvalid, name)
+	case fire == nil:
+		return nil, fmt.Errorf("%w: timers %s: nil fire function", ErrInvalid, name)
+	}
+	cfg := config{
+		typ:         name + "-timers",
+		concurrency: DefaultConcurrency,
+		initial:     100 * time.Millisecond,
+		maxDelay:    30 * time.Second,
+		clock:       systemClock{},
+		logger:      slog.Default(),
+		markEvery:   DefaultMarkInterval,
+		cmdTimeout:  DefaultCommandTimeout,
+	}
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: timers %s: option %d is nil", ErrInvalid, name, i+1)
+		}
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("timers %s: %w", name, err)
+		}
+	}
+	t := &Timers{sys: sys, name: name, markKey: name, offsets: offsets, fire: fire, cfg: cfg, codec: Events()}
+	popts := []projection.Option{
+		projection.WithBatchSize(256),
+		projection.WithBufferSize(1024),
+		projection.WithLogger(cfg.logger),
+	}
+	if n := cfg.slice[1]; n > 0 {
+		popts = append(popts, projection.WithSlice(cfg.slice[0], n))
+		t.markKey = projection.SliceName(name, cfg.slice[0], n)
+	}
+	t.mem = projection.NewMemory()
+	p, err := projection.New(sys.Log(), cfg.typ, name, runOffsets{t.mem}, t.handle, append(popts, cfg.popts...)...)
+	if err != nil {
+		if errors.Is(err, projection.ErrInvalid) {
+			return nil, fmt.Errorf("%w: timers %s: %w", ErrInvalid, name, err)
+		}
+		return nil, fmt.Errorf("timers %s: %w", name, err)
+	}
+	t.p = p
+	kopts := append([]entity.KindOption{entity.WithPassivateAfter(time.Minute)}, cfg.kopts...)
+	t.kind, err = entity.Register(sys, timerType(cfg.typ), kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("timers %s: %w", name, err)
+	}
+	t.s = newSched(0)
+	return t, nil
+}
+
+// runOffsets is the offset store of the scheduler's projection: process
+// memory, set to the low-water mark on every Start. It hides the
+// Memory's control records, which nobody writes.
+type runOffsets struct{ projection.OffsetStore }
+
+// Name returns the timers' name.
+func (t *Timers) Name() string { return t.name }
+
+// EntityType returns the entity type the timers are stored as.
+func (t *Timers) EntityType() string { return t.cfg.typ }
+
+// Projection returns the projection the scheduler reads the timers with,
+// for WaitFor (the scheduler knows a timer once it has read its
+// Position: see entity.AskPosition) and its status.
+func (t *Timers) Projection() *projection.Projection { return t.p }
+
+// checkID checks a timer id as the log will, before any I/O.
+func (t *Timers) checkID(op, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: %s: empty timer id", ErrInvalid, op)
+	}
+	if err := eventlog.ValidateStream(t.cfg.typ, id); err != nil {
+		return fmt.Errorf("%w: %s: timer id: %w", ErrInvalid, op, err)
+	}
+	return nil
+}
+
+// Schedule schedules the timer id of these Timers to fire at at with
+// payload, and returns its generation. Any slice may schedule any timer.
+//
+//   - A new id, or one that fired or was cancelled, is scheduled as the
+//     next generation: ids may be reused.
+//   - A pending timer is rescheduled: its generation is replaced by the
+//     next one, which fires at the new time; the old one never fires
+//     (unless it was being fired at that moment, see the package
+//     documentation).
+//   - A pending timer scheduled again at the same time with the same
+//     payload is left as it is, and its generation returned: Schedule may
+//     be retried after an error, and run again after a crash, without
+//     rescheduling.
+//   - A time in the past is allowed: the timer is due at once and fires
+//     as soon as the scheduler reads it. Timer.At says when it was due.
+//
+// A zero time, an empty or invalid id, or a payload over [MaxPayload]
+// bytes is refused with an error matching [ErrInvalid] that names it.
+// Other errors are entity.Ask's: after one matching
+// entity.ErrOutcomeUnknown, the timer may or may not be scheduled, and
+// calling Schedule again settles it.
+func (t *Timers) Schedule(ctx context.Context, id string, at time.Time, payload []byte) (uint64, error) {
+	if err := t.checkID("Schedule", id); err != nil {
+		return 0, err
+	}
+	if at.IsZero() {
+		return 0, fmt.Errorf("%w: Schedule %s: zero time", ErrInvalid, eventlog.FormatID(id))
+	}
+	if len(payload) > MaxPayload {
+		return 0, fmt.Errorf("%w: Schedule %s: payload of %d bytes is over MaxPayload (%d)", ErrInvalid, eventlog.FormatID(id), len(payload), MaxPayload)
+	}
+	// The time is kept as the log will give it back: no monotonic
+	// reading, in UTC.
+	gen, err := entity.Ask(ctx, t.kind.Ref(id), scheduleCmd{at: at.Round(0).UTC(), payload: payload})
+	if err != nil {
+		return 0, fmt.Errorf("timer: %s: schedule %s: %w", t.name, eventlog.FormatID(id), err)
+	}
+	return gen, nil
+}
+
+// After schedules the timer id to fire d from now (by the [Clock]), as
+// [Timers.Schedule] does. A d of 0 or less is due at once.
+func (t *Timers) After(ctx context.Context, id string, d time.Duration, payload []byte) (uint64, error) {
+	return t.Schedule(ctx, id, t.cfg.clock.Now().Add(d), payload)
+}
+
+// Cancel cancels the pending timer id and reports whether there was one.
+// A timer that is unknown, fired or cancelled already is left alone:
+// Cancel returns false and nil, and records nothing, so it may be
+// retried. A timer cancelled before the scheduler has begun to fire it
+// never fires, even if the scheduler has not read the cancellation yet:
+// the scheduler asks the timer before each fire. A timer being fired when
+// Cancel runs may still complete its fire; its firing is then not
+// recorded, since the timer is cancelled.
+func (t *Timers) Cancel(ctx context.Context, id string) (bool, error) {
+	if err := t.checkID("Cancel", id); err != nil {
+		return false, err
+	}
+	ok, err := entity.Ask(ctx, t.kind.Ref(id), cancelCmd{})
+	if err != nil {
+		return false, fmt.Errorf("timer: %s: cancel %s: %w", t.name, eventlog.FormatID(id), err)
+	}
+	return ok, nil
+}
+
+// Get returns what the timer id is, from its entity: State StateNone for
+// an id never scheduled.
+func (t *Timers) Get(ctx context.Context, id string) (Info, error) {
+	if err := t.checkID("Get", id); err != nil {
+		return Info{}, err
+	}
+	s, err := entity.Ask(ctx, t.kind.Ref(id), getCmd{})
+	if err != nil {
+		return Info{}, fmt.Errorf("timer: %s: get %s: %w", t.name, eventlog.FormatID(id), err)
+	}
+	return Info{ID: id, State: s.st, Generation: s.gen, At: s.at, Payload: s.payload}, nil
+}
+
+// Start starts the scheduler in goroutines the Timers own: it loads the
+// low-water mark, reads the timers from there, and fires the due ones
+// until ctx ends or [Timers.Stop] is called. It returns [ErrRunning] if
+// the scheduler runs already, and the offset store's error if the mark
+// cannot be loaded. Schedule, Cancel and Get work without it.
+func (t *Timers) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running {
+		return fmt.Errorf("%w: %s", ErrRunning, t.markKey)
+	}
+	mark, err := t.offsets.Load(ctx, t.markKey)
+	if err != nil {
+		return fmt.Errorf("timer: %s: load low-water mark: %w", t.markKey, err)
+	}
+	if err := t.p.SetOffset(ctx, mark); err != nil {
+		return fmt.Errorf("timer: %s: %w", t.markKey, err)
+	}
+	s := newSched(mark)
+	s.startTime = t.cfg.clock.Now()
+	rctx, cancel := context.WithCancel(ctx)
+	t.s = s // before the projection's handler runs
+	if err := t.p.Start(rctx); err != nil {
+		cancel()
+		return fmt.Errorf("timer: %s: %w", t.markKey, err)
+	}
+	done := make(chan struct{})
+	t.running, t.cancel, t.done, t.result = true, cancel, done, nil
+
+	var wg sync.WaitGroup
+	work := make(chan *entry, t.cfg.concurrency)
+	wg.Go(func() { t.dispatch(rctx, s, work) })
+	for range t.cfg.concurrency {
+		wg.Go(func() { t.worker(rctx, s, work) })
+	}
+	wg.Go(func() { t.saveMarks(rctx, s) })
+	go func() {
+		defer close(done)
+		// The projection runs until rctx ends, or stops at an event it
+		// cannot decode.
+		perr := t.p.Wait(context.Background())
+		cancel()
+		wg.Wait()
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.cmdTimeout)
+		if err := t.saveMark(sctx, s); err != nil {
+			t.cfg.logger.Warn("timers could not save their low-water mark on stop", "timers", t.markKey, "err", err)
+		}
+		scancel()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.running, t.result = false, perr
+	}()
+	return nil
+}
+
+// Stop stops the scheduler and waits until its goroutines have ended and
+// the low-water mark is saved, or ctx ends (an error wrapping ctx.Err()).
+// A fire in progress sees its context canceled; unless its firing was
+// recorded before, the timer fires again after the next Start, with the
+// same key. Stop on timers that do not run returns nil. It does not shut
+// the entity.System down.
+func (t *Timers) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	cancel, done := t.cancel, t.done
+	t.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("timer: stop %s: %w", t.markKey, ctx.Err())
+	}
+}
+
+// Wait waits for the current or last run to end and returns why: nil
+// after Stop or the end of the Start context, a *projection.PoisonError
+// if a timer event could not be decoded. It returns ctx.Err() if ctx
+// ends first, and nil if the scheduler never started.
+func (t *Timers) Wait(ctx context.Context) error {
+	t.mu.Lock()
+	done := t.done
+	t.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.result
+}
+
+// Run starts the scheduler and waits for it to end.
+func (t *Timers) Run(ctx context.Context) error {
+	if err := t.Start(ctx); err != nil {
+		return err
+	}
+	return t.Wait(context.Background())
+}
+
+// Status is the scheduler's progress since its last Start.
+type Status struct {
+	// Name is the name the low-water mark is stored under: the timers'
+	// name, or its slice's.
+	Name    string
+	Running bool
+	// Pending counts the timers the scheduler has read as scheduled and
+	// not yet read as fired or cancelled, those being fired included.
+	Pending int
+	// Due counts the pending timers that are due and wait for a worker
+	// (or for a retry, after a failure); InFlight those being fired.
+	Due, InFlight int
+	// Fired counts the fire calls that returned nil; Recorded the
+	// firings recorded in the log; Failures the fire calls that failed
+	// (or panicked); StoreErrors the commands to the timer entities that
+	// failed (they are retried).
+	Fired, Recorded, Failures, StoreErrors uint64
+	// LastError is the last failure of a fire call or a command, and
+	// LastErrorTime when it happened.
+	LastError     error
+	LastErrorTime time.Time
+	// Mark is the low-water mark last stored: a restart reads the timer
+	// events after it. Next is the mark the scheduler would store now.
+	Mark, Next uint64
+	// Projection is the status of the projection that reads the timers:
+	// its Handled counts the timer events read since Start, Lag those
+	// read and not yet handled.
+	Projection projection.Status
+}
+
+// Status returns the scheduler's progress.
+func (t *Timers) Status() Status {
+	t.mu.Lock()
+	s, running := t.s, t.running
+	t.mu.Unlock()
+	st := Status{Name: t.markKey, Running: running, Projection: t.p.Status()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := t.cfg.clock.Now()
+	st.Pending, st.InFlight = len(s.byID), s.inflight
+	for _, e := range s.h {
+		if !e.next.After(now) {
+			st.Due++
+		}
+	}
+	st.Fired, st.Recorded, st.Failures, st.StoreErrors = s.fired, s.recorded, s.failures, s.storeErrors
+	st.LastError, st.LastErrorTime = s.lastErr, s.lastErrTime
+	st.Mark, st.Next = s.saved, s.markLocked()
+	return st
+}
