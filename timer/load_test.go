@@ -1,0 +1,158 @@
+package timer_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/timer"
+)
+
+// fireLog records every fire by timer id, with its time and key.
+type fireLog struct {
+	mu    sync.Mutex
+	fires map[string][]time.Time
+	keys  map[string][]string
+}
+
+func newFireLog() *fireLog {
+	return &fireLog{fires: make(map[string][]time.Time), keys: make(map[string][]string)}
+}
+
+func (f *fireLog) fire(ctx context.Context, tm timer.Timer) error {
+	now := time.Now()
+	key, _ := entity.IdempotencyKeyFrom(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fires[tm.ID] = append(f.fires[tm.ID], now)
+	f.keys[tm.ID] = append(f.keys[tm.ID], key)
+	return nil
+}
+
+func (f *fireLog) ids() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.fires)
+}
+
+// Rule: 10,000 timers due over 5 seconds, across a stop of the
+// scheduler and a restart of a new one (new System, same log and offset
+// store) in the middle of them: every timer not cancelled fires at least
+// once, none of the 1,000 cancelled fires, the timers recorded before the
+// stop do not fire again, and the p99 lateness (fire time minus the later
+// of the due time and the restart) is under 1 s.
+func TestTenThousandTimersAcrossRestart(t *testing.T) {
+	testManyAcrossRestart(t, eventlog.NewMemory(), projection.NewMemory(), 10000, 1000)
+}
+
+// testManyAcrossRestart schedules n timers due over 5 s from 2 s after it
+// starts scheduling, cancels cancelled of them, stops the scheduler 2 s
+// into the spread, restarts it a second later (so a fifth of the timers
+// come due while no scheduler runs) and checks the guarantees and the
+// lateness.
+func testManyAcrossRestart(t *testing.T, log eventlog.Log, offsets projection.OffsetStore, n, cancelled int) {
+	ctx := context.Background()
+	const concurrency = timer.DefaultConcurrency
+	fl := newFireLog()
+	sys1, tm1 := run(t, log, offsets, "load", fl.fire)
+
+	base := time.Now().Add(2 * time.Second)
+	spread := 5 * time.Second
+	due := make([]time.Time, n)
+	id := func(i int) string { return fmt.Sprintf("t-%05d", i) }
+	isCancelled := func(i int) bool { return i%(n/cancelled) == 0 }
+	scheduleStart := time.Now()
+	var wg sync.WaitGroup
+	const schedulers = 16
+	errs := make(chan error, schedulers)
+	for w := range schedulers {
+		wg.Go(func() {
+			for i := w; i < n; i += schedulers {
+				due[i] = base.Add(time.Duration(i) * spread / time.Duration(n))
+				if _, err := tm1.Schedule(ctx, id(i), due[i], []byte(id(i))); err != nil {
+					errs <- err
+					return
+				}
+				if isCancelled(i) {
+					if ok, err := tm1.Cancel(ctx, id(i)); !ok || err != nil {
+						errs <- fmt.Errorf("cancel %s: %v, %v", id(i), ok, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("scheduled %d timers and cancelled %d in %v", n, cancelled, time.Since(scheduleStart))
+	if time.Now().After(base) {
+		t.Fatalf("scheduling took %v, past the first due time: the lateness figures would be meaningless", time.Since(scheduleStart))
+	}
+
+	time.Sleep(time.Until(base.Add(2 * time.Second)))
+	stopped := time.Now()
+	stop(t, sys1, tm1)
+	firedBefore := fl.ids()
+	t.Logf("stopped the first scheduler %v into the spread, after %d timers fired", stopped.Sub(base), firedBefore)
+
+	time.Sleep(time.Second) // down: the timers due meanwhile wait
+	restart := time.Now()
+	_, tm2 := run(t, log, offsets, "load", fl.fire)
+	want := n - cancelled
+	waitFor(t, fmt.Sprintf("%d timers to fire", want), func() bool { return fl.ids() >= want })
+	waitFor(t, "the second scheduler to record them", func() bool { return tm2.Status().Pending == 0 })
+
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	var lateness []time.Duration
+	again := 0
+	for i := range n {
+		fires := fl.fires[id(i)]
+		if isCancelled(i) {
+			if len(fires) > 0 {
+				t.Errorf("cancelled timer %s fired %d times", id(i), len(fires))
+			}
+			continue
+		}
+		if len(fires) == 0 {
+			t.Errorf("timer %s never fired", id(i))
+			continue
+		}
+		for _, k := range fl.keys[id(i)] {
+			if k != "load/"+id(i)+"/1" {
+				t.Errorf("timer %s fired with key %q, want load/%s/1", id(i), k, id(i))
+			}
+		}
+		if len(fires) > 1 {
+			again++
+		}
+		first := fires[0]
+		from := due[i]
+		if first.After(restart) && from.Before(restart) {
+			from = restart
+		}
+		lateness = append(lateness, first.Sub(from))
+	}
+	slices.Sort(lateness)
+	p := func(q float64) time.Duration { return lateness[int(q*float64(len(lateness)-1))] }
+	t.Logf("lateness of %d timers: p50 %v, p99 %v, max %v; %d fired again after the restart (in flight at the stop, at most %d)",
+		len(lateness), p(0.5), p(0.99), lateness[len(lateness)-1], again, concurrency)
+	if p(0.99) >= time.Second {
+		t.Errorf("p99 lateness %v, want under 1 s", p(0.99))
+	}
+	if again > concurrency {
+		t.Errorf("%d timers fired again after the restart; only those in flight at the stop may (at most %d)", again, concurrency)
+	}
+	if firedBefore == 0 || firedBefore >= want {
+		t.Errorf("%d timers fired before the stop; the test wants the stop in the middle of them", firedBefore)
+	}
+}
