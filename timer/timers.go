@@ -288,7 +288,9 @@ func (t *Timers) Start(ctx context.Context) error {
 	}
 	s := newSched(mark)
 	s.startTime = t.cfg.clock.Now()
-	rctx, cancel := context.WithCancel(ctx)
+	// The scheduler's own commands carry no idempotency key, whatever
+	// ctx has: each fire gets its own.
+	rctx, cancel := context.WithCancel(entity.WithIdempotencyKey(ctx, ""))
 	t.s = s // before the projection's handler runs
 	if err := t.p.Start(rctx); err != nil {
 		cancel()
