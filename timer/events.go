@@ -172,6 +172,21 @@ func (c markFiredCmd) Handle(tx *tx) (bool, error) {
 	return true, nil
 }
 
+// renewCmd records the pending generation gen again, as it is, if it is
+// still pending: a later Scheduled of the same generation, which the
+// scheduler reads as the same timer needed from a later Position, so that
+// its low-water mark can move past the first one.
+type renewCmd struct{ gen uint64 }
+
+func (c renewCmd) Handle(tx *tx) (bool, error) {
+	s := tx.State()
+	if s.st != StatePending || s.gen != c.gen {
+		return false, nil
+	}
+	tx.Persist(Scheduled{At: s.at, Payload: s.payload, Generation: s.gen})
+	return true, nil
+}
+
 // getCmd replies with the timer's state.
 type getCmd struct{}
 

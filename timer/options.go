@@ -20,6 +20,9 @@ const (
 	// DefaultCommandTimeout bounds each command the scheduler sends a
 	// timer (the check before a fire, the record after it) by default.
 	DefaultCommandTimeout = 10 * time.Second
+	// DefaultRenewAfter is how many timer events after its Scheduled a
+	// pending timer is renewed by default (see [WithRenewAfter]).
+	DefaultRenewAfter = 10000
 	// MaxPayload is the largest payload a timer carries, in bytes. A
 	// timer's payload is in its Scheduled event, which every backend must
 	// store (a NATS server refuses messages above its max_payload, 1 MiB
@@ -55,6 +58,7 @@ type config struct {
 	slice       [2]int // i, n; n 0 for none
 	markEvery   time.Duration
 	cmdTimeout  time.Duration
+	renewAfter  int
 	kopts       []entity.KindOption
 	popts       []projection.Option
 }
@@ -150,6 +154,24 @@ func WithMarkInterval(d time.Duration) Option {
 			return fmt.Errorf("%w: WithMarkInterval(%v): must be positive", ErrInvalid, d)
 		}
 		c.markEvery = d
+		return nil
+	}
+}
+
+// WithRenewAfter renews a pending timer once more than n timer events
+// (or twice the number of pending timers, if more) have been read after
+// its Scheduled (default [DefaultRenewAfter]; 0 never): the scheduler
+// records its Scheduled again, same generation, time and payload, so the
+// low-water mark moves past the old one and a restart does not read every
+// event since a timer due far ahead was scheduled. Renewals are checked
+// every mark interval, at most 1,000 at a time, and add at most one event
+// for every two read.
+func WithRenewAfter(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithRenewAfter(%d): must be >= 0", ErrInvalid, n)
+		}
+		c.renewAfter = n
 		return nil
 	}
 }

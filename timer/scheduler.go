@@ -22,14 +22,17 @@ import (
 // Cancelled, or a newer Scheduled): so what the state holds never depends
 // on the workers, and the low-water mark derived from it is safe.
 
-// entry is one pending generation of a timer. id, gen, at, payload and
-// pos never change; the rest is guarded by sched.mu.
+// entry is one pending generation of a timer. id, gen, at and payload
+// never change; the rest is guarded by sched.mu.
 type entry struct {
 	id      string
 	gen     uint64
 	at      time.Time
 	payload []byte
-	pos     uint64 // the Position of its Scheduled event
+	pos     uint64 // the Position of its Scheduled event; guarded by sched.mu
+	// seen is the count of events the run had handled when it read the
+	// Scheduled at pos: how far behind the timer is, for renewal.
+	seen uint64
 
 	next     time.Time // when to try it: at, or later after a failure
 	index    int       // in the heap; -1 when not in it
@@ -51,10 +54,11 @@ type sched struct {
 	byID map[string]*entry // the pending timers, by id
 	h    entryHeap         // the pending timers no worker has, by next
 	// fifo holds the pending timers in the order of their Positions, and
-	// timers gone since (cleaned lazily): its first live entry is the
-	// oldest event still needed, which sets the low-water mark.
-	fifo     []*entry
+	// timers gone or renewed since (cleaned lazily): its first live item
+	// is the oldest event still needed, which sets the low-water mark.
+	fifo     []fifoItem
 	handled  uint64 // the Position of the last event handled
+	seen     uint64 // the events handled in this run
 	inflight int
 	saved    uint64 // the low-water mark last stored
 
@@ -66,6 +70,16 @@ type sched struct {
 func newSched(mark uint64) *sched {
 	return &sched{wake: make(chan struct{}, 1), byID: make(map[string]*entry), handled: mark, saved: mark}
 }
+
+// fifoItem is a Scheduled event in the fifo: it is needed while its
+// timer is pending and has not been renewed since (a later Scheduled of
+// the same generation).
+type fifoItem struct {
+	e   *entry
+	pos uint64
+}
+
+func (f fifoItem) dead() bool { return f.e.gone || f.e.pos != f.pos }
 
 // signal wakes the dispatcher.
 func (s *sched) signal() {
@@ -84,7 +98,7 @@ func (s *sched) signal() {
 // timers only leave.
 func (s *sched) markLocked() uint64 {
 	k := 0
-	for k < len(s.fifo) && s.fifo[k].gone {
+	for k < len(s.fifo) && s.fifo[k].dead() {
 		k++
 	}
 	if k > 0 {
@@ -93,7 +107,7 @@ func (s *sched) markLocked() uint64 {
 	if len(s.fifo) > 2*len(s.byID)+64 {
 		// Timers that went out of order (a later one cancelled before an
 		// earlier one) pile up behind the first live one.
-		s.fifo = deleteGone(s.fifo)
+		s.fifo = deleteDead(s.fifo)
 	}
 	if len(s.fifo) == 0 {
 		return s.handled
@@ -101,14 +115,40 @@ func (s *sched) markLocked() uint64 {
 	return s.fifo[0].pos - 1
 }
 
-func deleteGone(es []*entry) []*entry {
-	out := es[:0]
-	for _, e := range es {
-		if !e.gone {
-			out = append(out, e)
+// maxRenew bounds the timers renewed per mark interval.
+const maxRenew = 1000
+
+// stale returns the ids and generations of the oldest pending timers
+// read more than max(renewAfter, 2 x pending) events ago, at most
+// maxRenew: those holding the low-water mark back. The bound keeps the
+// renewals below one for every two events read, however many timers
+// wait far ahead.
+func (s *sched) stale(renewAfter int) []*entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.markLocked() // drops the dead items at the front
+	limit := max(uint64(renewAfter), 2*uint64(len(s.byID)))
+	var out []*entry
+	for _, f := range s.fifo {
+		if f.dead() {
+			continue
+		}
+		if len(out) == maxRenew || s.seen-f.e.seen <= limit {
+			break
+		}
+		out = append(out, f.e)
+	}
+	return out
+}
+
+func deleteDead(items []fifoItem) []fifoItem {
+	out := items[:0]
+	for _, f := range items {
+		if !f.dead() {
+			out = append(out, f)
 		}
 	}
-	clear(es[len(out):])
+	clear(items[len(out):])
 	return out
 }
 
@@ -131,19 +171,26 @@ func (t *Timers) handle(ctx context.Context, batch []eventlog.Record) error {
 	s.mu.Lock()
 	for i := range batch {
 		rec := &batch[i]
+		s.seen++
 		old := s.byID[rec.EntityID]
 		switch e := evs[i].(type) {
 		case Scheduled:
 			if old != nil {
-				if old.gen >= e.Generation {
+				if old.gen == e.Generation {
+					// Renewed: the same timer, needed from here on.
+					old.pos, old.seen = rec.Position, s.seen
+					s.fifo = append(s.fifo, fifoItem{old, old.pos})
+					continue
+				}
+				if old.gen > e.Generation {
 					continue // never happens in Position order
 				}
 				s.drop(old)
 			}
-			n := &entry{id: rec.EntityID, gen: e.Generation, at: e.At, payload: e.Payload, pos: rec.Position, next: e.At, index: -1}
+			n := &entry{id: rec.EntityID, gen: e.Generation, at: e.At, payload: e.Payload, pos: rec.Position, seen: s.seen, next: e.At, index: -1}
 			s.byID[n.id] = n
 			heap.Push(&s.h, n)
-			s.fifo = append(s.fifo, n)
+			s.fifo = append(s.fifo, fifoItem{n, n.pos})
 		case Cancelled:
 			if old != nil && old.gen == e.Generation {
 				s.drop(old)
@@ -330,17 +377,40 @@ func (t *Timers) retry(ctx context.Context, s *sched, e *entry, attempt int, sto
 	t.cfg.logger.Warn("timer failed; retrying", "timers", t.name, "timer", e.id, "generation", e.gen, "attempt", attempt, "err", err, "delay", delay)
 }
 
-// saveMarks stores the low-water mark every mark interval until ctx ends.
+// saveMarks stores the low-water mark every mark interval until ctx
+// ends, after renewing the timers that hold it back.
 func (t *Timers) saveMarks(ctx context.Context, s *sched) {
 	tk := time.NewTicker(t.cfg.markEvery)
 	defer tk.Stop()
 	for {
 		select {
 		case <-tk.C:
+			t.renew(ctx, s)
 			if err := t.saveMark(ctx, s); err != nil && ctx.Err() == nil {
 				t.cfg.logger.Warn("timers could not save their low-water mark; trying again later", "timers", t.markKey, "err", err)
 			}
 		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// renew records again the Scheduled of the pending timers that hold the
+// low-water mark back, so that the mark can move past their old
+// Scheduled. The timer and its generation do not change; the projection
+// moves the timer's Position when it reads the renewal.
+func (t *Timers) renew(ctx context.Context, s *sched) {
+	if t.cfg.renewAfter == 0 {
+		return
+	}
+	for _, e := range s.stale(t.cfg.renewAfter) {
+		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
+		_, err := entity.Ask(cctx, t.kind.Ref(e.id), renewCmd{gen: e.gen})
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				t.cfg.logger.Warn("timers could not renew a timer that holds the low-water mark back; trying again later", "timers", t.markKey, "timer", e.id, "generation", e.gen, "err", err)
+			}
 			return
 		}
 	}

@@ -515,3 +515,57 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Start after Stop: %v", err)
 	}
 }
+
+// Rule: a timer pending for long is renewed (its Scheduled recorded
+// again, same generation), so the low-water mark moves past it and a
+// restart reads only the events after its renewal; it still fires once,
+// as the same generation.
+func TestRenewalFreesTheMark(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	rec := &recorder{}
+	sys1, tm1 := run(t, log, offsets, "renew", rec.fire, timer.WithMarkInterval(10*time.Millisecond),
+		timer.WithRenewAfter(59)) // once every event of the 30 quick timers is read: exactly one renewal
+	farAt := time.Now().Add(time.Hour)
+	tm1.Schedule(ctx, "far", farAt, []byte("f")) // Position 1
+	for i := range 30 {
+		tm1.After(ctx, fmt.Sprint("quick-", i), 0, nil) // Positions 2 to 61, and the renewal among them
+	}
+	waitFor(t, "far to be renewed and the mark to pass its first Scheduled", func() bool {
+		st := tm1.Status()
+		return st.Recorded == 30 && st.Pending == 1 && st.Mark > 1
+	})
+	if got := events(t, log, tm1, "far"); !slices.Equal(got, []string{"Scheduled", "Scheduled"}) {
+		t.Fatalf("events of far: %v, want Scheduled and its renewal", got)
+	}
+	if info, _ := tm1.Get(ctx, "far"); info.Generation != 1 || info.State != timer.StatePending || !info.At.Equal(farAt) || string(info.Payload) != "f" {
+		t.Errorf("far after its renewal: %+v; want generation 1, pending, at %v with payload f", info, farAt)
+	}
+	stop(t, sys1, tm1)
+	mark, _ := offsets.Load(ctx, "renew")
+	var renewal uint64
+	for r, err := range log.ReadEntity(ctx, tm1.EntityType(), "far", 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		renewal = r.Position
+	}
+	if mark != renewal-1 {
+		t.Errorf("stored mark %d, want %d: just before far's renewal", mark, renewal-1)
+	}
+
+	// After the restart far is still known, read from its renewal, and
+	// fires once as generation 1.
+	clk := &fakeClock{now: time.Now()}
+	rec2 := &recorder{}
+	_, tm2 := run(t, log, offsets, "renew", rec2.fire, timer.WithClock(clk))
+	waitFor(t, "the restart to know far", func() bool { return tm2.Status().Pending == 1 })
+	clk.Advance(2 * time.Hour)
+	waitFor(t, "far to fire", func() bool { return tm2.Status().Recorded == 1 })
+	if keys := rec2.keys(); !slices.Equal(keys, []string{"renew/far/1"}) {
+		t.Errorf("fired %v, want renew/far/1", keys)
+	}
+	if keys := rec.keys(); len(keys) != 30 || slices.Contains(keys, "renew/far/1") {
+		t.Errorf("the first run fired %d timers (far among them: %v), want the 30 quick ones", len(keys), slices.Contains(keys, "renew/far/1"))
+	}
+}

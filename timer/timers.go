@@ -126,6 +126,7 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 		logger:      slog.Default(),
 		markEvery:   DefaultMarkInterval,
 		cmdTimeout:  DefaultCommandTimeout,
+		renewAfter:  DefaultRenewAfter,
 	}
 	for i, o := range opts {
 		if o == nil {
