@@ -13,6 +13,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/testkit"
 	"github.com/eventsourced-go/eventsourced/timer"
 )
 
@@ -568,5 +569,35 @@ func TestRenewalFreesTheMark(t *testing.T) {
 	}
 	if keys := rec.keys(); len(keys) != 30 || slices.Contains(keys, "renew/far/1") {
 		t.Errorf("the first run fired %d timers (far among them: %v), want the 30 quick ones", len(keys), slices.Contains(keys, "renew/far/1"))
+	}
+}
+
+// Rule: when recording a firing fails in the store (the append fails, or
+// lands but reports a failure), the record is retried and the fire
+// function is not called again.
+func TestRecordFailureDoesNotFireAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		inject       func(l *testkit.Log) error
+		wantRecorded uint64
+	}{
+		{"append fails", func(l *testkit.Log) error { _, err := l.FailNext(1, testkit.OpAppend); return err }, 1},
+		// The Fired lands; the retry finds it recorded and records nothing.
+		{"append lands but fails", func(l *testkit.Log) error { _, err := l.AmbiguousNext(1, testkit.OpAppend); return err }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			log := testkit.NewLog(eventlog.NewMemory())
+			rec := &recorder{fail: func(timer.Timer) error { return tc.inject(log) }}
+			_, tm := run(t, log, projection.NewMemory(), "rec", rec.fire, timer.WithRetry(10*time.Millisecond, 10*time.Millisecond))
+			tm.After(ctx, "a", 0, nil)
+			waitFor(t, "a to complete", func() bool { return tm.Status().StoreErrors == 1 && tm.Status().Pending == 0 })
+			if got := events(t, log, tm, "a"); !slices.Equal(got, []string{"Scheduled", "Fired"}) {
+				t.Errorf("events of a: %v, want Scheduled, Fired", got)
+			}
+			if st, n := tm.Status(), len(rec.got()); n != 1 || st.Fired != 1 || st.Recorded != tc.wantRecorded || st.Failures != 0 {
+				t.Errorf("%d fire calls, status %+v; want 1 call, 1 fired, %d recorded, 0 fire failures", n, st, tc.wantRecorded)
+			}
+		})
 	}
 }
