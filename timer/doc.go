@@ -69,6 +69,9 @@
 //     timer at the same time with the same payload changes nothing and
 //     returns its generation, so a Schedule retried after an error of
 //     unknown outcome does not reschedule it.
+//   - Recurring timers: a fire function may reschedule its own timer id;
+//     the new generation replaces the one firing (whose firing is then
+//     not recorded) and fires in its turn, with its own key.
 //
 // # Restart and the low-water mark
 //

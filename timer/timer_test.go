@@ -601,3 +601,28 @@ func TestRecordFailureDoesNotFireAgain(t *testing.T) {
 		})
 	}
 }
+
+// Rule: a fire function may reschedule its own timer (a recurring
+// timer): the new generation replaces the one firing, whose firing is not
+// recorded, and fires in turn.
+func TestRecurringTimer(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	var tm *timer.Timers
+	rec := &recorder{fail: func(t timer.Timer) error {
+		if t.Generation < 3 {
+			_, err := tm.After(ctx, t.ID, 10*time.Millisecond, t.Payload)
+			return err
+		}
+		return nil
+	}}
+	_, tm = run(t, log, projection.NewMemory(), "every", rec.fire)
+	tm.After(ctx, "tick", 0, []byte("p"))
+	waitFor(t, "three ticks", func() bool { return tm.Status().Recorded == 1 && tm.Status().Pending == 0 })
+	if keys := rec.keys(); !slices.Equal(keys, []string{"every/tick/1", "every/tick/2", "every/tick/3"}) {
+		t.Errorf("fired %v, want generations 1, 2, 3", keys)
+	}
+	if got := events(t, log, tm, "tick"); !slices.Equal(got, []string{"Scheduled", "Scheduled", "Scheduled", "Fired"}) {
+		t.Errorf("events %v, want three Scheduled and the last one's Fired", got)
+	}
+}
