@@ -205,7 +205,7 @@ func WithKindOptions(opts ...entity.KindOption) Option {
 
 // WithProjectionOptions passes options to the projection the scheduler
 // reads the timers with, after its own: telemetry providers, buffer and
-// batch sizes. Use [WithSlice] rather than projection.WithSlice.
+// batch sizes. projection.WithSlice works as [WithSlice] does.
 func WithProjectionOptions(opts ...projection.Option) Option {
 	return func(c *config) error {
 		for i, o := range opts {

@@ -73,7 +73,7 @@ type Info struct {
 type Timers struct {
 	sys     *entity.System
 	name    string
-	markKey string // the name the low-water mark is stored under
+	markKey string // the name the low-water mark is stored under: the projection's
 	kind    *entity.Kind[state, Event]
 	offsets projection.OffsetStore
 	fire    FireFunc
@@ -144,7 +144,6 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 	}
 	if n := cfg.slice[1]; n > 0 {
 		popts = append(popts, projection.WithSlice(cfg.slice[0], n))
-		t.markKey = projection.SliceName(name, cfg.slice[0], n)
 	}
 	t.mem = projection.NewMemory()
 	p, err := projection.New(sys.Log(), cfg.typ, name, runOffsets{t.mem}, t.handle, append(popts, cfg.popts...)...)
@@ -154,7 +153,10 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 		}
 		return nil, fmt.Errorf("timers %s: %w", name, err)
 	}
-	t.p = p
+	// The projection's name is the slice's, however the slice was given
+	// (WithSlice, or projection.WithSlice among the projection options):
+	// each slice keeps its own mark.
+	t.p, t.markKey = p, p.Name()
 	kopts := append([]entity.KindOption{entity.WithPassivateAfter(time.Minute)}, cfg.kopts...)
 	t.kind, err = entity.Register(sys, timerType(cfg.typ), kopts...)
 	if err != nil {
