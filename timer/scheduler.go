@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -34,7 +35,7 @@ type entry struct {
 	// Scheduled at pos: how far behind the timer is, for renewal.
 	seen uint64
 
-	next     time.Time // when to try it: at, or later after a failure
+	next     int64     // when to try it (Unix ns): at, or later after a failure
 	index    int       // in the heap; -1 when not in it
 	inflight bool      // a worker has it
 	gone     bool      // the projection has read its end
@@ -187,7 +188,7 @@ func (t *Timers) handle(ctx context.Context, batch []eventlog.Record) error {
 				}
 				s.drop(old)
 			}
-			n := &entry{id: rec.EntityID, gen: e.Generation, at: e.At, payload: e.Payload, pos: rec.Position, seen: s.seen, next: e.At, index: -1}
+			n := &entry{id: rec.EntityID, gen: e.Generation, at: e.At, payload: e.Payload, pos: rec.Position, seen: s.seen, next: unixNano(e.At), index: -1}
 			s.byID[n.id] = n
 			heap.Push(&s.h, n)
 			s.fifo = append(s.fifo, fifoItem{n, n.pos})
@@ -230,10 +231,14 @@ func (t *Timers) dispatch(ctx context.Context, s *sched, work chan<- *entry) {
 	for {
 		wait := maxWait
 		s.mu.Lock()
-		now := t.cfg.clock.Now()
+		now := unixNano(t.cfg.clock.Now())
 		for s.inflight < t.cfg.concurrency && len(s.h) > 0 {
 			e := s.h[0]
-			if d := e.next.Sub(now); d > 0 {
+			if e.next > now {
+				d := time.Duration(e.next - now)
+				if d < 0 {
+					d = maxWait // overflowed: next is far ahead
+				}
 				wait = min(d, maxWait)
 				break
 			}
@@ -369,7 +374,7 @@ func (t *Timers) retry(ctx context.Context, s *sched, e *entry, attempt int, sto
 	e.inflight = false
 	s.inflight--
 	if !e.gone {
-		e.next = now.Add(delay)
+		e.next = unixNano(now.Add(delay))
 		heap.Push(&s.h, e)
 	}
 	s.mu.Unlock()
@@ -444,13 +449,31 @@ func (t *Timers) saveMark(ctx context.Context, s *sched) error {
 	return nil
 }
 
+// unixNano returns t in Unix nanoseconds, clamped to what an int64
+// holds (the years 1678 to 2262): a timer due later waits forever, one
+// due earlier is due.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
 // entryHeap orders entries by next, then by Position.
 type entryHeap []*entry
 
 func (h entryHeap) Len() int { return len(h) }
 func (h entryHeap) Less(i, j int) bool {
-	if !h[i].next.Equal(h[j].next) {
-		return h[i].next.Before(h[j].next)
+	if h[i].next != h[j].next {
+		return h[i].next < h[j].next
 	}
 	return h[i].pos < h[j].pos
 }

@@ -626,3 +626,25 @@ func TestRecurringTimer(t *testing.T) {
 		t.Errorf("events %v, want three Scheduled and the last one's Fired", got)
 	}
 }
+
+// Rule: times beyond what Unix nanoseconds hold are accepted: one in
+// the year 1 fires at once, one in the year 9999 waits.
+func TestExtremeTimes(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "extreme", rec.fire)
+	early := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Second)
+	if _, err := tm.Schedule(ctx, "late", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tm.Schedule(ctx, "early", early, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "early to fire", func() bool { return tm.Status().Recorded == 1 })
+	if calls := rec.got(); len(calls) != 1 || calls[0].ID != "early" || !calls[0].At.Equal(early) {
+		t.Errorf("fires %+v; want early alone, due %v", calls, early)
+	}
+	if st := tm.Status(); st.Pending != 1 || st.Due != 0 {
+		t.Errorf("status %+v; want late pending, not due", st)
+	}
+}

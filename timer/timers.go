@@ -417,10 +417,10 @@ func (t *Timers) Status() Status {
 	st := Status{Name: t.markKey, Running: running, Projection: t.p.Status()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := t.cfg.clock.Now()
+	now := unixNano(t.cfg.clock.Now())
 	st.Pending, st.InFlight = len(s.byID), s.inflight
 	for _, e := range s.h {
-		if !e.next.After(now) {
+		if e.next <= now {
 			st.Due++
 		}
 	}
