@@ -35,11 +35,11 @@ type entry struct {
 	// Scheduled at pos: how far behind the timer is, for renewal.
 	seen uint64
 
-	next     int64     // when to try it (Unix ns): at, or later after a failure
-	index    int       // in the heap; -1 when not in it
-	inflight bool      // a worker has it
-	gone     bool      // the projection has read its end
-	fired    bool      // the fire function succeeded; the record is left
+	next     int64 // when to try it (Unix ns): at, or later after a failure
+	index    int   // in the heap; -1 when not in it
+	inflight bool  // a worker has it
+	gone     bool  // the projection has read its end
+	fired    bool  // the fire function succeeded; the record is left
 	attempts int
 }
 
