@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -509,6 +510,11 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := tm.Wait(ctx); err != nil {
 		t.Errorf("Wait after Stop: %v", err)
+	}
+	// Every goroutine of the run has ended: Stop waited for them.
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "timer.(*Timers)") {
+		t.Errorf("goroutines of the scheduler still run after Stop:\n%s", stacks)
 	}
 	if st := tm.Status(); st.Running {
 		t.Errorf("status after Stop: %+v, want not running", st)
