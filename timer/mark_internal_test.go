@@ -58,9 +58,10 @@ func TestMarkInvariant(t *testing.T) {
 				t.Fatalf("seed %d: pending %s has its Scheduled at %d, not after the mark %d", seed, id, e.pos, mark)
 			}
 		}
-		// The marks taken along the way are safe too: a crash then, and
-		// a restart that reads the whole log after them.
-		for _, m := range append(marks, mark) {
+		// The marks taken along the way are safe too (a sample of them): a
+		// crash then, and a restart that reads the whole log after them.
+		rng.Shuffle(len(marks), func(i, j int) { marks[i], marks[j] = marks[j], marks[i] })
+		for _, m := range append(marks[:min(len(marks), 8)], mark) {
 			if restarted, _ := read(t, codec, log, m, rng); !maps.Equal(pendingOf(restarted), pending) {
 				t.Fatalf("seed %d: reading after the mark %d gives pending %v, want %v", seed, m, pendingOf(restarted), pending)
 			}

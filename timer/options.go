@@ -158,9 +158,10 @@ func WithMarkInterval(d time.Duration) Option {
 	}
 }
 
-// WithRenewAfter renews a pending timer once more than n timer events
-// (or twice the number of pending timers, if more) have been read after
-// its Scheduled (default [DefaultRenewAfter]; 0 never): the scheduler
+// WithRenewAfter renews a pending timer due more than a minute ahead once
+// more than n timer events (or twice the number of pending timers, if
+// more) have been read after its Scheduled (default [DefaultRenewAfter];
+// 0 never): the scheduler
 // records its Scheduled again, same generation, time and payload, so the
 // low-water mark moves past the old one and a restart does not read every
 // event since a timer due far ahead was scheduled. Renewals are checked

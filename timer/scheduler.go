@@ -119,16 +119,21 @@ func (s *sched) markLocked() uint64 {
 // maxRenew bounds the timers renewed per mark interval.
 const maxRenew = 1000
 
-// stale returns the ids and generations of the oldest pending timers
-// read more than max(renewAfter, 2 x pending) events ago, at most
-// maxRenew: those holding the low-water mark back. The bound keeps the
-// renewals below one for every two events read, however many timers
-// wait far ahead.
-func (s *sched) stale(renewAfter int) []*entry {
+// renewAhead is how far ahead a timer must be due to be renewed: one due
+// sooner frees the mark by firing.
+const renewAhead = time.Minute
+
+// stale returns the oldest pending timers read more than max(renewAfter,
+// 2 x pending) events ago and not due within renewAhead of now, at most
+// maxRenew: those holding the low-water mark back for long. The bound
+// keeps the renewals below one for every two events read, however many
+// timers wait far ahead.
+func (s *sched) stale(renewAfter int, now time.Time) []*entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.markLocked() // drops the dead items at the front
 	limit := max(uint64(renewAfter), 2*uint64(len(s.byID)))
+	soon := unixNano(now.Add(renewAhead))
 	var out []*entry
 	for _, f := range s.fifo {
 		if f.dead() {
@@ -137,7 +142,9 @@ func (s *sched) stale(renewAfter int) []*entry {
 		if len(out) == maxRenew || s.seen-f.e.seen <= limit {
 			break
 		}
-		out = append(out, f.e)
+		if f.e.next > soon {
+			out = append(out, f.e)
+		}
 	}
 	return out
 }
@@ -408,7 +415,7 @@ func (t *Timers) renew(ctx context.Context, s *sched) {
 	if t.cfg.renewAfter == 0 {
 		return
 	}
-	for _, e := range s.stale(t.cfg.renewAfter) {
+	for _, e := range s.stale(t.cfg.renewAfter, t.cfg.clock.Now()) {
 		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
 		_, err := entity.Ask(cctx, t.kind.Ref(e.id), renewCmd{gen: e.gen})
 		cancel()
