@@ -104,10 +104,22 @@
 // projection: slice i of n reads and fires only the timers whose ids
 // projection.SliceOf puts in it, and stores its own mark under
 // projection.SliceName(name, i, n). Run each slice in one process at a
-// time (each process with its own entity.System on the shared log); any
-// of them may schedule and cancel any timer. Changing n needs the
-// slices stopped and their marks moved to the lowest of them (no
-// automatic reslicing).
+// time, each process with its own entity.System on the shared log.
+// Changing n needs the slices stopped and their marks moved to the lowest
+// of them (no automatic reslicing).
+//
+// Any process may schedule and cancel any timer, but a timer entity is
+// then live in several Systems, and one that another process wrote since
+// answers from stale state until it next appends (which conflicts: the
+// log keeps one writer, and Schedule or Cancel returns the conflict, to
+// retry) or passivates. The scheduler copes: a timer entity behind the
+// generation it read in the log is made to recover before the fire, and
+// before the record. A Cancel in a process whose entity is behind can
+// miss a generation scheduled elsewhere, though, and a scheduler whose
+// entity missed a Cancel made elsewhere can fire a cancelled timer. So
+// for the guarantees above, send each timer's Schedule and Cancel through
+// the process that runs its slice (projection.SliceOf(EntityType(), id,
+// n) says which), as a cluster would route an entity's commands.
 //
 // # Entities and process managers
 //

@@ -147,29 +147,37 @@ func (cancelCmd) Handle(tx *tx) (bool, error) {
 	return true, nil
 }
 
-// checkCmd replies whether generation gen is the pending one: the
-// scheduler asks before it fires, so that a timer cancelled or
-// rescheduled in the log is not fired because the scheduler has not read
-// that yet.
+// verdict is the reply of checkCmd and markFiredCmd: whether the
+// generation asked about is the pending one (checkCmd) or was recorded
+// fired (markFiredCmd), and the timer's last generation, which tells the
+// scheduler whether the entity is behind the log.
+type verdict struct {
+	ok  bool
+	gen uint64
+}
+
+// checkCmd asks whether generation gen is the pending one: the scheduler
+// asks before it fires, so that a timer cancelled or rescheduled in the
+// log is not fired because the scheduler has not read that yet.
 type checkCmd struct{ gen uint64 }
 
-func (c checkCmd) Handle(tx *tx) (bool, error) {
+func (c checkCmd) Handle(tx *tx) (verdict, error) {
 	s := tx.State()
-	return s.st == StatePending && s.gen == c.gen, nil
+	return verdict{ok: s.st == StatePending && s.gen == c.gen, gen: s.gen}, nil
 }
 
 // markFiredCmd records that generation gen fired, if it is still the
 // pending one; otherwise (cancelled, rescheduled or recorded already
-// meanwhile) it records nothing. It replies whether it recorded.
+// meanwhile) it records nothing.
 type markFiredCmd struct{ gen uint64 }
 
-func (c markFiredCmd) Handle(tx *tx) (bool, error) {
+func (c markFiredCmd) Handle(tx *tx) (verdict, error) {
 	s := tx.State()
 	if s.st != StatePending || s.gen != c.gen {
-		return false, nil
+		return verdict{gen: s.gen}, nil
 	}
 	tx.Persist(Fired{Generation: c.gen})
-	return true, nil
+	return verdict{ok: true, gen: s.gen}, nil
 }
 
 // renewCmd records the pending generation gen again, as it is, if it is

@@ -133,8 +133,9 @@ func WithLogger(l *slog.Logger) Option {
 // fires only the timers whose ids projection.SliceOf puts in slice i, and
 // keeps its low-water mark under projection.SliceName(name, i, n). Run the
 // n slices, each with its own WithSlice, in one process or spread over
-// several, one runner per slice at a time. Any slice may schedule and
-// cancel any timer: the timer's id decides the slice that fires it.
+// several, one runner per slice at a time. The timer's id decides the
+// slice that fires it; send its Schedule and Cancel through the process
+// that runs that slice (see the package documentation, Slices).
 func WithSlice(i, n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > projection.MaxSlices || i < 0 || i >= n {

@@ -297,13 +297,16 @@ func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
 		// The scheduler may be behind the log: ask the timer itself, so
 		// that a timer cancelled or rescheduled there is not fired.
 		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
-		pending, err := entity.Ask(cctx, ref, checkCmd{gen: e.gen})
+		v, err := entity.Ask(cctx, ref, checkCmd{gen: e.gen})
 		cancel()
+		if err == nil && v.gen < e.gen {
+			err = t.behind(e, v.gen)
+		}
 		if err != nil {
 			t.retry(ctx, s, e, attempt, true, fmt.Errorf("timer: %s: check %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
 			return
 		}
-		if !pending {
+		if !v.ok {
 			t.settle(s, e) // the projection will read what replaced it
 			return
 		}
@@ -322,18 +325,31 @@ func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
 		s.mu.Unlock()
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
-	recorded, err := entity.Ask(cctx, ref, markFiredCmd{gen: e.gen})
+	v, err := entity.Ask(cctx, ref, markFiredCmd{gen: e.gen})
 	cancel()
+	if err == nil && v.gen < e.gen {
+		err = t.behind(e, v.gen)
+	}
 	if err != nil {
 		t.retry(ctx, s, e, attempt, true, fmt.Errorf("timer: %s: record the firing of %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
 		return
 	}
-	if recorded {
+	if v.ok {
 		s.mu.Lock()
 		s.recorded++
 		s.mu.Unlock()
 	}
 	t.settle(s, e)
+}
+
+// behind handles a timer entity whose last generation, gen, is older than
+// e's, which the scheduler has read in the log: another process (another
+// System on the log) wrote the timer while this one kept it live. It
+// passivates the entity, so the retry recovers it from the log, and
+// returns the error to retry with.
+func (t *Timers) behind(e *entry, gen uint64) error {
+	t.kind.Passivate(e.id)
+	return fmt.Errorf("the timer entity is at generation %d, behind the log: recovering it", gen)
 }
 
 // call runs the fire function, turning a panic into an error.

@@ -654,3 +654,33 @@ func TestExtremeTimes(t *testing.T) {
 		t.Errorf("status %+v; want late pending, not due", st)
 	}
 }
+
+// Rule: when another process (another System on the log) reschedules a
+// timer that this process keeps live at an older generation, the
+// scheduler does not trust the stale entity: it has it recover from the
+// log, then fires the new generation and records it.
+func TestTimerWrittenByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	rec := &recorder{}
+	_, runner := run(t, log, offsets, "two", rec.fire, timer.WithRetry(10*time.Millisecond, 10*time.Millisecond))
+	if gen, _ := runner.Schedule(ctx, "x", time.Now().Add(time.Hour), nil); gen != 1 {
+		t.Fatalf("first Schedule: generation %d, want 1", gen)
+	}
+	// The runner's System now has x live at generation 1. Another
+	// process reschedules it, due at once.
+	_, other := build(t, log, projection.NewMemory(), "two", rec.fire)
+	if gen, err := other.After(ctx, "x", 0, []byte("now")); gen != 2 || err != nil {
+		t.Fatalf("Schedule in the other process: generation %d, %v; want 2", gen, err)
+	}
+	waitFor(t, "x to fire and be recorded", func() bool { return runner.Status().Pending == 0 && len(rec.got()) == 1 })
+	if keys := rec.keys(); !slices.Equal(keys, []string{"two/x/2"}) {
+		t.Errorf("fired %v, want two/x/2", keys)
+	}
+	if got := events(t, log, runner, "x"); !slices.Equal(got, []string{"Scheduled", "Scheduled", "Fired"}) {
+		t.Errorf("events of x: %v, want Scheduled, Scheduled, Fired", got)
+	}
+	if st := runner.Status(); st.StoreErrors != 1 || !strings.Contains(st.LastError.Error(), "behind the log") {
+		t.Errorf("status %+v; want the stale entity noticed once", st)
+	}
+}

@@ -194,7 +194,7 @@ func (t *Timers) checkID(op, id string) error {
 }
 
 // Schedule schedules the timer id of these Timers to fire at at with
-// payload, and returns its generation. Any slice may schedule any timer.
+// payload, and returns its generation.
 //
 //   - A new id, or one that fired or was cancelled, is scheduled as the
 //     next generation: ids may be reused.
