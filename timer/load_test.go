@@ -114,6 +114,9 @@ func testManyAcrossRestart(t *testing.T, log eventlog.Log, offsets projection.Of
 	want := n - cancelled
 	waitFor(t, fmt.Sprintf("%d timers to fire", want), func() bool { return fl.ids() >= want })
 	waitFor(t, "the second scheduler to record them", func() bool { return tm2.Status().Pending == 0 })
+	if st := tm2.Status(); st.Fired < uint64(want-firedBefore) || st.Recorded != st.Fired || st.Failures != 0 {
+		t.Errorf("second scheduler's status %+v; want at least the %d timers left fired, all recorded, no failures", st, want-firedBefore)
+	}
 
 	fl.mu.Lock()
 	defer fl.mu.Unlock()

@@ -1,6 +1,7 @@
 package timer
 
 import (
+	"container/heap"
 	"context"
 	"maps"
 	"math/rand/v2"
@@ -98,4 +99,25 @@ func pendingOf(s *sched) map[string]uint64 {
 		out[id] = e.gen
 	}
 	return out
+}
+
+// Rule: countDue counts the entries due by a time, as a scan of the
+// whole heap would.
+func TestCountDue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h entryHeap
+	for i := range 500 {
+		heap.Push(&h, &entry{next: rng.Int64N(1000), pos: uint64(i)})
+	}
+	for _, now := range []int64{-1, 0, 10, 500, 999, 1000} {
+		want := 0
+		for _, e := range h {
+			if e.next <= now {
+				want++
+			}
+		}
+		if got := h.countDue(now); got != want {
+			t.Errorf("countDue(%d) = %d, want %d", now, got, want)
+		}
+	}
 }

@@ -17,9 +17,6 @@ const (
 	// DefaultMarkInterval is how often the low-water mark is saved by
 	// default.
 	DefaultMarkInterval = time.Second
-	// DefaultCommandTimeout bounds each command the scheduler sends a
-	// timer (the check before a fire, the record after it) by default.
-	DefaultCommandTimeout = 10 * time.Second
 	// DefaultRenewAfter is how many timer events after its Scheduled a
 	// pending timer is renewed by default (see [WithRenewAfter]).
 	DefaultRenewAfter = 10000
@@ -57,7 +54,6 @@ type config struct {
 	logger      *slog.Logger
 	slice       [2]int // i, n; n 0 for none
 	markEvery   time.Duration
-	cmdTimeout  time.Duration
 	renewAfter  int
 	kopts       []entity.KindOption
 	popts       []projection.Option
@@ -178,21 +174,11 @@ func WithRenewAfter(n int) Option {
 	}
 }
 
-// WithCommandTimeout bounds each command the scheduler sends a timer
-// entity (default [DefaultCommandTimeout]). It does not bound the fire
-// function, which gets the run's context and must return when it ends.
-func WithCommandTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: WithCommandTimeout(%v): must be positive", ErrInvalid, d)
-		}
-		c.cmdTimeout = d
-		return nil
-	}
-}
-
 // WithKindOptions passes options to the registration of the timer entity
 // type, after the timers' own (entities passivate after a minute idle).
+// entity.WithStoreTimeout among them bounds the store calls of the
+// commands the scheduler sends the timers (the check before a fire, the
+// record after it), which have no other deadline.
 func WithKindOptions(opts ...entity.KindOption) Option {
 	return func(c *config) error {
 		for i, o := range opts {

@@ -296,9 +296,9 @@ func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
 	if !fired {
 		// The scheduler may be behind the log: ask the timer itself, so
 		// that a timer cancelled or rescheduled there is not fired.
-		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
-		v, err := entity.Ask(cctx, ref, checkCmd{gen: e.gen})
-		cancel()
+		// No deadline of its own: the entity's store timeout bounds the
+		// command's store calls (a context per command costs a timer).
+		v, err := entity.Ask(ctx, ref, checkCmd{gen: e.gen})
 		if err == nil && v.gen < e.gen {
 			err = t.behind(e, v.gen)
 		}
@@ -324,9 +324,7 @@ func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
 		s.fired++
 		s.mu.Unlock()
 	}
-	cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
-	v, err := entity.Ask(cctx, ref, markFiredCmd{gen: e.gen})
-	cancel()
+	v, err := entity.Ask(ctx, ref, markFiredCmd{gen: e.gen})
 	if err == nil && v.gen < e.gen {
 		err = t.behind(e, v.gen)
 	}
@@ -432,9 +430,7 @@ func (t *Timers) renew(ctx context.Context, s *sched) {
 		return
 	}
 	for _, e := range s.stale(t.cfg.renewAfter, t.cfg.clock.Now()) {
-		cctx, cancel := context.WithTimeout(ctx, t.cfg.cmdTimeout)
-		_, err := entity.Ask(cctx, t.kind.Ref(e.id), renewCmd{gen: e.gen})
-		cancel()
+		_, err := entity.Ask(ctx, t.kind.Ref(e.id), renewCmd{gen: e.gen})
 		if err != nil {
 			if ctx.Err() == nil {
 				t.cfg.logger.Warn("timers could not renew a timer that holds the low-water mark back; trying again later", "timers", t.markKey, "timer", e.id, "generation", e.gen, "err", err)
@@ -489,6 +485,23 @@ var (
 	minTime = time.Unix(0, math.MinInt64)
 	maxTime = time.Unix(0, math.MaxInt64)
 )
+
+// countDue counts the entries due by now. It visits only those and their
+// children: a child is never due before its parent.
+func (h entryHeap) countDue(now int64) int {
+	n := 0
+	stack := []int{0}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(h) || h[i].next > now {
+			continue
+		}
+		n++
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	return n
+}
 
 // entryHeap orders entries by next, then by Position.
 type entryHeap []*entry

@@ -442,7 +442,6 @@ func TestBadInput(t *testing.T) {
 		{"slice", sys, "t", offsets, fire, []timer.Option{timer.WithSlice(2, 2)}, "WithSlice(2, 2)"},
 		{"entity type", sys, "t", offsets, fire, []timer.Option{timer.WithEntityType("")}, "WithEntityType"},
 		{"mark interval", sys, "t", offsets, fire, []timer.Option{timer.WithMarkInterval(0)}, "WithMarkInterval(0s)"},
-		{"command timeout", sys, "t", offsets, fire, []timer.Option{timer.WithCommandTimeout(-1)}, "WithCommandTimeout(-1ns)"},
 		{"logger", sys, "t", offsets, fire, []timer.Option{timer.WithLogger(nil)}, "WithLogger(nil)"},
 		{"renew after", sys, "t", offsets, fire, []timer.Option{timer.WithRenewAfter(-1)}, "WithRenewAfter(-1)"},
 		{"kind option", sys, "t", offsets, fire, []timer.Option{timer.WithKindOptions(nil)}, "WithKindOptions: option 1 is nil"},

@@ -125,7 +125,6 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 		clock:       systemClock{},
 		logger:      slog.Default(),
 		markEvery:   DefaultMarkInterval,
-		cmdTimeout:  DefaultCommandTimeout,
 		renewAfter:  DefaultRenewAfter,
 	}
 	for i, o := range opts {
@@ -165,6 +164,9 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 	t.s = newSched(0)
 	return t, nil
 }
+
+// markSaveTimeout bounds the save of the low-water mark when a run ends.
+const markSaveTimeout = 10 * time.Second
 
 // runOffsets is the offset store of the scheduler's projection: process
 // memory, set to the low-water mark on every Start. It hides the
@@ -316,7 +318,7 @@ func (t *Timers) Start(ctx context.Context) error {
 		perr := t.p.Wait(context.Background())
 		cancel()
 		wg.Wait()
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.cmdTimeout)
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), markSaveTimeout)
 		if err := t.saveMark(sctx, s); err != nil {
 			t.cfg.logger.Warn("timers could not save their low-water mark on stop", "timers", t.markKey, "err", err)
 		}
@@ -419,11 +421,7 @@ func (t *Timers) Status() Status {
 	defer s.mu.Unlock()
 	now := unixNano(t.cfg.clock.Now())
 	st.Pending, st.InFlight = len(s.byID), s.inflight
-	for _, e := range s.h {
-		if e.next <= now {
-			st.Due++
-		}
-	}
+	st.Due = s.h.countDue(now)
 	st.Fired, st.Recorded, st.Failures, st.StoreErrors = s.fired, s.recorded, s.failures, s.storeErrors
 	st.LastError, st.LastErrorTime = s.lastErr, s.lastErrTime
 	st.Mark, st.Next = s.saved, s.markLocked()
