@@ -77,7 +77,8 @@ func read(t *testing.T, codec interface {
 	Decode(string, uint32, []byte) (Event, error)
 }, log []eventlog.Record, mark uint64, rng *rand.Rand) (*sched, []uint64) {
 	t.Helper()
-	tm := &Timers{name: "x", codec: codec, s: newSched(mark)}
+	tm := &Timers{name: "x", codec: codec}
+	tm.cur.Store(newSched(mark))
 	rest := log[mark:]
 	var marks []uint64
 	for len(rest) > 0 {
@@ -86,11 +87,11 @@ func read(t *testing.T, codec interface {
 			t.Fatal(err)
 		}
 		rest = rest[n:]
-		tm.s.mu.Lock()
-		marks = append(marks, tm.s.markLocked())
-		tm.s.mu.Unlock()
+		tm.cur.Load().mu.Lock()
+		marks = append(marks, tm.cur.Load().markLocked())
+		tm.cur.Load().mu.Unlock()
 	}
-	return tm.s, marks
+	return tm.cur.Load(), marks
 }
 
 func pendingOf(s *sched) map[string]uint64 {

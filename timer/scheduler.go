@@ -47,9 +47,6 @@ type entry struct {
 type sched struct {
 	wake chan struct{} // wakes the dispatcher; capacity 1
 
-	// startTime is when the run started.
-	startTime time.Time
-
 	// mu guards everything below it.
 	mu   sync.Mutex
 	byID map[string]*entry // the pending timers, by id
@@ -173,9 +170,7 @@ func (t *Timers) handle(ctx context.Context, batch []eventlog.Record) error {
 		}
 		evs[i] = e
 	}
-	t.mu.Lock()
-	s := t.s
-	t.mu.Unlock()
+	s := t.cur.Load()
 	s.mu.Lock()
 	for i := range batch {
 		rec := &batch[i]

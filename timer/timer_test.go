@@ -683,3 +683,26 @@ func TestTimerWrittenByAnotherProcess(t *testing.T) {
 		t.Errorf("status %+v; want the stale entity noticed once", st)
 	}
 }
+
+// Rule: a timer event that cannot be decoded stops the scheduler (the
+// projection's poison policy): Wait returns a *projection.PoisonError
+// naming it.
+func TestUndecodableEventStops(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	_, tm := run(t, log, projection.NewMemory(), "bad", func(context.Context, timer.Timer) error { return nil },
+		timer.WithProjectionOptions(projection.WithRetry(time.Millisecond, time.Millisecond, 2)))
+	if _, err := log.Append(ctx, tm.EntityType(), "x", 0, eventlog.Event{Name: "Bogus", Data: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := tm.Wait(wctx)
+	var pe *projection.PoisonError
+	if !errors.As(err, &pe) || pe.Event.EntityID != "x" || pe.Event.Name != "Bogus" {
+		t.Fatalf("Wait: %v, want a *projection.PoisonError at bad-timers/x (Bogus)", err)
+	}
+	if st := tm.Status(); st.Running {
+		t.Errorf("status %+v after the poison event, want stopped", st)
+	}
+}

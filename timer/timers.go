@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -92,7 +93,10 @@ type Timers struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the current run has ended
 	result  error         // why the last run ended
-	s       *sched        // the current or last run's scheduler
+
+	// cur is the current or last run's scheduler state; the projection's
+	// handler reads it for every batch.
+	cur atomic.Pointer[sched]
 }
 
 // New returns the timers named name, stored as entities of sys (type
@@ -161,7 +165,7 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 	if err != nil {
 		return nil, fmt.Errorf("timers %s: %w", name, err)
 	}
-	t.s = newSched(0)
+	t.cur.Store(newSched(0))
 	return t, nil
 }
 
@@ -292,11 +296,10 @@ func (t *Timers) Start(ctx context.Context) error {
 		return fmt.Errorf("timer: %s: %w", t.markKey, err)
 	}
 	s := newSched(mark)
-	s.startTime = t.cfg.clock.Now()
 	// The scheduler's own commands carry no idempotency key, whatever
 	// ctx has: each fire gets its own.
 	rctx, cancel := context.WithCancel(entity.WithIdempotencyKey(ctx, ""))
-	t.s = s // before the projection's handler runs
+	t.cur.Store(s) // before the projection's handler runs
 	if err := t.p.Start(rctx); err != nil {
 		cancel()
 		return fmt.Errorf("timer: %s: %w", t.markKey, err)
@@ -414,8 +417,9 @@ type Status struct {
 // Status returns the scheduler's progress.
 func (t *Timers) Status() Status {
 	t.mu.Lock()
-	s, running := t.s, t.running
+	running := t.running
 	t.mu.Unlock()
+	s := t.cur.Load()
 	st := Status{Name: t.markKey, Running: running, Projection: t.p.Status()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
