@@ -39,10 +39,10 @@ func Example() {
 	}
 	defer reminders.Stop(ctx)
 
-	reminders.After(ctx, "call-bob", 20*time.Millisecond, []byte("call Bob"))
 	reminders.After(ctx, "call-alice", time.Hour, []byte("call Alice"))
 	cancelled, _ := reminders.Cancel(ctx, "call-alice")
 	fmt.Println("cancelled call-alice:", cancelled)
+	reminders.After(ctx, "call-bob", 10*time.Millisecond, []byte("call Bob"))
 	<-fired
 	// Output:
 	// cancelled call-alice: true

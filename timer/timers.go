@@ -36,8 +36,9 @@ type Timer struct {
 	// (entity.IdempotencyKeyFrom): every attempt to fire this generation,
 	// before or after a restart, has the same key.
 	Key string
-	// Attempt counts the attempts to fire it in this run of the Timers,
-	// from 1.
+	// Attempt counts the scheduler's attempts at this generation in this
+	// run of the Timers, from 1: a fire that failed, and a check before
+	// it or a record after it that failed in the store, count.
 	Attempt int
 }
 
