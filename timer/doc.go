@@ -150,6 +150,11 @@
 // and in flight. The timer entities passivate after a minute idle
 // ([WithKindOptions] to change it).
 //
+// The scheduler's projection keeps its offset in memory: what the offset
+// store keeps is the mark, under the timers' name, where operators' tools
+// (esctl) list it. Pausing that name with projection.Pause does not pause
+// the scheduler.
+//
 // # Concurrency
 //
 // [Timers] is safe for concurrent use. A running scheduler owns the
