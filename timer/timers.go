@@ -339,7 +339,8 @@ func (t *Timers) Start(ctx context.Context) error {
 // A fire in progress sees its context canceled; unless its firing was
 // recorded before, the timer fires again after the next Start, with the
 // same key. Stop on timers that do not run returns nil. It does not shut
-// the entity.System down.
+// the entity.System down: stop the timers first, then the System (a
+// scheduler whose System is closed retries its commands until stopped).
 func (t *Timers) Stop(ctx context.Context) error {
 	t.mu.Lock()
 	cancel, done := t.cancel, t.done
