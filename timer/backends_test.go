@@ -130,7 +130,7 @@ func TestSlices(t *testing.T) {
 		// Through the process that runs the timer's slice, as the package
 		// documentation says.
 		id := fmt.Sprint("s-", i)
-		if _, err := tms[projection.SliceOf(tms[0].EntityType(), id, 2)].After(ctx, id, 0, nil); err != nil {
+		if err := tms[projection.SliceOf(tms[0].Type(), id, 2)].After(ctx, id, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +139,7 @@ func TestSlices(t *testing.T) {
 	})
 	for i, r := range recs {
 		for _, c := range r.got() {
-			if s := projection.SliceOf(tms[i].EntityType(), c.ID, 2); s != i {
+			if s := projection.SliceOf(tms[i].Type(), c.ID, 2); s != i {
 				t.Errorf("slice %d fired %s, which is slice %d's", i, c.ID, s)
 			}
 		}

@@ -64,11 +64,11 @@
 //     reads it (At tells when it was due). So does After with a duration
 //     of 0 or less. A zero time is refused.
 //   - Cancel of an unknown timer, of a cancelled one or of a fired one
-//     returns false and records nothing. Schedule of a fired or cancelled
+//     returns nil and records nothing. Schedule of a fired or cancelled
 //     id schedules it again as the next generation. Schedule of a pending
-//     timer at the same time with the same payload changes nothing and
-//     returns its generation, so a Schedule retried after an error of
-//     unknown outcome does not reschedule it.
+//     timer at the same time with the same payload changes nothing, so a
+//     Schedule retried after an error of unknown outcome does not
+//     reschedule it. [Timers.Get] tells a timer's state and generation.
 //   - Recurring timers: a fire function may reschedule its own timer id;
 //     the new generation replaces the one firing (whose firing is then
 //     not recorded) and fires in its turn, with its own key.
@@ -118,8 +118,8 @@
 // miss a generation scheduled elsewhere, though, and a scheduler whose
 // entity missed a Cancel made elsewhere can fire a cancelled timer. So
 // for the guarantees above, send each timer's Schedule and Cancel through
-// the process that runs its slice (projection.SliceOf(EntityType(), id,
-// n) says which), as a cluster would route an entity's commands.
+// the process that runs its slice (projection.SliceOf(Type(), id, n)
+// says which), as a cluster would route an entity's commands.
 //
 // # Entities and process managers
 //
@@ -141,6 +141,12 @@
 //     a projection that sends them with a key derived from the event
 //     (its type, id and Seq) acts once even though it delivers at least
 //     once.
+//
+// [Timers] is also a timer store for process managers (package process):
+// a manager follows [Timers.Type] beside its sources and takes each Fired
+// event ([Timers.Fired] recognises them) as the firing of its timer, in
+// log order. Give such Timers a fire function that returns nil: the
+// recorded firing is the signal.
 //
 // # Limits
 //

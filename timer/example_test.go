@@ -40,12 +40,13 @@ func Example() {
 	defer reminders.Stop(ctx)
 
 	reminders.After(ctx, "call-alice", time.Hour, []byte("call Alice"))
-	cancelled, _ := reminders.Cancel(ctx, "call-alice")
-	fmt.Println("cancelled call-alice:", cancelled)
+	reminders.Cancel(ctx, "call-alice")
+	alice, _ := reminders.Get(ctx, "call-alice")
+	fmt.Println("call-alice is", alice.State)
 	reminders.After(ctx, "call-bob", 10*time.Millisecond, []byte("call Bob"))
 	<-fired
 	// Output:
-	// cancelled call-alice: true
+	// call-alice is cancelled
 	// fired call-bob with "call Bob", key reminders/call-bob/1
 }
 

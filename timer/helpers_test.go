@@ -112,13 +112,23 @@ func stop(t *testing.T, sys *entity.System, tm *timer.Timers) {
 func events(t *testing.T, log eventlog.Log, tm *timer.Timers, id string) []string {
 	t.Helper()
 	var out []string
-	for rec, err := range log.ReadEntity(context.Background(), tm.EntityType(), id, 1) {
+	for rec, err := range log.ReadEntity(context.Background(), tm.Type(), id, 1) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, rec.Name)
 	}
 	return out
+}
+
+// genOf returns the timer id's last generation.
+func genOf(t *testing.T, tm *timer.Timers, id string) uint64 {
+	t.Helper()
+	info, err := tm.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return info.Generation
 }
 
 // fakeClock is a Clock that moves when the test says.

@@ -91,14 +91,14 @@ func testManyAcrossRestart(t *testing.T, log eventlog.Log, offsets projection.Of
 		wg.Go(func() {
 			for i := w; i < n; i += schedulers {
 				due[i] = base.Add(time.Duration(i) * spread / time.Duration(n))
-				if _, err := tm1.Schedule(ctx, id(i), due[i], []byte(id(i))); err != nil {
+				if err := tm1.Schedule(ctx, id(i), due[i], []byte(id(i))); err != nil {
 					errs <- err
 					return
 				}
 				scheduled[i] = time.Now()
 				if isCancelled(i) {
-					if ok, err := tm1.Cancel(ctx, id(i)); !ok || err != nil {
-						errs <- fmt.Errorf("cancel %s: %v, %v", id(i), ok, err)
+					if err := tm1.Cancel(ctx, id(i)); err != nil {
+						errs <- fmt.Errorf("cancel %s: %v", id(i), err)
 						return
 					}
 				}
@@ -128,7 +128,7 @@ func testManyAcrossRestart(t *testing.T, log eventlog.Log, offsets projection.Of
 	firedIDs := slices.Collect(maps.Keys(fl.fires))
 	fl.mu.Unlock()
 	for _, id := range firedIDs {
-		for rec, err := range log.ReadEntity(ctx, tm1.EntityType(), id, 1) {
+		for rec, err := range log.ReadEntity(ctx, tm1.Type(), id, 1) {
 			if err != nil {
 				t.Fatal(err)
 			}

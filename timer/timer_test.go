@@ -28,9 +28,8 @@ func TestFireOrderPayloadAndKey(t *testing.T) {
 	now := time.Now()
 	due := map[string]time.Time{"c": now.Add(240 * time.Millisecond), "a": now.Add(80 * time.Millisecond), "b": now.Add(160 * time.Millisecond)}
 	for _, id := range []string{"c", "a", "b"} {
-		gen, err := tm.Schedule(ctx, id, due[id], []byte("payload-"+id))
-		if err != nil || gen != 1 {
-			t.Fatalf("Schedule %s: generation %d, %v; want 1, nil", id, gen, err)
+		if err := tm.Schedule(ctx, id, due[id], []byte("payload-"+id)); err != nil {
+			t.Fatalf("Schedule %s: %v", id, err)
 		}
 	}
 	waitFor(t, "3 fires", func() bool { return len(rec.got()) == 3 && tm.Status().Pending == 0 })
@@ -57,9 +56,9 @@ func TestFireOrderPayloadAndKey(t *testing.T) {
 	}
 }
 
-// Rule: a timer cancelled before it is due never fires; Cancel reports
-// true for a pending timer and false, recording nothing, for one that is
-// unknown, cancelled already or fired.
+// Rule: a timer cancelled before it is due never fires; Cancel of one
+// that is unknown, cancelled already or fired returns nil and records
+// nothing.
 func TestCancel(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{}
@@ -68,8 +67,8 @@ func TestCancel(t *testing.T) {
 	now := time.Now()
 	tm.Schedule(ctx, "x", now.Add(100*time.Millisecond), nil)
 	tm.Schedule(ctx, "y", now.Add(200*time.Millisecond), nil)
-	if ok, err := tm.Cancel(ctx, "x"); !ok || err != nil {
-		t.Fatalf("Cancel(x) of a pending timer: %v, %v; want true, nil", ok, err)
+	if err := tm.Cancel(ctx, "x"); err != nil {
+		t.Fatalf("Cancel(x) of a pending timer: %v", err)
 	}
 	waitFor(t, "y to fire", func() bool { return len(rec.got()) == 1 && tm.Status().Pending == 0 })
 	time.Sleep(100 * time.Millisecond)
@@ -77,8 +76,8 @@ func TestCancel(t *testing.T) {
 		t.Errorf("fired %v; want only c/y/1: the cancelled x must not fire", keys)
 	}
 	for _, id := range []string{"x", "y", "unknown"} {
-		if ok, err := tm.Cancel(ctx, id); ok || err != nil {
-			t.Errorf("Cancel(%s): %v, %v; want false, nil", id, ok, err)
+		if err := tm.Cancel(ctx, id); err != nil {
+			t.Errorf("Cancel(%s): %v, want nil", id, err)
 		}
 	}
 	want := map[string][]string{"x": {"Scheduled", "Cancelled"}, "y": {"Scheduled", "Fired"}, "unknown": nil}
@@ -125,14 +124,17 @@ func TestReschedule(t *testing.T) {
 	log := eventlog.NewMemory()
 	_, tm := run(t, log, projection.NewMemory(), "r", rec.fire)
 	start := time.Now()
-	if gen, _ := tm.Schedule(ctx, "r1", start.Add(100*time.Millisecond), []byte("old")); gen != 1 {
+	tm.Schedule(ctx, "r1", start.Add(100*time.Millisecond), []byte("old"))
+	if gen := genOf(t, tm, "r1"); gen != 1 {
 		t.Fatalf("first Schedule: generation %d, want 1", gen)
 	}
 	later := start.Add(400 * time.Millisecond)
-	if gen, _ := tm.Schedule(ctx, "r1", later, []byte("new")); gen != 2 {
+	tm.Schedule(ctx, "r1", later, []byte("new"))
+	if gen := genOf(t, tm, "r1"); gen != 2 {
 		t.Fatalf("reschedule: generation %d, want 2", gen)
 	}
-	if gen, _ := tm.Schedule(ctx, "r1", later, []byte("new")); gen != 2 {
+	tm.Schedule(ctx, "r1", later, []byte("new"))
+	if gen := genOf(t, tm, "r1"); gen != 2 {
 		t.Fatalf("the same schedule again: generation %d, want 2 (unchanged)", gen)
 	}
 	if got := events(t, log, tm, "r1"); !slices.Equal(got, []string{"Scheduled", "Scheduled"}) {
@@ -145,8 +147,8 @@ func TestReschedule(t *testing.T) {
 		t.Fatalf("fires %+v; want one, r/r1/2 with the new payload, no earlier than %v", calls, later)
 	}
 	// A fired timer is scheduled again as the next generation.
-	if gen, err := tm.After(ctx, "r1", 0, []byte("again")); gen != 3 || err != nil {
-		t.Fatalf("Schedule after the fire: %d, %v; want generation 3", gen, err)
+	if err := tm.After(ctx, "r1", 0, []byte("again")); err != nil || genOf(t, tm, "r1") != 3 {
+		t.Fatalf("Schedule after the fire: %v, generation %d; want generation 3", err, genOf(t, tm, "r1"))
 	}
 	waitFor(t, "r1 to fire again", func() bool { return len(rec.got()) == 2 })
 	if keys := rec.keys(); !slices.Equal(keys, []string{"r/r1/2", "r/r1/3"}) {
@@ -163,10 +165,10 @@ func TestPastTimerFiresAtOnce(t *testing.T) {
 	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "p", rec.fire, timer.WithClock(clk))
 	past := clk.Now().Add(-time.Hour)
 	tm.Schedule(ctx, "past", past, nil)
-	if _, err := tm.After(ctx, "future", time.Hour, nil); err != nil {
+	if err := tm.After(ctx, "future", time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tm.After(ctx, "negative", -time.Minute, nil); err != nil {
+	if err := tm.After(ctx, "negative", -time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the past timers to fire", func() bool { return len(rec.got()) == 2 })
@@ -257,7 +259,8 @@ func TestLateFireOfOldGenerationRecordsNothing(t *testing.T) {
 	_, tm := run(t, log, projection.NewMemory(), "late", rec.fire)
 	tm.After(ctx, "a", 0, nil)
 	<-entered
-	if gen, _ := tm.After(ctx, "a", 100*time.Millisecond, nil); gen != 2 {
+	tm.After(ctx, "a", 100*time.Millisecond, nil)
+	if gen := genOf(t, tm, "a"); gen != 2 {
 		t.Fatalf("reschedule: generation %d, want 2", gen)
 	}
 	close(release)
@@ -308,7 +311,8 @@ func testRestart(t *testing.T, log eventlog.Log, offsets projection.OffsetStore)
 	}
 	t.Cleanup(func() { stop(t, sys2, tm2) })
 	for i := range 2 {
-		if gen, _ := tm2.Schedule(ctx, fmt.Sprint("late-", i), time.Now(), []byte("l")); gen != 2 {
+		tm2.Schedule(ctx, fmt.Sprint("late-", i), time.Now(), []byte("l"))
+		if gen := genOf(t, tm2, fmt.Sprint("late-", i)); gen != 2 {
 			t.Fatalf("reschedule late-%d: generation %d, want 2", i, gen)
 		}
 	}
@@ -403,8 +407,8 @@ func TestLowWaterMark(t *testing.T) {
 	if calls := rec2.got(); len(calls) != 0 {
 		t.Errorf("the restart fired %d timers, want none", len(calls))
 	}
-	if ok, _ := tm2.Cancel(ctx, "far"); !ok {
-		t.Fatal("Cancel(far) found no pending timer")
+	if err := tm2.Cancel(ctx, "far"); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, "far's cancellation to free the mark", func() bool { return tm2.Status().Next == 302 })
 }
@@ -468,11 +472,11 @@ func TestBadInput(t *testing.T) {
 		call func() error
 		want string
 	}{
-		{"empty id", func() error { _, err := tm.Schedule(ctx, "", now, nil); return err }, "Schedule: empty timer id"},
-		{"zero time", func() error { _, err := tm.Schedule(ctx, "x", time.Time{}, nil); return err }, "Schedule x: zero time"},
-		{"big payload", func() error { _, err := tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload+1)); return err }, "payload of 262145 bytes is over MaxPayload"},
-		{"bad id", func() error { _, err := tm.After(ctx, "a\x00b", time.Second, nil); return err }, "timer id"},
-		{"cancel empty id", func() error { _, err := tm.Cancel(ctx, ""); return err }, "Cancel: empty timer id"},
+		{"empty id", func() error { return tm.Schedule(ctx, "", now, nil) }, "Schedule: empty timer id"},
+		{"zero time", func() error { return tm.Schedule(ctx, "x", time.Time{}, nil) }, "Schedule x: zero time"},
+		{"big payload", func() error { return tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload+1)) }, "payload of 262145 bytes is over MaxPayload"},
+		{"bad id", func() error { return tm.After(ctx, "a\x00b", time.Second, nil) }, "timer id"},
+		{"cancel empty id", func() error { return tm.Cancel(ctx, "") }, "Cancel: empty timer id"},
 		{"get empty id", func() error { _, err := tm.Get(ctx, ""); return err }, "Get: empty timer id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -482,7 +486,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, err := tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload)); err != nil {
+	if err := tm.Schedule(ctx, "x", now, make([]byte, timer.MaxPayload)); err != nil {
 		t.Errorf("a payload of MaxPayload bytes: %v, want it accepted", err)
 	}
 }
@@ -551,7 +555,7 @@ func TestRenewalFreesTheMark(t *testing.T) {
 	stop(t, sys1, tm1)
 	mark, _ := offsets.Load(ctx, "renew")
 	var renewal uint64
-	for r, err := range log.ReadEntity(ctx, tm1.EntityType(), "far", 2) {
+	for r, err := range log.ReadEntity(ctx, tm1.Type(), "far", 2) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -616,8 +620,7 @@ func TestRecurringTimer(t *testing.T) {
 	var tm *timer.Timers
 	rec := &recorder{fail: func(t timer.Timer) error {
 		if t.Generation < 3 {
-			_, err := tm.After(ctx, t.ID, 10*time.Millisecond, t.Payload)
-			return err
+			return tm.After(ctx, t.ID, 10*time.Millisecond, t.Payload)
 		}
 		return nil
 	}}
@@ -639,10 +642,10 @@ func TestExtremeTimes(t *testing.T) {
 	rec := &recorder{}
 	_, tm := run(t, eventlog.NewMemory(), projection.NewMemory(), "extreme", rec.fire)
 	early := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Second)
-	if _, err := tm.Schedule(ctx, "late", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
+	if err := tm.Schedule(ctx, "late", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tm.Schedule(ctx, "early", early, nil); err != nil {
+	if err := tm.Schedule(ctx, "early", early, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "early to fire", func() bool { return tm.Status().Recorded == 1 })
@@ -663,14 +666,15 @@ func TestTimerWrittenByAnotherProcess(t *testing.T) {
 	log, offsets := eventlog.NewMemory(), projection.NewMemory()
 	rec := &recorder{}
 	_, runner := run(t, log, offsets, "two", rec.fire, timer.WithRetry(10*time.Millisecond, 10*time.Millisecond))
-	if gen, _ := runner.Schedule(ctx, "x", time.Now().Add(time.Hour), nil); gen != 1 {
+	runner.Schedule(ctx, "x", time.Now().Add(time.Hour), nil)
+	if gen := genOf(t, runner, "x"); gen != 1 {
 		t.Fatalf("first Schedule: generation %d, want 1", gen)
 	}
 	// The runner's System now has x live at generation 1. Another
 	// process reschedules it, due at once.
 	_, other := build(t, log, projection.NewMemory(), "two", rec.fire)
-	if gen, err := other.After(ctx, "x", 0, []byte("now")); gen != 2 || err != nil {
-		t.Fatalf("Schedule in the other process: generation %d, %v; want 2", gen, err)
+	if err := other.After(ctx, "x", 0, []byte("now")); err != nil {
+		t.Fatalf("Schedule in the other process: %v", err)
 	}
 	waitFor(t, "x to fire and be recorded", func() bool { return runner.Status().Pending == 0 && len(rec.got()) == 1 })
 	if keys := rec.keys(); !slices.Equal(keys, []string{"two/x/2"}) {
@@ -692,7 +696,7 @@ func TestUndecodableEventStops(t *testing.T) {
 	log := eventlog.NewMemory()
 	_, tm := run(t, log, projection.NewMemory(), "bad", func(context.Context, timer.Timer) error { return nil },
 		timer.WithProjectionOptions(projection.WithRetry(time.Millisecond, time.Millisecond, 2)))
-	if _, err := log.Append(ctx, tm.EntityType(), "x", 0, eventlog.Event{Name: "Bogus", Data: []byte{1}}); err != nil {
+	if _, err := log.Append(ctx, tm.Type(), "x", 0, eventlog.Event{Name: "Bogus", Data: []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -704,5 +708,45 @@ func TestUndecodableEventStops(t *testing.T) {
 	}
 	if st := tm.Status(); st.Running {
 		t.Errorf("status %+v after the poison event, want stopped", st)
+	}
+}
+
+// processTimers is the Timers interface of package process (process
+// managers), which *timer.Timers satisfies: a manager follows Type() and
+// learns of firings with Fired.
+type processTimers interface {
+	Type() string
+	Schedule(ctx context.Context, id string, at time.Time, payload []byte) error
+	Cancel(ctx context.Context, id string) error
+	Fired(rec eventlog.Record) (id string, ok bool)
+}
+
+var _ processTimers = (*timer.Timers)(nil)
+
+// Rule: Fired recognises the Fired events of the timers' type, and
+// nothing else: not their Scheduled or Cancelled, not a Fired of
+// another type.
+func TestFiredRecognisesFirings(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	_, tm := run(t, log, projection.NewMemory(), "pm", func(context.Context, timer.Timer) error { return nil })
+	tm.After(ctx, "fires", 0, nil)
+	tm.After(ctx, "cancelled", time.Hour, nil)
+	tm.Cancel(ctx, "cancelled")
+	waitFor(t, "the firing", func() bool { return tm.Status().Recorded == 1 && tm.Status().Pending == 0 })
+	log.Append(ctx, "Other", "fires", 0, eventlog.Event{Name: timer.EventFired})
+	var got []string
+	for _, typ := range []string{tm.Type(), "Other"} {
+		for rec, err := range log.ReadType(ctx, typ, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, ok := tm.Fired(rec); ok {
+				got = append(got, id)
+			}
+		}
+	}
+	if !slices.Equal(got, []string{"fires"}) {
+		t.Errorf("Fired recognised %v, want [fires]: the one Fired event of type %s", got, tm.Type())
 	}
 }

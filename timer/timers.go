@@ -181,8 +181,21 @@ type runOffsets struct{ projection.OffsetStore }
 // Name returns the timers' name.
 func (t *Timers) Name() string { return t.name }
 
-// EntityType returns the entity type the timers are stored as.
-func (t *Timers) EntityType() string { return t.cfg.typ }
+// Type returns the entity type the timers are stored as, one stream per
+// timer id.
+func (t *Timers) Type() string { return t.cfg.typ }
+
+// Fired reports whether rec records the firing of one of these timers (a
+// [Fired] event of their type), and which. A process manager (package
+// process) that follows the timers' type beside its sources learns of
+// firings this way: each such event records one firing of the timer's
+// pending generation, in the log's order.
+func (t *Timers) Fired(rec eventlog.Record) (id string, ok bool) {
+	if rec.EntityType != t.cfg.typ || rec.Name != EventFired {
+		return "", false
+	}
+	return rec.EntityID, true
+}
 
 // Projection returns the projection the scheduler reads the timers with,
 // for WaitFor (the scheduler knows a timer once it has read its
@@ -201,7 +214,7 @@ func (t *Timers) checkID(op, id string) error {
 }
 
 // Schedule schedules the timer id of these Timers to fire at at with
-// payload, and returns its generation.
+// payload; [Timers.Get] tells its generation.
 //
 //   - A new id, or one that fired or was cancelled, is scheduled as the
 //     next generation: ids may be reused.
@@ -210,9 +223,8 @@ func (t *Timers) checkID(op, id string) error {
 //     (unless it was being fired at that moment, see the package
 //     documentation).
 //   - A pending timer scheduled again at the same time with the same
-//     payload is left as it is, and its generation returned: Schedule may
-//     be retried after an error, and run again after a crash, without
-//     rescheduling.
+//     payload is left as it is: Schedule may be retried after an error,
+//     and run again after a crash, without rescheduling.
 //   - A time in the past is allowed: the timer is due at once and fires
 //     as soon as the scheduler reads it. Timer.At says when it was due.
 //
@@ -221,48 +233,45 @@ func (t *Timers) checkID(op, id string) error {
 // Other errors are entity.Ask's: after one matching
 // entity.ErrOutcomeUnknown, the timer may or may not be scheduled, and
 // calling Schedule again settles it.
-func (t *Timers) Schedule(ctx context.Context, id string, at time.Time, payload []byte) (uint64, error) {
+func (t *Timers) Schedule(ctx context.Context, id string, at time.Time, payload []byte) error {
 	if err := t.checkID("Schedule", id); err != nil {
-		return 0, err
+		return err
 	}
 	if at.IsZero() {
-		return 0, fmt.Errorf("%w: Schedule %s: zero time", ErrInvalid, eventlog.FormatID(id))
+		return fmt.Errorf("%w: Schedule %s: zero time", ErrInvalid, eventlog.FormatID(id))
 	}
 	if len(payload) > MaxPayload {
-		return 0, fmt.Errorf("%w: Schedule %s: payload of %d bytes is over MaxPayload (%d)", ErrInvalid, eventlog.FormatID(id), len(payload), MaxPayload)
+		return fmt.Errorf("%w: Schedule %s: payload of %d bytes is over MaxPayload (%d)", ErrInvalid, eventlog.FormatID(id), len(payload), MaxPayload)
 	}
 	// The time is kept as the log will give it back: no monotonic
 	// reading, in UTC.
-	gen, err := entity.Ask(ctx, t.kind.Ref(id), scheduleCmd{at: at.Round(0).UTC(), payload: payload})
-	if err != nil {
-		return 0, fmt.Errorf("timer: %s: schedule %s: %w", t.name, eventlog.FormatID(id), err)
+	if _, err := entity.Ask(ctx, t.kind.Ref(id), scheduleCmd{at: at.Round(0).UTC(), payload: payload}); err != nil {
+		return fmt.Errorf("timer: %s: schedule %s: %w", t.name, eventlog.FormatID(id), err)
 	}
-	return gen, nil
+	return nil
 }
 
 // After schedules the timer id to fire d from now (by the [Clock]), as
 // [Timers.Schedule] does. A d of 0 or less is due at once.
-func (t *Timers) After(ctx context.Context, id string, d time.Duration, payload []byte) (uint64, error) {
+func (t *Timers) After(ctx context.Context, id string, d time.Duration, payload []byte) error {
 	return t.Schedule(ctx, id, t.cfg.clock.Now().Add(d), payload)
 }
 
-// Cancel cancels the pending timer id and reports whether there was one.
-// A timer that is unknown, fired or cancelled already is left alone:
-// Cancel returns false and nil, and records nothing, so it may be
-// retried. A timer cancelled before the scheduler has begun to fire it
+// Cancel cancels the pending timer id. A timer that is unknown, fired or
+// cancelled already is left alone: Cancel returns nil and records
+// nothing, so it may be retried. A timer cancelled before the scheduler has begun to fire it
 // never fires, even if the scheduler has not read the cancellation yet:
 // the scheduler asks the timer before each fire. A timer being fired when
 // Cancel runs may still complete its fire; its firing is then not
 // recorded, since the timer is cancelled.
-func (t *Timers) Cancel(ctx context.Context, id string) (bool, error) {
+func (t *Timers) Cancel(ctx context.Context, id string) error {
 	if err := t.checkID("Cancel", id); err != nil {
-		return false, err
+		return err
 	}
-	ok, err := entity.Ask(ctx, t.kind.Ref(id), cancelCmd{})
-	if err != nil {
-		return false, fmt.Errorf("timer: %s: cancel %s: %w", t.name, eventlog.FormatID(id), err)
+	if _, err := entity.Ask(ctx, t.kind.Ref(id), cancelCmd{}); err != nil {
+		return fmt.Errorf("timer: %s: cancel %s: %w", t.name, eventlog.FormatID(id), err)
 	}
-	return ok, nil
+	return nil
 }
 
 // Get returns what the timer id is, from its entity: State StateNone for
