@@ -198,8 +198,8 @@ func (t *Timers) Fired(rec eventlog.Record) (id string, ok bool) {
 }
 
 // Projection returns the projection the scheduler reads the timers with,
-// for WaitFor (the scheduler knows a timer once it has read its
-// Position: see entity.AskPosition) and its status.
+// for its status and WaitFor: the scheduler knows of every timer event
+// up to the Position WaitFor returns for.
 func (t *Timers) Projection() *projection.Projection { return t.p }
 
 // checkID checks a timer id as the log will, before any I/O.
