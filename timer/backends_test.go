@@ -3,6 +3,7 @@ package timer_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -155,6 +156,74 @@ func TestSlices(t *testing.T) {
 		})
 		if st := tm.Status(); st.Name != name {
 			t.Errorf("status name %q, want %q", st.Name, name)
+		}
+	}
+}
+
+// Rule: after Reslice from unsliced to 3 slices, every pending timer fires
+// once, in its slice; bad arguments are refused.
+func TestReslice(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	rec := &recorder{}
+	sys, tm := run(t, log, offsets, "re", rec.fire)
+	for i := range 20 {
+		tm.After(ctx, fmt.Sprint("done-", i), 0, nil)
+	}
+	waitFor(t, "the first timers", func() bool { return tm.Status().Recorded == 20 && tm.Status().Pending == 0 })
+	due := time.Now().Add(300 * time.Millisecond)
+	for i := range 30 {
+		tm.Schedule(ctx, fmt.Sprint("later-", i), due, nil)
+	}
+	waitFor(t, "the later timers to be read", func() bool { return tm.Status().Pending == 30 })
+	stop(t, sys, tm)
+	mark, _ := offsets.Load(ctx, "re")
+	if mark != 40 {
+		t.Fatalf("mark %d, want 40 (20 Scheduled and 20 Fired before the later ones)", mark)
+	}
+	if err := timer.Reslice(ctx, offsets, "re", 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*recorder, 3)
+	tms := make([]*timer.Timers, 3)
+	for i := range 3 {
+		if m, _ := offsets.Load(ctx, projection.SliceName("re", i, 3)); m != mark {
+			t.Errorf("slice %d's mark %d, want %d", i, m, mark)
+		}
+		recs[i] = &recorder{}
+		_, tms[i] = run(t, log, offsets, "re", recs[i].fire, timer.WithSlice(i, 3))
+	}
+	waitFor(t, "the later timers to fire", func() bool {
+		n := 0
+		for _, tm := range tms {
+			n += int(tm.Status().Recorded)
+		}
+		return n == 30
+	})
+	seen := map[string]int{}
+	for i, r := range recs {
+		for _, c := range r.got() {
+			seen[c.ID]++
+			if s := projection.SliceOf(tms[i].Type(), c.ID, 3); s != i {
+				t.Errorf("slice %d fired %s, which is slice %d's", i, c.ID, s)
+			}
+		}
+	}
+	for i := range 30 {
+		if n := seen[fmt.Sprint("later-", i)]; n != 1 {
+			t.Errorf("later-%d fired %d times, want once", i, n)
+		}
+	}
+	if len(seen) != 30 {
+		t.Errorf("the slices fired %d timers, want the 30 later ones only", len(seen))
+	}
+	for _, bad := range []struct {
+		name     string
+		from, to int
+		offsets  projection.OffsetStore
+	}{{"", 1, 2, offsets}, {"re", -1, 2, offsets}, {"re", 1, projection.MaxSlices + 1, offsets}, {"re", 1, 2, nil}} {
+		if err := timer.Reslice(ctx, bad.offsets, bad.name, bad.from, bad.to); !errors.Is(err, timer.ErrInvalid) {
+			t.Errorf("Reslice(%q, %d, %d): %v, want ErrInvalid", bad.name, bad.from, bad.to, err)
 		}
 	}
 }

@@ -105,8 +105,8 @@
 // projection.SliceOf puts in it, and stores its own mark under
 // projection.SliceName(name, i, n). Run each slice in one process at a
 // time, each process with its own entity.System on the shared log.
-// Changing n needs the slices stopped and their marks moved to the lowest
-// of them (no automatic reslicing).
+// To change n, stop every slice, call [Reslice], and start the new
+// slices.
 //
 // Any process may schedule and cancel any timer, but a timer entity is
 // then live in several Systems, and one that another process wrote since

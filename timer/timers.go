@@ -442,3 +442,53 @@ func (t *Timers) Status() Status {
 	st.Mark, st.Next = s.saved, s.markLocked()
 	return st
 }
+
+// Reslice changes the number of slices of the timers name (see
+// [WithSlice]) from from to to (0 or 1: not sliced), by setting the
+// low-water mark of every new slice to the lowest mark of the old ones:
+// each old mark is before every timer its slice still had pending, so the
+// lowest is before every pending timer, whichever new slice it falls in.
+// The new slices read a little more on their first start, nothing is
+// missed. Stop every runner of the old slices first, and start the new
+// ones after. It can be run again if it fails half way.
+func Reslice(ctx context.Context, offsets projection.OffsetStore, name string, from, to int) error {
+	if offsets == nil {
+		return fmt.Errorf("%w: Reslice %s: nil offset store", ErrInvalid, name)
+	}
+	if name == "" || from < 0 || to < 0 || from > projection.MaxSlices || to > projection.MaxSlices {
+		return fmt.Errorf("%w: Reslice(%q, %d, %d): want a name and 0 <= slices <= %d", ErrInvalid, name, from, to, projection.MaxSlices)
+	}
+	names := func(n int) []string {
+		if n <= 1 {
+			return []string{name}
+		}
+		out := make([]string, n)
+		for i := range out {
+			out[i] = projection.SliceName(name, i, n)
+		}
+		return out
+	}
+	var low uint64
+	for i, n := range names(from) {
+		m, err := offsets.Load(ctx, n)
+		if err != nil {
+			return fmt.Errorf("timer: reslice %s: load the mark of %s: %w", name, n, err)
+		}
+		if i == 0 || m < low {
+			low = m
+		}
+	}
+	for _, n := range names(to) {
+		m, err := offsets.Load(ctx, n)
+		if err != nil {
+			return fmt.Errorf("timer: reslice %s: load the mark of %s: %w", name, n, err)
+		}
+		if m == low {
+			continue
+		}
+		if err := offsets.Commit(ctx, n, m, low, func(context.Context) error { return nil }); err != nil {
+			return fmt.Errorf("timer: reslice %s: set the mark of %s to %d: %w", name, n, low, err)
+		}
+	}
+	return nil
+}
