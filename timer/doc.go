@@ -93,10 +93,11 @@
 // restart would read all the timer events since. So the scheduler renews
 // the timers that hold the mark back ([WithRenewAfter]): once more than
 // max(n, 2 x pending) timer events have been read after the Scheduled of
-// a pending timer due more than a minute ahead, it records that Scheduled again (same generation, time and
-// payload; the timer does not change) and the mark moves on. A restart
-// thus reads at most about that many events plus the pending timers'
-// Scheduled, and renewals add at most one event for every two read.
+// a pending timer due more than a minute ahead, it records that
+// Scheduled again (same generation, time and payload: the timer does not
+// change) and the mark moves on. A restart thus reads about that many
+// events plus the pending timers' Scheduled at most, and renewals add at
+// most one event for every two read.
 //
 // # Slices
 //
