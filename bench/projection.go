@@ -743,7 +743,6 @@ func pgProjLoad(ctx context.Context, env *Env, pool *pgxpool.Pool, schema string
 		return err
 	}
 	for _, stmt := range []string{
-		fmt.Sprintf("UPDATE %s SET last_position = %d WHERE id = 1", pgx.Identifier{schema, "eventsourced_meta"}.Sanitize(), total),
 		"ANALYZE " + table.Sanitize(),
 		"CREATE TABLE " + pgx.Identifier{schema, "bench_loaded"}.Sanitize() + " (events bigint)",
 	} {

@@ -292,6 +292,16 @@ func (r Ref[S, E]) prepare(cmd any) (*command[S, E], []byte, error) {
 func (r Ref[S, E]) send(ctx context.Context, c *command[S, E], payload []byte, f flags, local func(context.Context) error) (*clusterpb.ReplyEnvelope, error) {
 	k := r.kind
 	md := entity.MetadataFrom(ctx)
+	if key, ok := entity.IdempotencyKeyFrom(ctx); ok {
+		// The key rides in the envelope's metadata to the owner, which
+		// takes it out again (handle): the command is as idempotent
+		// there as here.
+		md = maps.Clone(md)
+		if md == nil {
+			md = make(map[string]string, 1)
+		}
+		md[entity.IdempotencyKeyMetadata] = key
+	}
 	if f&traced != 0 {
 		// The envelope carries the client span's trace context, so the
 		// owner's command span is its child.
@@ -380,6 +390,13 @@ func (k *Kind[S, E]) handle(ctx context.Context, env *clusterpb.CommandEnvelope)
 			if sc := itel.Extract(k.m.tel.prop, md); sc.IsValid() {
 				ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 			}
+		}
+		if key := md[entity.IdempotencyKeyMetadata]; key != "" {
+			// The sender's idempotency key (see send): the command's,
+			// not metadata for every event of it.
+			md = maps.Clone(md)
+			delete(md, entity.IdempotencyKeyMetadata)
+			ctx = entity.WithIdempotencyKey(ctx, key)
 		}
 		ctx = entity.WithMetadata(ctx, md)
 	}

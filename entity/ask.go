@@ -22,26 +22,30 @@ const (
 	CausationID = "causation_id"
 )
 
-type metadataKey struct{}
-
 // WithMetadata returns a context that attaches md to the commands asked with
 // it: the handler sees it in [Tx.Metadata] and every event the command
 // persists carries it. It adds to metadata already in ctx.
 func WithMetadata(ctx context.Context, md map[string]string) context.Context {
-	if prev := MetadataFrom(ctx); len(prev) > 0 {
-		merged := maps.Clone(prev)
-		maps.Copy(merged, md)
-		md = merged
-	} else {
-		md = maps.Clone(md)
+	cv := new(cmdValues)
+	if prev := valuesFrom(ctx); prev != nil {
+		*cv = *prev
 	}
-	return context.WithValue(ctx, metadataKey{}, md)
+	if len(cv.meta) > 0 {
+		merged := maps.Clone(cv.meta)
+		maps.Copy(merged, md)
+		cv.meta = merged
+	} else {
+		cv.meta = maps.Clone(md)
+	}
+	return context.WithValue(ctx, cmdValuesKey{}, cv)
 }
 
 // MetadataFrom returns the metadata attached to ctx with [WithMetadata].
 func MetadataFrom(ctx context.Context) map[string]string {
-	md, _ := ctx.Value(metadataKey{}).(map[string]string)
-	return md
+	if cv := valuesFrom(ctx); cv != nil {
+		return cv.meta
+	}
+	return nil
 }
 
 // Ref is a cheap, copyable reference to one entity. The zero Ref is invalid.
@@ -92,7 +96,13 @@ func (r Ref[S, E]) String() string { return r.Type() + "/" + eventlog.FormatID(r
 //     the handler's rejection, a [*PersistError] for a conflict, a
 //     [*PanicError] if user code panicked, a [*RecoveryError] if the entity
 //     could not be recovered (it matches [eventlog.ErrUnavailable] if the
-//     store was out of reach), [ErrMailboxFull] or [ErrClosed].
+//     store was out of reach), [ErrMailboxFull] or [ErrClosed], or
+//     [ErrInvalid] (for instance a command with an idempotency key to a
+//     type that keeps none, or whose reply cannot be recorded).
+//
+// A command asked with an idempotency key ([WithIdempotencyKey]) that
+// the entity has recorded does not run: Ask returns the recorded reply
+// (see the package documentation, "Idempotent commands").
 func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) (R, error) {
 	r, _, err := AskPosition(ctx, ref, cmd)
 	return r, err
@@ -102,7 +112,11 @@ func Ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R]) 
 // the log: the Position of the last event of the append that carried them
 // (the entity may have appended the events of several commands at once),
 // which is at or after the Position of the command's own last event. It
-// is 0 if the command persisted nothing or failed.
+// is 0 if the command persisted nothing or failed. A command answered from
+// the record of its idempotency key (see [WithIdempotencyKey]) returns the
+// Position its first outcome returned or, once the entity has recovered
+// from the log since, that of the event recording the key: either is at
+// or after the Position of the command's own last event.
 //
 // A read model that follows the entity's type has seen the command's
 // events once it has handled that Position: projection's
@@ -119,22 +133,32 @@ func AskPosition[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S,
 	if err := ctx.Err(); err != nil {
 		return zero, 0, err
 	}
+	// The command's metadata and idempotency key, found with one walk up
+	// ctx.
+	cv := valuesFrom(ctx)
+	if cv != nil && cv.key != "" && k.cfg.idem == nil {
+		return zero, 0, fmt.Errorf("%w: Ask %s with idempotency key %q: %w", ErrInvalid, ref, cv.key, errKeysOff)
+	}
 	if k.tel.now.Load() == 0 {
 		// Nothing records: the usual case without an OpenTelemetry SDK.
-		return ask(ctx, ref, cmd, nil)
+		return ask(ctx, ref, cmd, nil, cv)
 	}
 	ctx, cs := k.tel.startCommand(ctx, ref.id, cmd)
-	r, pos, err := ask(ctx, ref, cmd, cs.span)
+	r, pos, err := ask(ctx, ref, cmd, cs.span, cv)
 	k.tel.endCommand(ctx, cs, err)
 	return r, pos, err
 }
 
-// ask is AskPosition once the command's span, if any, is started.
-func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span) (R, uint64, error) {
+// ask is AskPosition once the command's span, if any, is started; cv is
+// the command's metadata and key, nil for none.
+func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], span trace.Span, cv *cmdValues) (R, uint64, error) {
 	var zero R
 	pool := requestPool[S, E, R](ref.kind)
 	req := pool.Get().(*request[S, E, R])
-	req.cmd, req.meta = cmd, MetadataFrom(ctx)
+	req.cmd = cmd
+	if cv != nil {
+		req.meta, req.key = cv.meta, cv.key
+	}
 	if span != nil {
 		// The command's events carry its trace context, so whoever reads
 		// them continues the trace; an append of many commands links
@@ -210,6 +234,10 @@ type pending[S, E any] interface {
 	// caller needs no allocation of its own for it. It is used at most
 	// once.
 	storeCtx() *storeCtx
+	// idemKey, encodeReply and decodeReply are as for command.
+	idemKey() string
+	encodeReply(codecs []replyCodecEntry) (string, error)
+	decodeReply(codecs []replyCodecEntry, s string) error
 }
 
 // request is an asked command, from Ask to its answer. Requests are
@@ -222,6 +250,7 @@ type pending[S, E any] interface {
 type request[S, E, R any] struct {
 	cmd   Command[S, E, R]
 	meta  map[string]string
+	key   string     // idempotency key, "" for none
 	span  trace.Span // nil unless traced
 	state atomic.Int32
 	reply R
@@ -242,7 +271,7 @@ func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
 		return reply, pos, err
 	}
 	var zero R
-	r.cmd, r.meta, r.span, r.reply, r.pos, r.err, r.done = nil, nil, nil, zero, 0, nil, nil
+	r.cmd, r.meta, r.key, r.span, r.reply, r.pos, r.err, r.done = nil, nil, "", nil, zero, 0, nil, nil
 	r.state.Store(reqWaiting)
 	// Only persist sets these in a storeCtx that stays recyclable: the
 	// rest is set when a store starts it.
@@ -336,6 +365,20 @@ func (r *request[S, E, R]) run(tx *Tx[S, E]) error {
 }
 
 func (r *request[S, E, R]) metadata() map[string]string { return r.meta }
+
+func (r *request[S, E, R]) idemKey() string { return r.key }
+
+func (r *request[S, E, R]) encodeReply(codecs []replyCodecEntry) (string, error) {
+	return encodeReply(codecs, r.cmd, r.reply)
+}
+
+func (r *request[S, E, R]) decodeReply(codecs []replyCodecEntry, s string) error {
+	reply, err := decodeReply[R](codecs, r.cmd, s)
+	if err == nil {
+		r.reply = reply
+	}
+	return err
+}
 
 func (r *request[S, E, R]) txRoom() *Tx[S, E] { return &r.tx }
 

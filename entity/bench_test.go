@@ -3,6 +3,7 @@ package entity_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -103,6 +104,45 @@ func BenchmarkAskSequential(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := entity.Ask(ctx, ref, benchAdd{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAskIdempotent measures one caller's command round trips on one
+// idle entity of a type that keeps idempotency keys: "unkeyed" commands
+// (what keeping keys costs the others), "keyed" ones with a new key each
+// (recording the key and the reply as JSON, the context included), and
+// "resend", one key sent again and again (answered from the window).
+func BenchmarkAskIdempotent(b *testing.B) {
+	for _, name := range []string{"unkeyed", "keyed", "resend"} {
+		b.Run(name, func(b *testing.B) {
+			sys, err := entity.NewSystem(eventlog.NewMemory())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			k, err := entity.Register(sys, benchType(), entity.WithIdempotency())
+			if err != nil {
+				b.Fatal(err)
+			}
+			ref := k.Ref("one")
+			ctx := context.Background()
+			resend := entity.WithIdempotencyKey(ctx, "once")
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				cctx := ctx
+				switch name {
+				case "keyed":
+					i++
+					cctx = entity.WithIdempotencyKey(ctx, "k/"+strconv.Itoa(i))
+				case "resend":
+					cctx = resend
+				}
+				if _, err := entity.Ask(cctx, ref, benchAdd{}); err != nil {
 					b.Fatal(err)
 				}
 			}

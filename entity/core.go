@@ -33,6 +33,11 @@ type command[S, E any] interface {
 	// none: a handler gets the Tx through an interface, which would move a
 	// local Tx to the heap.
 	txRoom() *Tx[S, E]
+	// idemKey is the command's idempotency key, "" for none.
+	idemKey() string
+	// encodeReply returns the reply run kept, encoded for
+	// IdempotencyReplyMetadata.
+	encodeReply(codecs []replyCodecEntry) (string, error)
 }
 
 // outcome is what the core decided for one command.
@@ -51,6 +56,9 @@ type outcome struct {
 	skipped bool
 	// persisted: the command succeeded with events to append.
 	persisted bool
+	// answer, if not 0, says that the command, a keyed one, did not run:
+	// it is answered from an earlier outcome, decision.answers[answer-1].
+	answer int32
 }
 
 // decision is the core's verdict on a group of commands. Its slices are
@@ -71,6 +79,9 @@ type decision[S, E any] struct {
 	recover bool
 
 	evBuf []E // reused for the events a handler persists
+	// keys is about the group's keyed commands.
+	keys decisionKeys
+
 	// data holds the Data of events, if the codec appends
 	// (binarize.AppendEventCodec). It is reused from one group to the
 	// next: decide runs only when the previous group's append is over
@@ -86,9 +97,15 @@ const maxDataRetain = 16 << 10
 // decide runs commands from the front of cmds against (state, seq) and
 // fills d. It stops after a command whose failure may have left the state
 // modified, so the rest run against a recovered state, and returns how many
-// commands it consumed.
-func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E]) int {
+// commands it consumed. With keys on (idem.cfg), a keyed command whose key
+// the window or a command before it in the group recorded does not run:
+// its outcome says where its answer is; a keyed command that persists
+// records its key and reply in the metadata of its last event.
+func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id string, state S, seq uint64, cmds []C, d *decision[S, E], idem idemView) int {
 	d.events, d.outcomes, d.recover = d.events[:0], d.outcomes[:0], false
+	if idem.cfg != nil {
+		d.keys.reset()
+	}
 	if cap(d.data) > maxDataRetain {
 		d.data = nil
 	}
@@ -99,6 +116,19 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		if !c.start() {
 			d.outcomes = append(d.outcomes, outcome{skipped: true})
 			continue
+		}
+		var key string
+		if idem.cfg != nil {
+			if key = c.idemKey(); key != "" {
+				if a, ok := idem.answerFor(&d.keys, key); ok {
+					d.keys.answers = append(d.keys.answers, a)
+					// An answer from the window stands whatever the
+					// group's append does; one from this group shares
+					// its fate.
+					d.outcomes = append(d.outcomes, outcome{own: !a.inBatch, answer: int32(len(d.keys.answers))})
+					continue
+				}
+			}
 		}
 		tx := c.txRoom()
 		if tx == nil {
@@ -114,6 +144,9 @@ func decide[S, E any, C command[S, E]](ctx context.Context, def *Type[S, E], id 
 		case err == nil:
 			mark := len(d.events)
 			d.events, d.data, err = encodeEvents(ctx, def, id, d.events, d.data, tx.events, seq, tx.meta)
+			if err == nil && key != "" && persisted {
+				err = recordKey(&d.keys, idem.cfg, def.Name, id, command[S, E](c), key, d.events, tx.seq)
+			}
 			if err != nil {
 				d.events = d.events[:mark]
 				dirty = true
@@ -238,7 +271,7 @@ type Result[S, E, R any] struct {
 func Execute[S, E, R any](def *Type[S, E], id string, seq uint64, state S, meta map[string]string, cmd Command[S, E, R]) Result[S, E, R] {
 	c := &executed[S, E, R]{cmd: cmd, meta: meta}
 	var d decision[S, E]
-	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d)
+	decide(context.Background(), def, id, state, seq, []*executed[S, E, R]{c}, &d, idemView{})
 	if err := d.outcomes[0].err; err != nil {
 		return Result[S, E, R]{State: state, Seq: seq, Err: err}
 	}
@@ -256,6 +289,11 @@ type executed[S, E, R any] struct {
 func (c *executed[S, E, R]) start() bool                 { return true }
 func (c *executed[S, E, R]) metadata() map[string]string { return c.meta }
 func (c *executed[S, E, R]) txRoom() *Tx[S, E]           { return nil }
+func (c *executed[S, E, R]) idemKey() string             { return "" }
+
+func (c *executed[S, E, R]) encodeReply(codecs []replyCodecEntry) (string, error) {
+	return encodeReply(codecs, c.cmd, c.reply)
+}
 
 func (c *executed[S, E, R]) run(tx *Tx[S, E]) error {
 	reply, err := c.cmd.Handle(tx)

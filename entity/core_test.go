@@ -15,6 +15,7 @@ import (
 type coreCmd struct {
 	abandoned bool
 	meta      map[string]string
+	key       string // idempotency key; its reply is "ok"
 	handle    func(tx *Tx[tState, tEvent]) error
 	ran       bool
 }
@@ -22,6 +23,10 @@ type coreCmd struct {
 func (c *coreCmd) start() bool                 { return !c.abandoned }
 func (c *coreCmd) metadata() map[string]string { return c.meta }
 func (c *coreCmd) txRoom() *Tx[tState, tEvent] { return nil }
+func (c *coreCmd) idemKey() string             { return c.key }
+func (c *coreCmd) encodeReply([]replyCodecEntry) (string, error) {
+	return `"ok"`, nil
+}
 func (c *coreCmd) run(tx *Tx[tState, tEvent]) error {
 	c.ran = true
 	return c.handle(tx)
@@ -100,7 +105,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			def := tType()
 			var d decision[tState, tEvent]
-			got := decide(context.Background(), &def, "x", tState{N: 10}, 5, tc.cmds, &d)
+			got := decide(context.Background(), &def, "x", tState{N: 10}, 5, tc.cmds, &d, idemView{})
 			w := tc.want
 			if got != w.consumed {
 				t.Errorf("consumed %d, want %d", got, w.consumed)
@@ -138,7 +143,7 @@ func TestDecideMetadataAndPanic(t *testing.T) {
 	a, b := add(1), add(2)
 	a.meta, b.meta = map[string]string{"correlation_id": "a"}, map[string]string{"correlation_id": "b"}
 	var d decision[tState, tEvent]
-	decide(context.Background(), &def, "x", tState{}, 0, []*coreCmd{a, b, panics()}, &d)
+	decide(context.Background(), &def, "x", tState{}, 0, []*coreCmd{a, b, panics()}, &d, idemView{})
 	if len(d.events) != 2 || d.events[0].Metadata["correlation_id"] != "a" || d.events[1].Metadata["correlation_id"] != "b" {
 		t.Errorf("events %+v, want each with its command's metadata", d.events)
 	}
@@ -155,11 +160,68 @@ func TestDecideEncodeFailure(t *testing.T) {
 	bad := tType()
 	bad.Events = events
 	var d decision[tState, tEvent]
-	got := decide(context.Background(), &bad, "x", tState{}, 0, []*coreCmd{add(1), add(2)}, &d)
+	got := decide(context.Background(), &bad, "x", tState{}, 0, []*coreCmd{add(1), add(2)}, &d, idemView{})
 	if got != 1 || len(d.events) != 0 || !d.recover || d.outcomes[0].err == nil || !d.outcomes[0].own {
 		t.Fatalf("encode failure: consumed %d, %d events, recover %v, outcome %+v", got, len(d.events), d.recover, d.outcomes[0])
 	}
 	if msg := d.outcomes[0].err.Error(); !strings.Contains(msg, "encode event") || !strings.Contains(msg, "T/x at seq 1") {
 		t.Errorf("encode failure message %q, want it to name the event, the entity and the Seq", msg)
+	}
+}
+
+// With keys on, the core answers a keyed command whose key the window or an
+// earlier command of the group recorded without running it, and a keyed
+// command that persists records its key and reply on its last event; one
+// that persists nothing records nothing.
+func TestDecideKeys(t *testing.T) {
+	def := tType()
+	keyed := func(key string, c *coreCmd) *coreCmd { c.key = key; return c }
+	cmds := []*coreCmd{
+		keyed("w", add(100)),    // recorded in the window: not run
+		keyed("a", addTwice(1)), // runs and records a on its second event
+		keyed("a", add(100)),    // a again: answered from the group
+		add(2),                  // unkeyed: runs
+		keyed("r", reject()),    // rejected: records nothing
+		keyed("r", add(3)),      // so r runs
+	}
+	w := new(idemWindow)
+	w.add("w", idemRecord{seq: 4, pos: 40, reply: `"w"`}, 5, 10)
+	var d decision[tState, tEvent]
+	got := decide(context.Background(), &def, "x", tState{N: 10}, 5, cmds, &d, idemView{cfg: &idemConfig{window: 10}, w: w})
+	if got != 6 {
+		t.Fatalf("consumed %d, want 6", got)
+	}
+	ran := make([]bool, len(cmds))
+	for i, c := range cmds {
+		ran[i] = c.ran
+	}
+	if want := []bool{false, true, false, true, true, true}; !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v", ran, want)
+	}
+	if by := byOf(t, &def, d.events); !slices.Equal(by, []int{1, 1, 2, 3}) {
+		t.Errorf("events %v, want [1 1 2 3]", by)
+	}
+	keys := make([]string, len(d.events))
+	for i, ev := range d.events {
+		keys[i] = ev.Metadata[IdempotencyKeyMetadata] + "=" + ev.Metadata[IdempotencyReplyMetadata]
+	}
+	if want := []string{"=", `a="ok"`, "=", `r="ok"`}; !slices.Equal(keys, want) {
+		t.Errorf("events record %q, want %q", keys, want)
+	}
+	answers := make([]int32, len(d.outcomes))
+	for i, o := range d.outcomes {
+		answers[i] = o.answer
+	}
+	if want := []int32{1, 0, 2, 0, 0, 0}; !slices.Equal(answers, want) {
+		t.Fatalf("outcomes' answers %v, want %v", answers, want)
+	}
+	if a := d.keys.answers[0]; a.inBatch || a.pos != 40 || a.reply != `"w"` || !d.outcomes[0].own {
+		t.Errorf("window answer %+v (own %v), want the window's record, standing whatever the append does", a, d.outcomes[0].own)
+	}
+	if a := d.keys.answers[1]; !a.inBatch || a.seq != 7 || a.reply != `"ok"` || d.outcomes[2].own {
+		t.Errorf("group answer %+v (own %v), want a's record at seq 7, sharing the append's fate", a, d.outcomes[2].own)
+	}
+	if len(d.keys.recorded) != 2 || d.keys.recorded[0].key != "a" || d.keys.recorded[1].key != "r" || d.keys.recorded[1].seq != 9 {
+		t.Errorf("recorded %+v, want a at 7 and r at 9", d.keys.recorded)
 	}
 }

@@ -54,7 +54,8 @@ func (k *Kind[S, E]) Delete(ctx context.Context, id string, opts ...DeleteOption
 		return 0, fmt.Errorf("%w: Delete %s/%s with AllowReuse needs a System WithSnapshotStore and a State codec", ErrInvalid, eventlog.FormatID(k.def.Name), eventlog.FormatID(id))
 	}
 	k.deletes.Store(true)
-	seq, _, err := ask(ctx, k.Ref(id), Command[S, E, uint64](deleteRun[S, E]{dc}), nil)
+	// A Delete is not a command: it carries neither metadata nor a key.
+	seq, _, err := ask(ctx, k.Ref(id), Command[S, E, uint64](deleteRun[S, E]{dc}), nil, nil)
 	return seq, err
 }
 
@@ -113,7 +114,7 @@ func (in *instance[S, E]) deleteNow(parent context.Context, reuse bool) (uint64,
 	ctx, cancel := context.WithTimeout(parent, k.cfg.timeout)
 	defer cancel()
 	var zero S
-	in.ready, in.state, in.seq, in.snapDone = false, zero, 0, 0
+	in.ready, in.state, in.seq, in.snapDone, in.idem = false, zero, 0, 0, nil
 	in.snapSeq.Store(0)
 	fail := func(what string, err error) error {
 		return fmt.Errorf("entity: delete %s/%s: %s: %w", eventlog.FormatID(typ), eventlog.FormatID(in.id), what, err)

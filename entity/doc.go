@@ -69,6 +69,64 @@
 //     command. A failed save is retried after the next persist; a state its
 //     codec cannot encode, after the next WithSnapshotEvery events.
 //
+// # Idempotent commands
+//
+// A sender that cannot know whether its command took effect (it crashed,
+// or Ask failed with [ErrOutcomeUnknown]) sends it again. To make that
+// safe, it gives the command an idempotency key with
+// [WithIdempotencyKey], derived from what made it send (a process
+// manager: its id, the Position of the triggering event and the
+// command's index; a durable timer: "timer/<id>/<generation>"), and the
+// entity type keeps keys ([WithIdempotency], [WithIdempotencyWindow]):
+//
+//	accounts, _ := entity.Register(sys, accountType, entity.WithIdempotency())
+//	ctx = entity.WithIdempotencyKey(ctx, "payout/p-7/42/0")
+//	balance, err := entity.Ask(ctx, accounts.Ref("carol"), Deposit{Amount: 100})
+//
+// A keyed command that persists events records its key
+// ([IdempotencyKeyMetadata]) and its reply, encoded
+// ([IdempotencyReplyMetadata]; JSON, or the type's [WithReplyCodec]), in
+// the metadata of its last event: in the same atomic append, so the key
+// is recorded if and only if the command took effect. A command sent
+// again with a key the entity has recorded does not run: Ask returns the
+// recorded reply, decoded, and [AskPosition] the first outcome's Position
+// (after a recovery, that of the event recording the key), without
+// appending. So a command re-sent after a crash, after an outcome-unknown
+// failure (the entity reads the log again before its next command and
+// finds the key), or twice at once (the second, waiting behind the first
+// or in its batch, gets the first's outcome) takes effect once.
+//
+// The limits:
+//
+//   - A keyed command that persists nothing (a rejection, a reply-only
+//     command) records nothing: sent again, it runs again. Nothing was
+//     applied, so running again is not applying twice; it may answer
+//     differently if the state has changed.
+//   - An entity remembers the keys recorded in its last n events
+//     (default [DefaultIdempotencyWindow]); recovery reads them back from
+//     the log, from before the snapshot it starts from if need be. A key
+//     older than that, or whose event was deleted
+//     ([WithDeleteEventsOnSnapshot], [Kind.Delete]), is forgotten: a
+//     command re-sent that late runs again.
+//   - A key belongs to one entity: the same key sent to two entities runs
+//     on each. The key says nothing of the command: a different command
+//     sent with a recorded key gets the recorded reply (if it decodes into
+//     its reply type).
+//   - The reply must survive its codec: JSON by default, which keeps only
+//     exported fields and cannot decode into an interface type (such a
+//     reply type is refused). A reply that cannot be encoded fails the
+//     command with an error matching [ErrInvalid] that names the type, id,
+//     key and command, and nothing is persisted; one that was recorded but
+//     can no longer be decoded (its codec changed) fails the re-send with
+//     an error matching ErrOutcomeUnknown: the command took effect.
+//   - Ask refuses a keyed command to an entity type that keeps no keys
+//     with an error matching ErrInvalid, rather than risk applying it
+//     twice. An empty key is no key.
+//
+// A command without a key costs what it did: the key travels in the same
+// context value as [WithMetadata]'s. [AskTarget] and cluster.Ask carry
+// the key to the entity's owner wherever it runs.
+//
 // # Changing the state
 //
 // Snapshots outlive the release that wrote them. Each records the state's

@@ -118,3 +118,45 @@ func ExampleKind_Delete() {
 	// true 2
 	// entity: recover Account/bob at seq 1: read events: eventlog: Account/bob was deleted at seq 2; its id cannot be used again
 }
+
+func ExampleWithIdempotencyKey() {
+	events := binarize.NewRegistry[AccountEvent](binarize.Msgpack)
+	binarize.MustRegister[Deposited](events, "Deposited")
+	accountType := entity.Type[Account, AccountEvent]{
+		Name: "Account",
+		Apply: func(s Account, e AccountEvent) Account {
+			if d, ok := e.(Deposited); ok {
+				s.Balance += d.Amount
+			}
+			return s
+		},
+		Events: events,
+	}
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	sys, _ := entity.NewSystem(log)
+	defer sys.Shutdown(ctx)
+	accounts, _ := entity.Register(sys, accountType, entity.WithIdempotency())
+	carol := accounts.Ref("carol")
+
+	// A process manager derives the key from what triggered the command,
+	// so a re-send after a crash carries the same one.
+	keyed := entity.WithIdempotencyKey(ctx, "payout/p-7/42/0")
+	balance, _ := entity.Ask(keyed, carol, Deposit{Amount: 100})
+	fmt.Println("first:", balance)
+	entity.Ask(ctx, carol, Deposit{Amount: 1}) // another command, unkeyed
+
+	balance, err := entity.Ask(keyed, carol, Deposit{Amount: 100}) // the re-send
+	fmt.Println("re-sent:", balance, err)
+	seq, _ := log.LastSeq(ctx, "Account", "carol")
+	fmt.Println("events:", seq)
+	for rec := range log.ReadEntity(ctx, "Account", "carol", 1) {
+		fmt.Println(rec.Seq, rec.Metadata[entity.IdempotencyKeyMetadata], rec.Metadata[entity.IdempotencyReplyMetadata])
+		break
+	}
+	// Output:
+	// first: 100
+	// re-sent: 100 <nil>
+	// events: 2
+	// 1 payout/p-7/42/0 100
+}

@@ -65,6 +65,7 @@ type instance[S, E any] struct {
 	group    decision[S, E] // the core's verdict on the running group; reused
 	snapDone uint64         // Seq of the latest snapshot encoded (saved or not)
 	pos      uint64         // Position of the last append
+	idem     *idemWindow    // recent idempotency keys; nil until one is recorded
 	// async holds the command of the asynchronous append in flight
 	// (runAsync); onAppended is in.appended, made once.
 	async      [1]pending[S, E]
@@ -156,7 +157,7 @@ func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
 	k := in.kind
 	d := &in.group
 	in.async[0] = p
-	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d)
+	decide(ctx, &k.def, in.id, in.state, in.seq, in.async[:], d, idemView{k.cfg.idem, in.idem})
 	if len(d.events) == 0 {
 		in.settle(in.async[:], nil)
 		in.async[0] = nil
@@ -186,6 +187,9 @@ func (in *instance[S, E]) appended(pos uint64, err error) {
 	} else {
 		in.pos = pos
 		in.state, in.seq = d.state, d.seq
+		if in.kind.cfg.idem != nil {
+			in.recordKeys(d.keys.recorded, pos)
+		}
 		in.maybeSnapshot()
 	}
 	if d.recover {
@@ -346,7 +350,7 @@ func (in *instance[S, E]) isDelete(p pending[S, E]) bool {
 func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []pending[S, E]) int {
 	k := in.kind
 	d := &in.group
-	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d)
+	consumed := decide(ctx, &k.def, in.id, in.state, in.seq, batch, d, idemView{k.cfg.idem, in.idem})
 	var appendErr error
 	if len(d.events) > 0 {
 		if appendErr = in.appendGroup(ctx, sctx, batch[:consumed]); appendErr != nil {
@@ -356,6 +360,9 @@ func (in *instance[S, E]) runGroup(ctx context.Context, sctx *storeCtx, batch []
 			d.data = nil
 		} else {
 			in.state, in.seq = d.state, d.seq
+			if k.cfg.idem != nil {
+				in.recordKeys(d.keys.recorded, in.pos)
+			}
 			in.maybeSnapshot()
 		}
 	}
@@ -377,6 +384,8 @@ func (in *instance[S, E]) settle(batch []pending[S, E], appendErr error) {
 			in.flight.Add(-1) // its caller is gone: nobody to answer
 		case appendErr != nil && !o.own:
 			in.finish(batch[i], appendErr)
+		case o.answer != 0:
+			in.finish(batch[i], in.answerRecorded(batch[i], &d.keys.answers[o.answer-1], in.pos))
 		default:
 			if o.persisted && appendErr == nil {
 				batch[i].setPosition(in.pos)

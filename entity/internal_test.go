@@ -216,7 +216,7 @@ func (l *watchingLog) Append(ctx context.Context, typ, id string, expected uint6
 	pos, err := l.Memory.Append(ctx, typ, id, expected, events...)
 	l.wg.Go(func() {
 		stop()
-		_, _ = ctx.Value(metadataKey{}), ctx.Err()
+		_, _ = ctx.Value(cmdValuesKey{}), ctx.Err()
 	})
 	return pos, err
 }

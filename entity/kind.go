@@ -69,6 +69,9 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 			return nil, fmt.Errorf("%w: entity type %q: WithDeleteEventsOnSnapshot: the log (%T) cannot delete events", ErrInvalid, def.Name, sys.eventLog)
 		}
 	}
+	if cfg.idem != nil && cfg.idem.window == 0 {
+		return nil, fmt.Errorf("%w: entity type %q: WithReplyCodec needs WithIdempotency or WithIdempotencyWindow", ErrInvalid, def.Name)
+	}
 	k := &Kind[S, E]{sys: sys, def: def, cfg: cfg}
 	if a, ok := sys.eventLog.(eventlog.AsyncAppender); ok && !cfg.syncAppends {
 		// The appends of commands run for their callers are not canceled by

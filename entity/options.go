@@ -111,6 +111,7 @@ type kindConfig struct {
 	maxBatch       int
 	timeout        time.Duration
 	syncAppends    bool
+	idem           *idemConfig // nil: keyed commands are refused
 }
 
 // KindOption configures a [Kind].

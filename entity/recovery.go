@@ -62,9 +62,10 @@ func (in *instance[S, E]) restore(parent context.Context) (err error) {
 		snaps = k.sys.snapshots
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err = replay(ctx, &k.def, k.sys.eventLog, snaps, k.cfg.snapshotPolicy, in.id)
+		r, err = replay(ctx, &k.def, k.sys.eventLog, snaps, k.cfg.snapshotPolicy, in.id, k.cfg.idem)
 		if err == nil {
 			in.state, in.seq, in.ready = r.state, r.seq, true
+			in.idem = r.idem
 			in.snapSeq.Store(r.snapSeq)
 			in.snapDone = r.snapSeq
 			if r.unusable != nil {
@@ -94,6 +95,7 @@ type recovered[S any] struct {
 	snapSeq  uint64
 	events   int               // replayed after the snapshot
 	unusable *unusableSnapshot // the latest snapshot, skipped
+	idem     *idemWindow       // the keys recorded in the window; nil if none
 }
 
 // unusableSnapshot is a snapshot that recovery could not decode.
@@ -105,8 +107,10 @@ type unusableSnapshot struct {
 
 // replay loads the entity (def, id) from snaps (if not nil) and the log
 // events. A snapshot it cannot decode is skipped under policy
-// RecoverFromEvents, if the events it covers are still there.
-func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log, snaps snapshotstore.Store, policy SnapshotPolicy, id string) (recovered[S], error) {
+// RecoverFromEvents, if the events it covers are still there. With keys
+// on (idem not nil), it also gathers the idempotency keys recorded in the
+// window, reading back the events before the snapshot that it covers.
+func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log, snaps snapshotstore.Store, policy SnapshotPolicy, id string, idem *idemConfig) (recovered[S], error) {
 	fail := func(seq uint64, err error) (recovered[S], error) {
 		return recovered[S]{}, &RecoveryError{EntityType: def.Name, EntityID: id, Seq: seq, Err: err}
 	}
@@ -144,9 +148,34 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 			ErrUnusableSnapshot, u.seq, u.revision, u.err, r.seq+1, u.seq, u.revision))
 	}
 	cc := def.contextEvents()
-	for rec, err := range events.ReadEntity(ctx, def.Name, id, r.seq+1) {
+	// base is where the state stands before the events: the keys recorded
+	// in the window events before it are read back, neither decoded nor
+	// applied.
+	base, from, window := r.seq, r.seq+1, uint64(0)
+	if idem != nil {
+		window = idem.window
+		if base > 0 {
+			from = base - min(base-1, window-1)
+		}
+	}
+	for rec, err := range events.ReadEntity(ctx, def.Name, id, from) {
 		if err != nil {
 			return fail(r.seq+1, fmt.Errorf("read events: %w", err))
+		}
+		if window > 0 {
+			// A key without a reply is not one the runtime recorded (a
+			// sender's metadata, say): it is not one.
+			if key := rec.Metadata[IdempotencyKeyMetadata]; key != "" {
+				if reply, ok := rec.Metadata[IdempotencyReplyMetadata]; ok {
+					if r.idem == nil {
+						r.idem = new(idemWindow)
+					}
+					r.idem.add(key, idemRecord{seq: rec.Seq, pos: rec.Position, reply: reply}, rec.Seq, window)
+				}
+			}
+			if rec.Seq <= base {
+				continue
+			}
 		}
 		if rec.Seq != r.seq+1 {
 			if r.unusable != nil {
@@ -176,6 +205,9 @@ func replay[S, E any](ctx context.Context, def *Type[S, E], events eventlog.Log,
 	}
 	if r.unusable != nil && r.seq < r.unusable.seq {
 		return deleted()
+	}
+	if r.idem != nil {
+		r.idem.evict(r.seq, window)
 	}
 	return r, nil
 }

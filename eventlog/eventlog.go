@@ -32,8 +32,11 @@ type Record struct {
 	EntityID   string
 	// Seq is the event's per-entity sequence number: 1, 2, 3 ... without gaps.
 	Seq uint64
-	// Position is the event's log-wide position. Positions grow with commit
-	// order within one entity type; readers by type use them as offsets.
+	// Position is the event's log-wide position: an append that starts
+	// after another returned gets larger Positions, and readers by type
+	// use them as offsets. Concurrent appends may commit out of Position
+	// order; readers by Position then wait for the smaller ones (see
+	// [Log.ReadType]).
 	Position uint64
 	// Name, Revision, Data and Metadata are as appended; see [Event].
 	Name     string

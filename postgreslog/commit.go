@@ -24,8 +24,8 @@ import (
 const defaultCopyThreshold = 256
 
 // commit runs one group-commit round for reqs in one transaction: BEGIN;
-// take Positions from the meta row (waiting for the transaction holding it
-// to commit); check every stream's last Seq and insert the events of the
+// take Positions from the transaction id (and the lock that keeps deletes
+// out); check every stream's last Seq and insert the events of the
 // streams that match; NOTIFY; COMMIT. Small rounds do all of it in one
 // round trip and one statement; large ones check in the first round trip,
 // and COPY the events that pass, notify and commit in a second. It returns an error if
@@ -239,7 +239,7 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, 
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue(l.sql.takePositions, n).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
-	b.Queue(l.sql.appendEvents, n, types.String(), ids.String(), bases, streams, seqs, names.String(), revs, data, meta, known).Query(func(rows pgx.Rows) error {
+	b.Queue(l.sql.appendEvents, types.String(), ids.String(), bases, streams, seqs, names.String(), revs, data, meta, known).Query(func(rows pgx.Rows) error {
 		return scanActual(rows, actual, func(k int) int { return k })
 	})
 	if l.cfg.notify {
@@ -257,9 +257,10 @@ func (l *Log) commitInsert(ctx context.Context, conn *pgxpool.Conn, w *scratch, 
 
 // commitCopy is the commit of large rounds: the first round trip begins,
 // takes Positions and checks the streams (checkStreams); the second COPYs
-// the events of the streams that passed, notifies and commits. The meta
-// row stays locked from the first round trip to the commit, so no other
-// writer can commit in between and the check holds.
+// the events of the streams that passed, notifies and commits. The shared
+// lock of takePositions keeps deletes out from the first round trip to
+// the commit; another round that commits events of a checked stream in
+// between makes the unique key refuse the COPY, and the batch runs again.
 //
 // While the streams table is empty, the check of a stream whose base the
 // seqCache vouches for cannot fail (see streamLookup): the unique key
@@ -281,9 +282,10 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, re
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	// Between the round trips the transaction idles while holding the
-	// Position lock, which every writer waits for: should this process
-	// stall (or its connection hang), the server ends the transaction
-	// rather than let everyone wait.
+	// lock deletes wait for, and while it runs, readers by Position read
+	// nothing after its Positions: should this process stall (or its
+	// connection hang), the server ends the transaction rather than let
+	// everyone wait.
 	b.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", l.cfg.writeTimeout.Milliseconds()))
 	b.Queue(l.sql.takePositions, p.events).QueryRow(func(row pgx.Row) error { return row.Scan(lastPos) })
 	l.queueCheck(b, w, p, check, actual)
@@ -340,8 +342,9 @@ func (l *Log) commitCopy(ctx context.Context, conn *pgxpool.Conn, w *scratch, re
 	if rows > 0 {
 		// COPY, NOTIFY and COMMIT go in one round trip, as one simple query
 		// of three statements: the server reads the rows of the COPY, then
-		// runs the others, unless one failed. That spares the round (and
-		// the Position lock) a round trip.
+		// runs the others, unless one failed. That spares the round a
+		// round trip, and readers by Position, which wait for it to end,
+		// the wait.
 		sql := l.sql.copyEvents + ";\n"
 		if l.cfg.notify {
 			sql += "SELECT pg_notify(" + quoteLiteral(l.n.channel) + ", " + quoteLiteral(notifyPayload(p.streams)) + ");\n"

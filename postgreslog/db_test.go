@@ -170,9 +170,9 @@ func StreamsTable(l *Log) string { return l.n.streams }
 // position.
 func PositionIndex(l *Log) string { return l.n.posIndex }
 
-// HoldPositions locks l's meta row in a transaction of its own, so that
-// every batch that has locked its streams waits to take Positions; appends
-// queue up behind it. The returned function releases the lock.
+// HoldPositions takes, in a transaction of its own, the lock that deletes
+// take (see lockPositions), so that every round waits to take Positions;
+// appends queue up behind it. The returned function releases the lock.
 func HoldPositions(t testing.TB, pool *pgxpool.Pool, l *Log) (release func()) {
 	t.Helper()
 	ctx := context.Background()
@@ -180,9 +180,9 @@ func HoldPositions(t testing.TB, pool *pgxpool.Pool, l *Log) (release func()) {
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+l.n.meta+" WHERE id = 1 FOR UPDATE"); err != nil {
+	if _, err := tx.Exec(ctx, l.sql.lockPositions); err != nil {
 		_ = tx.Rollback(ctx)
-		t.Fatalf("lock the meta row: %v", err)
+		t.Fatalf("take the positions lock: %v", err)
 	}
 	done := false
 	release = func() {

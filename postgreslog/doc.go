@@ -28,7 +28,12 @@
 // builds it in its transaction, which holds off appends (not reads) for
 // as long as the build takes on a large table; to avoid that, build it
 // beforehand with CREATE UNIQUE INDEX CONCURRENTLY <events>_position ON
-// <events> (position), and Setup finds it there.
+// <events> (position), and Setup finds it there. Version 4 takes
+// Positions from transaction ids instead of the meta row's counter (see
+// "Positions" below) and drops the counter: writers of an older release
+// fail from then on rather than take Positions the old way, and a Log of
+// this release fails its appends with [ErrNotSetUp] until Setup has run,
+// so stop the writers of the older release, run Setup, start this one.
 //
 //   - events: one row per event, primary key (entity_type, entity_id, seq),
 //     unique indexes (entity_type, position) and (position); data is bytea
@@ -39,7 +44,8 @@
 //     never goes down, and per stream that [Log.DeleteStream] deleted, the
 //     Seq of its tombstone (tombstone) and whether it is final (final).
 //   - snapshots: primary key (entity_type, entity_id, seq).
-//   - meta: one row: schema_version and last_position, the Position counter.
+//   - meta: one row: schema_version (and, from version 4, xid_positions,
+//     always true, which the appends of this release check).
 //
 // # Group commit
 //
@@ -47,9 +53,11 @@
 // [WithConcurrency]). A worker takes every append waiting in the queue (up to
 // [WithMaxBatch] events) and commits them in one transaction:
 //
-//  1. BEGIN, then take a block of Positions: UPDATE the meta row. The row
-//     stays locked until COMMIT, so this waits for the transaction that took
-//     Positions before, and no other writer commits events meanwhile.
+//  1. BEGIN, then take Positions: the transaction's id times 2^16, plus
+//     1, 2, 3 ... (see "Positions" below), and an advisory lock in share
+//     mode, which deletes take in exclusive mode. Rounds do not wait for
+//     each other: the WithConcurrency rounds of a Log, and those of other
+//     processes, run side by side.
 //  2. Check every stream of the batch (its last Seq must be the expected
 //     one) and insert the events of the streams that pass, in one INSERT
 //     ... SELECT FROM unnest($arrays) statement that also returns the
@@ -69,41 +77,64 @@
 // if one after another; one that does not continue the previous one (a
 // second creator of a new stream) runs in a second round.
 //
-// The check runs after step 1, so it sees every earlier commit and nothing
-// can commit between it and the insert: it is exact, also across processes,
-// and the first write to a stream is exactly-once. No row of the events or
-// streams table is locked or updated, so batches cannot deadlock. To save
-// the server a lookup, a Log remembers the last Seq it appended or read for
-// recently used streams and skips looking up the last event of a stream
-// whose append expects exactly that Seq. If another process has appended
-// meanwhile, the primary key of the events table refuses the row (SQLSTATE
-// 23505): the batch runs again with every stream checked, and only the
-// stale append fails with a ConflictError. The same happens if a row was
-// written around this package while the batch ran.
+// The check sees every commit before it, and no delete can commit between
+// it and the insert. Another round may commit events of a checked stream
+// in between: then the primary key of the events table refuses the row
+// (SQLSTATE 23505; the insert waits for the other round to commit first),
+// the batch runs again with every stream checked, and only the stale
+// append fails with a ConflictError. So the check and the key together
+// are exact, also across processes, and the first write to a stream is
+// exactly-once. No row of the events or streams table is locked or
+// updated, and rounds insert in the order of the primary key, so batches
+// do not deadlock. To save the server a lookup, a Log remembers the last
+// Seq it appended or read for recently used streams and skips looking up
+// the last event of a stream whose append expects exactly that Seq. If
+// another process has appended meanwhile, the key refuses the row in the
+// same way. The same happens if a row was written around this package
+// while the batch ran.
 //
-// The busier the log, the larger the batches: while one transaction
+// The busier the log, the larger the batches: while a worker's transaction
 // commits, the next batch gathers in the queue.
 //
 // # Positions, ReadType and Subscribe
 //
-// Positions come from the counter in the meta row, which every append
-// transaction updates first and holds locked until it commits. So
-// transactions take Positions one after another, and a transaction with
-// larger Positions commits only after every transaction with smaller ones:
-// Positions are handed out in commit order. A reader's snapshot therefore
-// always holds every committed Position up to the largest it sees, and
-// [Log.ReadType] and [Log.Subscribe], which page by "position > after",
-// never skip an event that commits late (the sequence-gap bug of logs that
-// take Positions from a sequence). Positions of refused appends stay
-// unused; nothing fills them later. The lock is taken once per batch, not
-// once per event, so group commit amortizes it.
+// A round's events get the Positions xid * 2^16 + 1, + 2, ... where xid is
+// its transaction's id (pg_current_xact_id, which never wraps around), so
+// a transaction carries at most [MaxTransactionEvents] events. Positions
+// grow with transaction ids, not with commit order: a round with a smaller
+// id may commit after one with a larger id. Readers by Position therefore
+// read only the events of transactions that ended before their query's
+// snapshot: those whose id is below the snapshot's xmin, the oldest
+// transaction still running (pg_snapshot_xmin(pg_current_snapshot())).
+// Every transaction below it has ended, so a later reader never finds
+// another event below it, and [Log.ReadType] and [Log.Subscribe], which
+// page by "position > after", never skip an event that commits late (the
+// sequence-gap bug of logs that take Positions from a sequence). The
+// scheme is that of Emmett's PostgreSQL store. Before version 4 rounds
+// took Positions one after another from a counter in the meta row, which
+// each held locked until it committed, so only one ran at a time.
 //
-// The lock is the log's, not a type's, so commit order is Position order
-// across all types, and [Log.ReadAll] and [Log.SubscribeAll]
-// ([eventlog.AllReader]) page through every type, or a set of types
-// (entity_type = ANY($types)), by "position > after" on the index on
-// position alone, with the same guarantee. Of one type they are ReadType
-// and Subscribe.
+// The price: readers see nothing after a transaction that still runs,
+// until it ends. A round takes milliseconds. But any transaction of the
+// server that has written (its id is assigned), in any database, from any
+// application, holds readers by Position back while it runs: keep write
+// transactions short on a server whose events feed subscriptions, or give
+// the events a server of their own. A read that finds committed events
+// held back this way reads again soon (2 ms, doubling up to the poll
+// interval), since the transaction holding them back may end without a
+// notification: ReadType and ReadAll end only once they have read every
+// event committed before they reached the end (waiting by their ctx, so
+// a reader that has itself written in a transaction still open waits for
+// its ctx to end), so a read after an Append returned finds the append's
+// events; a subscription waits for them. Positions of refused appends stay
+// unused; nothing fills them later. A Position tells nothing about how
+// many events came before.
+//
+// The gate is the database's, not a type's, so [Log.ReadAll] and
+// [Log.SubscribeAll] ([eventlog.AllReader]) page through every type, or a
+// set of types (entity_type = ANY($types)), by "position > after" on the
+// index on position alone, with the same guarantee. Of one type they are
+// ReadType and Subscribe.
 //
 // Subscriptions wait between reads. Append transactions send a NOTIFY on a
 // channel named after the events table, listing the entity types they
@@ -196,11 +227,13 @@
 // [snapshotstore.Lister] and [snapshotstore.Closer]. Closing them does not
 // close the pool.
 //
-// [Log.DeleteStream] runs one transaction: it takes the Position lock, as a
-// group-commit round does, deletes the stream's events and records the
-// tombstone in the stream's row of the streams table. Holding the lock, it
-// runs between rounds, so every append commits before it or is checked
-// against the tombstone; appends of the whole Log wait for it meanwhile.
+// [Log.DeleteStream] runs one transaction: it takes the advisory lock that
+// group-commit rounds hold in share mode, in exclusive mode, deletes the
+// stream's events and records the tombstone in the stream's row of the
+// streams table. Holding the lock, it runs between the rounds in flight
+// and the next, so every append commits before it or is checked against
+// the tombstone; appends of the whole Log wait for it meanwhile.
+// [Log.DeleteTo] does the same.
 // The rounds find a final tombstone in the lookup of the streams table
 // that their check of the last Seq already makes, and refuse the stream's
 // appends with a [*eventlog.DeletedError] there. ReadEntity finds it in

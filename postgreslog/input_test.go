@@ -44,6 +44,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"two tables with one name", postgreslog.WithTables(postgreslog.Tables{Events: "t", Streams: "t"}), `both named "t"`},
 		{"max batch 0", postgreslog.WithMaxBatch(0), "WithMaxBatch(0)"},
 		{"max append events 0", postgreslog.WithMaxAppendEvents(0), "WithMaxAppendEvents(0)"},
+		{"max batch 65536", postgreslog.WithMaxBatch(65536), "WithMaxBatch(65536): must be between 1 and 65535"},
+		{"max append events 65536", postgreslog.WithMaxAppendEvents(65536), "WithMaxAppendEvents(65536): must be between 1 and 65535"},
 		{"max append bytes 0", postgreslog.WithMaxAppendBytes(0), "WithMaxAppendBytes(0)"},
 		{"max append bytes 1 GiB", postgreslog.WithMaxAppendBytes(1 << 30), "512 MiB"},
 		{"poll interval 0", postgreslog.WithPollInterval(0), "WithPollInterval(0s)"},

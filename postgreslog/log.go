@@ -326,7 +326,7 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 				// many streams at once (readbatch.go).
 				page, limit, err = l.firstPage(ctx, typ, id, from)
 			} else {
-				page, err = l.queryRecords(ctx, typ, id, l.sql.readEntity, typ, id, int64(from), readPage)
+				page, err = l.queryRecords(ctx, typ, id, nil, l.sql.readEntity, typ, id, int64(from), readPage)
 			}
 			var deleted *eventlog.DeletedError
 			if errors.As(err, &deleted) {
@@ -364,9 +364,12 @@ func (l *Log) ReadEntity(ctx context.Context, typ, id string, from uint64) iter.
 	}
 }
 
-// ReadType implements [eventlog.Log]. Positions are handed out in commit
-// order (see the package documentation), so every page it reads is a gap-free
-// continuation of the last. It ends with the first page that is not full.
+// ReadType implements [eventlog.Log]. It reads only the events of
+// transactions that ended before its query's snapshot (see the package
+// documentation), so every page it reads is a gap-free continuation of the
+// last. It ends with the first page that is not full, once it has read
+// every event committed before that page's query: those that a
+// transaction still running holds back it waits for (by its ctx).
 func (l *Log) ReadType(ctx context.Context, typ string, after uint64) iter.Seq2[eventlog.Record, error] {
 	return l.readType(ctx, typ, after, false)
 }
@@ -387,25 +390,35 @@ func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool)
 			return
 		}
 		l.pages(ctx, after, live, yield, func() <-chan struct{} { return l.hub.wait(typ) },
-			func(after uint64) ([]eventlog.Record, error) {
-				page, err := l.queryRecords(ctx, typ, "", l.sql.readType, typ, int64(after), readPage)
+			func(after uint64) (page []eventlog.Record, held uint64, err error) {
+				page, err = l.queryRecords(ctx, typ, "", &held, l.sql.readType, typ, int64(after), readPage)
 				if err != nil {
-					return nil, l.wrap(ctx, err, "read type %s after position %d", typ, after)
+					return nil, 0, l.wrap(ctx, err, "read type %s after position %d", typ, after)
 				}
-				return page, nil
+				return page, held, nil
 			})
 	}
 }
 
 // pages yields the records read pages after after, in Position order:
 // every page read is a gap-free continuation of the last (see the package
-// documentation). It ends with the first page that is not full unless
-// live; then it waits for the channel wait returns (taken before each
-// read, so an append that commits after the read cannot go unnoticed) or
-// the poll interval, and reads again. An error is yielded once, as the
-// last element.
+// documentation).
+//
+// read reports, besides a page, the largest Position of the events it may
+// not read yet, committed but held back by a transaction still running
+// (0 if none). Unless live, pages ends with the first page that is not
+// full and leaves none of the events committed before it behind: if that
+// page reports events held back, it reads again (after heldFirst,
+// doubling up to the poll interval) until it is past the largest of them
+// or none is held back. Live, it waits after a page that is not full for
+// the channel wait returns (taken before each read, so an append that
+// commits after the read cannot go unnoticed) or the poll interval, and
+// reads again; if events are held back, it reads again as soon as it
+// would unless live, since the transaction holding them back may commit
+// nothing and so notify no one. An error is yielded once, as the last
+// element.
 func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eventlog.Record, error) bool,
-	wait func() <-chan struct{}, read func(after uint64) ([]eventlog.Record, error)) {
+	wait func() <-chan struct{}, read func(after uint64) ([]eventlog.Record, uint64, error)) {
 	if live && l.cfg.notify {
 		l.startListener()
 	}
@@ -415,6 +428,8 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 			timer.Stop()
 		}
 	}()
+	var heldWait time.Duration
+	var until uint64 // unless live: the largest Position to read up to
 	for {
 		if err := l.readErr(ctx); err != nil {
 			yield(eventlog.Record{}, err)
@@ -425,9 +440,10 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 			wake = wait()
 		}
 		var page []eventlog.Record
+		var held uint64
 		if after <= math.MaxInt64 {
 			var err error
-			if page, err = read(after); err != nil {
+			if page, held, err = read(after); err != nil {
 				yield(eventlog.Record{}, err)
 				return
 			}
@@ -446,12 +462,24 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 			continue
 		}
 		if !live {
-			return
+			if until == 0 {
+				until = held // the end as of the first page not full
+			}
+			if held == 0 || after >= until {
+				return
+			}
+		}
+		pause := l.cfg.pollInterval
+		if held != 0 {
+			heldWait = min(max(2*heldWait, heldFirst), pause)
+			pause = heldWait
+		} else {
+			heldWait = 0
 		}
 		if timer == nil {
-			timer = time.NewTimer(l.cfg.pollInterval)
+			timer = time.NewTimer(pause)
 		} else {
-			timer.Reset(l.cfg.pollInterval)
+			timer.Reset(pause)
 		}
 		select {
 		case <-ctx.Done():
@@ -465,9 +493,10 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 
 // DeleteTo implements [eventlog.Deleter]. In the same transaction it records
 // the highest Seq it deleted in the streams table, so LastSeq and the Seq
-// check of appends do not go down. The transaction holds the Position lock
-// in share mode: it runs between group-commit rounds (waiting for the round
-// in flight, at most one commit), never inside one.
+// check of appends do not go down. The transaction first takes the lock
+// that every group-commit round holds in share mode: it runs between the
+// rounds in flight (waiting for them to commit) and the next, never inside
+// one.
 func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if err := eventlog.ValidateStream(typ, id); err != nil {
 		return err
@@ -481,11 +510,11 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	// One round trip: the Position lock in share mode (see sharePositions),
+	// One round trip: the lock that keeps rounds out (see lockPositions),
 	// then the delete, in one transaction.
 	b := &pgx.Batch{}
 	b.Queue("begin")
-	b.Queue(l.sql.sharePositions)
+	b.Queue(l.sql.lockPositions)
 	b.Queue(l.sql.deleteTo, typ, id, int64(min(seq, math.MaxInt64)))
 	b.Queue("commit")
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -498,7 +527,7 @@ func (l *Log) DeleteTo(ctx context.Context, typ, id string, seq uint64) error {
 }
 
 // DeleteStream implements [eventlog.StreamDeleter]. One transaction takes
-// the Position lock that every group-commit round takes first, so it runs
+// the lock that every group-commit round holds in share mode, so it runs
 // between rounds, then in one statement deletes the stream's events and
 // records the tombstone in the stream's row of the streams table (its Seq,
 // and whether it is final). The rounds after it check that row along with
@@ -666,8 +695,9 @@ func (l *Log) wrap(ctx context.Context, err error, format string, args ...any) e
 // queryRecords runs a read query and returns its rows as records. id is the
 // stream's id for ReadEntity, whose query does not select it; "" for
 // ReadType, whose does. typ is "" for ReadAll, whose query selects the
-// type too.
-func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any) ([]eventlog.Record, error) {
+// type too. held, for reads by Position (see gatedRead), receives their
+// marker row's Position: the largest of the events held back.
+func (l *Log) queryRecords(ctx context.Context, typ, id string, held *uint64, sql string, args ...any) ([]eventlog.Record, error) {
 	rows, err := l.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
@@ -697,6 +727,10 @@ func (l *Log) queryRecords(ctx context.Context, typ, id, sql string, args ...any
 			// deleted for good and has no events.
 			return nil, &eventlog.DeletedError{EntityType: typ, EntityID: id, Seq: uint64(pos)}
 		}
+		if seq == 0 && held != nil {
+			*held = uint64(pos) // gatedRead's marker
+			continue
+		}
 		if err := setScanned(&r, seq, pos, rev, md); err != nil {
 			return nil, err
 		}
@@ -715,3 +749,7 @@ func setScanned(r *eventlog.Record, seq, pos, rev int64, md []byte) error {
 	}
 	return nil
 }
+
+// heldFirst is how soon a subscription reads again after a read that found
+// events held back by a transaction still running (see pages).
+const heldFirst = 2 * time.Millisecond

@@ -62,6 +62,9 @@ type names struct {
 	// migrateLock is the advisory lock key that serializes migrations of
 	// these tables.
 	migrateLock int64
+	// positionsLock is the advisory lock key that group-commit rounds
+	// hold in share mode and deletes and migrations in exclusive mode.
+	positionsLock int64
 }
 
 // resolveNames builds the names of cfg's tables. The options have validated
@@ -105,6 +108,7 @@ func resolveNames(cfg *config) names {
 	n.channel = "postgreslog_" + strconv.FormatUint(hash64("channel "+n.events), 16)
 	n.listen = pgx.Identifier{n.channel}.Sanitize()
 	n.migrateLock = int64(hash64("migrate " + n.meta))
+	n.positionsLock = int64(hash64("positions " + n.events))
 	return n
 }
 

@@ -20,6 +20,11 @@ const (
 	DefaultMaxBatch = 4096
 	// DefaultMaxAppendEvents is the default of [WithMaxAppendEvents].
 	DefaultMaxAppendEvents = 10_000
+	// MaxTransactionEvents bounds the events of one transaction, and so
+	// [WithMaxBatch] and [WithMaxAppendEvents]: a transaction's Positions
+	// are its transaction id times 2^16 plus 1, 2, 3 ... (see the package
+	// documentation).
+	MaxTransactionEvents = 1<<positionBits - 1
 	// DefaultMaxAppendBytes is the default of [WithMaxAppendBytes].
 	DefaultMaxAppendBytes = 64 << 20
 	// DefaultPollInterval is the default of [WithPollInterval].
@@ -212,23 +217,23 @@ func WithTables(t Tables) Option {
 
 // WithMaxBatch bounds how many events one group-commit transaction carries
 // (default [DefaultMaxBatch]). A single append larger than n still commits,
-// alone in its transaction. n must be at least 1; 1 turns group commit off.
-// For New.
+// alone in its transaction. n must be between 1 and [MaxTransactionEvents];
+// 1 turns group commit off. For New.
 func WithMaxBatch(n int) Option {
 	var err error
-	if n < 1 {
-		err = fmt.Errorf("%w: WithMaxBatch(%d): must be at least 1", ErrInvalidOption, n)
+	if n < 1 || n > MaxTransactionEvents {
+		err = fmt.Errorf("%w: WithMaxBatch(%d): must be between 1 and %d", ErrInvalidOption, n, MaxTransactionEvents)
 	}
 	return option(fmt.Sprintf("WithMaxBatch(%d)", n), forLog, err, func(c *config) { c.maxBatch = n })
 }
 
 // WithMaxAppendEvents bounds the events of one append (default
 // [DefaultMaxAppendEvents]); a larger append fails with [ErrTooLarge]. n
-// must be at least 1. For New.
+// must be between 1 and [MaxTransactionEvents]. For New.
 func WithMaxAppendEvents(n int) Option {
 	var err error
-	if n < 1 {
-		err = fmt.Errorf("%w: WithMaxAppendEvents(%d): must be at least 1", ErrInvalidOption, n)
+	if n < 1 || n > MaxTransactionEvents {
+		err = fmt.Errorf("%w: WithMaxAppendEvents(%d): must be between 1 and %d", ErrInvalidOption, n, MaxTransactionEvents)
 	}
 	return option(fmt.Sprintf("WithMaxAppendEvents(%d)", n), forLog, err, func(c *config) { c.maxAppendEvents = n })
 }
@@ -283,9 +288,9 @@ func WithWriteTimeout(d time.Duration) Option {
 
 // WithConcurrency sets how many group-commit transactions a Log runs at once
 // (default [DefaultConcurrency]), each on its own pooled connection. They
-// take Positions one after another, but while one commits, the next has its
-// statements on the wire, so the server never waits for the client. n must
-// be between 1 and 64. For New.
+// run side by side: each takes its Positions from its own transaction id
+// (see the package documentation), so none waits for another to commit.
+// n must be between 1 and 64. For New.
 func WithConcurrency(n int) Option {
 	var err error
 	if n < 1 || n > 64 {

@@ -10,12 +10,10 @@ import (
 
 // ReadAll implements [eventlog.AllReader]. It pages by "position > after"
 // through the index on position ([SchemaVersion] 3), like [Log.ReadType]
-// through the type's index, and is gap-free for the same reason: Positions
-// are handed out in commit order across all types, since every append
-// transaction takes them from the one meta row and holds its lock until it
-// commits (see the package documentation). With types it reads only
-// theirs; with one type it is ReadType. It ends with the first page that
-// is not full.
+// through the type's index, and is gap-free for the same reason: it reads
+// only the events of transactions that ended before its query's snapshot,
+// across all types (see the package documentation). With types it reads
+// only theirs; with one type it is ReadType. It ends as ReadType does.
 func (l *Log) ReadAll(ctx context.Context, after uint64, types ...string) iter.Seq2[eventlog.Record, error] {
 	return l.readAll(ctx, after, types, false)
 }
@@ -53,13 +51,13 @@ func (l *Log) readAll(ctx context.Context, after uint64, types []string, live bo
 			what = "types " + strings.Join(quoted, ", ")
 		}
 		// Readers of several types wake for appends of any type.
-		l.pages(ctx, after, live, yield, l.hub.waitAny, func(after uint64) ([]eventlog.Record, error) {
+		l.pages(ctx, after, live, yield, l.hub.waitAny, func(after uint64) (page []eventlog.Record, held uint64, err error) {
 			args[0] = int64(after)
-			page, err := l.queryRecords(ctx, "", "", sql, args...)
+			page, err = l.queryRecords(ctx, "", "", &held, sql, args...)
 			if err != nil {
-				return nil, l.wrap(ctx, err, "read %s after position %d", what, after)
+				return nil, 0, l.wrap(ctx, err, "read %s after position %d", what, after)
 			}
-			return page, nil
+			return page, held, nil
 		})
 	}
 }

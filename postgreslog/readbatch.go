@@ -136,7 +136,7 @@ func (l *Log) readBatch(batch []*readReq) {
 		if l.tel.tracing.On() {
 			ctx, span = l.tel.startReads(ctx, live)
 		}
-		page, err := l.queryRecords(ctx, r.typ, r.id, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
+		page, err := l.queryRecords(ctx, r.typ, r.id, nil, l.sql.readEntity, r.typ, r.id, int64(r.from), readPage)
 		itel.EndSpan(span, err)
 		stop()
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,7 @@ import (
 // SchemaVersion is the version of the tables this release creates and
 // expects. [Setup] records it in the meta table; a later release adds
 // migration steps and raises it.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrations returns the SQL of each schema version, in order:
 // migrations(n)[v-1] takes the tables from version v-1 to v. Steps are
@@ -76,6 +77,22 @@ func migrations(n names) [][]string {
 		{
 			fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (position)`, n.eventsPos, n.events),
 		},
+		// Version 4: Positions from transaction ids (see the package
+		// documentation), so rounds no longer take them one after another
+		// from the meta row's counter. The counter goes: a writer of an
+		// older release, which would still take Positions from it, fails
+		// instead. The Positions already stored must all be below the
+		// first one of this transaction; they are unless transactions
+		// carried 65,536 events each on average.
+		{
+			fmt.Sprintf(`DO $$ BEGIN
+	IF (SELECT max(position) FROM %[1]s) >= %[2]s THEN
+		RAISE EXCEPTION 'the Positions stored in %[3]s reach beyond those of this transaction id; Positions from transaction ids would not sort after them';
+	END IF;
+END $$`, n.events, txBase, strings.ReplaceAll(n.events, "'", "''")),
+			fmt.Sprintf(`ALTER TABLE %s DROP COLUMN IF EXISTS last_position`, n.meta),
+			fmt.Sprintf(`ALTER TABLE %s ADD COLUMN IF NOT EXISTS xid_positions boolean NOT NULL DEFAULT true CHECK (xid_positions)`, n.meta),
+		},
 	}
 }
 
@@ -123,15 +140,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, n names) (err error) {
 			return err
 		}
 	}
-	// The meta row holds the schema version and the Position counter that
-	// appends lock and advance; see the package documentation.
+	// The meta row holds the schema version. (Up to version 3 it also
+	// held the Position counter that appends locked and advanced.) The
+	// exclusive lock on positionsLock holds off appends and deletes,
+	// not reads, while the migration runs.
 	stmts := []string{
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-	id             int    PRIMARY KEY CHECK (id = 1),
-	schema_version int    NOT NULL,
-	last_position  bigint NOT NULL
+	id             int PRIMARY KEY CHECK (id = 1),
+	schema_version int NOT NULL
 )`, n.meta),
-		fmt.Sprintf(`INSERT INTO %s (id, schema_version, last_position) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING`, n.meta),
+		fmt.Sprintf(`INSERT INTO %[1]s (id, schema_version) SELECT 1, 0 WHERE NOT EXISTS (SELECT FROM %[1]s WHERE id = 1)`, n.meta),
+		fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, n.positionsLock),
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {

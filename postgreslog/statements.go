@@ -6,8 +6,8 @@ import "fmt"
 // names. Each text stays the same for the life of the Log, so pgx prepares
 // it once per connection.
 type statements struct {
-	// Group commit, all in one round trip: take Positions (and the lock that
-	// orders commits), then check and insert in one statement.
+	// Group commit, all in one round trip: take Positions (and the lock
+	// that keeps deletes out), then check and insert in one statement.
 	takePositions string
 	appendEvents  string
 	notify        string
@@ -25,7 +25,6 @@ type statements struct {
 	readAllTypes   string
 	deleteTo       string
 	lockPositions  string
-	sharePositions string
 	deleteStream   string
 	entityIDs      string
 	entityTypes    string
@@ -39,14 +38,21 @@ type statements struct {
 
 func newStatements(n names) statements {
 	return statements{
-		// The meta row's lock is held until commit by the transaction that
-		// took Positions last, so Positions are handed out in commit order,
-		// and while a transaction holds it no other one inserts events.
-		takePositions: fmt.Sprintf(`UPDATE %s SET last_position = last_position + $1 WHERE id = 1 RETURNING last_position`, n.meta),
+		// A round's Positions are its transaction id times 2^positionBits
+		// plus 1, 2, 3 ...; this returns the last of $1 of them. The
+		// shared lock keeps deletes out while the round runs (see
+		// lockPositions); rounds do not wait for each other. The condition
+		// on the meta row's xid_positions column (schema version 4) makes
+		// a round on tables an older release still writes with its
+		// Position counter fail instead of mixing both kinds of Positions.
+		takePositions: fmt.Sprintf(`SELECT %s + $1 FROM pg_advisory_xact_lock_shared(%d), %s m WHERE m.id = 1 AND m.xid_positions`, txBase, n.positionsLock, n.meta),
 		// One statement checks the streams of the batch and inserts the
 		// events of those whose last Seq is the expected one. It runs after
-		// takePositions, so its snapshot shows every earlier commit and no
-		// other writer can commit until it does: the check is exact. A
+		// takePositions, so no delete can commit until it does. Another
+		// round may commit events of the same stream meanwhile: then the
+		// unique key refuses this one's rows, it waits for the other to
+		// commit and fails, and the batch runs again with every stream
+		// checked (see commitRetrying). A
 		// stream's last Seq is its highest event, or the highest deleted
 		// one if DeleteTo or DeleteStream removed all above it (the streams
 		// table is looked up only if either was ever used; see
@@ -57,29 +63,29 @@ func newStatements(n names) statements {
 		// returns the streams that did not match or are deleted for good
 		// (f), by their ordinal in the batch, with their actual last Seq.
 		//
-		// $1: the number of events; $2-$11 per event: entity type, id, the
-		// stream's expected last Seq, the stream's ordinal, Seq, name,
-		// revision, data, metadata, and whether the expected Seq is known
-		// to exist (it is 0, or the Log's seqCache vouches for it), so
-		// that only a deletion record can refute it: then the lookup of
-		// the stream's last event is skipped, and the unique key refuses
-		// the row if the stream has moved on. Event k (1-based) gets Position
-		// last_position - $1 + k. There are no joins: a generic plan
-		// cannot know how many rows unnest returns, and a join planned for
-		// ten rows is slow for thousands.
+		// $1-$10 per event: entity type, id, the stream's expected last
+		// Seq, the stream's ordinal, Seq, name, revision, data, metadata,
+		// and whether the expected Seq is known to exist (it is 0, or the
+		// Log's seqCache vouches for it), so that only a deletion record
+		// can refute it: then the lookup of the stream's last event is
+		// skipped, and the unique key refuses the row if the stream has
+		// moved on. Event k (1-based) gets Position txBase + k, as
+		// takePositions, earlier in the same transaction, counted. There
+		// are no joins: a generic plan cannot know how many rows unnest
+		// returns, and a join planned for ten rows is slow for thousands.
 		appendEvents: fmt.Sprintf(`WITH v AS MATERIALIZED (
-	SELECT x.*, %[3]s
-	FROM (SELECT u.*, %[4]s
-		FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bytea[], $10::jsonb[], $11::bool[])
+	SELECT x.*, %[2]s
+	FROM (SELECT u.*, %[3]s
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bytea[], $9::jsonb[], $10::bool[])
 			WITH ORDINALITY AS u(t, i, b, k, s, n, r, d, m, c, o)
 		OFFSET 0) x
 ), ins AS (
 	INSERT INTO %[1]s (entity_type, entity_id, seq, position, name, revision, data, metadata)
-	SELECT v.t, v.i, v.s, m.last_position - $1 + v.o, v.n, v.r, v.d, v.m
-	FROM v, %[2]s m
-	WHERE m.id = 1 AND v.a = v.b AND NOT v.f
+	SELECT v.t, v.i, v.s, %[4]s + v.o, v.n, v.r, v.d, v.m
+	FROM v
+	WHERE v.a = v.b AND NOT v.f
 )
-SELECT DISTINCT k, a, f FROM v WHERE a <> b OR f`, n.events, n.meta, streamCheck, streamLookup(n)),
+SELECT DISTINCT k, a, f FROM v WHERE a <> b OR f`, n.events, streamCheck, streamLookup(n), txBase),
 		notify: `SELECT pg_notify($1, $2)`,
 		// The check of appendEvents alone, per stream: $1-$4 the streams'
 		// types, ids, expected last Seqs and whether those are known to
@@ -120,18 +126,21 @@ CROSS JOIN LATERAL (
 	SELECT %s FROM %s d WHERE d.entity_type = r.t AND d.entity_id = r.id AND d.final
 ) e
 ORDER BY r.i, e.seq`, n.events, tombstoneRow, n.streams),
-		readType: fmt.Sprintf(`SELECT entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
-WHERE entity_type = $1 AND position > $2 ORDER BY position LIMIT $3`, n.events),
+		// Readers by Position read only the events of transactions that
+		// ended before their snapshot (below visibleBelow), and add a
+		// marker row (Seq 0, the largest such Position) if events after
+		// $2 exist that they may not read yet, committed but behind a
+		// transaction still running: ReadType reads until it is past
+		// them, and a subscription reads again soon rather than at the
+		// next notification (see pages).
+		readType: gatedRead(n, "entity_id", "entity_type = $1", "$2", "$3"),
 		// ReadAll pages through the index on position; with types, it
 		// keeps those rows of the page whose type is one of them, or, if
 		// the planner expects them to be rare, reads them by the
 		// (entity_type, position) index and sorts. Both are gap-free for
-		// the reason ReadType is: Positions are handed out in commit
-		// order.
-		readAll: fmt.Sprintf(`SELECT entity_type, entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
-WHERE position > $1 ORDER BY position LIMIT $2`, n.events),
-		readAllTypes: fmt.Sprintf(`SELECT entity_type, entity_id, seq, position, name, revision, data, metadata, committed_at FROM %s
-WHERE position > $1 AND entity_type = ANY($3::text[]) ORDER BY position LIMIT $2`, n.events),
+		// the reason ReadType is.
+		readAll:      gatedRead(n, "entity_type, entity_id", "", "$1", "$2"),
+		readAllTypes: gatedRead(n, "entity_type, entity_id", "entity_type = ANY($3::text[])", "$1", "$2"),
 		// Deleting records the highest Seq deleted, so the stream's last Seq
 		// survives the deletion of its newest events.
 		deleteTo: fmt.Sprintf(`WITH d AS (
@@ -140,19 +149,16 @@ WHERE position > $1 AND entity_type = ANY($3::text[]) ORDER BY position LIMIT $2
 INSERT INTO %[2]s AS s (entity_type, entity_id, deleted_to)
 SELECT $1, $2, max(seq) FROM d HAVING count(*) > 0
 ON CONFLICT (entity_type, entity_id) DO UPDATE SET deleted_to = greatest(s.deleted_to, excluded.deleted_to)`, n.events, n.streams),
-		// The transaction of DeleteStream takes the Position lock first,
-		// like an append, so it runs between group-commit rounds: every
-		// append commits wholly before it or is checked against its
-		// tombstone.
-		lockPositions: fmt.Sprintf(`SELECT FROM %s WHERE id = 1 FOR UPDATE`, n.meta),
-		// DeleteTo takes the Position lock in share mode: it waits for the
-		// round in flight (whose takePositions holds the row lock) and
-		// rounds wait for it, while deletes do not wait for each other. A
-		// round checks a stream's row of the streams table and then copies
-		// its events, trusting the primary key to refuse a Seq taken since
-		// its seqCache heard of the stream: a delete of the stream's newest
-		// events committing in between would free that Seq again.
-		sharePositions: fmt.Sprintf(`SELECT FROM %s WHERE id = 1 FOR SHARE`, n.meta),
+		// The transactions of DeleteTo and DeleteStream take the lock that
+		// every group-commit round holds in share mode (takePositions) in
+		// exclusive mode first, so they run between the rounds in flight
+		// and the next: every append commits wholly before a delete or is
+		// checked against what it recorded. A round checks a stream's row
+		// of the streams table and then inserts its events, trusting the
+		// primary key to refuse a Seq taken since its seqCache heard of
+		// the stream: a delete of the stream's newest events committing in
+		// between would free that Seq again.
+		lockPositions: fmt.Sprintf(`SELECT FROM pg_advisory_xact_lock(%d)`, n.positionsLock),
 		// One statement reads the stream's last Seq and tombstone, deletes
 		// its events and records the tombstone, unless it is final
 		// already: then it changes nothing. It returns the tombstone's Seq
@@ -251,3 +257,41 @@ const streamCheck = `CASE WHEN (x.sr).final THEN (x.sr).tombstone
 // place of events, with the columns of an event row: Seq 0, which no event
 // has, and the tombstone's Seq where the Position goes.
 const tombstoneRow = `0::bigint, d.tombstone, ''::text, 0::bigint, ''::bytea, NULL::jsonb, now()`
+
+// positionBits is how many low bits of a Position count the events of one
+// transaction: a transaction's Positions are its transaction id times
+// 2^positionBits plus 1, 2, 3 ... (see the package documentation).
+const positionBits = 16
+
+// txBase is the Position before the first of the transaction that
+// evaluates it, which it assigns a transaction id if it has none.
+var txBase = fmt.Sprintf(`(pg_current_xact_id()::text::bigint << %d)`, positionBits)
+
+// visibleBelow bounds the Positions a statement may read: those of
+// transactions whose ids are below the oldest transaction still running
+// when the statement took its snapshot. Every such transaction has ended,
+// so the rows below it are final: a later reader finds no more of them.
+var visibleBelow = fmt.Sprintf(`(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << %d)`, positionBits)
+
+// gatedRead is a read by Position of the events after the Position in
+// parameter after, up to limit of them, of those that where (if not "")
+// selects, with the columns cols before Seq. Both parts compute
+// visibleBelow from the statement's one snapshot. The marker row has Seq 0
+// and the largest Position held back, and sorts last.
+func gatedRead(n names, cols, where, after, limit string) string {
+	if where != "" {
+		where = " AND " + where
+	}
+	marker := "''"
+	if cols == "entity_type, entity_id" {
+		marker = "'', ''"
+	}
+	return fmt.Sprintf(`SELECT * FROM (
+	(SELECT %[2]s, seq, position, name, revision, data, metadata, committed_at FROM %[1]s
+	WHERE position > %[4]s AND position < %[6]s%[3]s ORDER BY position LIMIT %[5]s)
+	UNION ALL
+	SELECT %[7]s, 0::bigint, h.m, ''::text, 0::bigint, ''::bytea, NULL::jsonb, now()
+	FROM (SELECT max(position) AS m FROM %[1]s WHERE position > %[4]s AND position >= %[6]s%[3]s) h
+	WHERE h.m IS NOT NULL
+) p ORDER BY position`, n.events, cols, where, after, limit, visibleBelow, marker)
+}

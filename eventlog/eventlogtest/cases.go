@@ -571,7 +571,7 @@ func readTypeResume(t *conformancetest.T, log eventlog.Log) {
 		allKeys[i] = keyOf(r)
 	}
 	if d := diffKeys(allKeys, keysA); d != "" {
-		ruleFatalf(t, "Positions grow with commit order: ReadType yields sequential appends in append order",
+		ruleFatalf(t, "Positions grow from one append to the next: ReadType yields sequential appends in append order",
 			"ReadType(a, 0): %s", d)
 	}
 	// Resume after each Position of the type, and after each Position of

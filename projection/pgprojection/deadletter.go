@@ -131,14 +131,13 @@ WHERE projection = $1 AND position > $2 ORDER BY position LIMIT $3`, name, int64
 
 // Get implements [projection.DeadLetters].
 func (d *DeadLetters) Get(ctx context.Context, name string, position uint64) (projection.DeadLetter, error) {
-	return d.get(ctx, d.s.pool, name, position, "")
+	return d.get(ctx, d.s.pool, name, position)
 }
 
-// get reads one dead letter through q, with a locking clause if lock is
-// not empty.
-func (d *DeadLetters) get(ctx context.Context, q querier, name string, position uint64, lock string) (projection.DeadLetter, error) {
+// get reads one dead letter through q.
+func (d *DeadLetters) get(ctx context.Context, q querier, name string, position uint64) (projection.DeadLetter, error) {
 	dl, err := scan(q.QueryRow(ctx, `SELECT `+columns+` FROM `+d.s.deadLetters+`
-WHERE projection = $1 AND position = $2`+lock, name, int64(position)))
+WHERE projection = $1 AND position = $2`, name, int64(position)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return dl, fmt.Errorf("pgprojection: %w: %s at position %d", projection.ErrNotFound, name, position)
 	}
@@ -172,7 +171,13 @@ func (d *DeadLetters) drop(ctx context.Context, q querier, name string, position
 // undone.
 func (d *DeadLetters) Retry(ctx context.Context, name string, position uint64, handle func(ctx context.Context, dl projection.DeadLetter) error) error {
 	return d.s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		dl, err := d.get(ctx, tx, name, position, " FOR UPDATE")
+		// An advisory lock rather than the row's, for the reason Commit
+		// gives.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+			fmt.Sprintf("pgprojection dead letter %s %s %d", d.s.deadLetters, name, position)); err != nil {
+			return fmt.Errorf("pgprojection: retry dead letter %s at position %d: lock: %w", name, position, err)
+		}
+		dl, err := d.get(ctx, tx, name, position)
 		if err != nil {
 			return err
 		}

@@ -14,8 +14,9 @@
 //			return nil
 //		}))
 //
-// [Store.Commit] begins a transaction, locks the projection's offset row,
-// checks it is the offset the batch starts from, runs the handler with the
+// [Store.Commit] begins a transaction, locks the projection's name (an
+// advisory lock, see Concurrency), checks that the stored offset is the
+// one the batch starts from, runs the handler with the
 // transaction (handlers made with [Handle] get it as an argument; others find
 // it with [TxFrom]), moves the offset and commits. A handler error, a moved
 // offset, a canceled context or a crash before the commit rolls everything
@@ -76,8 +77,15 @@
 // # Concurrency
 //
 // A [Store] is safe for concurrent use. Two runners of the same projection
-// name serialize on the offset row's lock; the second sees
-// projection.ErrOffsetMoved and reloads the offset.
+// name serialize on a transaction-level advisory lock of the name (also
+// before the name's first commit); the second sees
+// projection.ErrOffsetMoved and reloads the offset. The lock is not the
+// offset row's: locking a row gives a transaction an id, and while a
+// transaction with an id runs, postgreslog's readers by Position read
+// nothing after it (see postgreslog, "Positions"). So a Commit's
+// transaction takes an id only once its handler writes, and a handler that
+// waits without writing (a relay whose bus is down) holds back no reader.
+// A handler that writes and then waits does: keep those short.
 //
 // # Errors
 //

@@ -140,10 +140,19 @@ func (s *Store) Offsets(ctx context.Context) ([]projection.Offset, error) {
 // transaction rolls back and the read model is unchanged: exactly once.
 func (s *Store) Commit(ctx context.Context, name string, from, to uint64, handle func(ctx context.Context) error) error {
 	return s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		// Lock the offset row first, so a concurrent runner of the same
-		// name waits here instead of doing the handler's work for nothing.
+		// Lock the name first, so a concurrent runner of the same name
+		// waits here instead of doing the handler's work for nothing. An
+		// advisory lock, not the row's (FOR UPDATE): a row lock gives
+		// the transaction an id at once, and while a transaction with an
+		// id runs, postgreslog's readers by Position read nothing after
+		// it; a handler that waits (a relay whose bus is down) would hold
+		// back every subscription of the server. The transaction takes an
+		// id only when the handler writes, and at the offset's update.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "pgprojection offset "+s.table+" "+name); err != nil {
+			return fmt.Errorf("pgprojection: commit %s: lock offset: %w", name, err)
+		}
 		var cur int64
-		err := tx.QueryRow(ctx, `SELECT position FROM `+s.table+` WHERE name = $1 FOR UPDATE`, name).Scan(&cur)
+		err := tx.QueryRow(ctx, `SELECT position FROM `+s.table+` WHERE name = $1`, name).Scan(&cur)
 		if errors.Is(err, pgx.ErrNoRows) {
 			cur, err = 0, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,5 +221,82 @@ func TestOptions(t *testing.T) {
 	}
 	if off, err := store.Load(ctx, "other"); err != nil || off != 0 {
 		t.Errorf("Load of an unknown name: %d, %v; want 0", off, err)
+	}
+}
+
+// TestCommitHoldsNoTransactionIDBeforeTheHandlerWrites checks that the
+// transaction of a Commit and of a dead letter's Retry has no transaction
+// id while their handler runs and has written nothing: a transaction with
+// an id holds back postgreslog's readers by Position until it ends, so a
+// handler that waits (a relay whose bus is down) would hold back every
+// subscription of the server. A second Commit of the same name still
+// waits for the first.
+func TestCommitHoldsNoTransactionIDBeforeTheHandlerWrites(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	xidOf := func(ctx context.Context) (*string, error) {
+		tx, ok := pgprojection.TxFrom(ctx)
+		if !ok {
+			return nil, errors.New("no transaction in the handler's context")
+		}
+		var xid *string
+		err := tx.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned()::text`).Scan(&xid)
+		return xid, err
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseFirst() // also when the test fails early
+	first := make(chan error, 1)
+	var xid *string
+	go func() {
+		first <- f.store.Commit(ctx, "p", 0, 5, func(ctx context.Context) error {
+			var err error
+			xid, err = xidOf(ctx)
+			close(entered)
+			<-release
+			return err
+		})
+	}()
+	<-entered
+	second := make(chan error, 1)
+	go func() {
+		second <- f.store.Commit(ctx, "p", 0, 7, func(context.Context) error { return nil })
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("a second Commit of the name returned %v while the first ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	releaseFirst()
+	if err := <-first; err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if xid != nil {
+		t.Errorf("the Commit's transaction had the id %s while its handler ran, want none", *xid)
+	}
+	if err := <-second; !errors.Is(err, projection.ErrOffsetMoved) {
+		t.Errorf("the second Commit from 0: %v, want ErrOffsetMoved", err)
+	}
+	if got := f.offset(t, "p"); got != 5 {
+		t.Errorf("offset: %d, want 5", got)
+	}
+
+	dl := f.store.DeadLetters()
+	rec := eventlog.Record{EntityType: "T", EntityID: "e", Seq: 1, Position: 3, Name: "E", Data: []byte("x"), Time: time.Now()}
+	if err := dl.Put(ctx, projection.DeadLetter{Projection: "p", Record: rec, Err: "boom", Attempts: 1, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	xid = nil
+	if err := dl.Retry(ctx, "p", 3, func(ctx context.Context, _ projection.DeadLetter) error {
+		var err error
+		xid, err = xidOf(ctx)
+		return err
+	}); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	if xid != nil {
+		t.Errorf("the Retry's transaction had the id %s while its handler ran, want none", *xid)
 	}
 }
