@@ -47,9 +47,10 @@
 //     and never delays other timers.
 //   - Effectively once: every attempt to fire one generation of a timer,
 //     in this run or after a restart, carries the same key (also in
-//     [Timer.Key]). Commands sent with that ctx to entities that honour
-//     idempotency keys (package entity) act once; other effects should
-//     deduplicate by the key.
+//     [Timer.Key]). A command asked with that ctx is answered from its
+//     first outcome when it is sent again, so it acts once; its entity
+//     type must keep keys (entity.WithIdempotency), or entity.Ask refuses
+//     it. Other effects should deduplicate by the key.
 //   - A crash or [Timers.Stop] between a fire and its record fires the
 //     timer again after the restart, with the same key; a timer whose
 //     firing was recorded does not fire again.
@@ -138,10 +139,9 @@
 //   - The log schedules: a projection of the entity's events schedules
 //     a timer for each event that opens a deadline and cancels it for
 //     each that closes one. Schedule and Cancel are commands to the
-//     timer's entity and take ctx's idempotency key like any command, so
-//     a projection that sends them with a key derived from the event
-//     (its type, id and Seq) acts once even though it delivers at least
-//     once.
+//     timer's entity, whose type keeps idempotency keys, so a projection
+//     that sends them with a key derived from the event (its type, id and
+//     Seq) acts once even though it delivers at least once.
 //
 // [Timers] is also a timer store for process managers (package process):
 // a manager follows [Timers.Type] beside its sources and takes each Fired

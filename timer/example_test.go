@@ -117,7 +117,9 @@ func Example_entityDeadline() {
 	}
 	sys, _ := entity.NewSystem(eventlog.NewMemory())
 	defer sys.Shutdown(ctx)
-	orders, _ := entity.Register(sys, orderType)
+	// The orders keep idempotency keys: the fire function's commands
+	// carry one.
+	orders, _ := entity.Register(sys, orderType, entity.WithIdempotency())
 
 	expired := make(chan Order, 1)
 	payments, err := timer.New(sys, "payments", projection.NewMemory(), func(ctx context.Context, t timer.Timer) error {

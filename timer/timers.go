@@ -47,8 +47,11 @@ type Timer struct {
 // timer's work is done: then its firing is recorded and it does not fire
 // again. An error (or a panic) makes it fire again later, with backoff
 // ([WithRetry]). The same timer may fire more than once (see the package
-// documentation): commands sent with ctx act once on entities that honour
-// the key. It must return when ctx ends.
+// documentation): commands asked with ctx act once, since the entity
+// answers a key it has recorded from the first outcome. Their entity
+// types must keep keys (entity.WithIdempotency; the timers' own type
+// does): entity.Ask refuses a keyed command to one that does not. It must
+// return when ctx ends.
 type FireFunc func(ctx context.Context, t Timer) error
 
 // Key returns the idempotency key of generation gen of the timer id of
@@ -161,7 +164,10 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 	// (WithSlice, or projection.WithSlice among the projection options):
 	// each slice keeps its own mark.
 	t.p, t.markKey = p, p.Name()
-	kopts := append([]entity.KindOption{entity.WithPassivateAfter(time.Minute)}, cfg.kopts...)
+	// The timers keep idempotency keys, so that a Schedule or Cancel sent
+	// with one (by a fire function, a process manager, a projection)
+	// acts once.
+	kopts := append([]entity.KindOption{entity.WithPassivateAfter(time.Minute), entity.WithIdempotency()}, cfg.kopts...)
 	t.kind, err = entity.Register(sys, timerType(cfg.typ), kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("timers %s: %w", name, err)
