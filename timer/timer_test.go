@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/projection"
@@ -748,5 +749,83 @@ func TestFiredRecognisesFirings(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"fires"}) {
 		t.Errorf("Fired recognised %v, want [fires]: the one Fired event of type %s", got, tm.Type())
+	}
+}
+
+// tally is an entity whose Add is not idempotent by itself: each Add
+// persists an event and replies with the count.
+type tallyEvent struct{}
+
+type add struct{}
+
+func (add) Handle(tx *entity.Tx[int, tallyEvent]) (int, error) { return tx.Persist(tallyEvent{}), nil }
+
+func registerTally(t *testing.T, sys *entity.System) *entity.Kind[int, tallyEvent] {
+	t.Helper()
+	events := binarize.NewRegistry[tallyEvent](binarize.JSON)
+	binarize.MustRegister[tallyEvent](events, "Added")
+	k, err := entity.Register(sys, entity.Type[int, tallyEvent]{
+		Name: "Tally", Events: events, Apply: func(n int, _ tallyEvent) int { return n + 1 },
+	}, entity.WithIdempotency())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Rule: effectively once. A fire whose command landed but whose firing
+// was not recorded (the scheduler stopped in between) fires again after
+// the restart with the same key, and the entity answers the command from
+// its first outcome: its event is in the log once.
+func TestEffectivelyOnceAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	log, offsets := eventlog.NewMemory(), projection.NewMemory()
+	var tally1 *entity.Kind[int, tallyEvent]
+	landed := make(chan struct{})
+	sys1, tm1 := build(t, log, offsets, "once", func(ctx context.Context, tm timer.Timer) error {
+		if _, err := entity.Ask(ctx, tally1.Ref(string(tm.Payload)), add{}); err != nil {
+			return err
+		}
+		close(landed)
+		<-ctx.Done() // the process dies before the firing is recorded
+		return ctx.Err()
+	})
+	tally1 = registerTally(t, sys1)
+	if err := tm1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tm1.After(ctx, "t", 0, []byte("tally-1"))
+	<-landed
+	stop(t, sys1, tm1)
+
+	var tally2 *entity.Kind[int, tallyEvent]
+	type reply struct {
+		key   string
+		count int
+	}
+	replies := make(chan reply, 4)
+	sys2, tm2 := build(t, log, offsets, "once", func(ctx context.Context, tm timer.Timer) error {
+		n, err := entity.Ask(ctx, tally2.Ref(string(tm.Payload)), add{})
+		key, _ := entity.IdempotencyKeyFrom(ctx)
+		replies <- reply{key, n}
+		return err
+	})
+	tally2 = registerTally(t, sys2)
+	if err := tm2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-replies; r.key != "once/t/1" || r.count != 1 {
+		t.Errorf("the fire after the restart: key %q, count %d; want key once/t/1 answered from the first outcome, count 1", r.key, r.count)
+	}
+	waitFor(t, "the firing to be recorded", func() bool { return tm2.Status().Recorded == 1 })
+	var n int
+	for _, err := range log.ReadEntity(ctx, "Tally", "tally-1", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Errorf("the tally has %d events, want 1: the fire acted once", n)
 	}
 }
