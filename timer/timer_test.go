@@ -712,18 +712,6 @@ func TestUndecodableEventStops(t *testing.T) {
 	}
 }
 
-// processTimers is the Timers interface of package process (process
-// managers), which *timer.Timers satisfies: a manager follows Type() and
-// learns of firings with Fired.
-type processTimers interface {
-	Type() string
-	Schedule(ctx context.Context, id string, at time.Time, payload []byte) error
-	Cancel(ctx context.Context, id string) error
-	Fired(rec eventlog.Record) (id string, ok bool)
-}
-
-var _ processTimers = (*timer.Timers)(nil)
-
 // Rule: Fired recognises the Fired events of the timers' type, and
 // nothing else: not their Scheduled or Cancelled, not a Fired of
 // another type.
@@ -828,4 +816,8 @@ func TestEffectivelyOnceAcrossRestart(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the tally has %d events, want 1: the fire acted once", n)
 	}
+}
+
+func tallyAsk(ctx context.Context, ref entity.Ref[int, tallyEvent]) (int, error) {
+	return entity.Ask(ctx, ref, add{})
 }
