@@ -27,9 +27,11 @@ func TestProcessManagerTimers(t *testing.T) {
 	tally := registerTally(t, sys)
 	type state struct{ Pings int }
 	m, err := process.New(sys, process.Definition[state]{
-		Name:      "Echo",
-		Sources:   []string{"Tally"},
-		Correlate: func(rec eventlog.Record) (string, bool) { return rec.EntityID, !strings.HasSuffix(rec.EntityID, "-echo") },
+		Name:    "Echo",
+		Sources: []string{"Tally"},
+		Correlate: func(rec eventlog.Record) (string, bool) {
+			return rec.EntityID, !strings.HasSuffix(rec.EntityID, "-echo")
+		},
 		Handle: func(s state, in process.Input) (state, process.Effects, error) {
 			if in.Timer == nil {
 				// A timer due when the event was recorded: at once.
