@@ -4,6 +4,7 @@
 // fire function when it is due, after crashes and restarts too, with an
 // idempotency key that makes its effects happen once.
 //
+//	orders, _ := entity.Register(sys, orderType, entity.WithIdempotency()) // keyed commands need it
 //	timers, err := timer.New(sys, "payments", offsets, func(ctx context.Context, t timer.Timer) error {
 //		// ctx carries the key "payments/<id>/<generation>": the command
 //		// acts once, however often the timer fires.
