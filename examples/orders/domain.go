@@ -372,4 +372,6 @@ func (Refund) Handle(tx *entity.Tx[Payment, PaymentEvent]) (Payment, error) {
 type GetPayment struct{}
 
 // Handle implements entity.Command.
-func (GetPayment) Handle(tx *entity.Tx[Payment, PaymentEvent]) (Payment, error) { return tx.State(), nil }
+func (GetPayment) Handle(tx *entity.Tx[Payment, PaymentEvent]) (Payment, error) {
+	return tx.State(), nil
+}
