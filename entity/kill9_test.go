@@ -19,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/internal/ledgertest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -50,42 +50,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Ledger is the state of the kill test's entity: the items added, in
-// order.
-type Ledger struct {
-	Items []int `json:"items"`
-}
+// The kill test's entity type, shared with package process's.
+type (
+	Ledger    = ledgertest.Ledger
+	ItemAdded = ledgertest.ItemAdded
+	AddItem   = ledgertest.AddItem
+	Items     = ledgertest.Items
+)
 
-// ItemAdded is the kill test's one event.
-type ItemAdded struct {
-	Item int `json:"item"`
-}
-
-// AddItem adds Item, whether the ledger has it or not (so that a command
-// applied twice shows), and replies with the ledger's length after it.
-type AddItem struct{ Item int }
-
-func (c AddItem) Handle(tx *entity.Tx[Ledger, ItemAdded]) (int, error) {
-	return len(tx.Persist(ItemAdded(c)).Items), nil
-}
-
-// Items replies with the ledger's items.
-type Items struct{}
-
-func (Items) Handle(tx *entity.Tx[Ledger, ItemAdded]) ([]int, error) { return tx.State().Items, nil }
-
-func ledgerType() entity.Type[Ledger, ItemAdded] {
-	events := binarize.NewRegistry[ItemAdded](binarize.JSON)
-	binarize.MustRegister[ItemAdded](events, "ItemAdded")
-	return entity.Type[Ledger, ItemAdded]{
-		Name: "Ledger",
-		Apply: func(s Ledger, e ItemAdded) Ledger {
-			s.Items = append(s.Items[:len(s.Items):len(s.Items)], e.Item)
-			return s
-		},
-		Events: events,
-	}
-}
+func ledgerType() entity.Type[Ledger, ItemAdded] { return ledgertest.Type() }
 
 func ledgerOf(item int) string { return fmt.Sprintf("l-%d", item%killEntities) }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/ledgertest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/process"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
@@ -51,35 +52,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// ledger is the kill test's entity: the items added, in order.
-type ledger struct {
-	Items []int `json:"items"`
-}
-
-type itemAdded struct {
-	Item int `json:"item"`
-}
-
-// addItem adds Item whether the ledger has it or not, so a command applied
-// twice shows.
-type addItem struct{ Item int }
-
-func (c addItem) Handle(tx *entity.Tx[ledger, itemAdded]) (int, error) {
-	return len(tx.Persist(itemAdded(c)).Items), nil
-}
-
-func ledgerType() entity.Type[ledger, itemAdded] {
-	events := binarize.NewRegistry[itemAdded](binarize.JSON)
-	binarize.MustRegister[itemAdded](events, "ItemAdded")
-	return entity.Type[ledger, itemAdded]{
-		Name: "Ledger",
-		Apply: func(s ledger, e itemAdded) ledger {
-			s.Items = append(s.Items[:len(s.Items):len(s.Items)], e.Item)
-			return s
-		},
-		Events: events,
-	}
-}
+type (
+	ledger    = ledgertest.Ledger
+	itemAdded = ledgertest.ItemAdded
+	addItem   = ledgertest.AddItem
+)
 
 // suicidal is a Target that forwards to a ledger and, when it has
 // forwarded item die, kills its process with SIGKILL.
@@ -132,7 +109,7 @@ func runKillChild(mode string) int {
 	if err != nil {
 		return fail(err)
 	}
-	ledgers, err := entity.Register(sys, ledgerType(), entity.WithIdempotency())
+	ledgers, err := entity.Register(sys, ledgertest.Type(), entity.WithIdempotency())
 	if err != nil {
 		return fail(err)
 	}
