@@ -77,9 +77,14 @@
 //
 // # Scale
 //
-// One projection serves a process, and reads its inputs in order; the
-// steps of one instance run one at a time in its entity. Instances are
-// entities, so in a cluster they live on their owners; the projection
-// runs wherever it is started, once per process name (offset commits
-// refuse a second runner's batch).
+// Unsliced, one projection serves a process and reads its inputs in
+// order. [WithSlices] splits the inputs into n slices by instance
+// (projection.WithSliceKey): an instance's inputs all go to one slice, in
+// Position order, which is what the step bookkeeping above relies on; a
+// slicing by the source entity would not keep them together when an
+// instance hears from several entities. Run each slice once, in one
+// process or spread over a cluster's members, each member running its
+// slices with its own System: an instance then only ever steps in the
+// member that runs its slice. The steps of one instance run one at a time
+// in its entity. Offset commits refuse a second runner of a slice.
 package process

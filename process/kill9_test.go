@@ -141,7 +141,7 @@ func runKillChild(mode string) int {
 	if err := m.Start(ctx); err != nil {
 		return fail(err)
 	}
-	if err := m.Projection().WaitFor(ctx, last); err != nil {
+	if err := m.WaitFor(ctx, last); err != nil {
 		return fail(err)
 	}
 	if err := m.Stop(ctx); err != nil {

@@ -2,9 +2,11 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,6 +44,8 @@ type config struct {
 	logger  *slog.Logger
 	kopts   []entity.KindOption
 	timeout time.Duration
+	slices  int   // 0: not sliced
+	own     []int // the slices this manager runs
 }
 
 // WithTimers gives the manager durable timers; without it, a step that
@@ -88,6 +92,34 @@ func WithStepTimeout(d time.Duration) Option {
 	}
 }
 
+// WithSlices splits the process's inputs into n slices by instance (see
+// projection.WithSlice and projection.WithSliceKey): every input of an
+// instance belongs to the slice projection.SliceOf("", instance, n), so an
+// instance's inputs stay in one slice, in Position order. The manager runs
+// the slices own, each a projection with its own offset; run every slice
+// once, in this process or spread over several (a cluster's members), each
+// with the same definition and n. Change n only with every slice stopped,
+// with projection.Reslice on the slices' projections.
+func WithSlices(n int, own ...int) Option {
+	return func(c *config) error {
+		if n < 1 || n > projection.MaxSlices {
+			return fmt.Errorf("%w: WithSlices(%d, %v): want 1 <= n <= %d", ErrInvalid, n, own, projection.MaxSlices)
+		}
+		if len(own) == 0 {
+			return fmt.Errorf("%w: WithSlices(%d): no slice to run", ErrInvalid, n)
+		}
+		seen := map[int]bool{}
+		for _, i := range own {
+			if i < 0 || i >= n || seen[i] {
+				return fmt.Errorf("%w: WithSlices(%d, %v): slice %d is out of range or named twice", ErrInvalid, n, own, i)
+			}
+			seen[i] = true
+		}
+		c.slices, c.own = n, append([]int(nil), own...)
+		return nil
+	}
+}
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
@@ -106,7 +138,7 @@ type Manager[S any] struct {
 	def    Definition[S]
 	cfg    config
 	kind   *entity.Kind[instance, stepped]
-	proj   *projection.Projection
+	projs  []*projection.Projection
 	codec  binarize.Codec[S]
 	steps  atomic.Uint64
 	resent atomic.Uint64
@@ -196,32 +228,85 @@ func New[S any](sys *entity.System, def Definition[S], offsets projection.Offset
 		}
 		types = append(types, tt)
 	}
-	proj, err := projection.NewOfTypes(sys.Log(), types, def.Name, offsets,
-		projection.PerEvent(m.handle), cfg.popts...)
-	if err != nil {
-		return nil, fmt.Errorf("process %s: %w", def.Name, err)
+	if cfg.slices == 0 {
+		cfg.own = []int{-1}
 	}
-	m.proj = proj
+	for _, i := range cfg.own {
+		popts := cfg.popts
+		if i >= 0 {
+			popts = append(slices.Clip(popts), projection.WithSlice(i, cfg.slices), projection.WithSliceKey(m.instanceOf))
+		}
+		proj, err := projection.NewOfTypes(sys.Log(), types, def.Name, offsets, projection.PerEvent(m.handle), popts...)
+		if err != nil {
+			return nil, fmt.Errorf("process %s: %w", def.Name, err)
+		}
+		m.projs = append(m.projs, proj)
+	}
 	return m, nil
+}
+
+// instanceOf is the slice key of an input: its instance, "" for an event
+// no instance takes.
+func (m *Manager[S]) instanceOf(rec eventlog.Record) string {
+	if m.cfg.timers != nil && rec.EntityType == m.cfg.timers.Type() {
+		inst, _, _ := splitTimerID(rec.EntityID)
+		return inst
+	}
+	inst, _ := m.def.Correlate(rec)
+	return inst
 }
 
 func applyStep(s instance, e stepped) instance {
 	return instance{State: e.State, Prev: s.State, Last: e.Position, Timers: e.Timers, PrevTimers: s.Timers}
 }
 
-// Start starts the manager's projection (see projection.Projection.Start).
-func (m *Manager[S]) Start(ctx context.Context) error { return m.proj.Start(ctx) }
+// Start starts the manager's projections (one per slice it runs; see
+// projection.Projection.Start).
+func (m *Manager[S]) Start(ctx context.Context) error {
+	for i, p := range m.projs {
+		if err := p.Start(ctx); err != nil {
+			for _, started := range m.projs[:i] {
+				_ = started.Stop(context.WithoutCancel(ctx))
+			}
+			return err
+		}
+	}
+	return nil
+}
 
-// Stop stops it and waits for the step in flight.
-func (m *Manager[S]) Stop(ctx context.Context) error { return m.proj.Stop(ctx) }
+// Stop stops them and waits for the steps in flight.
+func (m *Manager[S]) Stop(ctx context.Context) error {
+	var errs []error
+	for _, p := range m.projs {
+		errs = append(errs, p.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
 
-// Wait waits until it stops, and returns why (a projection.PoisonError if
-// an input failed for good).
-func (m *Manager[S]) Wait(ctx context.Context) error { return m.proj.Wait(ctx) }
+// Wait waits until they have all stopped, and returns why (a
+// projection.PoisonError if an input failed for good).
+func (m *Manager[S]) Wait(ctx context.Context) error {
+	var errs []error
+	for _, p := range m.projs {
+		errs = append(errs, p.Wait(ctx))
+	}
+	return errors.Join(errs...)
+}
 
-// Projection returns the manager's projection, for WaitFor, Status,
-// SetOffset and dead letters.
-func (m *Manager[S]) Projection() *projection.Projection { return m.proj }
+// WaitFor waits until every slice the manager runs has handled the log up
+// to Position pos (see projection.Projection.WaitFor).
+func (m *Manager[S]) WaitFor(ctx context.Context, pos uint64) error {
+	for _, p := range m.projs {
+		if err := p.WaitFor(ctx, pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Projections returns the manager's projections, one per slice it runs
+// (one if not sliced), for Status, SetOffset, dead letters and Reslice.
+func (m *Manager[S]) Projections() []*projection.Projection { return slices.Clip(m.projs) }
 
 // Stats counts what the manager did since it was made.
 type Stats struct {

@@ -201,7 +201,7 @@ func (f *fixture) emit(t *testing.T, id string, names ...string) uint64 {
 
 func (f *fixture) waitFor(t *testing.T, pos uint64) {
 	t.Helper()
-	if err := f.m.Projection().WaitFor(f.ctx, pos); err != nil {
+	if err := f.m.WaitFor(f.ctx, pos); err != nil {
 		t.Fatalf("WaitFor(%d): %v", pos, err)
 	}
 }
@@ -454,5 +454,103 @@ func TestInvalidEffects(t *testing.T) {
 				t.Fatalf("Wait: %v, want ErrInvalid saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestSlices runs a process in two slices, each in a System of its own on
+// one log, as two processes would: every input is handled by the slice of
+// its instance (events of two source types correlate to one instance),
+// in order, each instance records one step per input, and each command
+// goes out once.
+func TestSlices(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := eventlog.NewMemory()
+	p := &probe{id: "p"}
+	handled := make([]map[string]int, 2) // slice -> instance -> steps
+	var mu sync.Mutex
+	def := func(slice int) process.Definition[saga] {
+		return process.Definition[saga]{
+			Name:    "Saga",
+			Sources: []string{"Order", "Payment"},
+			Correlate: func(rec eventlog.Record) (string, bool) {
+				return string(rec.Data), true // the order the event names
+			},
+			Handle: func(s saga, in process.Input) (saga, process.Effects, error) {
+				mu.Lock()
+				handled[slice][in.Instance]++
+				mu.Unlock()
+				s.Seen = append(s.Seen, in.Record.EntityType)
+				return s, process.Effects{Commands: []process.Command{process.Send[int, int, int](p, note{in.Record.EntityType})}}, nil
+			},
+		}
+	}
+	var ms []*process.Manager[saga]
+	offsets := projection.NewMemory()
+	for slice := range 2 {
+		handled[slice] = map[string]int{}
+		sys, err := entity.NewSystem(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sys.Close()
+		m, err := process.New(sys, def(slice), offsets, process.WithSlices(2, slice))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer m.Stop(context.Background())
+		ms = append(ms, m)
+	}
+	var last uint64
+	for i := range 20 {
+		order := fmt.Sprintf("o-%d", i)
+		for _, typ := range []string{"Order", "Payment"} {
+			pos, err := log.Append(ctx, typ, typ+"-"+order, 0, eventlog.Event{Name: "E", Data: []byte(order)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = pos
+		}
+	}
+	for _, m := range ms {
+		if err := m.WaitFor(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		order := fmt.Sprintf("o-%d", i)
+		want := projection.SliceOf("", order, 2)
+		if handled[want][order] != 2 || handled[1-want][order] != 0 {
+			t.Errorf("%s: handled %d times by slice %d (its own) and %d by the other, want 2 and 0",
+				order, handled[want][order], want, handled[1-want][order])
+		}
+		s, _, err := ms[want].State(ctx, order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.Seen, []string{"Order", "Payment"}) {
+			t.Errorf("%s's state in its slice: %v, want [Order Payment]", order, s.Seen)
+		}
+	}
+	if got := len(p.got()); got != 40 {
+		t.Errorf("%d commands sent, want 40", got)
+	}
+	for _, c := range []struct {
+		opt  process.Option
+		want string
+	}{
+		{process.WithSlices(0, 0), "WithSlices(0, [0]): want 1 <= n <= 1024"},
+		{process.WithSlices(2), "WithSlices(2): no slice to run"},
+		{process.WithSlices(2, 2), "slice 2 is out of range or named twice"},
+		{process.WithSlices(2, 1, 1), "slice 1 is out of range or named twice"},
+	} {
+		sys, _ := entity.NewSystem(log)
+		if _, err := process.New(sys, def(0), offsets, c.opt); !errors.Is(err, process.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v", c.want, err)
+		}
+		sys.Close()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/eventsourced-go/eventsourced/eventlog"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -27,6 +28,9 @@ type config struct {
 	mp          metric.MeterProvider          // nil: the global one
 	prop        propagation.TextMapPropagator // nil: W3C trace context
 	slice       sliceOpt
+	// sliceKey, if not nil, says which slice an event belongs to (see
+	// WithSliceKey).
+	sliceKey func(rec eventlog.Record) string
 	// controlInterval is how often a run reads its control records.
 	controlInterval time.Duration
 }

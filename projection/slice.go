@@ -55,10 +55,33 @@ func SliceName(name string, i, n int) string {
 	return fmt.Sprintf("%s[%d/%d]", name, i, n)
 }
 
+// WithSliceKey makes the slices of a sliced projection ([WithSlice])
+// split the events by key(rec) instead of by entity: an event belongs to
+// slice [SliceOf]("", key(rec), n). The events with one key then stay in
+// one slice, in Position order, whichever entities they come from; a
+// process manager keys them by the instance they belong to. key must be
+// deterministic, and the same in every slice, process and release (change
+// it like n, with [Reslice]). Without WithSlice it changes nothing.
+func WithSliceKey(key func(rec eventlog.Record) string) Option {
+	return func(c *config) error {
+		if key == nil {
+			return fmt.Errorf("%w: WithSliceKey(nil)", ErrInvalid)
+		}
+		c.sliceKey = key
+		return nil
+	}
+}
+
 // mine reports whether rec belongs to the projection's slice.
 func (p *Projection) mine(rec *eventlog.Record) bool {
 	s := p.cfg.slice
-	return s.n <= 1 || SliceOf(rec.EntityType, rec.EntityID, s.n) == s.i
+	switch {
+	case s.n <= 1:
+		return true
+	case p.cfg.sliceKey != nil:
+		return SliceOf("", p.cfg.sliceKey(*rec), s.n) == s.i
+	}
+	return SliceOf(rec.EntityType, rec.EntityID, s.n) == s.i
 }
 
 // Reslice changes the number of slices of a projection, exactly once on a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -300,5 +301,76 @@ func TestSliceWaitsForOtherSlicesEvents(t *testing.T) {
 		if err := waitFor(ps[0], at, 5*time.Second); err != nil {
 			t.Errorf("slice 0 WaitFor(%d) after the release: %v", at, err)
 		}
+	}
+}
+
+// TestSliceKey splits the events of two types by a key other than their
+// entity (a customer named in the data): every event is handled by
+// exactly one slice, the slice its key belongs to, and one key's events
+// reach their slice in Position order, whichever entity they come from.
+func TestSliceKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := eventlog.NewMemory()
+	var last uint64
+	for i := range 60 {
+		typ := []string{"Order", "Payment"}[i%2]
+		pos, err := log.Append(ctx, typ, fmt.Sprintf("e-%d", i), 0, eventlog.Event{Name: "E", Data: []byte(fmt.Sprintf("c-%d", i%7))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = pos
+	}
+	key := func(rec eventlog.Record) string { return string(rec.Data) }
+	const n = 3
+	var mu sync.Mutex
+	seen := map[uint64]int{}      // Position -> slice
+	lastOf := map[string]uint64{} // key -> last Position handled
+	var errs []string
+	var ps []*projection.Projection
+	for i := range n {
+		p, err := projection.NewOfTypes(log, []string{"Order", "Payment"}, "by-customer", projection.NewMemory(),
+			projection.PerEvent(func(_ context.Context, rec eventlog.Record) error {
+				mu.Lock()
+				defer mu.Unlock()
+				k := key(rec)
+				if prev, dup := seen[rec.Position]; dup {
+					errs = append(errs, fmt.Sprintf("position %d handled by slices %d and %d", rec.Position, prev, i))
+				}
+				seen[rec.Position] = i
+				if want := projection.SliceOf("", k, n); want != i {
+					errs = append(errs, fmt.Sprintf("key %s handled by slice %d, want %d", k, i, want))
+				}
+				if rec.Position <= lastOf[k] {
+					errs = append(errs, fmt.Sprintf("key %s: position %d after %d", k, rec.Position, lastOf[k]))
+				}
+				lastOf[k] = rec.Position
+				return nil
+			}), projection.WithSlice(i, n), projection.WithSliceKey(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop(context.Background())
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.WaitFor(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if len(seen) != 60 {
+		t.Errorf("%d events handled, want 60", len(seen))
+	}
+	if _, err := projection.New(log, "Order", "x", projection.NewMemory(), projection.PerEvent(func(context.Context, eventlog.Record) error { return nil }),
+		projection.WithSliceKey(nil)); !errors.Is(err, projection.ErrInvalid) || !strings.Contains(err.Error(), "WithSliceKey(nil)") {
+		t.Errorf("WithSliceKey(nil): %v, want ErrInvalid naming it", err)
 	}
 }

@@ -313,7 +313,7 @@ func waitProcessed(ctx context.Context, log eventlog.Log, m *process.Manager[Ful
 			}
 			last = rec.Position
 		}
-		if err := m.Projection().WaitFor(ctx, last); err != nil {
+		if err := m.WaitFor(ctx, last); err != nil {
 			return err
 		}
 		// Steps of that last event may have sent commands whose events
