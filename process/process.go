@@ -98,6 +98,7 @@ type Command struct {
 	target string
 	name   string
 	send   func(ctx context.Context) error
+	err    error // why it cannot be sent, found by Send
 }
 
 // String names the command and its target, as errors do.
@@ -112,17 +113,22 @@ func (c Command) String() string {
 // cluster ref. Its reply is dropped; a failure fails the step (see the
 // package documentation, "Failures").
 func Send[S, E, R any](t entity.Target[S, E], cmd entity.Command[S, E, R]) Command {
-	target := "<nil target>"
-	if t != nil {
-		target = t.Type() + "/" + eventlog.FormatID(t.ID())
-	}
-	c := Command{target: target, name: fmt.Sprintf("%T", cmd)}
-	if t == nil {
-		return Command{target: target, name: c.name, send: func(context.Context) error {
-			return fmt.Errorf("%w: command %s to a nil target", ErrInvalid, c.name)
-		}}
+	c := Command{target: "<nil target>", name: fmt.Sprintf("%T", cmd)}
+	switch {
+	case t == nil:
+		c.err = fmt.Errorf("%w: command %s to a nil target", ErrInvalid, c.name)
+	case cmd == nil:
+		c.err = fmt.Errorf("%w: a nil command to %s/%s", ErrInvalid, t.Type(), eventlog.FormatID(t.ID()))
+	default:
+		c.target = t.Type() + "/" + eventlog.FormatID(t.ID())
+		if err := eventlog.ValidateStream(t.Type(), t.ID()); err != nil {
+			c.err = fmt.Errorf("%w: command %s to %s: %v (a zero Ref?)", ErrInvalid, c.name, c.target, err)
+		}
 	}
 	c.send = func(ctx context.Context) error {
+		if c.err != nil {
+			return c.err
+		}
 		_, err := entity.AskTarget(ctx, t, cmd)
 		return err
 	}
@@ -161,8 +167,11 @@ func validateEffects(eff Effects, timed bool) error {
 		return fmt.Errorf("%w: the step sets or cancels timers, but the manager has none (WithTimers)", ErrInvalid)
 	}
 	for i, c := range eff.Commands {
-		if c.send == nil {
+		switch {
+		case c.send == nil:
 			return fmt.Errorf("%w: command %d is empty (build commands with process.Send)", ErrInvalid, i+1)
+		case c.err != nil:
+			return fmt.Errorf("command %d: %w", i+1, c.err)
 		}
 	}
 	seen := make(map[string]bool, len(eff.Timers))

@@ -423,6 +423,8 @@ func TestInvalidEffects(t *testing.T) {
 		{"cancel without name", process.Effects{Cancel: []string{""}}, true, "cancel: empty timer name"},
 		{"timer without timers", process.Effects{Timers: []process.Timer{{Name: "a", At: time.Now()}}}, false, "the step sets or cancels timers, but the manager has none (WithTimers)"},
 		{"nil target", process.Effects{Commands: []process.Command{process.Send[int, int, int](nil, note{})}}, true, "command process_test.note to a nil target"},
+		{"zero ref", process.Effects{Commands: []process.Command{process.Send[int, int, int](entity.Ref[int, int]{}, note{})}}, true, "command process_test.note to /: "},
+		{"nil command", process.Effects{Commands: []process.Command{process.Send[int, int, int](&probe{id: "p"}, nil)}}, true, "a nil command to Probe/p"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
