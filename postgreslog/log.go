@@ -470,11 +470,16 @@ func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eve
 			}
 		}
 		pause := l.cfg.pollInterval
-		if held != 0 {
-			heldWait = min(max(2*heldWait, heldFirst), pause)
-			pause = heldWait
-		} else {
+		switch {
+		case held == 0:
 			heldWait = 0
+		case len(page) > 0:
+			// Progress: whatever held these events back may be gone.
+			heldWait = heldFirst
+			pause = min(heldWait, pause)
+		default:
+			heldWait = min(max(2*heldWait, heldFirst), heldMax, pause)
+			pause = heldWait
 		}
 		if timer == nil {
 			timer = time.NewTimer(pause)
@@ -750,6 +755,11 @@ func setScanned(r *eventlog.Record, seq, pos, rev int64, md []byte) error {
 	return nil
 }
 
-// heldFirst is how soon a subscription reads again after a read that found
-// events held back by a transaction still running (see pages).
-const heldFirst = 2 * time.Millisecond
+// heldFirst is how soon a read by Position reads again after a read that
+// found events held back by a transaction still running (see pages);
+// while they stay held back and it reads nothing, the pause doubles up to
+// heldMax (or the poll interval, if shorter).
+const (
+	heldFirst = 2 * time.Millisecond
+	heldMax   = 100 * time.Millisecond
+)
