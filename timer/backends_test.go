@@ -2,19 +2,14 @@ package timer_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/natstest"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
@@ -22,49 +17,17 @@ import (
 	"github.com/eventsourced-go/eventsourced/timer"
 )
 
-// dsnVar names the environment variable with the test database, as in
-// package postgreslog's tests.
-const dsnVar = "EVENTSOURCED_POSTGRES_DSN"
-
 // postgres returns a postgreslog.Log and a pgprojection.Store in a fresh
-// schema, dropped when t ends. Without a database the test is skipped,
-// unless CI=true, where it fails: CI must not pass by skipping.
+// schema, dropped when t ends (see internal/pgtest).
 func postgres(t *testing.T) (*postgreslog.Log, *pgprojection.Store) {
 	t.Helper()
-	dsn := os.Getenv(dsnVar)
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set and CI=true: PostgreSQL tests must run in CI (make test provisions a server)", dsnVar)
-		}
-		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", dsnVar)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	schema := "timer_test_" + strings.ToLower(rand.Text()[:10])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	if err := postgreslog.Setup(ctx, pool, postgreslog.WithSchema(schema)); err != nil {
-		t.Fatalf("postgreslog.Setup: %v", err)
-	}
-	l, err := postgreslog.New(pool, postgreslog.WithSchema(schema))
-	if err != nil {
-		t.Fatalf("postgreslog.New: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l, pool, schema := pgtest.Log(t, "timer_test_")
 	store, err := pgprojection.New(pool, pgprojection.WithTable(schema+".timer_marks"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

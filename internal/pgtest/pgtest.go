@@ -1,0 +1,73 @@
+// Package pgtest gives tests a PostgreSQL schema of their own on the test
+// server that `make test` provisions (EVENTSOURCED_POSTGRES_DSN), dropped
+// when the test ends, and a postgreslog.Log set up in it.
+//
+// Without the variable a test is skipped, unless CI=true, where it fails:
+// CI must not pass by skipping.
+//
+// It is for tests only; the library packages never import it.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/postgreslog"
+)
+
+// DSNVar names the environment variable with the test server's DSN.
+const DSNVar = "EVENTSOURCED_POSTGRES_DSN"
+
+// Schema returns a pool on the test server and a fresh schema named
+// prefix followed by random letters, both gone when t ends.
+func Schema(t testing.TB, prefix string) (*pgxpool.Pool, string) {
+	t.Helper()
+	dsn := os.Getenv(DSNVar)
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set and CI=true: PostgreSQL tests must run in CI (make test provisions a server)", DSNVar)
+		}
+		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", DSNVar)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to the test server: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	schema := prefix + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return pool, schema
+}
+
+// Log returns a postgreslog.Log with opts, its tables set up in a fresh
+// schema (see [Schema]), closed when t ends, and its pool and schema.
+func Log(t testing.TB, prefix string, opts ...postgreslog.Option) (*postgreslog.Log, *pgxpool.Pool, string) {
+	t.Helper()
+	pool, schema := Schema(t, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postgreslog.Setup(ctx, pool, postgreslog.WithSchema(schema)); err != nil {
+		t.Fatalf("postgreslog.Setup: %v", err)
+	}
+	l, err := postgreslog.New(pool, append([]postgreslog.Option{postgreslog.WithSchema(schema)}, opts...)...)
+	if err != nil {
+		t.Fatalf("postgreslog.New: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, pool, schema
+}
