@@ -2,10 +2,7 @@ package cluster_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,36 +13,16 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
 )
 
 // pgSchema returns a pool on the test PostgreSQL and a fresh schema,
-// dropped at the end. Without a server the test skips, or fails with
-// CI=true.
+// dropped at the end (see internal/pgtest).
 func pgSchema(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
-	dsn := os.Getenv("EVENTSOURCED_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EVENTSOURCED_POSTGRES_DSN is not set; CI must provide a PostgreSQL server (make test does)")
-		}
-		t.Skip("EVENTSOURCED_POSTGRES_DSN is not set: skipping (make test provisions a server)")
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	name := "cluster_" + strings.ToLower(rand.Text()[:10])
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-	})
-	return pool, name
+	return pgtest.Schema(t, "cluster_")
 }
 
 // TestSlicesOverMembers runs a projection of 8 slices over 3 members with

@@ -2,17 +2,12 @@ package projection_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -23,8 +18,8 @@ import (
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/natstest"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/internal/telemetrytest"
-	"github.com/eventsourced-go/eventsourced/postgreslog"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
 	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
@@ -103,34 +98,9 @@ func natsBackend(t *testing.T) (eventlog.Log, projection.OffsetStore) {
 }
 
 func pgBackend(t *testing.T) (eventlog.Log, projection.OffsetStore) {
-	dsn := os.Getenv("EVENTSOURCED_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EVENTSOURCED_POSTGRES_DSN is not set; CI must provide a PostgreSQL server (make test does)")
-		}
-		t.Skip("EVENTSOURCED_POSTGRES_DSN is not set: skipping PostgreSQL tests (make test provisions a server)")
-	}
+	log, pool, schema := pgtest.Log(t, "projtel_")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	schema := "projtel_" + strings.ToLower(rand.Text()[:10])
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := postgreslog.Setup(ctx, pool, postgreslog.WithSchema(schema)); err != nil {
-		t.Fatal(err)
-	}
-	log, err := postgreslog.New(pool, postgreslog.WithSchema(schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
 	store, err := pgprojection.New(pool, pgprojection.WithTable(schema+".offsets"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,8 +25,8 @@ import (
 // DSNVar names the environment variable with the test server's DSN.
 const DSNVar = "EVENTSOURCED_POSTGRES_DSN"
 
-// Schema returns a pool on the test server and a fresh schema named
-// prefix followed by random letters, both gone when t ends.
+// Schema returns a pool on the test server and a fresh schema, created,
+// named prefix followed by random letters, both gone when t ends.
 func Schema(t testing.TB, prefix string) (*pgxpool.Pool, string) {
 	t.Helper()
 	dsn := os.Getenv(DSNVar)
@@ -44,6 +44,9 @@ func Schema(t testing.TB, prefix string) (*pgxpool.Pool, string) {
 	}
 	t.Cleanup(pool.Close)
 	schema := prefix + strings.ToLower(rand.Text()[:10])
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("create schema %s: %v", schema, err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

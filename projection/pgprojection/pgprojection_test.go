@@ -2,12 +2,9 @@ package pgprojection_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,41 +13,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
 )
 
-// DSNEnv names the environment variable with the test server's DSN.
-const DSNEnv = "EVENTSOURCED_POSTGRES_DSN"
-
-// schema connects to the test server and returns a pool and a fresh schema
-// that is dropped when the test ends. Without a server the test is skipped,
-// unless CI=true, where a missing server is a failure.
+// schema returns a pool on the test server and a fresh schema, dropped
+// when the test ends (see internal/pgtest).
 func schema(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
-	dsn := os.Getenv(DSNEnv)
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set; CI must provide a PostgreSQL server (make test does)", DSNEnv)
-		}
-		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", DSNEnv)
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	name := "pgproj_" + strings.ToLower(rand.Text()[:10])
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{name}.Sanitize()+` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	return pool, name
+	return pgtest.Schema(t, "pgproj_")
 }
 
 // fixture is a store and a read model in one schema: counts has one row per
