@@ -468,6 +468,9 @@ type step[S any] struct {
 	timerID string // for a timer's firing, its id
 }
 
+// Handle runs the step in the instance: it skips an input it has taken
+// already, decides the effects of its last input again from the state
+// before it, and records any later input's step.
 func (c step[S]) Handle(tx *entity.Tx[instance, stepped]) (stepOut, error) {
 	m, in, st := c.m, c.in, tx.State()
 	pos := in.Record.Position
