@@ -120,8 +120,8 @@
 // application, holds readers by Position back while it runs: keep write
 // transactions short on a server whose events feed subscriptions, or give
 // the events a server of their own. A read that finds committed events
-// held back this way reads again soon (2 ms, doubling up to the poll
-// interval), since the transaction holding them back may end without a
+// held back this way reads again soon (2 ms, doubling up to 100 ms while
+// it reads nothing), since the transaction holding them back may end without a
 // notification: ReadType and ReadAll end only once they have read every
 // event committed before they reached the end (waiting by their ctx, so
 // a reader that has itself written in a transaction still open waits for

@@ -406,17 +406,21 @@ func (l *Log) readType(ctx context.Context, typ string, after uint64, live bool)
 //
 // read reports, besides a page, the largest Position of the events it may
 // not read yet, committed but held back by a transaction still running
-// (0 if none). Unless live, pages ends with the first page that is not
-// full and leaves none of the events committed before it behind: if that
-// page reports events held back, it reads again (after heldFirst,
-// doubling up to the poll interval) until it is past the largest of them
-// or none is held back. Live, it waits after a page that is not full for
-// the channel wait returns (taken before each read, so an append that
-// commits after the read cannot go unnoticed) or the poll interval, and
-// reads again; if events are held back, it reads again as soon as it
-// would unless live, since the transaction holding them back may commit
-// nothing and so notify no one. An error is yielded once, as the last
-// element.
+// (0 if none). After a page that is not full:
+//
+//   - Unless live, pages ends, but leaves none of the events committed
+//     before that page behind: while that page's read reported events held
+//     back, it reads again until it is past the largest of them or none
+//     is held back.
+//   - Live, it waits for the channel wait returns (taken before each read,
+//     so an append that commits after the read cannot go unnoticed) or the
+//     poll interval, and reads again.
+//
+// While events are held back it reads again sooner, whether live or not,
+// since the transaction holding them back may end without notifying
+// anyone: after heldFirst once the read made progress, doubling up to
+// heldMax (or the poll interval, if shorter) while it makes none. An error
+// is yielded once, as the last element.
 func (l *Log) pages(ctx context.Context, after uint64, live bool, yield func(eventlog.Record, error) bool,
 	wait func() <-chan struct{}, read func(after uint64) ([]eventlog.Record, uint64, error)) {
 	if live && l.cfg.notify {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -41,7 +40,6 @@ type Option func(*config) error
 type config struct {
 	timers  Timers
 	popts   []projection.Option
-	logger  *slog.Logger
 	kopts   []entity.KindOption
 	timeout time.Duration
 	slices  int   // 0: not sliced
@@ -120,17 +118,6 @@ func WithSlices(n int, own ...int) Option {
 	}
 }
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
-		}
-		c.logger = l
-		return nil
-	}
-}
-
 // Manager runs a process: a projection over the source types (and the
 // timers' type) that hands each event to its instance, one step at a
 // time.
@@ -195,7 +182,7 @@ func New[S any](sys *entity.System, def Definition[S], offsets projection.Offset
 	if offsets == nil {
 		return nil, fmt.Errorf("%w: process %s: nil offset store", ErrInvalid, def.Name)
 	}
-	cfg := config{logger: slog.Default(), timeout: 30 * time.Second}
+	cfg := config{timeout: 30 * time.Second}
 	for i, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: process %s: option %d is nil", ErrInvalid, def.Name, i+1)
@@ -208,6 +195,14 @@ func New[S any](sys *entity.System, def Definition[S], offsets projection.Offset
 	if m.codec == nil {
 		m.codec = binarize.Value[S](binarize.JSON)
 	}
+	types := append([]string(nil), def.Sources...)
+	if cfg.timers != nil {
+		tt := cfg.timers.Type()
+		if slices.Contains(def.Sources, tt) {
+			return nil, fmt.Errorf("%w: process %s: the timers' type %s is a source", ErrInvalid, def.Name, tt)
+		}
+		types = append(types, tt)
+	}
 	kind, err := entity.Register(sys, entity.Type[instance, stepped]{
 		Name:   def.Name,
 		Apply:  applyStep,
@@ -218,16 +213,6 @@ func New[S any](sys *entity.System, def Definition[S], offsets projection.Offset
 		return nil, fmt.Errorf("process %s: %w", def.Name, err)
 	}
 	m.kind = kind
-	types := append([]string(nil), def.Sources...)
-	if cfg.timers != nil {
-		tt := cfg.timers.Type()
-		for _, s := range def.Sources {
-			if s == tt {
-				return nil, fmt.Errorf("%w: process %s: the timers' type %s is a source", ErrInvalid, def.Name, tt)
-			}
-		}
-		types = append(types, tt)
-	}
 	if cfg.slices == 0 {
 		cfg.own = []int{-1}
 	}

@@ -522,6 +522,8 @@ func TestSlices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	for i := range 20 {
 		order := fmt.Sprintf("o-%d", i)
 		want := projection.SliceOf("", order, 2)
