@@ -174,11 +174,11 @@ func ask[S, E, R any](ctx context.Context, ref Ref[S, E], cmd Command[S, E, R], 
 		return req.answer(pool)
 	}
 	select {
-	case <-req.done:
+	case <-req.wait:
 		return req.answer(pool)
 	case <-ctx.Done():
 		select {
-		case <-req.done:
+		case <-req.wait:
 			return req.answer(pool)
 		default:
 		}
@@ -217,6 +217,10 @@ type pending[S, E any] interface {
 	// arm prepares the command to wait in a queue: its caller will wait
 	// for deliver. A command run at once by its caller is never armed.
 	arm()
+	// waitOn makes the command's caller, who ran it, wait for ch instead
+	// of deliver: the channel of an append's round, closed once deliver
+	// has run (see eventlog.RoundAppender). Only the caller calls it.
+	waitOn(ch <-chan struct{})
 	// start marks the command started; false if its caller gave up first.
 	start() bool
 	run(tx *Tx[S, E]) error
@@ -256,9 +260,13 @@ type request[S, E, R any] struct {
 	reply R
 	pos   uint64 // see AskPosition
 	err   error
-	done  chan struct{}
-	sctx  storeCtx
-	tx    Tx[S, E] // given to the handler, so that it needs no allocation
+	// done is the command's own channel, which deliver signals, if it was
+	// armed; wait is the channel its caller waits on: done, or the
+	// channel of its append's round (waitOn).
+	done chan struct{}
+	wait <-chan struct{}
+	sctx storeCtx
+	tx   Tx[S, E] // given to the handler, so that it needs no allocation
 }
 
 // answer returns r's answer and recycles r into pool, which r came from.
@@ -271,7 +279,7 @@ func (r *request[S, E, R]) answer(pool *sync.Pool) (R, uint64, error) {
 		return reply, pos, err
 	}
 	var zero R
-	r.cmd, r.meta, r.key, r.span, r.reply, r.pos, r.err, r.done = nil, nil, "", nil, zero, 0, nil, nil
+	r.cmd, r.meta, r.key, r.span, r.reply, r.pos, r.err, r.done, r.wait = nil, nil, "", nil, zero, 0, nil, nil, nil
 	r.state.Store(reqWaiting)
 	// Only persist sets these in a storeCtx that stays recyclable: the
 	// rest is set when a store starts it.
@@ -350,7 +358,12 @@ func requestPool[S, E, R any](k *Kind[S, E]) *sync.Pool {
 	return pool
 }
 
-func (r *request[S, E, R]) arm() { r.done = make(chan struct{}, 1) }
+func (r *request[S, E, R]) arm() {
+	r.done = make(chan struct{}, 1)
+	r.wait = r.done
+}
+
+func (r *request[S, E, R]) waitOn(ch <-chan struct{}) { r.wait = ch }
 
 func (r *request[S, E, R]) start() bool {
 	return r.state.CompareAndSwap(reqWaiting, reqStarted)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/rounds"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
 )
 
@@ -31,13 +32,58 @@ func (l *asyncLog) AppendAsync(ctx context.Context, typ, id string, expected uin
 
 var _ eventlog.AsyncAppender = (*asyncLog)(nil)
 
+// roundAsyncLog is an asyncLog that is an eventlog.RoundAppender too: each
+// append is a round of its own, settled on a goroutine that seals its
+// group, calls done and leaves it, as a backend's worker would.
+type roundAsyncLog struct {
+	*asyncLog
+	rounds     *rounds.Rounds
+	roundCalls atomic.Int64
+}
+
+func (l *roundAsyncLog) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) <-chan struct{} {
+	l.roundCalls.Add(1)
+	l.asyncCalls.Add(1)
+	g := l.rounds.Join()
+	go func() {
+		l.rounds.Seal()
+		done(l.flakyLog.Append(ctx, typ, id, expected, events...))
+		g.Leave()
+	}()
+	return g.Done()
+}
+
+var _ eventlog.RoundAppender = (*roundAsyncLog)(nil)
+
+// eachAsyncLog runs test with a log that has AppendAsync ("async") and with
+// one that has AppendRound too ("round"): newLog returns the asyncLog to
+// inspect and the log to give the System.
+func eachAsyncLog(t *testing.T, test func(t *testing.T, newLog func() (*asyncLog, eventlog.Log))) {
+	t.Run("async", func(t *testing.T) {
+		test(t, func() (*asyncLog, eventlog.Log) {
+			l := newAsyncLog()
+			return l, l
+		})
+	})
+	t.Run("round", func(t *testing.T) {
+		test(t, func() (*asyncLog, eventlog.Log) {
+			l := newAsyncLog()
+			return l, &roundAsyncLog{asyncLog: l, rounds: rounds.New()}
+		})
+	})
+}
+
 // TestAsyncAppends: with a log that has AppendAsync, a command with events
 // that finds its entity idle appends through it, and its caller gets the
 // reply and the Position as with Append; a command without events does not
 // append; WithSyncAppends turns it off.
 func TestAsyncAppends(t *testing.T) {
-	log := newAsyncLog()
-	k := register(t, newSystem(t, log))
+	eachAsyncLog(t, testAsyncAppends)
+}
+
+func testAsyncAppends(t *testing.T, newLog func() (*asyncLog, eventlog.Log)) {
+	log, sysLog := newLog()
+	k := register(t, newSystem(t, sysLog))
 	ref := k.Ref("a")
 	for i := 1; i <= 5; i++ {
 		got, pos, err := entity.AskPosition(context.Background(), ref, Add{N: i})
@@ -52,11 +98,14 @@ func TestAsyncAppends(t *testing.T) {
 		t.Fatalf("Get: %d, want 15", got)
 	}
 	if got := log.asyncCalls.Load(); got != 5 {
-		t.Fatalf("AppendAsync called %d times, want 5 (one per Add, none for Get)", got)
+		t.Fatalf("AppendAsync or AppendRound called %d times, want 5 (one per Add, none for Get)", got)
+	}
+	if r, ok := sysLog.(*roundAsyncLog); ok && r.roundCalls.Load() != 5 {
+		t.Fatalf("AppendRound called %d times, want 5: a log that has it appends through it", r.roundCalls.Load())
 	}
 
-	slog := newAsyncLog()
-	ks := register(t, newSystem(t, slog), entity.WithSyncAppends())
+	slog, sysSlog := newLog()
+	ks := register(t, newSystem(t, sysSlog), entity.WithSyncAppends())
 	if got := ask(t, ks.Ref("s"), Add{N: 2}); got != 2 {
 		t.Fatalf("Add with WithSyncAppends: %d, want 2", got)
 	}
@@ -70,8 +119,12 @@ func TestAsyncAppends(t *testing.T) {
 // on, a command queued behind it runs after it against the state it left,
 // and nothing is recovered from the log, since the entity knows.
 func TestAsyncCallerGivesUp(t *testing.T) {
-	log := newAsyncLog()
-	k := register(t, newSystem(t, log))
+	eachAsyncLog(t, testAsyncCallerGivesUp)
+}
+
+func testAsyncCallerGivesUp(t *testing.T, newLog func() (*asyncLog, eventlog.Log)) {
+	log, sysLog := newLog()
+	k := register(t, newSystem(t, sysLog))
 	ref := k.Ref("g")
 	ask(t, ref, Add{N: 1})
 	gate := make(chan struct{})
@@ -113,8 +166,12 @@ func TestAsyncCallerGivesUp(t *testing.T) {
 // queueing behind asynchronous appends and handed to the entities' actors:
 // every reply is a distinct running sum and every stream is contiguous.
 func TestAsyncManyCallers(t *testing.T) {
-	log := newAsyncLog()
-	k := register(t, newSystem(t, log))
+	eachAsyncLog(t, testAsyncManyCallers)
+}
+
+func testAsyncManyCallers(t *testing.T, newLog func() (*asyncLog, eventlog.Log)) {
+	log, sysLog := newLog()
+	k := register(t, newSystem(t, sysLog))
 	const entities, callers, each = 16, 8, 40
 	replies := make([][]int, entities)
 	var mu sync.Mutex
@@ -158,9 +215,13 @@ func TestAsyncManyCallers(t *testing.T) {
 // TestAsyncSnapshotsAndClose: snapshots are taken after asynchronous
 // appends, and Close waits for an append in flight and answers its command.
 func TestAsyncSnapshotsAndClose(t *testing.T) {
-	log := newAsyncLog()
+	eachAsyncLog(t, testAsyncSnapshotsAndClose)
+}
+
+func testAsyncSnapshotsAndClose(t *testing.T, newLog func() (*asyncLog, eventlog.Log)) {
+	log, sysLog := newLog()
 	snaps := snapshotstore.NewMemory()
-	sys, err := entity.NewSystem(log, entity.WithSnapshotStore(snaps))
+	sys, err := entity.NewSystem(sysLog, entity.WithSnapshotStore(snaps))
 	if err != nil {
 		t.Fatal(err)
 	}

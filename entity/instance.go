@@ -164,10 +164,20 @@ func (in *instance[S, E]) runAsync(ctx context.Context, p pending[S, E]) bool {
 		in.release()
 		return true
 	}
-	p.arm() // before the append: appended may run before AppendAsync returns
 	if in.onAppended == nil {
 		in.onAppended = in.appended
 	}
+	if k.round != nil {
+		// appended records p's answer without waking its caller, who
+		// waits on the round's channel: one close wakes a round's callers.
+		// p is its caller's: setting its channel after appended answered
+		// it is no race.
+		ch := k.round.AppendRound(k.deadlines.ctx(), k.def.Name, in.id, in.seq, d.events, in.onAppended)
+		// The entity may be someone else's already: touch nothing of it.
+		p.waitOn(ch)
+		return false
+	}
+	p.arm() // before the append: appended may run before AppendAsync returns
 	k.async.AppendAsync(k.deadlines.ctx(), k.def.Name, in.id, in.seq, d.events, in.onAppended)
 	// The entity may be someone else's already: touch nothing of it.
 	return false

@@ -36,6 +36,9 @@ type Kind[S, E any] struct {
 	// its appends.
 	async     eventlog.AsyncAppender
 	deadlines *coarseDeadlines
+	// round is the log's AppendRound, nil if it has none: an inline
+	// caller then waits on its round's channel (see runAsync).
+	round eventlog.RoundAppender
 }
 
 // Register adds entity type def to sys and returns its Kind. It fails if the
@@ -77,6 +80,7 @@ func Register[S, E any](sys *System, def Type[S, E], opts ...KindOption) (*Kind[
 		// The appends of commands run for their callers are not canceled by
 		// Close, which waits for them (see System.Close), as for Append.
 		k.async, k.deadlines = a, newCoarseDeadlines(context.Background(), cfg.timeout)
+		k.round, _ = a.(eventlog.RoundAppender)
 	}
 	k.def.resolve()
 	k.tel.init(&sys.tel, def.Name)

@@ -105,6 +105,28 @@ type AsyncAppender interface {
 	AppendAsync(ctx context.Context, typ, id string, expected uint64, events []Event, done func(pos uint64, err error))
 }
 
+// RoundAppender is the optional capability of an [AsyncAppender] that
+// settles appends in rounds to wake the callers of a whole round at once.
+// A caller that waits for each append's done on a channel of its own costs
+// a channel and a wake-up per append; with AppendRound, the appends that
+// joined the log's queue between two rounds share one channel, closed
+// once, and the caller's done only records the outcome. The entity
+// runtime uses it when a log has it.
+type RoundAppender interface {
+	AsyncAppender
+	// AppendRound is [AsyncAppender.AppendAsync] that also returns a
+	// channel that the log closes after done has returned. The channel
+	// may be shared with other appends; the log closes it once done of
+	// every one of them has returned, so it may close later than this
+	// append's done returned, never earlier. If done runs before
+	// AppendRound returns, the channel returned is already closed, or
+	// closes without waiting for any round.
+	//
+	// Everything done wrote happens before the channel's close, so a
+	// caller that receives from the channel may read it.
+	AppendRound(ctx context.Context, typ, id string, expected uint64, events []Event, done func(pos uint64, err error)) <-chan struct{}
+}
+
 // Deleter is the optional capability to delete a stream's events up to and
 // including a Seq, typically those covered by a snapshot. Deleting never
 // lowers the stream's last Seq, and appends keep using it as expected.

@@ -66,6 +66,9 @@ func (l *Log) worker() {
 				break gather
 			}
 		}
+		// Appends queued from now on wake their callers with a later
+		// round's channel (see AppendRound).
+		l.rounds.Seal()
 		l.runBatch(w, batch)
 		w.reset(len(batch))
 		clear(batch)
@@ -75,11 +78,13 @@ func (l *Log) worker() {
 // failQueued answers carry and every append still queued with ErrClosed.
 func (l *Log) failQueued(carry *appendReq) {
 	if carry != nil {
+		l.rounds.Seal()
 		carry.answer(appendResult{err: eventlog.ErrClosed})
 	}
 	for {
 		select {
 		case r := <-l.in:
+			l.rounds.Seal() // r's group, before r is answered
 			r.answer(appendResult{err: eventlog.ErrClosed})
 		default:
 			return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/errclass"
+	"github.com/eventsourced-go/eventsourced/internal/rounds"
 	itel "github.com/eventsourced-go/eventsourced/internal/telemetry"
 )
 
@@ -29,6 +30,8 @@ var (
 	_ eventlog.TypeLister    = (*Log)(nil)
 	_ eventlog.Closer        = (*Log)(nil)
 	_ eventlog.AllReader     = (*Log)(nil)
+	_ eventlog.AsyncAppender = (*Log)(nil)
+	_ eventlog.RoundAppender = (*Log)(nil)
 )
 
 // readPage is how many rows one read query returns. Reads copy a page and
@@ -49,6 +52,9 @@ type Log struct {
 
 	// in carries appends to the group-commit workers.
 	in chan *appendReq
+	// rounds gives the appends of AppendRound their shared channels; the
+	// workers seal a group once they took appends from in.
+	rounds *rounds.Rounds
 	// reads carries first reads of streams to the readers (readbatch.go).
 	reads chan *readReq
 	// closing is closed by Close: stop taking appends and subscriptions.
@@ -130,6 +136,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		n:       n,
 		sql:     newStatements(n),
 		in:      make(chan *appendReq, 4*cfg.maxBatch),
+		rounds:  rounds.New(),
 		reads:   make(chan *readReq, 4*readBatchMax),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -188,6 +195,20 @@ func (l *Log) Append(ctx context.Context, typ, id string, expected uint64, event
 // in it no longer than ctx allows) and the worker that commits it calls
 // done.
 func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) {
+	l.appendAsync(ctx, typ, id, expected, events, done, false)
+}
+
+// AppendRound implements [eventlog.RoundAppender]: AppendAsync that
+// returns a channel shared by the appends queued between two rounds' takes,
+// closed once the worker(s) that took them answered every one. One close
+// wakes the callers of a round instead of one wake-up per append.
+func (l *Log) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) <-chan struct{} {
+	return l.appendAsync(ctx, typ, id, expected, events, done, true)
+}
+
+// appendAsync is AppendAsync, and AppendRound if round is set; it returns
+// the round's channel, nil if round is not set.
+func (l *Log) appendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error), round bool) <-chan struct{} {
 	if l.tel.metering.On() {
 		start, inner := time.Now(), done
 		done = func(pos uint64, err error) {
@@ -198,22 +219,26 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 	req, err := l.newAppend(ctx, typ, id, expected, events)
 	if err != nil {
 		done(0, err)
-		return
+		return rounds.Closed
 	}
 	req.done = done
+	var ch <-chan struct{}
+	if round {
+		// Joined before it is queued: see package rounds.
+		req.group = l.rounds.Join()
+		ch = req.group.Done()
+	}
 	select {
 	case l.in <- req: // the usual case: room in the queue
 	default:
 		select {
 		case l.in <- req:
 		case <-l.closing:
-			req.release() // it never reached a worker
-			done(0, eventlog.ErrClosed)
-			return
+			l.refuse(req, eventlog.ErrClosed) // it never reached a worker
+			return rounds.Closed
 		case <-ctx.Done():
-			req.release()
-			done(0, ctx.Err())
-			return
+			l.refuse(req, ctx.Err())
+			return rounds.Closed
 		}
 	}
 	if l.closed.Load() {
@@ -223,6 +248,17 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 			<-l.done
 			l.failQueued(nil)
 		}()
+	}
+	return ch
+}
+
+// refuse answers an asynchronous append that never reached the queue.
+func (l *Log) refuse(req *appendReq, err error) {
+	done, g := req.done, req.group
+	req.release()
+	done(0, err)
+	if g != nil {
+		g.Leave()
 	}
 }
 

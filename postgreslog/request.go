@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/errclass"
+	"github.com/eventsourced-go/eventsourced/internal/rounds"
 )
 
 // appendReq is one Append waiting for its batch. It holds private copies of
@@ -23,6 +24,9 @@ type appendReq struct {
 	// The answer goes to done if set (AppendAsync), else to reply.
 	reply chan appendResult
 	done  func(pos uint64, err error)
+	// group is the round group an AppendRound joined, nil for none: it
+	// is left once done has returned.
+	group *rounds.Group
 	// slot is the append's place in the round its worker runs; only that
 	// worker uses it.
 	slot int
@@ -112,7 +116,11 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 func (r *appendReq) answer(res appendResult) {
 	if done := r.done; done != nil {
 		done(res.pos, res.err)
+		g := r.group
 		r.release()
+		if g != nil {
+			g.Leave()
+		}
 		return
 	}
 	r.reply <- res

@@ -17,11 +17,12 @@ var ErrUnsupported = fmt.Errorf("testkit: %w: operation not supported by the wra
 // unchanged.
 //
 // Log has every optional capability of package eventlog
-// ([eventlog.AsyncAppender], [eventlog.Deleter], [eventlog.StreamDeleter],
-// [eventlog.AllReader], [eventlog.IDLister], [eventlog.TypeLister],
-// [eventlog.Closer]). AppendAsync calls the wrapped log's, or its Append
-// when it has none; the other capabilities the wrapped log lacks fail with
-// [ErrUnsupported]. [eventlog.Memory] has them all.
+// ([eventlog.AsyncAppender], [eventlog.RoundAppender], [eventlog.Deleter],
+// [eventlog.StreamDeleter], [eventlog.AllReader], [eventlog.IDLister],
+// [eventlog.TypeLister], [eventlog.Closer]). AppendAsync calls the wrapped
+// log's, or its Append when it has none; AppendRound is AppendAsync with a
+// channel of its own per append; the other capabilities the wrapped log
+// lacks fail with [ErrUnsupported]. [eventlog.Memory] has them all.
 //
 // A read (ReadEntity, ReadType, Subscribe, ReadAll, SubscribeAll,
 // EntityIDs, EntityTypes) is decided when its iteration starts: a failed
@@ -34,6 +35,7 @@ type Log struct {
 var (
 	_ eventlog.Log           = (*Log)(nil)
 	_ eventlog.AsyncAppender = (*Log)(nil)
+	_ eventlog.RoundAppender = (*Log)(nil)
 	_ eventlog.Deleter       = (*Log)(nil)
 	_ eventlog.StreamDeleter = (*Log)(nil)
 	_ eventlog.AllReader     = (*Log)(nil)
@@ -91,6 +93,18 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 		return
 	}
 	run()
+}
+
+// AppendRound implements eventlog.RoundAppender: AppendAsync whose
+// channel, one per append, closes once done has returned. It takes no part
+// in the wrapped log's rounds, so a rule acts on it as on AppendAsync.
+func (l *Log) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) <-chan struct{} {
+	ch := make(chan struct{})
+	l.AppendAsync(ctx, typ, id, expected, events, func(pos uint64, err error) {
+		done(pos, err)
+		close(ch)
+	})
+	return ch
 }
 
 // LastSeq implements eventlog.Log.

@@ -15,6 +15,8 @@ import (
 // The asynchronous path: a log that implements [eventlog.AsyncAppender]
 // runs every case a second time with its Append going through AppendAsync
 // (see [Run]), and the cases below check what only AppendAsync promises.
+// A log that is an [eventlog.RoundAppender] too sends every other append
+// of that pass through AppendRound, so both paths keep every rule.
 
 // doneTimeout bounds how long AppendAsync may take to call done once the
 // append is settled.
@@ -47,18 +49,66 @@ func asyncAppend(ctx context.Context, a eventlog.AsyncAppender, typ, id string, 
 	}
 }
 
+// roundAppend calls AppendRound and waits for its channel, checking that
+// done was called exactly once before the channel closed.
+func roundAppend(ctx context.Context, a eventlog.RoundAppender, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+	var (
+		calls atomic.Int32
+		pos   uint64
+		err   error
+	)
+	ch := a.AppendRound(ctx, typ, id, expected, events, func(p uint64, e error) {
+		if calls.Add(1) == 1 {
+			pos, err = p, e
+		}
+	})
+	if ch == nil {
+		return 0, errNilRound
+	}
+	select {
+	case <-ch:
+		// done happened before the close: pos and err are its.
+		switch calls.Load() {
+		case 0:
+			return 0, errClosedEarly
+		case 1:
+		default:
+			return 0, errDoneTwice
+		}
+		time.Sleep(time.Millisecond) // a second call would count
+		if calls.Load() != 1 {
+			return 0, errDoneTwice
+		}
+		return pos, err
+	case <-time.After(doneTimeout):
+		if calls.Load() == 0 {
+			return 0, errNoDone
+		}
+		return 0, errNoClose
+	}
+}
+
 var (
-	errDoneTwice = errors.New("eventlogtest: AppendAsync called done twice")
-	errNoDone    = errors.New("eventlogtest: AppendAsync did not call done within 30s")
+	errDoneTwice   = errors.New("eventlogtest: AppendAsync called done twice")
+	errNoDone      = errors.New("eventlogtest: AppendAsync did not call done within 30s")
+	errNilRound    = errors.New("eventlogtest: AppendRound returned a nil channel")
+	errClosedEarly = errors.New("eventlogtest: AppendRound's channel closed before done was called")
+	errNoClose     = errors.New("eventlogtest: AppendRound called done but did not close its channel within 30s")
 )
 
-// asyncLog is a log whose Append goes through AppendAsync.
+// asyncLog is a log whose Append goes through AppendAsync, or every other
+// time through AppendRound if the log has it.
 type asyncLog struct {
 	eventlog.Log
 	async eventlog.AsyncAppender
+	round eventlog.RoundAppender // nil if the log has none
+	calls *atomic.Uint64
 }
 
 func (l asyncLog) Append(ctx context.Context, typ, id string, expected uint64, events ...eventlog.Event) (uint64, error) {
+	if l.round != nil && l.calls.Add(1)%2 == 0 {
+		return roundAppend(ctx, l.round, typ, id, expected, events)
+	}
 	return asyncAppend(ctx, l.async, typ, id, expected, events)
 }
 
@@ -105,7 +155,8 @@ func viaAsync(log eventlog.Log) (eventlog.Log, bool) {
 	if !ok {
 		return log, false
 	}
-	base := asyncLog{Log: log, async: a}
+	r, _ := log.(eventlog.RoundAppender)
+	base := asyncLog{Log: log, async: a, round: r, calls: new(atomic.Uint64)}
 	all, ok1 := log.(eventlog.AllReader)
 	del, ok2 := log.(eventlog.Deleter)
 	sdel, ok3 := log.(eventlog.StreamDeleter)
@@ -125,6 +176,99 @@ func asyncCases() []Case {
 		c("AsyncDoneOnce", "AppendAsync calls done exactly once, with Append's results: the Position on success, a *ConflictError on a conflict, ErrInvalid for invalid arguments", asyncDoneOnce),
 		c("AsyncCanceledBeforeSend", "AppendAsync with a ctx that already ended calls done with ctx's error and appends nothing", asyncCanceledBeforeSend),
 		c("AsyncPipelined", "appends to many streams started with AppendAsync before any of them is settled all land, each at its Seq", asyncPipelined),
+		c("RoundClosesAfterDone", "AppendRound closes its channel after done returned, with Append's results: the Position on success, a *ConflictError on a conflict, ErrInvalid for invalid arguments, ctx's error for a ctx that ended", roundClosesAfterDone),
+		c("RoundPipelined", "appends to many streams started with AppendRound before any of them is settled all land, each at its Seq, and each one's channel closes after its done", roundPipelined),
+	}
+}
+
+func roundAppender(log eventlog.Log) eventlog.RoundAppender {
+	a, _ := log.(eventlog.RoundAppender)
+	return a
+}
+
+func roundClosesAfterDone(t *conformancetest.T, log eventlog.Log) {
+	a := roundAppender(log)
+	if a == nil {
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ, id := n.Type("order"), n.ID("1")
+	pos, err := roundAppend(ctx, a, typ, id, 0, evs("e", 1, 2))
+	if err != nil {
+		t.Fatalf("AppendRound of 2 events to a new stream: %v", err)
+	}
+	recs := readEntity(t, ctx, log, typ, id, 1)
+	if len(recs) != 2 || recs[1].Position != pos {
+		t.Fatalf("after AppendRound's done got Position %d: read %d records, want 2, the last at that Position", pos, len(recs))
+	}
+	_, err = roundAppend(ctx, a, typ, id, 1, evs("e", 3, 1))
+	var ce *eventlog.ConflictError
+	if !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
+		t.Fatalf("AppendRound expecting 1 on a stream at 2: %v, want a *ConflictError with Expected 1 and Actual 2", err)
+	}
+	if _, err := roundAppend(ctx, a, typ, "", 0, evs("e", 1, 1)); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("AppendRound with an empty id: %v, want ErrInvalid", err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := roundAppend(canceled, a, typ, id, 2, evs("e", 3, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AppendRound with a canceled ctx: %v, want context.Canceled", err)
+	}
+	if got := mustLastSeq(t, ctx, log, typ, id); got != 2 {
+		t.Fatalf("LastSeq after the refused appends: %d, want 2", got)
+	}
+}
+
+func roundPipelined(t *conformancetest.T, log eventlog.Log) {
+	a := roundAppender(log)
+	if a == nil {
+		return
+	}
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ := n.Type("order")
+	const streams, rounds = 50, 4
+	type call struct {
+		ch    <-chan struct{}
+		calls atomic.Int32
+		pos   uint64
+		err   error
+	}
+	for round := range rounds {
+		calls := make([]*call, streams)
+		for i := range streams {
+			c := new(call)
+			calls[i] = c
+			c.ch = a.AppendRound(ctx, typ, n.ID(strconv.Itoa(i)), uint64(round), evs("e", round+1, 1), func(pos uint64, err error) {
+				if c.calls.Add(1) == 1 {
+					c.pos, c.err = pos, err
+				}
+			})
+		}
+		seen := make(map[uint64]bool)
+		timeout := time.After(doneTimeout)
+		for i, c := range calls {
+			select {
+			case <-c.ch:
+			case <-timeout:
+				t.Fatalf("round %d, stream %d: AppendRound's channel did not close within %v (done called %d times)", round, i, doneTimeout, c.calls.Load())
+			}
+			if got := c.calls.Load(); got != 1 {
+				t.Fatalf("round %d, stream %d: done called %d times when the channel closed, want 1", round, i, got)
+			}
+			if c.err != nil {
+				t.Fatalf("round %d, stream %d: %v", round, i, c.err)
+			}
+			if seen[c.pos] {
+				t.Fatalf("round %d: Position %d reported for two appends", round, c.pos)
+			}
+			seen[c.pos] = true
+		}
+	}
+	for i := range streams {
+		id := n.ID(strconv.Itoa(i))
+		if got := seqs(readEntity(t, ctx, log, typ, id, 1)); !equalSeqs(got, span(1, rounds)) {
+			t.Fatalf("stream %s: Seqs %v, want 1..%d", id, got, rounds)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/eventlog/eventlogtest"
@@ -68,7 +69,27 @@ func TestSuiteDetectsBrokenLogs(t *testing.T) {
 			return &shallowTombstone{Memory: m, final: make(map[[2]string]uint64)}
 		}),
 			"DeleteStreamHidesFromReadType", "DeleteStreamEntityIDs", "DeleteStreamRacingAppends"),
+		b("RoundClosesBeforeDone", wrap(func(m *eventlog.Memory) eventlog.Log { return earlyRound{m} }),
+			"RoundClosesAfterDone", "RoundPipelined"),
 	})
+}
+
+// earlyRound is a RoundAppender whose channel is closed before done is
+// called: its caller would read the outcome before it is there.
+type earlyRound struct{ *eventlog.Memory }
+
+func (l earlyRound) AppendAsync(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) {
+	done(l.Memory.Append(ctx, typ, id, expected, events...))
+}
+
+func (l earlyRound) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		done(l.Memory.Append(ctx, typ, id, expected, events...))
+	}()
+	return ch
 }
 
 // finalAsReuse leaves a reuse tombstone when asked for a final one.
