@@ -33,20 +33,20 @@ func (l *asyncLog) AppendAsync(ctx context.Context, typ, id string, expected uin
 var _ eventlog.AsyncAppender = (*asyncLog)(nil)
 
 // roundAsyncLog is an asyncLog that is an eventlog.RoundAppender too: each
-// append is a round of its own, settled on a goroutine that seals its
-// group, calls done and leaves it, as a backend's worker would.
+// append is a round of its own, settled on a goroutine that calls done and
+// then leaves its group, as a backend's worker would.
 type roundAsyncLog struct {
 	*asyncLog
-	rounds     *rounds.Rounds
 	roundCalls atomic.Int64
 }
 
 func (l *roundAsyncLog) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(uint64, error)) <-chan struct{} {
 	l.roundCalls.Add(1)
 	l.asyncCalls.Add(1)
-	g := l.rounds.Join()
+	g := rounds.NewGroup()
+	g.Join()
+	g.Seal()
 	go func() {
-		l.rounds.Seal()
 		done(l.flakyLog.Append(ctx, typ, id, expected, events...))
 		g.Leave()
 	}()
@@ -68,7 +68,7 @@ func eachAsyncLog(t *testing.T, test func(t *testing.T, newLog func() (*asyncLog
 	t.Run("round", func(t *testing.T) {
 		test(t, func() (*asyncLog, eventlog.Log) {
 			l := newAsyncLog()
-			return l, &roundAsyncLog{asyncLog: l, rounds: rounds.New()}
+			return l, &roundAsyncLog{asyncLog: l}
 		})
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/rounds"
 )
 
 // maxBatchBytes bounds the data of one group-commit transaction; an append
@@ -23,20 +24,19 @@ const maxBatchBytes = 16 << 20
 // it to break a deadlock or a serialization conflict.
 const maxAttempts = 3
 
-// worker gathers queued appends into batches and commits each batch in one
+// worker takes queued appends in batches and commits each batch in one
 // transaction. While it commits, new appends queue up and form the next
 // batch: the busier the log, the larger the batches.
 func (l *Log) worker() {
 	defer l.wg.Done()
-	var carry *appendReq // taken from the queue but did not fit the last batch
 	batch := make([]*appendReq, 0, 256)
 	w := new(scratch)
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
+		batch = l.queue.take(batch[:0])
+		if len(batch) == 0 {
 			select {
-			case first = <-l.in:
+			case <-l.queue.ready:
+				continue
 			case <-l.closing:
 				l.failQueued(nil)
 				return
@@ -45,48 +45,25 @@ func (l *Log) worker() {
 		// A closed log starts no new transaction, even if appends wait.
 		select {
 		case <-l.closing:
-			l.failQueued(first)
+			l.failQueued(batch)
 			return
 		default:
 		}
-		batch = append(batch[:0], first)
-		events, bytes := len(first.events), first.size
-	gather:
-		for events < l.cfg.maxBatch {
-			select {
-			case r := <-l.in:
-				if events+len(r.events) > l.cfg.maxBatch || bytes+r.size > maxBatchBytes {
-					carry = r
-					break gather
-				}
-				batch = append(batch, r)
-				events += len(r.events)
-				bytes += r.size
-			default:
-				break gather
-			}
-		}
-		// Appends queued from now on wake their callers with a later
-		// round's channel (see AppendRound).
-		l.rounds.Seal()
 		l.runBatch(w, batch)
 		w.reset(len(batch))
 		clear(batch)
 	}
 }
 
-// failQueued answers carry and every append still queued with ErrClosed.
-func (l *Log) failQueued(carry *appendReq) {
-	if carry != nil {
-		l.rounds.Seal()
-		carry.answer(appendResult{err: eventlog.ErrClosed})
-	}
+// failQueued answers the appends of batch and every append still queued
+// with ErrClosed.
+func (l *Log) failQueued(batch []*appendReq) {
 	for {
-		select {
-		case r := <-l.in:
-			l.rounds.Seal() // r's group, before r is answered
+		for _, r := range batch {
 			r.answer(appendResult{err: eventlog.ErrClosed})
-		default:
+		}
+		clear(batch)
+		if batch = l.queue.take(batch[:0]); len(batch) == 0 {
 			return
 		}
 	}
@@ -202,11 +179,13 @@ func (l *Log) runBatch(w *scratch, batch []*appendReq) {
 			l.stats.appends.Add(committed)
 			l.stats.events.Add(events)
 		}
+		var lv rounds.Leaves
 		for i, r := range pending {
 			if !outs[i].deferred {
-				r.answer(outs[i].appendResult)
+				r.answerLeaving(outs[i].appendResult, &lv)
 			}
 		}
+		lv.Flush() // before a next round of deferred appends
 		if committed > 0 {
 			l.hub.wake(types)
 		}

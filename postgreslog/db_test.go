@@ -152,7 +152,7 @@ var CommitPaths = []struct {
 func ListenerPID(l *Log) uint32 { return l.listenerPID.Load() }
 
 // QueueLen returns how many appends wait for a group-commit worker.
-func QueueLen(l *Log) int { return len(l.in) }
+func QueueLen(l *Log) int { return l.queue.len() }
 
 // Schema returns the schema option of l, "" if none.
 func Schema(l *Log) string { return l.cfg.schema }

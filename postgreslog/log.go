@@ -50,11 +50,8 @@ type Log struct {
 	n    names
 	sql  statements
 
-	// in carries appends to the group-commit workers.
-	in chan *appendReq
-	// rounds gives the appends of AppendRound their shared channels; the
-	// workers seal a group once they took appends from in.
-	rounds *rounds.Rounds
+	// queue carries appends to the group-commit workers.
+	queue *appendQueue
 	// reads carries first reads of streams to the readers (readbatch.go).
 	reads chan *readReq
 	// closing is closed by Close: stop taking appends and subscriptions.
@@ -135,8 +132,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		cfg:     cfg,
 		n:       n,
 		sql:     newStatements(n),
-		in:      make(chan *appendReq, 4*cfg.maxBatch),
-		rounds:  rounds.New(),
+		queue:   newAppendQueue(cfg.maxBatch, maxBatchBytes, 4*cfg.maxBatch),
 		reads:   make(chan *readReq, 4*readBatchMax),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -199,9 +195,10 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 }
 
 // AppendRound implements [eventlog.RoundAppender]: AppendAsync that
-// returns a channel shared by the appends queued between two rounds' takes,
-// closed once the worker(s) that took them answered every one. One close
-// wakes the callers of a round instead of one wake-up per append.
+// returns a channel shared by the appends that one worker will commit in
+// one transaction (a segment of the queue: see appendQueue), closed once
+// it answered every one of them. One close wakes the callers of a round
+// instead of one wake-up per append.
 func (l *Log) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) <-chan struct{} {
 	return l.appendAsync(ctx, typ, id, expected, events, done, true)
 }
@@ -222,44 +219,13 @@ func (l *Log) appendAsync(ctx context.Context, typ, id string, expected uint64, 
 		return rounds.Closed
 	}
 	req.done = done
-	var ch <-chan struct{}
-	if round {
-		// Joined before it is queued: see package rounds.
-		req.group = l.rounds.Join()
-		ch = req.group.Done()
-	}
-	select {
-	case l.in <- req: // the usual case: room in the queue
-	default:
-		select {
-		case l.in <- req:
-		case <-l.closing:
-			l.refuse(req, eventlog.ErrClosed) // it never reached a worker
-			return rounds.Closed
-		case <-ctx.Done():
-			l.refuse(req, ctx.Err())
-			return rounds.Closed
-		}
-	}
-	if l.closed.Load() {
-		// Close may have drained the queue before req joined it: once the
-		// workers are gone, whoever drains answers what is left.
-		go func() {
-			<-l.done
-			l.failQueued(nil)
-		}()
+	ch, err := l.queue.push(ctx, l.closing, req, round)
+	if err != nil {
+		req.release() // it never reached a worker
+		done(0, err)
+		return rounds.Closed
 	}
 	return ch
-}
-
-// refuse answers an asynchronous append that never reached the queue.
-func (l *Log) refuse(req *appendReq, err error) {
-	done, g := req.done, req.group
-	req.release()
-	done(0, err)
-	if g != nil {
-		g.Leave()
-	}
 }
 
 // newAppend checks an append and makes its request.
@@ -285,12 +251,8 @@ func (l *Log) append(ctx context.Context, typ, id string, expected uint64, event
 		return 0, err
 	}
 	req.reply = replies.Get().(chan appendResult)
-	select {
-	case l.in <- req:
-	case <-l.closing:
-		return 0, eventlog.ErrClosed
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if _, err := l.queue.push(ctx, l.closing, req, false); err != nil {
+		return 0, err
 	}
 	select {
 	case res := <-req.reply:
@@ -701,6 +663,7 @@ func (l *Log) Close() error {
 		return eventlog.ErrClosed
 	}
 	l.closed.Store(true)
+	l.queue.close() // the appends queued are failed by the workers
 	close(l.closing)
 	l.bgCancel()
 	l.mu.Unlock()

@@ -114,13 +114,19 @@ func newAppendReq(ctx context.Context, typ, id string, expected uint64, events [
 // answer delivers res to the append's caller, once. Whoever answers must
 // not touch r afterwards: it may be recycled and serve another append.
 func (r *appendReq) answer(res appendResult) {
+	var lv rounds.Leaves
+	r.answerLeaving(res, &lv)
+	lv.Flush()
+}
+
+// answerLeaving is answer that records the leaving of r's round group, if
+// it has one, in lv: the caller flushes lv.
+func (r *appendReq) answerLeaving(res appendResult, lv *rounds.Leaves) {
 	if done := r.done; done != nil {
 		done(res.pos, res.err)
 		g := r.group
 		r.release()
-		if g != nil {
-			g.Leave()
-		}
+		lv.Add(g)
 		return
 	}
 	r.reply <- res

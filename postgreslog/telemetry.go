@@ -75,7 +75,7 @@ func (l *Log) initTelemetry() {
 	}
 	t.queue = itel.NewAttrs(backendAttr, attrTable.String(table))
 	t.registration = in.Observe(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(t.queued, int64(len(l.in)), t.queue.Observe...)
+		o.ObserveInt64(t.queued, int64(l.queue.len()), t.queue.Observe...)
 		return nil
 	}, t.queued)
 	if in.Err != nil {

@@ -8,69 +8,75 @@ import (
 // below it count the members that have not left.
 const sealed = 1 << 62
 
-// Group is the channel shared by the appends that joined between two
-// seals.
+// Group is the channel shared by the appends of one round.
 type Group struct {
 	ch chan struct{}
 	// state is the members not yet left, plus sealed once sealed. It is
-	// written by every caller that joins and every answer that leaves:
-	// it has its cache line to itself.
+	// written by whoever joins and whoever answers: it has its cache line
+	// to itself.
 	_     [56]byte
 	state atomic.Int64
 	_     [56]byte
 }
 
-func newGroup() *Group { return &Group{ch: make(chan struct{})} }
+// NewGroup returns an open group with no member.
+func NewGroup() *Group { return &Group{ch: make(chan struct{})} }
 
 // Done returns the channel closed once g is sealed and every member has
 // left.
 func (g *Group) Done() <-chan struct{} { return g.ch }
 
-// Leave records that one member's append was answered: its callback has
-// returned. Each member leaves exactly once.
-func (g *Group) Leave() {
-	if g.state.Add(-1) == sealed {
+// Join adds a member to g, which must not be sealed yet.
+func (g *Group) Join() { g.state.Add(1) }
+
+// Seal closes g to new members. Its channel closes once its members have
+// left: at once if none is left.
+func (g *Group) Seal() {
+	if g.state.Add(sealed) == sealed {
 		close(g.ch)
 	}
 }
 
-// Rounds hands out the groups of one queue. Its zero value is not usable:
-// see [New].
-type Rounds struct {
-	cur atomic.Pointer[Group]
-}
+// Leave records that one member's append was answered: its callback has
+// returned. Each member leaves exactly once.
+func (g *Group) Leave() { g.LeaveN(1) }
 
-// New returns the Rounds of a queue.
-func New() *Rounds {
-	r := new(Rounds)
-	r.cur.Store(newGroup())
-	return r
-}
-
-// Join adds a member to the current group and returns it. Call it before
-// the member's append is queued, and Leave the group once it is answered,
-// or at once if it never was queued.
-func (r *Rounds) Join() *Group {
-	for {
-		g := r.cur.Load()
-		s := g.state.Load()
-		if s&sealed == 0 && g.state.CompareAndSwap(s, s+1) {
-			return g
-		}
-		// Sealed since it was loaded: the next is current already.
+// LeaveN is n members leaving at once: one atomic operation for the
+// members of a round that its worker answered in a row.
+func (g *Group) LeaveN(n int64) {
+	if g.state.Add(-n) == sealed {
+		close(g.ch)
 	}
 }
 
-// Seal closes the current group to new members, who join a new one. A
-// worker calls it after it took appends from the queue, before it answers
-// any of them. The group's channel closes once its members have left,
-// at once if none is left to answer. A round with no member costs a new
-// group, whose channel is closed at once.
-func (r *Rounds) Seal() {
-	old := r.cur.Swap(newGroup())
-	if old.state.Add(sealed) == sealed {
-		close(old.ch)
+// Leaves batches the leaving of members answered one after another: the
+// consecutive members of one group leave it together, with one atomic
+// operation. Flush it before anything that may wait: a member's caller
+// wakes no earlier than its group's last member left.
+type Leaves struct {
+	g *Group
+	n int64
+}
+
+// Add records that a member of g was answered; a nil g (an append of no
+// group) is ignored.
+func (l *Leaves) Add(g *Group) {
+	if g == nil {
+		return
 	}
+	if g != l.g {
+		l.Flush()
+		l.g = g
+	}
+	l.n++
+}
+
+// Flush makes the members recorded so far leave their group.
+func (l *Leaves) Flush() {
+	if l.g != nil && l.n > 0 {
+		l.g.LeaveN(l.n)
+	}
+	l.g, l.n = nil, 0
 }
 
 // Closed is a channel closed from the start, for an append answered

@@ -17,50 +17,38 @@ func closed(ch <-chan struct{}) bool {
 }
 
 func TestGroupClosesOnceSealedAndLeft(t *testing.T) {
-	r := New()
-	a, b := r.Join(), r.Join()
-	if a != b {
-		t.Fatal("two joins before a seal got different groups")
-	}
-	a.Leave()
-	if closed(a.Done()) {
+	// Sealed first, then left.
+	g := NewGroup()
+	g.Join()
+	g.Join()
+	g.Leave()
+	if closed(g.Done()) {
 		t.Fatal("closed before the seal, with one member left")
 	}
-	r.Seal()
-	if closed(a.Done()) {
+	g.Seal()
+	if closed(g.Done()) {
 		t.Fatal("closed after the seal while one member had not left")
 	}
-	c := r.Join()
-	if c == a {
-		t.Fatal("a join after the seal got the sealed group")
-	}
-	b.Leave()
-	if !closed(a.Done()) {
+	g.Leave()
+	if !closed(g.Done()) {
 		t.Fatal("not closed once sealed and every member left")
 	}
-	if closed(c.Done()) {
-		t.Fatal("the next group closed with its member still in it")
-	}
-	// Leaving before the seal: the seal closes it.
-	c.Leave()
-	if closed(c.Done()) {
+	// Left first, then sealed.
+	h := NewGroup()
+	h.Join()
+	h.Leave()
+	if closed(h.Done()) {
 		t.Fatal("closed before its seal")
 	}
-	r.Seal()
-	if !closed(c.Done()) {
+	h.Seal()
+	if !closed(h.Done()) {
 		t.Fatal("not closed by the seal after its member left")
 	}
-}
-
-func TestSealWithoutMembersClosesAtOnce(t *testing.T) {
-	r := New()
-	g := r.cur.Load()
-	r.Seal()
-	if !closed(g.Done()) {
-		t.Fatal("a seal with no member left its group open")
-	}
-	if j := r.Join(); j == g {
-		t.Fatal("a join after the seal got the sealed group")
+	// No member: the seal closes it.
+	e := NewGroup()
+	e.Seal()
+	if !closed(e.Done()) {
+		t.Fatal("a sealed group with no member is open")
 	}
 }
 
@@ -70,41 +58,69 @@ func TestClosedIsClosed(t *testing.T) {
 	}
 }
 
-// TestConcurrentRounds runs callers that join, queue and wait, and a
-// worker that takes, seals and answers, as a log does: every caller's
-// channel closes, and only after its own answer.
+func TestLeavesBatchesByGroup(t *testing.T) {
+	a, b := NewGroup(), NewGroup()
+	a.Join()
+	a.Join()
+	b.Join()
+	a.Seal()
+	b.Seal()
+	var lv Leaves
+	lv.Add(a)
+	lv.Add(nil) // an append of no group between two of a
+	lv.Add(a)
+	if closed(a.Done()) || lv.n != 2 {
+		t.Fatalf("after two members of a around an append of no group: closed %v, %d members recorded; want open, 2", closed(a.Done()), lv.n)
+	}
+	lv.Add(b) // another group: a's members leave
+	if !closed(a.Done()) {
+		t.Fatal("a not closed once the answers moved on to another group")
+	}
+	if closed(b.Done()) {
+		t.Fatal("b closed before Flush")
+	}
+	lv.Flush()
+	if !closed(b.Done()) {
+		t.Fatal("b not closed by Flush")
+	}
+	lv.Flush() // nothing recorded: no effect
+}
+
+// TestConcurrentRounds runs callers that join and queue under a lock, and
+// a worker that takes everything queued, seals its group under the same
+// lock and answers, as a log does: every caller's channel closes, and only
+// after its own answer.
 func TestConcurrentRounds(t *testing.T) {
-	r := New()
 	type item struct {
 		g        *Group
 		answered atomic.Bool
 	}
-	queue := make(chan *item, 64)
-	stop := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		cur   = NewGroup()
+		queue []*item
+		ready = make(chan struct{}, 1)
+		stop  = make(chan struct{})
+	)
 	var worker sync.WaitGroup
 	worker.Go(func() {
-		var batch []*item
 		for {
 			select {
-			case it := <-queue:
-				batch = append(batch[:0], it)
+			case <-ready:
 			case <-stop:
 				return
 			}
-		gather:
-			for len(batch) < 16 {
-				select {
-				case it := <-queue:
-					batch = append(batch, it)
-				default:
-					break gather
-				}
-			}
-			r.Seal()
+			mu.Lock()
+			batch, g := queue, cur
+			queue, cur = nil, NewGroup()
+			g.Seal()
+			mu.Unlock()
+			var lv Leaves
 			for _, it := range batch {
 				it.answered.Store(true)
-				it.g.Leave()
+				lv.Add(it.g)
 			}
+			lv.Flush()
 		}
 	})
 	const callers, each = 32, 300
@@ -114,8 +130,15 @@ func TestConcurrentRounds(t *testing.T) {
 		wg.Go(func() {
 			for range each {
 				it := new(item)
-				it.g = r.Join()
-				queue <- it
+				mu.Lock()
+				it.g = cur
+				cur.Join()
+				queue = append(queue, it)
+				mu.Unlock()
+				select {
+				case ready <- struct{}{}:
+				default:
+				}
 				select {
 				case <-it.g.Done():
 				case <-time.After(10 * time.Second):
