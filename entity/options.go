@@ -229,7 +229,9 @@ func WithStoreTimeout(d time.Duration) KindOption {
 // OpenTelemetry SDK records spans or metrics of the runtime): its caller
 // waits for the answer in [Ask], bounded by its ctx, while the append,
 // bounded by the store timeout, settles on the log's goroutine, which
-// answers the command and hands the entity to its next commands. That
+// answers the command and hands the entity to its next commands (on an
+// [eventlog.RoundAppender] the caller waits on its append's round, woken
+// with the other callers of that round by one close). That
 // saves the caller's goroutine a trip through the log and the runtime a
 // timer per append. With WithSyncAppends the caller's goroutine runs the
 // append itself, bounded by the sooner of its ctx and the store timeout.

@@ -54,8 +54,15 @@
 //     Position order, finite and live: read models built from several
 //     types.
 //   - [Closer] releases the backend's resources.
+//   - [AsyncAppender] appends without its caller waiting: a callback gets
+//     the outcome, so no goroutine waits inside the backend per append.
+//   - [RoundAppender], for a backend that settles appends in rounds (a
+//     transaction, a batch of acknowledgements), also returns a channel
+//     shared by a round's appends and closed once all are answered, so one
+//     close wakes their callers.
 //
-// [Memory] implements all of them.
+// [Memory] implements all of them but the last two: its Append does the
+// work at once, on the caller's goroutine.
 //
 // # Writing a backend
 //

@@ -50,8 +50,10 @@
 // # Group commit
 //
 // [Log.Append] hands its events to the Log's group-commit workers (see
-// [WithConcurrency]). A worker takes every append waiting in the queue (up to
-// [WithMaxBatch] events) and commits them in one transaction:
+// [WithConcurrency]). Appends wait in a queue of segments, each of at most
+// [WithMaxBatch] events and 16 MiB of data (an append larger than that,
+// alone); a worker takes every segment waiting that fits in those limits
+// and commits the appends in one transaction:
 //
 //  1. BEGIN, then take Positions: the transaction's id times 2^16, plus
 //     1, 2, 3 ... (see "Positions" below), and an advisory lock in share
@@ -68,6 +70,14 @@
 //     the Log does not know (see below): the unique key refuses the others'
 //     rows if they have moved on.
 //  3. pg_notify, COMMIT.
+//
+// [Log.AppendRound] ([eventlog.RoundAppender], which the entity runtime
+// uses) gives each run of up to 64 appends of one segment one channel,
+// closed once the worker answered all of them: one close wakes their
+// callers, instead of a channel and a wake-up per append, and the callers
+// answered first start their next command while the worker answers the
+// others. A segment is never split between two transactions, so no caller
+// waits for a transaction its append is not in.
 //
 // A small batch takes one round trip, a large one two (the second sends
 // the COPY, pg_notify and COMMIT as one query). An append that fails the check gets

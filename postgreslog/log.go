@@ -195,10 +195,10 @@ func (l *Log) AppendAsync(ctx context.Context, typ, id string, expected uint64, 
 }
 
 // AppendRound implements [eventlog.RoundAppender]: AppendAsync that
-// returns a channel shared by the appends that one worker will commit in
-// one transaction (a segment of the queue: see appendQueue), closed once
-// it answered every one of them. One close wakes the callers of a round
-// instead of one wake-up per append.
+// returns a channel shared by up to 64 appends that one worker will commit
+// in one transaction (a segment of the queue: see appendQueue), closed once
+// it answered every one of them. One close wakes their callers instead of
+// one wake-up per append.
 func (l *Log) AppendRound(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event, done func(pos uint64, err error)) <-chan struct{} {
 	return l.appendAsync(ctx, typ, id, expected, events, done, true)
 }

@@ -101,7 +101,6 @@ type config struct {
 	prefix          string
 	tables          Tables
 	maxBatch        int
-	maxBatchBytes   int
 	maxAppendEvents int
 	maxAppendBytes  int
 	pollInterval    time.Duration
@@ -118,7 +117,6 @@ func newConfig(call use, opts []Option) (*config, error) {
 	cfg := &config{
 		prefix:          DefaultTablePrefix,
 		maxBatch:        DefaultMaxBatch,
-		maxBatchBytes:   16 << 20,
 		maxAppendEvents: DefaultMaxAppendEvents,
 		maxAppendBytes:  DefaultMaxAppendBytes,
 		pollInterval:    DefaultPollInterval,

@@ -12,10 +12,10 @@ import (
 // segments: a segment holds at most maxEvents events and maxBytes bytes of
 // data (an append larger than that, alone), and a worker takes whole
 // segments, as many as fit in one transaction. The appends of AppendRound
-// in a segment share its round group (package rounds), which is sealed
-// when the segment is closed: they are committed by one worker in one
-// transaction, so one close wakes their callers, and none waits for
-// another transaction.
+// in a segment share round groups (package rounds) of up to groupSize
+// appends, sealed when full or when the segment is closed: a group's
+// appends are committed by one worker in one transaction, so one close
+// wakes their callers, and none waits for another transaction.
 type appendQueue struct {
 	maxEvents, maxBytes int
 	limit               int // appends queued at most: back-pressure
@@ -36,8 +36,18 @@ type appendQueue struct {
 // segment is a run of queued appends that a worker takes as a whole.
 type segment struct {
 	n, events, bytes int
-	group            *rounds.Group // of its AppendRound appends, nil until one joins
+	// group is the round group that the segment's next AppendRound
+	// append joins, nil until one does; members is how many joined it.
+	group   *rounds.Group
+	members int
 }
+
+// groupSize is the most appends of one round group. A worker answers a
+// segment's appends in order, so the callers of a segment wake group by
+// group while it answers: those answered first start their next command
+// while it answers the others, as with a wake-up each, at one close per
+// groupSize appends.
+const groupSize = 64
 
 func newAppendQueue(maxEvents, maxBytes, limit int) *appendQueue {
 	return &appendQueue{maxEvents: maxEvents, maxBytes: maxBytes, limit: limit, ready: make(chan struct{}, 1)}
@@ -95,10 +105,15 @@ func (q *appendQueue) add(r *appendReq, round bool) <-chan struct{} {
 	if !round {
 		return nil
 	}
+	if s.members == groupSize {
+		s.group.Seal() // its members are all in this segment
+		s.group, s.members = nil, 0
+	}
 	if s.group == nil {
 		s.group = rounds.NewGroup()
 	}
 	s.group.Join()
+	s.members++
 	r.group = s.group
 	return s.group.Done()
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/rounds"
 )
 
 func queuedReq(events, size int) *appendReq {
@@ -195,5 +196,58 @@ func TestQueueWakesWorkers(t *testing.T) {
 	case <-q.ready:
 	default:
 		t.Fatal("no wake-up after a take that left an append queued")
+	}
+}
+
+// TestQueueGroupsOfASegment: the round appends of one segment share groups
+// of at most groupSize, so the callers answered first wake while the
+// worker answers the rest.
+func TestQueueGroupsOfASegment(t *testing.T) {
+	q := newAppendQueue(1000, 1<<20, 1000)
+	ctx := context.Background()
+	n := 2*groupSize + 2
+	chans := make([]<-chan struct{}, n)
+	for i := range n {
+		ch, err := q.push(ctx, nil, queuedReq(1, 1), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[i] = ch
+	}
+	if len(q.segs) != 1 {
+		t.Fatalf("%d segments, want 1", len(q.segs))
+	}
+	for i := range n {
+		if want := chans[i/groupSize*groupSize]; chans[i] != want {
+			t.Fatalf("append %d has another channel than append %d, the first of its group of %d", i, i/groupSize*groupSize, groupSize)
+		}
+	}
+	if chans[0] == chans[groupSize] || chans[groupSize] == chans[2*groupSize] {
+		t.Fatal("appends of different groups share a channel")
+	}
+	batch := q.take(nil)
+	if len(batch) != n {
+		t.Fatalf("take: %d appends, want %d", len(batch), n)
+	}
+	var lv rounds.Leaves
+	for i, r := range batch[:groupSize+1] {
+		lv.Add(r.group)
+		if i == groupSize {
+			// Answering the first of the second group flushed the first.
+			if !isClosed(chans[0]) {
+				t.Fatal("the first group's channel is open once its appends were answered")
+			}
+		}
+	}
+	lv.Flush()
+	if isClosed(chans[groupSize]) {
+		t.Fatal("the second group's channel closed before all of its appends were answered")
+	}
+	for _, r := range batch[groupSize+1:] {
+		lv.Add(r.group)
+	}
+	lv.Flush()
+	if !isClosed(chans[groupSize]) || !isClosed(chans[2*groupSize]) {
+		t.Fatal("a group's channel is open though every append was answered")
 	}
 }
