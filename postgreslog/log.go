@@ -41,7 +41,8 @@ const readPage = 1000
 
 // Log is an [eventlog.Log] on PostgreSQL. It also implements
 // [eventlog.Deleter], [eventlog.StreamDeleter], [eventlog.IDLister],
-// [eventlog.AllReader] and [eventlog.Closer]. Create it
+// [eventlog.TypeLister], [eventlog.AllReader], [eventlog.AsyncAppender],
+// [eventlog.RoundAppender] and [eventlog.Closer]. Create it
 // with [New], create its tables once with [Setup], and [Log.Close] it
 // when done; closing the Log does not close the pool.
 type Log struct {

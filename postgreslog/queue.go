@@ -12,8 +12,8 @@ import (
 // segments: a segment holds at most maxEvents events and maxBytes bytes of
 // data (an append larger than that, alone), and a worker takes whole
 // segments, as many as fit in one transaction. The appends of AppendRound
-// in a segment share round groups (package rounds) of up to groupSize
-// appends, sealed when full or when the segment is closed: a group's
+// in a segment share round groups (package rounds) of up to rounds.Size
+// appends (rounds.Size), sealed when full or when the segment is closed: a group's
 // appends are committed by one worker in one transaction, so one close
 // wakes their callers, and none waits for another transaction.
 type appendQueue struct {
@@ -41,13 +41,6 @@ type segment struct {
 	group   *rounds.Group
 	members int
 }
-
-// groupSize is the most appends of one round group. A worker answers a
-// segment's appends in order, so the callers of a segment wake group by
-// group while it answers: those answered first start their next command
-// while it answers the others, as with a wake-up each, at one close per
-// groupSize appends.
-const groupSize = 64
 
 func newAppendQueue(maxEvents, maxBytes, limit int) *appendQueue {
 	return &appendQueue{maxEvents: maxEvents, maxBytes: maxBytes, limit: limit, ready: make(chan struct{}, 1)}
@@ -105,7 +98,7 @@ func (q *appendQueue) add(r *appendReq, round bool) <-chan struct{} {
 	if !round {
 		return nil
 	}
-	if s.members == groupSize {
+	if s.members == rounds.Size {
 		s.group.Seal() // its members are all in this segment
 		s.group, s.members = nil, 0
 	}

@@ -200,12 +200,12 @@ func TestQueueWakesWorkers(t *testing.T) {
 }
 
 // TestQueueGroupsOfASegment: the round appends of one segment share groups
-// of at most groupSize, so the callers answered first wake while the
+// of at most rounds.Size, so the callers answered first wake while the
 // worker answers the rest.
 func TestQueueGroupsOfASegment(t *testing.T) {
 	q := newAppendQueue(1000, 1<<20, 1000)
 	ctx := context.Background()
-	n := 2*groupSize + 2
+	n := 2*rounds.Size + 2
 	chans := make([]<-chan struct{}, n)
 	for i := range n {
 		ch, err := q.push(ctx, nil, queuedReq(1, 1), true)
@@ -218,11 +218,11 @@ func TestQueueGroupsOfASegment(t *testing.T) {
 		t.Fatalf("%d segments, want 1", len(q.segs))
 	}
 	for i := range n {
-		if want := chans[i/groupSize*groupSize]; chans[i] != want {
-			t.Fatalf("append %d has another channel than append %d, the first of its group of %d", i, i/groupSize*groupSize, groupSize)
+		if want := chans[i/rounds.Size*rounds.Size]; chans[i] != want {
+			t.Fatalf("append %d has another channel than append %d, the first of its group of %d", i, i/rounds.Size*rounds.Size, rounds.Size)
 		}
 	}
-	if chans[0] == chans[groupSize] || chans[groupSize] == chans[2*groupSize] {
+	if chans[0] == chans[rounds.Size] || chans[rounds.Size] == chans[2*rounds.Size] {
 		t.Fatal("appends of different groups share a channel")
 	}
 	batch := q.take(nil)
@@ -230,9 +230,9 @@ func TestQueueGroupsOfASegment(t *testing.T) {
 		t.Fatalf("take: %d appends, want %d", len(batch), n)
 	}
 	var lv rounds.Leaves
-	for i, r := range batch[:groupSize+1] {
+	for i, r := range batch[:rounds.Size+1] {
 		lv.Add(r.group)
-		if i == groupSize {
+		if i == rounds.Size {
 			// Answering the first of the second group flushed the first.
 			if !isClosed(chans[0]) {
 				t.Fatal("the first group's channel is open once its appends were answered")
@@ -240,14 +240,14 @@ func TestQueueGroupsOfASegment(t *testing.T) {
 		}
 	}
 	lv.Flush()
-	if isClosed(chans[groupSize]) {
+	if isClosed(chans[rounds.Size]) {
 		t.Fatal("the second group's channel closed before all of its appends were answered")
 	}
-	for _, r := range batch[groupSize+1:] {
+	for _, r := range batch[rounds.Size+1:] {
 		lv.Add(r.group)
 	}
 	lv.Flush()
-	if !isClosed(chans[groupSize]) || !isClosed(chans[2*groupSize]) {
+	if !isClosed(chans[rounds.Size]) || !isClosed(chans[2*rounds.Size]) {
 		t.Fatal("a group's channel is open though every append was answered")
 	}
 }

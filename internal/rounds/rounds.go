@@ -4,6 +4,15 @@ import (
 	"sync/atomic"
 )
 
+// Size is the most members a log should give a group. A worker answers a
+// round's appends in order, so with groups of Size the callers answered
+// first wake while it answers the others, as with a wake-up each, at one
+// close per Size appends. One group for a whole round of thousands of
+// appends measured 15-20% more latency at p50 where rounds are small and
+// latency-bound (the callers start their next commands only once all are
+// answered).
+const Size = 64
+
 // sealed is the bit of Group.state set when the group is sealed; the bits
 // below it count the members that have not left.
 const sealed = 1 << 62
