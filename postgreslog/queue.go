@@ -13,7 +13,7 @@ import (
 // data (an append larger than that, alone), and a worker takes whole
 // segments, as many as fit in one transaction. The appends of AppendRound
 // in a segment share round groups (package rounds) of up to rounds.Size
-// appends (rounds.Size), sealed when full or when the segment is closed: a group's
+// appends, sealed when full or when the segment is closed: a group's
 // appends are committed by one worker in one transaction, so one close
 // wakes their callers, and none waits for another transaction.
 type appendQueue struct {
