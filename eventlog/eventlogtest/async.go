@@ -52,6 +52,12 @@ func asyncAppend(ctx context.Context, a eventlog.AsyncAppender, typ, id string, 
 // roundAppend calls AppendRound and waits for its channel, checking that
 // done was called exactly once before the channel closed.
 func roundAppend(ctx context.Context, a eventlog.RoundAppender, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+	return startRound(ctx, a, typ, id, expected, events)()
+}
+
+// startRound calls AppendRound and returns a function that waits for its
+// channel, checking that done was called exactly once before it closed.
+func startRound(ctx context.Context, a eventlog.RoundAppender, typ, id string, expected uint64, events []eventlog.Event) func() (uint64, error) {
 	var (
 		calls atomic.Int32
 		pos   uint64
@@ -62,11 +68,18 @@ func roundAppend(ctx context.Context, a eventlog.RoundAppender, typ, id string, 
 			pos, err = p, e
 		}
 	})
-	if ch == nil {
-		return 0, errNilRound
-	}
-	select {
-	case <-ch:
+	return func() (uint64, error) {
+		if ch == nil {
+			return 0, errNilRound
+		}
+		select {
+		case <-ch:
+		case <-time.After(doneTimeout):
+			if calls.Load() == 0 {
+				return 0, errNoDone
+			}
+			return 0, errNoClose
+		}
 		// done happened before the close: pos and err are its.
 		switch calls.Load() {
 		case 0:
@@ -80,11 +93,6 @@ func roundAppend(ctx context.Context, a eventlog.RoundAppender, typ, id string, 
 			return 0, errDoneTwice
 		}
 		return pos, err
-	case <-time.After(doneTimeout):
-		if calls.Load() == 0 {
-			return 0, errNoDone
-		}
-		return 0, errNoClose
 	}
 }
 
@@ -181,87 +189,93 @@ func asyncCases() []Case {
 	}
 }
 
+func asyncAppender(log eventlog.Log) eventlog.AsyncAppender {
+	a, _ := log.(eventlog.AsyncAppender)
+	return a
+}
+
 func roundAppender(log eventlog.Log) eventlog.RoundAppender {
 	a, _ := log.(eventlog.RoundAppender)
 	return a
 }
 
-func roundClosesAfterDone(t *conformancetest.T, log eventlog.Log) {
-	a := roundAppender(log)
-	if a == nil {
-		return
-	}
+// appendFunc appends as Append does, through one of the asynchronous
+// paths, and checks that path's own promises (see asyncAppend and
+// roundAppend).
+type appendFunc func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error)
+
+// checkOutcomes checks that app reports Append's results: the Position on
+// success, a *ConflictError on a conflict, ErrInvalid for invalid
+// arguments. what names the path in messages.
+func checkOutcomes(t *conformancetest.T, log eventlog.Log, what string, app appendFunc) {
 	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
 	typ, id := n.Type("order"), n.ID("1")
-	pos, err := roundAppend(ctx, a, typ, id, 0, evs("e", 1, 2))
+	pos, err := app(ctx, typ, id, 0, evs("e", 1, 2))
 	if err != nil {
-		t.Fatalf("AppendRound of 2 events to a new stream: %v", err)
+		t.Fatalf("%s of 2 events to a new stream: %v", what, err)
 	}
 	recs := readEntity(t, ctx, log, typ, id, 1)
 	if len(recs) != 2 || recs[1].Position != pos {
-		t.Fatalf("after AppendRound's done got Position %d: read %d records, want 2, the last at that Position", pos, len(recs))
+		t.Fatalf("after %s reported Position %d: read %d records, want 2, the last at that Position", what, pos, len(recs))
 	}
-	_, err = roundAppend(ctx, a, typ, id, 1, evs("e", 3, 1))
+	_, err = app(ctx, typ, id, 1, evs("e", 3, 1))
 	var ce *eventlog.ConflictError
 	if !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
-		t.Fatalf("AppendRound expecting 1 on a stream at 2: %v, want a *ConflictError with Expected 1 and Actual 2", err)
+		t.Fatalf("%s expecting 1 on a stream at 2: %v, want a *ConflictError with Expected 1 and Actual 2", what, err)
 	}
-	if _, err := roundAppend(ctx, a, typ, "", 0, evs("e", 1, 1)); !errors.Is(err, eventlog.ErrInvalid) {
-		t.Fatalf("AppendRound with an empty id: %v, want ErrInvalid", err)
+	if _, err := app(ctx, typ, "", 0, evs("e", 1, 1)); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("%s with an empty id: %v, want ErrInvalid", what, err)
 	}
-	canceled, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := roundAppend(canceled, a, typ, id, 2, evs("e", 3, 1)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("AppendRound with a canceled ctx: %v, want context.Canceled", err)
+	if _, err := app(ctx, typ, id, 2, nil); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("%s of no events: %v, want ErrInvalid", what, err)
 	}
 	if got := mustLastSeq(t, ctx, log, typ, id); got != 2 {
 		t.Fatalf("LastSeq after the refused appends: %d, want 2", got)
 	}
 }
 
-func roundPipelined(t *conformancetest.T, log eventlog.Log) {
-	a := roundAppender(log)
-	if a == nil {
-		return
+// checkCanceled checks that app with a ctx that already ended reports
+// ctx's error and appends nothing.
+func checkCanceled(t *conformancetest.T, log eventlog.Log, what string, app appendFunc) {
+	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
+	typ, id := n.Type("order"), n.ID("1")
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := app(canceled, typ, id, 0, evs("e", 1, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%s with a canceled ctx: %v, want context.Canceled", what, err)
 	}
+	if got := mustLastSeq(t, ctx, log, typ, id); got != 0 {
+		t.Fatalf("LastSeq after %s with a canceled ctx: %d, want 0", what, got)
+	}
+}
+
+// startFunc starts an append through one of the asynchronous paths and
+// returns a function that waits for its outcome, checking that path's own
+// promises.
+type startFunc func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (wait func() (uint64, error))
+
+// checkPipelined starts appends to many streams, round after round, each
+// round's before any of them is settled: all land, each at its Seq, and
+// no Position is reported twice.
+func checkPipelined(t *conformancetest.T, log eventlog.Log, start startFunc) {
 	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
 	typ := n.Type("order")
 	const streams, rounds = 50, 4
-	type call struct {
-		ch    <-chan struct{}
-		calls atomic.Int32
-		pos   uint64
-		err   error
-	}
 	for round := range rounds {
-		calls := make([]*call, streams)
+		waits := make([]func() (uint64, error), streams)
 		for i := range streams {
-			c := new(call)
-			calls[i] = c
-			c.ch = a.AppendRound(ctx, typ, n.ID(strconv.Itoa(i)), uint64(round), evs("e", round+1, 1), func(pos uint64, err error) {
-				if c.calls.Add(1) == 1 {
-					c.pos, c.err = pos, err
-				}
-			})
+			waits[i] = start(ctx, typ, n.ID(strconv.Itoa(i)), uint64(round), evs("e", round+1, 1))
 		}
 		seen := make(map[uint64]bool)
-		timeout := time.After(doneTimeout)
-		for i, c := range calls {
-			select {
-			case <-c.ch:
-			case <-timeout:
-				t.Fatalf("round %d, stream %d: AppendRound's channel did not close within %v (done called %d times)", round, i, doneTimeout, c.calls.Load())
+		for i, wait := range waits {
+			pos, err := wait()
+			if err != nil {
+				t.Fatalf("round %d, stream %d: %v", round, i, err)
 			}
-			if got := c.calls.Load(); got != 1 {
-				t.Fatalf("round %d, stream %d: done called %d times when the channel closed, want 1", round, i, got)
+			if seen[pos] {
+				t.Fatalf("round %d: Position %d reported for two appends", round, pos)
 			}
-			if c.err != nil {
-				t.Fatalf("round %d, stream %d: %v", round, i, c.err)
-			}
-			if seen[c.pos] {
-				t.Fatalf("round %d: Position %d reported for two appends", round, c.pos)
-			}
-			seen[c.pos] = true
+			seen[pos] = true
 		}
 	}
 	for i := range streams {
@@ -272,56 +286,19 @@ func roundPipelined(t *conformancetest.T, log eventlog.Log) {
 	}
 }
 
-func asyncAppender(log eventlog.Log) eventlog.AsyncAppender {
-	a, _ := log.(eventlog.AsyncAppender)
-	return a
-}
-
 func asyncDoneOnce(t *conformancetest.T, log eventlog.Log) {
-	a := asyncAppender(log)
-	if a == nil {
-		return
-	}
-	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
-	typ, id := n.Type("order"), n.ID("1")
-	pos, err := asyncAppend(ctx, a, typ, id, 0, evs("e", 1, 2))
-	if err != nil {
-		t.Fatalf("AppendAsync of 2 events to a new stream: %v", err)
-	}
-	recs := readEntity(t, ctx, log, typ, id, 1)
-	if len(recs) != 2 || recs[1].Position != pos {
-		t.Fatalf("after AppendAsync returned Position %d: read %d records, want 2, the last at that Position", pos, len(recs))
-	}
-	_, err = asyncAppend(ctx, a, typ, id, 1, evs("e", 3, 1))
-	var ce *eventlog.ConflictError
-	if !errors.As(err, &ce) || ce.Expected != 1 || ce.Actual != 2 {
-		t.Fatalf("AppendAsync expecting 1 on a stream at 2: %v, want a *ConflictError with Expected 1 and Actual 2", err)
-	}
-	if _, err := asyncAppend(ctx, a, typ, "", 0, evs("e", 1, 1)); !errors.Is(err, eventlog.ErrInvalid) {
-		t.Fatalf("AppendAsync with an empty id: %v, want ErrInvalid", err)
-	}
-	if _, err := asyncAppend(ctx, a, typ, id, 2, nil); !errors.Is(err, eventlog.ErrInvalid) {
-		t.Fatalf("AppendAsync of no events: %v, want ErrInvalid", err)
-	}
-	if got := mustLastSeq(t, ctx, log, typ, id); got != 2 {
-		t.Fatalf("LastSeq after the refused appends: %d, want 2", got)
+	if a := asyncAppender(log); a != nil {
+		checkOutcomes(t, log, "AppendAsync", func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+			return asyncAppend(ctx, a, typ, id, expected, events)
+		})
 	}
 }
 
 func asyncCanceledBeforeSend(t *conformancetest.T, log eventlog.Log) {
-	a := asyncAppender(log)
-	if a == nil {
-		return
-	}
-	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
-	typ, id := n.Type("order"), n.ID("1")
-	canceled, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := asyncAppend(canceled, a, typ, id, 0, evs("e", 1, 1)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("AppendAsync with a canceled ctx: %v, want context.Canceled", err)
-	}
-	if got := mustLastSeq(t, ctx, log, typ, id); got != 0 {
-		t.Fatalf("LastSeq after AppendAsync with a canceled ctx: %d, want 0", got)
+	if a := asyncAppender(log); a != nil {
+		checkCanceled(t, log, "AppendAsync", func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+			return asyncAppend(ctx, a, typ, id, expected, events)
+		})
 	}
 }
 
@@ -330,42 +307,38 @@ func asyncPipelined(t *conformancetest.T, log eventlog.Log) {
 	if a == nil {
 		return
 	}
-	ctx, n := conformancetest.Context(t), conformancetest.NewNames(t)
-	typ := n.Type("order")
-	const streams, rounds = 50, 4
-	type result struct {
-		i   int
-		pos uint64
-		err error
-	}
-	for round := range rounds {
-		out := make(chan result, streams)
-		for i := range streams {
-			id := n.ID(strconv.Itoa(i))
-			a.AppendAsync(ctx, typ, id, uint64(round), evs("e", round+1, 1), func(pos uint64, err error) {
-				out <- result{i, pos, err}
-			})
+	checkPipelined(t, log, func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) func() (uint64, error) {
+		type result struct {
+			pos uint64
+			err error
 		}
-		seen := make(map[uint64]bool)
-		for range streams {
+		out := make(chan result, 1)
+		a.AppendAsync(ctx, typ, id, expected, events, func(pos uint64, err error) { out <- result{pos, err} })
+		return func() (uint64, error) {
 			select {
 			case r := <-out:
-				if r.err != nil {
-					t.Fatalf("round %d, stream %d: %v", round, r.i, r.err)
-				}
-				if seen[r.pos] {
-					t.Fatalf("round %d: Position %d reported for two appends", round, r.pos)
-				}
-				seen[r.pos] = true
+				return r.pos, r.err
 			case <-time.After(doneTimeout):
-				t.Fatalf("round %d: %d of %d appends never called done", round, streams-len(seen), streams)
+				return 0, errNoDone
 			}
 		}
-	}
-	for i := range streams {
-		id := n.ID(strconv.Itoa(i))
-		if got := seqs(readEntity(t, ctx, log, typ, id, 1)); !equalSeqs(got, span(1, rounds)) {
-			t.Fatalf("stream %s: Seqs %v, want 1..%d", id, got, rounds)
+	})
+}
+
+func roundClosesAfterDone(t *conformancetest.T, log eventlog.Log) {
+	if a := roundAppender(log); a != nil {
+		app := func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) (uint64, error) {
+			return roundAppend(ctx, a, typ, id, expected, events)
 		}
+		checkOutcomes(t, log, "AppendRound", app)
+		checkCanceled(t, log, "AppendRound", app)
+	}
+}
+
+func roundPipelined(t *conformancetest.T, log eventlog.Log) {
+	if a := roundAppender(log); a != nil {
+		checkPipelined(t, log, func(ctx context.Context, typ, id string, expected uint64, events []eventlog.Event) func() (uint64, error) {
+			return startRound(ctx, a, typ, id, expected, events)
+		})
 	}
 }
