@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"context"
+	"reflect"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -66,6 +68,17 @@ type Tracing struct {
 	tracer trace.Tracer
 	global bool // follow the global provider
 	on     bool // for a provider the caller gave
+	scope  string
+	// cur is the global provider's tracer, for the provider installed
+	// last: the API's global delegates to the first one installed only,
+	// so a program that replaces its SDK would keep feeding the old one.
+	cur atomic.Pointer[globalTracer]
+}
+
+// globalTracer is a tracer of the global provider tp.
+type globalTracer struct {
+	tp     trace.TracerProvider
+	tracer trace.Tracer
 }
 
 // initialGlobal is the global tracer provider as the program started,
@@ -81,7 +94,7 @@ func NewTracing(tp trace.TracerProvider, scope string, disabled bool) *Tracing {
 	case disabled:
 		return &Tracing{}
 	case tp == nil:
-		return &Tracing{tracer: otel.GetTracerProvider().Tracer(scope), global: true}
+		return &Tracing{tracer: otel.GetTracerProvider().Tracer(scope), global: true, scope: scope}
 	}
 	_, noopTP := tp.(noop.TracerProvider)
 	return &Tracing{tracer: tp.Tracer(scope), on: !noopTP}
@@ -95,5 +108,24 @@ func (t *Tracing) On() bool {
 	return t.on
 }
 
-// Tracer returns the tracer; nil when tracing is disabled.
-func (t *Tracing) Tracer() trace.Tracer { return t.tracer }
+// Tracer returns the tracer; nil when tracing is disabled. Following the
+// global provider, it is a tracer of the provider installed last.
+func (t *Tracing) Tracer() trace.Tracer {
+	if !t.global {
+		return t.tracer
+	}
+	tp := otel.GetTracerProvider()
+	if tp == initialGlobal {
+		return t.tracer
+	}
+	// cur holds providers of comparable types only, so this comparison
+	// cannot panic.
+	if g := t.cur.Load(); g != nil && g.tp == tp {
+		return g.tracer
+	}
+	g := &globalTracer{tp: tp, tracer: tp.Tracer(t.scope)}
+	if reflect.TypeOf(tp).Comparable() {
+		t.cur.Store(g)
+	}
+	return g.tracer
+}

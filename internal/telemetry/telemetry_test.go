@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"testing"
 
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -98,5 +101,40 @@ func TestAppendOutcome(t *testing.T) {
 		if got := AppendOutcomeNames[AppendOutcome(c.err)]; got != c.want {
 			t.Errorf("AppendOutcome(%v) = %s, want %s", c.err, got, c.want)
 		}
+	}
+}
+
+// uncomparableTP is a tracer provider whose type cannot be compared.
+type uncomparableTP struct {
+	noop.TracerProvider
+	attrs map[string]string
+}
+
+// Following the global provider, spans go to the provider installed last,
+// not to the first one (to which the API's global delegates for good), and
+// a provider of a type that cannot be compared is used without a panic.
+func TestTracingFollowsTheProviderInstalledLast(t *testing.T) {
+	tr := NewTracing(nil, "test", false)
+	t.Cleanup(func() { otel.SetTracerProvider(initialGlobal) })
+	first, second := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(first)))
+	_, span := tr.Tracer().Start(context.Background(), "one")
+	span.End()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(second)))
+	for range 2 {
+		_, span = tr.Tracer().Start(context.Background(), "two")
+		span.End()
+	}
+	if n1, n2 := len(first.Ended()), len(second.Ended()); n1 != 1 || n2 != 2 {
+		t.Fatalf("spans: %d to the first provider, %d to the second; want 1 and 2", n1, n2)
+	}
+	otel.SetTracerProvider(uncomparableTP{attrs: map[string]string{}})
+	for range 2 {
+		if _, span := tr.Tracer().Start(context.Background(), "three"); span.SpanContext().IsValid() {
+			t.Fatal("a no-op provider's span is valid")
+		}
+	}
+	if n := len(second.Ended()); n != 2 {
+		t.Fatalf("%d spans to the second provider after a third was installed, want 2", n)
 	}
 }
