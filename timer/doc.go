@@ -160,8 +160,18 @@
 //
 // The scheduler's projection keeps its offset in memory: what the offset
 // store keeps is the mark, under the timers' name, where operators' tools
-// (esctl) list it. Pausing that name with projection.Pause does not pause
-// the scheduler.
+// (esctl) list it.
+//
+// # Pausing
+//
+// If the offset store keeps control records ([projection.Controls]: the
+// memory, PostgreSQL and NATS stores do), running timers read them at
+// Start and every [WithControlInterval]: [projection.Pause] of the
+// timers' name (esctl pause), or of a slice's name, stops the firing
+// within that interval. Timers that come due meanwhile wait, Schedule and
+// Cancel go on, and [Status] reports Paused; [projection.Resume] lets the
+// due timers fire. A fire call in progress when the pause is read runs to
+// its end.
 //
 // # Concurrency
 //

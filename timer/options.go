@@ -57,6 +57,7 @@ type config struct {
 	renewAfter  int
 	kopts       []entity.KindOption
 	popts       []projection.Option
+	control     time.Duration
 }
 
 // WithEntityType stores the timers as entities of type typ (default
@@ -80,6 +81,21 @@ func WithConcurrency(n int) Option {
 			return fmt.Errorf("%w: WithConcurrency(%d): must be >= 1", ErrInvalid, n)
 		}
 		c.concurrency = n
+		return nil
+	}
+}
+
+// WithControlInterval sets how often running timers read their control
+// records when the offset store keeps them ([projection.Controls]):
+// default [projection.DefaultControlInterval]. A [projection.Pause] of
+// the timers' name (or of their slice's name) stops the firing within d;
+// [projection.Resume] lets it go on.
+func WithControlInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithControlInterval(%v): must be positive", ErrInvalid, d)
+		}
+		c.control = d
 		return nil
 	}
 }

@@ -234,7 +234,7 @@ func (t *Timers) dispatch(ctx context.Context, s *sched, work chan<- *entry) {
 		wait := maxWait
 		s.mu.Lock()
 		now := unixNano(t.cfg.clock.Now())
-		for s.inflight < t.cfg.concurrency && len(s.h) > 0 {
+		for s.inflight < t.cfg.concurrency && len(s.h) > 0 && t.pausedSince.Load() == 0 {
 			e := s.h[0]
 			if e.next > now {
 				d := time.Duration(e.next - now)
@@ -524,4 +524,62 @@ func (h *entryHeap) Pop() any {
 	e.index = -1
 	*h = old[:len(old)-1]
 	return e
+}
+
+// pollControl reads the control records of the timers' name and, for a
+// slice, of the slice's name: either one paused pauses the firing.
+func (t *Timers) pollControl(ctx context.Context, ctl projection.Controls) error {
+	paused := false
+	for _, name := range t.controlNames() {
+		c, _, err := ctl.LoadControl(ctx, name)
+		if err != nil {
+			return fmt.Errorf("timer: %s: read the control record of %s: %w", t.markKey, name, err)
+		}
+		paused = paused || c.Paused
+	}
+	switch since := t.pausedSince.Load(); {
+	case paused && since == 0:
+		t.pausedSince.Store(unixNano(t.cfg.clock.Now()))
+		t.cfg.logger.Info("timers paused by their control record", "timers", t.markKey)
+	case !paused && since != 0:
+		t.pausedSince.Store(0)
+		t.cfg.logger.Info("timers resumed by their control record", "timers", t.markKey)
+	}
+	return nil
+}
+
+// controlNames are the names whose control records steer the timers.
+func (t *Timers) controlNames() []string {
+	if t.markKey == t.name {
+		return []string{t.name}
+	}
+	return []string{t.name, t.markKey}
+}
+
+// followControl reads the control records every control interval until
+// ctx ends, and wakes the dispatcher on a resume. A failed read keeps the
+// state the last one read, and is logged.
+func (t *Timers) followControl(ctx context.Context, ctl projection.Controls, s *sched) {
+	tick := time.NewTicker(t.cfg.control)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		was := t.pausedSince.Load()
+		if err := t.pollControl(ctx, ctl); err != nil {
+			if ctx.Err() == nil {
+				t.cfg.logger.Warn("timers could not read their control record", "timers", t.markKey, "err", err)
+			}
+			continue
+		}
+		if was != 0 && t.pausedSince.Load() == 0 {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 }

@@ -101,6 +101,9 @@ type Timers struct {
 	// cur is the current or last run's scheduler state; the projection's
 	// handler reads it for every batch.
 	cur atomic.Pointer[sched]
+	// pausedSince is when the control records paused the running timers
+	// (Unix nanoseconds), 0 while they are not paused.
+	pausedSince atomic.Int64
 }
 
 // New returns the timers named name, stored as entities of sys (type
@@ -133,6 +136,7 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 		clock:       systemClock{},
 		logger:      slog.Default(),
 		markEvery:   DefaultMarkInterval,
+		control:     projection.DefaultControlInterval,
 		renewAfter:  DefaultRenewAfter,
 	}
 	for i, o := range opts {
@@ -295,9 +299,10 @@ func (t *Timers) Get(ctx context.Context, id string) (Info, error) {
 
 // Start starts the scheduler in goroutines the Timers own: it loads the
 // low-water mark, reads the timers from there, and fires the due ones
-// until ctx ends or [Timers.Stop] is called. It returns [ErrRunning] if
-// the scheduler runs already, and the offset store's error if the mark
-// cannot be loaded. Schedule, Cancel and Get work without it.
+// until ctx ends or [Timers.Stop] is called (not while paused: see the
+// package documentation). It returns [ErrRunning] if the scheduler runs
+// already, and the offset store's error if the mark or the control
+// records cannot be read. Schedule, Cancel and Get work without it.
 func (t *Timers) Start(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -310,6 +315,15 @@ func (t *Timers) Start(ctx context.Context) error {
 	}
 	if err := t.p.SetOffset(ctx, mark); err != nil {
 		return fmt.Errorf("timer: %s: %w", t.markKey, err)
+	}
+	// The control records are read before anything fires, so that paused
+	// timers start paused.
+	ctl, hasCtl := t.offsets.(projection.Controls)
+	t.pausedSince.Store(0)
+	if hasCtl {
+		if err := t.pollControl(ctx, ctl); err != nil {
+			return err
+		}
 	}
 	s := newSched(mark)
 	// The scheduler's own commands carry no idempotency key, whatever
@@ -330,6 +344,9 @@ func (t *Timers) Start(ctx context.Context) error {
 		wg.Go(func() { t.worker(rctx, s, work) })
 	}
 	wg.Go(func() { t.saveMarks(rctx, s) })
+	if hasCtl {
+		wg.Go(func() { t.followControl(rctx, ctl, s) })
+	}
 	go func() {
 		defer close(done)
 		// The projection runs until rctx ends, or stops at an event it
@@ -425,6 +442,12 @@ type Status struct {
 	// Mark is the low-water mark last stored: a restart reads the timer
 	// events after it. Next is the mark the scheduler would store now.
 	Mark, Next uint64
+	// Paused is set while the control records pause the timers
+	// ([projection.Pause] of their name or their slice's name): due
+	// timers wait, and fire once resumed. PausedSince is when the
+	// running timers read the pause.
+	Paused      bool
+	PausedSince time.Time
 	// Projection is the status of the projection that reads the timers:
 	// its Handled counts the timer events read since Start, Lag those
 	// read and not yet handled.
@@ -438,6 +461,9 @@ func (t *Timers) Status() Status {
 	t.mu.Unlock()
 	s := t.cur.Load()
 	st := Status{Name: t.markKey, Running: running, Projection: t.p.Status()}
+	if since := t.pausedSince.Load(); running && since != 0 {
+		st.Paused, st.PausedSince = true, time.Unix(0, since)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := unixNano(t.cfg.clock.Now())
