@@ -173,6 +173,24 @@
 // due timers fire. A fire call in progress when the pause is read runs to
 // its end.
 //
+// # Telemetry
+//
+// The timers' metrics go to the global meter provider unless
+// [WithMeterProvider] gives one, with the attribute eventsourced.timers
+// naming the timers (their slice's name for a slice):
+//
+//   - eventsourced.timer.fires: calls of the fire function, by outcome
+//     (ok, failed);
+//   - eventsourced.timer.lateness (s): how long after its due time a
+//     timer's fire function was called successfully;
+//   - eventsourced.timer.store.errors: commands to the timer entities that
+//     failed and are retried;
+//   - eventsourced.timer.pending, .due and .paused: gauges of [Status],
+//     reported while the timers run.
+//
+// The projection that reads the timers reports its own metrics and spans
+// (eventsourced.projection.*, named after the timers).
+//
 // # Concurrency
 //
 // [Timers] is safe for concurrent use. A running scheduler owns the

@@ -8,6 +8,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/projection"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of the options.
@@ -58,6 +59,7 @@ type config struct {
 	kopts       []entity.KindOption
 	popts       []projection.Option
 	control     time.Duration
+	mp          metric.MeterProvider // nil: the global one
 }
 
 // WithEntityType stores the timers as entities of type typ (default
@@ -96,6 +98,23 @@ func WithControlInterval(d time.Duration) Option {
 			return fmt.Errorf("%w: WithControlInterval(%v): must be positive", ErrInvalid, d)
 		}
 		c.control = d
+		return nil
+	}
+}
+
+// WithMeterProvider sets the meter provider of the timers' metrics
+// (default: the global one, so nothing is measured until a program
+// installs an SDK). The metrics are eventsourced.timer.fires,
+// .lateness, .store.errors and the gauges .pending, .due and .paused,
+// with the attribute eventsourced.timers naming the timers (their
+// slice's name for a slice). The projection that reads the timers has
+// its own (projection.WithMeterProvider through [WithProjectionOptions]).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return fmt.Errorf("%w: WithMeterProvider(nil)", ErrInvalid)
+		}
+		c.mp = mp
 		return nil
 	}
 }

@@ -311,9 +311,11 @@ func (t *Timers) process(ctx context.Context, s *sched, e *entry) {
 				t.settle(s, e) // stopping: the next run fires it again
 				return
 			}
+			t.tel.fired(false, e.at, t.cfg.clock.Now())
 			t.retry(ctx, s, e, attempt, false, fmt.Errorf("timer: %s: fire %s generation %d: %w", t.name, eventlog.FormatID(e.id), e.gen, err))
 			return
 		}
+		t.tel.fired(true, e.at, t.cfg.clock.Now())
 		s.mu.Lock()
 		e.fired = true
 		s.fired++
@@ -383,6 +385,7 @@ func (t *Timers) retry(ctx context.Context, s *sched, e *entry, attempt int, sto
 	s.mu.Lock()
 	if store {
 		s.storeErrors++
+		t.tel.storeError()
 	} else {
 		s.failures++
 	}

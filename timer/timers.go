@@ -104,6 +104,7 @@ type Timers struct {
 	// pausedSince is when the control records paused the running timers
 	// (Unix nanoseconds), 0 while they are not paused.
 	pausedSince atomic.Int64
+	tel         telemetry
 }
 
 // New returns the timers named name, stored as entities of sys (type
@@ -168,6 +169,10 @@ func New(sys *entity.System, name string, offsets projection.OffsetStore, fire F
 	// (WithSlice, or projection.WithSlice among the projection options):
 	// each slice keeps its own mark.
 	t.p, t.markKey = p, p.Name()
+	t.tel.init(cfg.mp, t.markKey)
+	if err := t.tel.inst.Err; err != nil {
+		cfg.logger.Warn("timers: a metric instrument could not be created; it measures nothing", "timers", t.markKey, "err", err)
+	}
 	// The timers keep idempotency keys, so that a Schedule or Cancel sent
 	// with one (by a fire function, a process manager, a projection)
 	// acts once.
@@ -344,6 +349,7 @@ func (t *Timers) Start(ctx context.Context) error {
 		wg.Go(func() { t.worker(rctx, s, work) })
 	}
 	wg.Go(func() { t.saveMarks(rctx, s) })
+	reg := t.tel.inst.Observe(t.observe, t.tel.pending, t.tel.due, t.tel.paused)
 	if hasCtl {
 		wg.Go(func() { t.followControl(rctx, ctl, s) })
 	}
@@ -354,6 +360,7 @@ func (t *Timers) Start(ctx context.Context) error {
 		perr := t.p.Wait(context.Background())
 		cancel()
 		wg.Wait()
+		_ = reg.Unregister()
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), markSaveTimeout)
 		if err := t.saveMark(sctx, s); err != nil {
 			t.cfg.logger.Warn("timers could not save their low-water mark on stop", "timers", t.markKey, "err", err)
