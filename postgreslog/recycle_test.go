@@ -102,14 +102,16 @@ func testRecycledRequestsAnswerOnce(t *testing.T, path postgreslog.Option) {
 }
 
 // TestRecycledRequestsAnswerOnceAcrossClose closes a Log while
-// asynchronous appends pour in, and checks that each append is answered
-// exactly once, by a commit or with ErrClosed.
+// asynchronous appends pour in, every other one through AppendRound, and
+// checks that each append is answered exactly once, by a commit or with
+// ErrClosed, and that every round's channel closes, after its done.
 func TestRecycledRequestsAnswerOnceAcrossClose(t *testing.T) {
 	pool := postgreslog.NewTestPool(t, nil)
 	l := newLogs(t, pool, 1)[0]
 	ctx := testCtx(t, 60*time.Second)
 	const senders, each = 8, 200
 	calls := make([]atomic.Int32, senders*each)
+	rounds := make([]<-chan struct{}, senders*each)
 	var answered sync.WaitGroup
 	answered.Add(senders * each)
 	var sent sync.WaitGroup
@@ -117,14 +119,19 @@ func TestRecycledRequestsAnswerOnceAcrossClose(t *testing.T) {
 		sent.Go(func() {
 			for i := range each {
 				n := g*each + i
-				l.AppendAsync(ctx, "closing", fmt.Sprintf("s%d", n), 0, events("e", 1), func(_ uint64, err error) {
+				done := func(_ uint64, err error) {
 					if err != nil && !errors.Is(err, eventlog.ErrClosed) {
 						t.Errorf("append %d: %v, want success or ErrClosed", n, err)
 					}
 					if calls[n].Add(1) == 1 {
 						answered.Done()
 					}
-				})
+				}
+				if n%2 == 1 {
+					rounds[n] = l.AppendRound(ctx, "closing", fmt.Sprintf("s%d", n), 0, events("e", 1), done)
+					continue
+				}
+				l.AppendAsync(ctx, "closing", fmt.Sprintf("s%d", n), 0, events("e", 1), done)
 			}
 		})
 	}
@@ -139,6 +146,16 @@ func TestRecycledRequestsAnswerOnceAcrossClose(t *testing.T) {
 	case <-done:
 	case <-ctx.Done():
 		t.Fatal("not every append was answered")
+	}
+	for n, ch := range rounds {
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("append %d: AppendRound's channel never closed", n)
+		}
 	}
 	time.Sleep(50 * time.Millisecond) // room for a wrong second answer
 	for n := range calls {
