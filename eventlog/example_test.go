@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/testkit"
 )
 
 func Example() {
@@ -62,4 +63,41 @@ func Example() {
 	// every account event after position 1:
 	//   position 2 account/alice seq 2 Deposited
 	//   position 4 account/alice seq 3 Withdrawn
+}
+
+// A caller of a log that settles appends in rounds (postgreslog's Log, or
+// here the testkit's wrapper, which has every capability) starts many
+// appends without waiting, and waits on the channels AppendRound returns:
+// appends of one round share a channel, closed once all of them are
+// answered, and done's results are there when it is closed.
+func ExampleRoundAppender() {
+	ctx := context.Background()
+	var log eventlog.Log = testkit.NewLog(eventlog.NewMemory())
+	ra, ok := log.(eventlog.RoundAppender)
+	if !ok {
+		fmt.Println("no rounds: use Append")
+		return
+	}
+	seqs := make([]uint64, 3)
+	errs := make([]error, 3)
+	chans := make([]<-chan struct{}, 3)
+	for i := range 3 {
+		ev := eventlog.Event{Name: "Opened", Data: []byte(`{}`)}
+		chans[i] = ra.AppendRound(ctx, "account", fmt.Sprint("acc-", i), 0, []eventlog.Event{ev}, func(pos uint64, err error) {
+			seqs[i], errs[i] = pos, err // recorded only: the channel wakes the caller
+		})
+	}
+	for i, ch := range chans {
+		<-ch
+		fmt.Printf("acc-%d: appended: %v\n", i, errs[i] == nil && seqs[i] > 0)
+	}
+	// A second creator of acc-0 conflicts.
+	var err error
+	<-ra.AppendRound(ctx, "account", "acc-0", 0, []eventlog.Event{{Name: "Opened"}}, func(_ uint64, e error) { err = e })
+	fmt.Println(errors.Is(err, eventlog.ErrConflict))
+	// Output:
+	// acc-0: appended: true
+	// acc-1: appended: true
+	// acc-2: appended: true
+	// true
 }
