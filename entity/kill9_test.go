@@ -16,11 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/internal/ledgertest"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -74,19 +72,11 @@ func runKillChild(mode string) int {
 		fmt.Fprintln(os.Stderr, "kill9 child:", err)
 		return 1
 	}
-	nc, err := nats.Connect(os.Getenv(killNATSEnv))
+	log, _, closing, err := natstest.Dial(ctx, os.Getenv(killNATSEnv))
 	if err != nil {
 		return fail(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		return fail(err)
-	}
+	defer closing()
 	sys, err := entity.NewSystem(log, entity.WithoutTelemetry())
 	if err != nil {
 		return fail(err)
@@ -261,29 +251,8 @@ func ledgerItems(t *testing.T, log *natslog.Log) map[string][]int {
 }
 
 func TestIdempotentCommandsSurviveKill9(t *testing.T) {
-	srv, err := natslog.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := natslog.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
+	srv := natstest.Server(t)
+	log := natstest.SetUp(t, natstest.Connect(t, srv))
 
 	first, done := killChild(t, srv.ClientURL(), "first", killAfterWaves)
 	if done || len(first) >= killCommands {
@@ -333,7 +302,7 @@ func TestIdempotentCommandsSurviveKill9(t *testing.T) {
 	fromLog := ledgerItems(t, log)
 	total := 0
 	for e := range killEntities {
-		items, err := entity.Ask(ctx, k.Ref(ledgerOf(e)), Items{})
+		items, err := entity.Ask(context.Background(), k.Ref(ledgerOf(e)), Items{})
 		if err != nil {
 			t.Fatal(err)
 		}

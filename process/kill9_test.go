@@ -12,14 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eventsourced-go/eventsourced/binarize"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/ledgertest"
-	"github.com/eventsourced-go/eventsourced/natslog"
+	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/process"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
 )
@@ -88,19 +85,11 @@ func runKillChild(mode string) int {
 	if err != nil {
 		return fail(err)
 	}
-	nc, err := nats.Connect(os.Getenv(killNATSEnv))
+	log, js, closing, err := natstest.Dial(ctx, os.Getenv(killNATSEnv))
 	if err != nil {
 		return fail(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		return fail(err)
-	}
+	defer closing()
 	offsets, err := natsprojection.New(ctx, js)
 	if err != nil {
 		return fail(err)
@@ -156,31 +145,12 @@ func runKillChild(mode string) int {
 // decides acts exactly once across SIGKILLs of the process manager's
 // process.
 func TestKill9BetweenSendingAndRecording(t *testing.T) {
-	srv, err := natslog.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Server(t)
+	log := natstest.SetUp(t, natstest.Connect(t, srv))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natslog.Setup(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	log, err := natslog.New(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
 	var last uint64
+	var err error
 	for i := range killOrders {
 		if last, err = log.Append(ctx, "Order", fmt.Sprintf("o-%d", i), 0, eventlog.Event{Name: "Placed"}); err != nil {
 			t.Fatal(err)

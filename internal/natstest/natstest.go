@@ -44,6 +44,13 @@ func Connect(t testing.TB, srv *natslog.EmbeddedServer, opts ...nats.Option) jet
 func Log(t testing.TB, opts ...natslog.Option) (*natslog.Log, jetstream.JetStream) {
 	t.Helper()
 	js := Connect(t, Server(t))
+	return SetUp(t, js, opts...), js
+}
+
+// SetUp sets js up for natslog and returns a Log on it, closed when t
+// ends.
+func SetUp(t testing.TB, js jetstream.JetStream, opts ...natslog.Option) *natslog.Log {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := natslog.Setup(ctx, js); err != nil {
@@ -54,5 +61,23 @@ func Log(t testing.TB, opts ...natslog.Option) (*natslog.Log, jetstream.JetStrea
 		t.Fatalf("natslog.New: %v", err)
 	}
 	t.Cleanup(func() { log.Close() })
-	return log, js
+	return log
+}
+
+// Dial connects to the server at url, for a child process of a test that
+// has no testing.T, and returns a Log on the stream its parent set up and
+// the JetStream context; closing ends both.
+func Dial(ctx context.Context, url string) (log *natslog.Log, js jetstream.JetStream, closing func(), err error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if js, err = jetstream.New(nc); err == nil {
+		log, err = natslog.New(ctx, js)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	return log, js, func() { log.Close(); nc.Close() }, nil
 }
