@@ -22,6 +22,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -403,7 +404,7 @@ func runEtcdUnreachable() int {
 }
 
 func TestEtcdUnreachableAtStart(t *testing.T) {
-	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nobody listens
+	closed := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)) // nobody listens
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")

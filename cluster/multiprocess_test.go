@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -213,16 +213,6 @@ func (p *processTB) Helper()                        {}
 func (p *processTB) Fatalf(format string, a ...any) { p.fail(fmt.Sprintf(format, a...)) }
 func (p *processTB) Fatal(a ...any)                 { p.fail(fmt.Sprint(a...)) }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // child is one member process.
 type child struct {
 	cmd   *exec.Cmd
@@ -320,8 +310,8 @@ func newMPCluster(t *testing.T, n int, env ...string) *mpCluster {
 	// Runs after the members' own cleanups, which kill what is left.
 	t.Cleanup(func() { checkRaces(t, c.raceDir, upstreamRace) })
 	for range n {
-		c.hosts = append(c.hosts, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-		c.remotes = append(c.remotes, freePort(t))
+		c.hosts = append(c.hosts, fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)))
+		c.remotes = append(c.remotes, freeport.Port(t))
 	}
 	return c
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 )
 
 // otherIP returns a non-loopback IPv4 address of this host, nil if it has
@@ -65,7 +66,7 @@ func askRemote(t *testing.T, nodes []node) {
 // endpoint are reachable there and not on the host's other addresses.
 func TestAutomanagedProviderListensOnHostOnly(t *testing.T) {
 	ip := otherIP(t)
-	ports := []int{freePort(t), freePort(t)}
+	ports := []int{freeport.Port(t), freeport.Port(t)}
 	peers := []string{fmt.Sprint("127.0.0.1:", ports[0]), fmt.Sprint("127.0.0.1:", ports[1])}
 	log := eventlog.NewMemory()
 	var nodes []node

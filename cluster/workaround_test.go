@@ -17,6 +17,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/cluster"
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 )
 
 // Tests of the workarounds for defects of the protoactor-go version this
@@ -205,7 +206,7 @@ func TestAutomanagedListensOnEveryInterface(t *testing.T) {
 	if ip == nil {
 		t.Skip("no non-loopback IPv4 address to reach the health port on")
 	}
-	port := freePort(t)
+	port := freeport.Port(t)
 	provider := automanaged.NewWithConfig(100*time.Millisecond, port, fmt.Sprintf("127.0.0.1:%d", port))
 	n := newNode(t, "automan", eventlog.NewMemory(), provider)
 	defer shutdownAll(t, []node{n})

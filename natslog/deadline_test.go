@@ -14,6 +14,7 @@ import (
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
 	"github.com/eventsourced-go/eventsourced/internal/faulttest"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/projection/natsprojection"
 	"github.com/eventsourced-go/eventsourced/snapshotstore"
@@ -62,9 +63,10 @@ type restartable struct {
 
 func startRestartable(t *testing.T) *restartable {
 	t.Helper()
-	rs := &restartable{dir: t.TempDir()}
+	// A port below the ephemeral range, so that no outgoing connection
+	// takes it while the server is down.
+	rs := &restartable{dir: t.TempDir(), port: freeport.Port(t)}
 	rs.start(t)
-	rs.port = rs.srv.Port()
 	t.Cleanup(func() { rs.srv.Shutdown() })
 	nc, err := rs.srv.Connect(nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
@@ -84,15 +86,11 @@ func startRestartable(t *testing.T) *restartable {
 	return rs
 }
 
-// start starts the server, on its first port after the first start, and
-// returns once it accepts connections.
+// start starts the server on its port and returns once it accepts
+// connections.
 func (rs *restartable) start(t *testing.T) {
 	t.Helper()
-	var opts []natslog.ServerOption
-	if rs.port != 0 {
-		opts = append(opts, natslog.WithServerPort(rs.port))
-	}
-	srv, err := natslog.StartEmbedded(rs.dir, opts...)
+	srv, err := natslog.StartEmbedded(rs.dir, natslog.WithServerPort(rs.port))
 	if err != nil {
 		t.Fatal(err)
 	}

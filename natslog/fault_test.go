@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -37,11 +38,13 @@ func TestRestartUnderLoad(t *testing.T) {
 		downtime      = 300 * time.Millisecond
 	)
 	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
+	// A port below the ephemeral range, so that no outgoing connection
+	// takes it while the server is down.
+	port := freeport.Port(t)
+	srv, err := natslog.StartEmbedded(dir, natslog.WithServerPort(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := srv.Port()
 	defer func() { srv.Shutdown() }()
 	// The connection reconnects every 100ms, forever; its complaints about
 	// the broken pipe are expected here.

@@ -292,19 +292,31 @@ as_pg() {
 	fi
 }
 
-# free_port: print a currently unused TCP port on 127.0.0.1.
+# free_port: print a currently unused TCP port on 127.0.0.1, in 20000-32767:
+# below the kernel's ephemeral range (Linux 32768-60999), so that no other
+# program's bind of port 0 or outgoing connection takes it before the server
+# binds it, or while a test has the server stopped (see internal/freeport).
 free_port() {
 	if command -v python3 >/dev/null 2>&1; then
-		# Let the kernel pick one by binding port 0.
-		python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()' && return 0
+		python3 -c 'import random, socket
+for _ in range(1000):
+    s = socket.socket()
+    port = random.randint(20000, 32767)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port in 20000-32767")' && return 0
 	fi
-	# Fallback: scan upwards from 54320 for a port nobody listens on.
-	local port
-	for port in $(seq 54320 54999); do
+	# Fallback: try random ports until one has nobody listening.
+	local port tries
+	for tries in $(seq 1000); do
+		port=$((20000 + RANDOM % 12768))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			printf '%s\n' "$port"
 			return 0

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,7 +85,7 @@ func Start(ctx context.Context, dir string, n int) (*Cluster, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("natscluster: start: %w", err)
 	}
-	ports, err := freePorts(3 * n)
+	ports, err := freeport.Ports(3 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -122,32 +122,6 @@ func Start(ctx context.Context, dir string, n int) (*Cluster, error) {
 		}
 	}
 	return c, nil
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// It picks them below the usual ephemeral ranges (Linux 32768-60999, BSD and
-// macOS 49152-65535), so that the outgoing connections of the cluster and
-// its clients do not take the port of a node that is down for a restart.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			l.Close()
-		}
-	}()
-	for tries := 0; len(ports) < n; tries++ {
-		if tries == 1000 {
-			return nil, fmt.Errorf("natscluster: no %d free loopback ports in 20000-32767", n)
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.N(12768))))
-		if err != nil {
-			continue
-		}
-		held = append(held, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // startLocked starts node i's process. c.mu is held.
