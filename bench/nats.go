@@ -75,6 +75,7 @@ func init() {
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over natslog (pipelined publishes, expected-sequence check)", Run: natsEventsourced},
 			{Name: "raw-async", Role: Ceiling, Doc: "the same messages, headers and expected-sequence checks, jetstream PublishMsgAsync from one goroutine, no runtime", Run: natsRaw(true)},
 			{Name: "raw-async-nocheck", Role: Variant, Doc: "raw-async without the expected-last-subject-sequence header", Run: natsRaw(false)},
+			{Name: "raw-async-callers", Role: Variant, Doc: "the floor of the request/reply shape: one goroutine per entity, jetstream PublishMsgAsync then wait for its ack, the expected sequence from the previous ack; no runtime, no encoding", Run: natsRawAsyncCallers},
 			{Name: "raw-sync", Role: Variant, Doc: "the same messages, one goroutine per entity, jetstream PublishMsg (request/reply) with the expected sequence from the previous ack", Run: natsRawSync},
 			{Name: "log-direct", Role: Variant, Doc: "no runtime: one goroutine per entity encodes and calls natslog's Append itself", Run: natsLogDirect},
 		},

@@ -100,6 +100,7 @@ func init() {
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced(false)},
 			{Name: "raw-copy", Role: Ceiling, Doc: "the same rows COPYed into the same table in large batches, no runtime, no checks", Run: pgRawCopy(false)},
+			{Name: "raw-copy-callers", Role: Variant, Doc: "the floor of the request/reply shape: one caller per entity queues its raw-copy row and waits for its round's COPY; no runtime, no encoding, no checks", Run: pgRawCopyCallers},
 			{Name: "insert-per-event", Role: Variant, Doc: "the same runtime on a log with one transaction per append and one INSERT per event (what Go event stores ship)", Run: pgInsertPerEvent(false)},
 			{Name: "hallgren-sql", Role: Peer, Doc: "hallgren/eventsourcing v0.9.1 aggregates on its eventstore/sql v0.7.0 NewPostgres (lib/pq), load/command/save per command", Run: pgHallgren},
 			{Name: "goes-postgres", Role: Peer, Doc: "modernice/goes v0.9.0 TypedRepository.Use per command on backend/postgres NewEventStore (pgx pool, JSON data)", Run: pgGoes},

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The floors: the request/reply shape of the workload with nothing of a
+// runtime in it. One caller per entity sends its commands one after the
+// other and waits for each to be stored, as entity.Ask's callers do; the
+// row or message is written by the cheapest client code that keeps that
+// shape, with no decide, no encoding (the event's bytes are made once) and
+// no checks of our own. What such a floor costs per command on the client
+// is the part of a runtime's CPU/command that the shape of the workload
+// takes, not the runtime (see the postgres and nats scenarios' notes).
+
+// copyRound is one group commit of the COPY floor: the rows its callers
+// queued, and the channel closed, with err set, once the COPY is done.
+type copyRound struct {
+	rows [][]any
+	done chan struct{}
+	err  error
+}
+
+// pgRawCopyCallers is the PostgreSQL floor: every caller queues its row
+// (the same columns raw-copy COPYs) and waits for its round; -pg-copy-conns
+// workers each take the whole queue and COPY it, so the rounds pipeline
+// like the Log's transactions. Positions are numbered as the workers take
+// rows; nothing checks Seqs.
+func pgRawCopyCallers(ctx context.Context, env *Env) (Result, error) {
+	pe, err := pgSetupVia(ctx, false)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pe.close()
+	log, err := pe.postgreslog(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	log.Close() // only its tables are needed
+	n, cmds := pgSize(env)
+	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	if err != nil {
+		return Result{}, err
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = entityID(i)
+	}
+	table := pgx.Identifier{pe.schema, "eventsourced_events"}
+	cols := []string{"entity_type", "entity_id", "seq", "position", "name", "revision", "data"}
+
+	var (
+		mu       sync.Mutex // guards cur
+		cur      = &copyRound{done: make(chan struct{})}
+		wake     = make(chan struct{}, 1)
+		position atomic.Int64
+		wg       sync.WaitGroup
+	)
+	bctx, cancel := Budget(ctx, env, 90*time.Second)
+	defer cancel()
+	wctx, stop := context.WithCancel(bctx)
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	for range max(1, pgFlags.copyConns) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-wake:
+				case <-wctx.Done():
+					return
+				}
+				mu.Lock()
+				r := cur
+				cur = &copyRound{done: make(chan struct{})}
+				mu.Unlock()
+				if len(r.rows) == 0 {
+					continue
+				}
+				first := position.Add(int64(len(r.rows))) - int64(len(r.rows))
+				for i, row := range r.rows {
+					row[3] = first + int64(i) + 1
+				}
+				_, r.err = pe.pool.CopyFrom(wctx, table, cols, pgx.CopyFromRows(r.rows))
+				close(r.done)
+			}
+		})
+	}
+	res, err := Drive(bctx, env, n, cmds, func(ctx context.Context, c, i int) error {
+		row := []any{"Counter", ids[c], int64(i + 1), int64(0), "Incremented", int64(0), data}
+		mu.Lock()
+		r := cur
+		r.rows = append(r.rows, row)
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default: // a worker is woken already
+		}
+		select {
+		case <-r.done:
+			return r.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := countRows(ctx, pe.pool, table.Sanitize(), res); err != nil {
+		return Result{}, err
+	}
+	pe.note(&res)
+	return res, nil
+}
+
+// natsRawAsyncCallers is the NATS floor: every caller builds the message
+// natslog would (Es-Seq, Es-Event, the expected last subject sequence from
+// its previous ack) and publishes it with the stock client's
+// PublishMsgAsync, then waits for its ack: request/reply over the client's
+// one pipeline. Its window is one publish per caller, so no caller stalls
+// on it (with -nats-raw-pending's 4,000, 6,000 callers would wait 200ms at
+// a time and the floor would cost twice the CPU).
+func natsRawAsyncCallers(ctx context.Context, env *Env) (Result, error) {
+	n, cmds := natsSize(env)
+	ne, err := natsSetup(ctx, jetstream.WithPublishAsyncMaxPending(n))
+	if err != nil {
+		return Result{}, err
+	}
+	defer ne.close()
+	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	if err != nil {
+		return Result{}, err
+	}
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = ne.prefix + ".Counter." + entityID(i)
+	}
+	last := make([]uint64, n) // stream sequence of each entity's last message
+	ctx, cancel := Budget(ctx, env, 90*time.Second)
+	defer cancel()
+	srvBefore := ne.serverCPU()
+	res, err := Drive(ctx, env, n, cmds, func(ctx context.Context, c, i int) error {
+		m := &nats.Msg{Subject: subjects[c], Data: data, Header: nats.Header{
+			"Es-Seq":                              []string{strconv.Itoa(i + 1)},
+			"Es-Event":                            []string{"Incremented"},
+			"Nats-Expected-Last-Subject-Sequence": []string{strconv.FormatUint(last[c], 10)},
+		}}
+		var f jetstream.PubAckFuture
+		for {
+			f, err = ne.js.PublishMsgAsync(m)
+			if err == nil {
+				break
+			}
+			// A full pipeline stalls the caller for at most 200ms, then
+			// refuses; nothing was sent, try again.
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+				return err
+			}
+		}
+		select {
+		case ack := <-f.Ok():
+			last[c] = ack.Sequence
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s seq %d: %w", subjects[c], i+1, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["max pending"] = float64(n)
+	ne.setServerCPU(&res, srvBefore)
+	return res, nil
+}
