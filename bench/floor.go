@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,28 +35,12 @@ type copyRound struct {
 // like the Log's transactions. Positions are numbered as the workers take
 // rows; nothing checks Seqs.
 func pgRawCopyCallers(ctx context.Context, env *Env) (Result, error) {
-	pe, err := pgSetupVia(ctx, false)
+	rr, err := newRawRows(ctx, env, false)
 	if err != nil {
 		return Result{}, err
 	}
+	pe := rr.pe
 	defer pe.close()
-	log, err := pe.postgreslog(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	log.Close() // only its tables are needed
-	n, cmds := pgSize(env)
-	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
-	if err != nil {
-		return Result{}, err
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = entityID(i)
-	}
-	table := pgx.Identifier{pe.schema, "eventsourced_events"}
-	cols := []string{"entity_type", "entity_id", "seq", "position", "name", "revision", "data"}
-
 	var (
 		mu       sync.Mutex // guards cur
 		cur      = &copyRound{done: make(chan struct{})}
@@ -92,13 +74,13 @@ func pgRawCopyCallers(ctx context.Context, env *Env) (Result, error) {
 				for i, row := range r.rows {
 					row[3] = first + int64(i) + 1
 				}
-				_, r.err = pe.pool.CopyFrom(wctx, table, cols, pgx.CopyFromRows(r.rows))
+				_, r.err = pe.pool.CopyFrom(wctx, rr.table, rr.cols, pgx.CopyFromRows(r.rows))
 				close(r.done)
 			}
 		})
 	}
-	res, err := Drive(bctx, env, n, cmds, func(ctx context.Context, c, i int) error {
-		row := []any{"Counter", ids[c], int64(i + 1), int64(0), "Incremented", int64(0), data}
+	res, err := Drive(bctx, env, rr.n, rr.cmds, func(ctx context.Context, c, i int) error {
+		row := rr.row(c, i+1, 0) // the position is the worker's
 		mu.Lock()
 		r := cur
 		r.rows = append(r.rows, row)
@@ -117,7 +99,7 @@ func pgRawCopyCallers(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := countRows(ctx, pe.pool, table.Sanitize(), res); err != nil {
+	if err := countRows(ctx, pe.pool, rr.table.Sanitize(), res); err != nil {
 		return Result{}, err
 	}
 	pe.note(&res)
@@ -132,59 +114,40 @@ func pgRawCopyCallers(ctx context.Context, env *Env) (Result, error) {
 // on it (with -nats-raw-pending's 4,000, 6,000 callers would wait 200ms at
 // a time and the floor would cost twice the CPU).
 func natsRawAsyncCallers(ctx context.Context, env *Env) (Result, error) {
-	n, cmds := natsSize(env)
+	n, _ := natsSize(env)
 	ne, err := natsSetup(ctx, jetstream.WithPublishAsyncMaxPending(n))
 	if err != nil {
 		return Result{}, err
 	}
 	defer ne.close()
-	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
-	if err != nil {
-		return Result{}, err
-	}
-	subjects := make([]string, n)
-	for i := range subjects {
-		subjects[i] = ne.prefix + ".Counter." + entityID(i)
-	}
-	last := make([]uint64, n) // stream sequence of each entity's last message
-	ctx, cancel := Budget(ctx, env, 90*time.Second)
-	defer cancel()
-	srvBefore := ne.serverCPU()
-	res, err := Drive(ctx, env, n, cmds, func(ctx context.Context, c, i int) error {
-		m := &nats.Msg{Subject: subjects[c], Data: data, Header: nats.Header{
-			"Es-Seq":                              []string{strconv.Itoa(i + 1)},
-			"Es-Event":                            []string{"Incremented"},
-			"Nats-Expected-Last-Subject-Sequence": []string{strconv.FormatUint(last[c], 10)},
-		}}
+	res, err := driveRawCallers(ctx, env, ne, func(ctx context.Context, m *nats.Msg) (uint64, error) {
 		var f jetstream.PubAckFuture
 		for {
-			f, err = ne.js.PublishMsgAsync(m)
-			if err == nil {
+			var err error
+			if f, err = ne.js.PublishMsgAsync(m); err == nil {
 				break
 			}
 			// A full pipeline stalls the caller for at most 200ms, then
 			// refuses; nothing was sent, try again.
 			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-				return err
+				return 0, err
 			}
 		}
 		select {
 		case ack := <-f.Ok():
-			last[c] = ack.Sequence
-			return nil
+			return ack.Sequence, nil
 		case err := <-f.Err():
-			return fmt.Errorf("publish %s seq %d: %w", subjects[c], i+1, err)
+			return 0, err
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	})
 	if err != nil {
 		return res, err
 	}
-	if res.Metrics == nil {
+	if res.Metrics == nil { // with -nats-url, no server CPU was added
 		res.Metrics = map[string]float64{}
 	}
 	res.Metrics["max pending"] = float64(n)
-	ne.setServerCPU(&res, srvBefore)
 	return res, nil
 }

@@ -278,33 +278,43 @@ func natsRawSync(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	defer ne.close()
-	n, cmds := natsSize(env)
-	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	return driveRawCallers(ctx, env, ne, func(ctx context.Context, m *nats.Msg) (uint64, error) {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer pcancel()
+		ack, err := ne.js.PublishMsg(pctx, m)
+		if err != nil {
+			return 0, err
+		}
+		return ack.Sequence, nil
+	})
+}
+
+// driveRawCallers drives the workload's shape with no runtime: one
+// goroutine per entity publishes natslog's messages for its events one
+// after the other with publish, which returns the stream sequence of the
+// message, the one the next message expects.
+func driveRawCallers(ctx context.Context, env *Env, ne *natsEnv, publish func(ctx context.Context, m *nats.Msg) (uint64, error)) (Result, error) {
+	w, err := newRawMsgs(ne, env)
 	if err != nil {
 		return Result{}, err
 	}
-	subjects := make([]string, n)
-	for i := range subjects {
-		subjects[i] = ne.prefix + ".Counter." + entityID(i)
-	}
-	last := make([]uint64, n) // stream sequence of each entity's last message
+	last := make([]uint64, w.n) // stream sequence of each entity's last message
 	ctx, cancel := Budget(ctx, env, 90*time.Second)
 	defer cancel()
-	return Drive(ctx, env, n, cmds, func(ctx context.Context, c, i int) error {
-		m := &nats.Msg{Subject: subjects[c], Data: data, Header: nats.Header{
-			"Es-Seq":                              []string{strconv.Itoa(i + 1)},
-			"Es-Event":                            []string{"Incremented"},
-			"Nats-Expected-Last-Subject-Sequence": []string{strconv.FormatUint(last[c], 10)},
-		}}
-		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-		ack, err := ne.js.PublishMsg(pctx, m)
-		pcancel()
+	srvBefore := ne.serverCPU()
+	res, err := Drive(ctx, env, w.n, w.cmds, func(ctx context.Context, c, i int) error {
+		seq, err := publish(ctx, w.msg(c, i+1, last[c]))
 		if err != nil {
-			return err
+			return fmt.Errorf("publish %s seq %d: %w", w.subjects[c], i+1, err)
 		}
-		last[c] = ack.Sequence
+		last[c] = seq
 		return nil
 	})
+	if err != nil {
+		return res, err
+	}
+	ne.setServerCPU(&res, srvBefore)
+	return res, nil
 }
 
 // natsRaw is the ceiling: the messages natslog publishes for the workload,
@@ -320,33 +330,25 @@ func natsRaw(check bool) func(ctx context.Context, env *Env) (Result, error) {
 			return Result{}, err
 		}
 		defer ne.close()
-		n, cmds := natsSize(env)
-		_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+		w, err := newRawMsgs(ne, env)
 		if err != nil {
 			return Result{}, err
 		}
-		subjects := make([]string, n)
-		for i := range subjects {
-			subjects[i] = ne.prefix + ".Counter." + entityID(i)
-		}
 		// Build every message before the clock starts, as natslog's would
 		// be: Es-Seq, Es-Event, the expected sequence, the payload.
-		total := n * cmds
+		total := w.n * w.cmds
 		msgs := make([]*nats.Msg, 0, total)
-		for r := range cmds {
-			for e := range n {
-				h := nats.Header{
-					"Es-Seq":   []string{strconv.Itoa(r + 1)},
-					"Es-Event": []string{"Incremented"},
+		for r := range w.cmds {
+			for e := range w.n {
+				var last uint64
+				if r > 0 {
+					last = uint64((r-1)*w.n + e + 1)
 				}
-				if check {
-					var last int
-					if r > 0 {
-						last = (r-1)*n + e + 1
-					}
-					h["Nats-Expected-Last-Subject-Sequence"] = []string{strconv.Itoa(last)}
+				m := w.msg(e, r+1, last)
+				if !check {
+					m.Header.Del("Nats-Expected-Last-Subject-Sequence")
 				}
-				msgs = append(msgs, &nats.Msg{Subject: subjects[e], Header: h, Data: data})
+				msgs = append(msgs, m)
 			}
 		}
 		ctx, cancel := Budget(ctx, env, 90*time.Second)
@@ -430,4 +432,36 @@ func (f *asyncFailures) err(total int) error {
 		return fmt.Errorf("%d of %d publishes failed, the first with %v", k, total, f.first.Load())
 	}
 	return nil
+}
+
+// rawMsgs is what the raw systems publish: the workload's size, a subject
+// per entity and the bytes of its one event, made once.
+type rawMsgs struct {
+	n, cmds  int      // entities, commands per entity
+	subjects []string // entity c's subject
+	data     []byte   // the event's bytes
+}
+
+func newRawMsgs(ne *natsEnv, env *Env) (*rawMsgs, error) {
+	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	if err != nil {
+		return nil, err
+	}
+	w := &rawMsgs{data: data}
+	w.n, w.cmds = natsSize(env)
+	w.subjects = make([]string, w.n)
+	for i := range w.subjects {
+		w.subjects[i] = ne.prefix + ".Counter." + entityID(i)
+	}
+	return w, nil
+}
+
+// msg is the message natslog would publish for entity c's event at seq,
+// expecting last as the subject's last stream sequence.
+func (w *rawMsgs) msg(c, seq int, last uint64) *nats.Msg {
+	return &nats.Msg{Subject: w.subjects[c], Data: w.data, Header: nats.Header{
+		"Es-Seq":                              []string{strconv.Itoa(seq)},
+		"Es-Event":                            []string{"Incremented"},
+		"Nats-Expected-Last-Subject-Sequence": []string{strconv.FormatUint(last, 10)},
+	}}
 }

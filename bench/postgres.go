@@ -383,37 +383,68 @@ func pgRawCopy(remote bool) func(ctx context.Context, env *Env) (Result, error) 
 	return func(ctx context.Context, env *Env) (Result, error) { return pgRawCopyVia(ctx, env, remote) }
 }
 
-func pgRawCopyVia(ctx context.Context, env *Env, remote bool) (Result, error) {
+// rawRows is what the raw systems write: the events table of a fresh
+// schema (created by a postgreslog that is closed again) and the rows of
+// the workload, whose one event's bytes are made once.
+type rawRows struct {
+	pe      *pgEnv
+	n, cmds int      // entities, commands per entity
+	ids     []string // entity ids
+	data    []byte   // the event's bytes
+	table   pgx.Identifier
+	cols    []string
+}
+
+func newRawRows(ctx context.Context, env *Env, remote bool) (*rawRows, error) {
 	pe, err := pgSetupVia(ctx, remote)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	defer pe.close()
 	log, err := pe.postgreslog(ctx)
 	if err != nil {
-		return Result{}, err
+		pe.close()
+		return nil, err
 	}
 	log.Close() // only its tables are needed
-	n, cmds := pgSize(env)
 	_, _, data, err := counterType().Events.Encode(Incremented{By: 1})
+	if err != nil {
+		pe.close()
+		return nil, err
+	}
+	r := &rawRows{
+		pe: pe, data: data,
+		table: pgx.Identifier{pe.schema, "eventsourced_events"},
+		cols:  []string{"entity_type", "entity_id", "seq", "position", "name", "revision", "data"},
+	}
+	r.n, r.cmds = pgSize(env)
+	r.ids = make([]string, r.n)
+	for i := range r.ids {
+		r.ids[i] = entityID(i)
+	}
+	return r, nil
+}
+
+// row is the row of entity c's event at seq, at position pos.
+func (r *rawRows) row(c, seq int, pos int64) []any {
+	return []any{"Counter", r.ids[c], int64(seq), pos, "Incremented", int64(0), r.data}
+}
+
+func pgRawCopyVia(ctx context.Context, env *Env, remote bool) (Result, error) {
+	rr, err := newRawRows(ctx, env, remote)
 	if err != nil {
 		return Result{}, err
 	}
+	pe := rr.pe
+	defer pe.close()
 	// The rows in the order the workload commits them: round after round
 	// of one command per entity.
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = entityID(i)
-	}
-	total := n * cmds
+	total := rr.n * rr.cmds
 	rows := make([][]any, 0, total)
-	for seq := 1; seq <= cmds; seq++ {
-		for _, id := range ids {
-			rows = append(rows, []any{"Counter", id, int64(seq), int64(len(rows) + 1), "Incremented", int64(0), data})
+	for seq := 1; seq <= rr.cmds; seq++ {
+		for c := range rr.n {
+			rows = append(rows, rr.row(c, seq, int64(len(rows)+1)))
 		}
 	}
-	table := pgx.Identifier{pe.schema, "eventsourced_events"}
-	cols := []string{"entity_type", "entity_id", "seq", "position", "name", "revision", "data"}
 	batch := env.Scale(pgFlags.copyBatch, 100)
 	conns := max(1, pgFlags.copyConns)
 	var next int
@@ -437,7 +468,7 @@ func pgRawCopyVia(ctx context.Context, env *Env, remote bool) (Result, error) {
 					return
 				}
 				b0 := time.Now()
-				if _, err := pe.pool.CopyFrom(ctx, table, cols, pgx.CopyFromRows(rows[lo:hi])); err != nil {
+				if _, err := pe.pool.CopyFrom(ctx, rr.table, rr.cols, pgx.CopyFromRows(rows[lo:hi])); err != nil {
 					errs[c] = err
 					return
 				}
