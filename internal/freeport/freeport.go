@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"testing"
 )
 
 // The range ports are drawn from: above the well-known and most registered
@@ -63,9 +62,16 @@ func pick(n, lo, hi int) ([]int, error) {
 	return ports, nil
 }
 
+// TB is the part of testing.TB that [Port] uses (so that programs that
+// start test servers, such as the bench, need not link package testing).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // Port returns one port as [Ports] does and fails the test if there is
 // none.
-func Port(t testing.TB) int {
+func Port(t TB) int {
 	t.Helper()
 	ports, err := Ports(1)
 	if err != nil {
