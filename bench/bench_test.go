@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventsourced-go/eventsourced/internal/natscluster"
 )
@@ -107,5 +108,23 @@ func TestMedianResult(t *testing.T) {
 	}
 	if m.Latency.P50 != 20 {
 		t.Errorf("median p50 %d, want 20", m.Latency.P50)
+	}
+}
+
+func TestCPUTargetNamesTheSystemsBeside(t *testing.T) {
+	row := func(name string, cpu float64) *Row {
+		return &Row{System: name, Median: &Result{Ops: 1, CPU: time.Duration(cpu * 1e3), CPUPerOp: cpu}}
+	}
+	s := &Summary{Rows: []*Row{row("eventsourced", 6.31), row("floor", 2.94), {System: "failed"}}}
+	got, ok := cpuTarget("eventsourced", 3.5, "floor", "failed", "absent").Check(s)
+	if want := "6.31 µs; floor 2.94 µs"; got != want || ok {
+		t.Errorf("Check = %q, %t; want %q, false", got, ok, want)
+	}
+	got, ok = cpuTarget("floor", 3.5).Check(s)
+	if want := "2.94 µs"; got != want || !ok {
+		t.Errorf("Check = %q, %t; want %q, true", got, ok, want)
+	}
+	if got, ok = cpuTarget("failed", 3.5, "floor").Check(s); got != "n/a" || ok {
+		t.Errorf("Check of a failed system = %q, %t; want n/a, false", got, ok)
 	}
 }

@@ -70,7 +70,7 @@ func init() {
 				v, ok := s.Ratio("eventsourced", "raw-sync")
 				return fmt.Sprintf("%.2fx", v), ok && v >= 1.2
 			},
-		}, cpuTarget("eventsourced", 6)},
+		}, cpuTarget("eventsourced", 6, "raw-async", "raw-async-callers")},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over natslog (pipelined publishes, expected-sequence check)", Run: natsEventsourced},
 			{Name: "raw-async", Role: Ceiling, Doc: "the same messages, headers and expected-sequence checks, jetstream PublishMsgAsync from one goroutine, no runtime", Run: natsRaw(true)},

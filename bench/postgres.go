@@ -95,7 +95,7 @@ func init() {
 					return fmt.Sprintf("%.1fx", v), ok && v >= 10
 				},
 			},
-			cpuTarget("eventsourced", 3.5),
+			cpuTarget("eventsourced", 3.5, "raw-copy-callers"),
 		},
 		Systems: []System{
 			{Name: "eventsourced", Role: Subject, Doc: "entity.Ask on an entity.System over postgreslog (group commit)", Run: pgEventsourced(false)},

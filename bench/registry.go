@@ -128,8 +128,10 @@ type Target struct {
 }
 
 // cpuTarget is the Target "system's client CPU per op <= maxMicros µs"
-// (Result.CPUPerOp, the median over the runs).
-func cpuTarget(system string, maxMicros float64) Target {
+// (Result.CPUPerOp, the median over the runs). The value it prints names
+// the CPU per op of the systems beside too, those of them that ran: the
+// floors that show what the workload's shape costs without a runtime.
+func cpuTarget(system string, maxMicros float64, beside ...string) Target {
 	return Target{
 		Desc: fmt.Sprintf("%s client CPU <= %g µs per op", system, maxMicros),
 		Check: func(s *Summary) (string, bool) {
@@ -137,7 +139,13 @@ func cpuTarget(system string, maxMicros float64) Target {
 			if r == nil || r.Median == nil || r.Median.CPU <= 0 {
 				return "n/a", false
 			}
-			return fmt.Sprintf("%.3g µs", r.Median.CPUPerOp), r.Median.CPUPerOp <= maxMicros
+			v := fmt.Sprintf("%.3g µs", r.Median.CPUPerOp)
+			for _, name := range beside {
+				if b := s.Row(name); b != nil && b.Median != nil && b.Median.CPU > 0 {
+					v += fmt.Sprintf("; %s %.3g µs", name, b.Median.CPUPerOp)
+				}
+			}
+			return v, r.Median.CPUPerOp <= maxMicros
 		},
 	}
 }
