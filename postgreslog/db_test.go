@@ -19,26 +19,20 @@ import (
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/internal/freeport"
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // DSNVar names the environment variable with the test database;
 // scripts/test.sh (make test) provisions a server and sets it.
-const DSNVar = "EVENTSOURCED_POSTGRES_DSN"
+const DSNVar = pgdsn.Var
 
 // RequireDSN returns the test database's DSN. Without one the test skips,
 // unless CI=true, when it fails: CI must not pass by skipping.
 func RequireDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv(DSNVar)
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set and CI=true: PostgreSQL tests must run in CI (use make test, which provisions a server)", DSNVar)
-		}
-		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", DSNVar)
-	}
-	return dsn
+	return pgdsn.Require(t)
 }
 
 // NewTestPool returns a pool on the test database, closed when t ends.

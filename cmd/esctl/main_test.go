@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/vmihailenco/msgpack/v5"
@@ -339,13 +341,7 @@ func TestNATS(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
-	dsn := os.Getenv(envPostgresDSN)
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set; CI must provide a PostgreSQL server", envPostgresDSN)
-		}
-		t.Skipf("%s is not set", envPostgresDSN)
-	}
+	dsn := pgdsn.Require(t)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {

@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,13 +38,7 @@ func TestRunNeedsDatabase(t *testing.T) {
 // its own: the second run continues with the accounts of the first, and
 // both times the books balance.
 func TestRun(t *testing.T) {
-	dsn := os.Getenv("EVENTSOURCED_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EVENTSOURCED_POSTGRES_DSN is not set and CI=true")
-		}
-		t.Skip("EVENTSOURCED_POSTGRES_DSN is not set: skipping (make test provisions a server)")
-	}
+	dsn := pgdsn.Require(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "bank_test_" + hex.EncodeToString(b)

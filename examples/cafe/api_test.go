@@ -10,11 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -253,13 +254,7 @@ func TestAPIPostgres(t *testing.T) {
 // variable the test is skipped, unless CI=true.
 func testDatabase(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("EVENTSOURCED_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EVENTSOURCED_POSTGRES_DSN is not set; CI must provide a PostgreSQL server (make test does)")
-		}
-		t.Skip("EVENTSOURCED_POSTGRES_DSN is not set: skipping the PostgreSQL cafe (make test provisions a server)")
-	}
+	dsn := pgdsn.Require(t)
 	ctx := context.Background()
 	admin, err := pgxpool.New(ctx, dsn)
 	if err != nil {

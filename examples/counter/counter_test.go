@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
+
 	"fmt"
+	"net/url"
+	"time"
+
 	"github.com/eventsourced-go/eventsourced/entity/entitytest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"net/url"
-	"os"
-	"time"
 )
 
 func TestCounter(t *testing.T) {
@@ -92,13 +94,7 @@ func TestRunExternalNATS(t *testing.T) {
 // TestRunPostgres runs the example twice against PostgreSQL in a fresh
 // schema: the second run continues from the first's counts.
 func TestRunPostgres(t *testing.T) {
-	dsn := os.Getenv("EVENTSOURCED_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("EVENTSOURCED_POSTGRES_DSN is not set (make test provisions PostgreSQL)")
-		}
-		t.Skip("EVENTSOURCED_POSTGRES_DSN is not set; run make test")
-	}
+	dsn := pgdsn.Require(t)
 	schema := fmt.Sprintf("counter_example_%d", time.Now().UnixNano())
 	u, err := url.Parse(dsn)
 	if err != nil {

@@ -3,7 +3,6 @@ package pgtest
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,23 +10,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 )
 
 // DSNVar names the environment variable with the test server's DSN.
-const DSNVar = "EVENTSOURCED_POSTGRES_DSN"
+const DSNVar = pgdsn.Var
 
 // Schema returns a pool on the test server and a fresh schema, created,
 // named prefix followed by random letters, both gone when t ends.
 func Schema(t testing.TB, prefix string) (*pgxpool.Pool, string) {
 	t.Helper()
-	dsn := os.Getenv(DSNVar)
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set and CI=true: PostgreSQL tests must run in CI (make test provisions a server)", DSNVar)
-		}
-		t.Skipf("%s is not set: skipping PostgreSQL tests (make test provisions a server)", DSNVar)
-	}
+	dsn := pgdsn.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, dsn)
