@@ -115,7 +115,7 @@ func natsSetup(ctx context.Context, jsOpts ...jetstream.JetStreamOpt) (*natsEnv,
 		url = e.srv.addr
 	}
 	var err error
-	if e.nc, err = nats.Connect(url, nats.MaxReconnects(-1)); err != nil {
+	if e.nc, err = nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)); err != nil {
 		e.close()
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (rep report, err error)
 		return rep, err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("orders example"))
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("orders example"), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return rep, err
 	}

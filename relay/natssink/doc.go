@@ -1,6 +1,8 @@
 // Package natssink is a [relay.Sink] that publishes to a NATS JetStream
 // stream.
 //
+//	nc, _ := nats.Connect(url, nats.ReconnectBufSize(-1)) // see Order below
+//	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 //	_ = natssink.Setup(ctx, js, "PUBLIC", []string{"shop.>"}) // create or update the stream
 //	sink, _ := natssink.New(ctx, js, "PUBLIC")
 //	r, _ := relay.New(log, nil, "public", offsets, sink)
@@ -25,6 +27,30 @@
 // feeds it. Without WithExclusive the sink is no resumer (LastPublished
 // knows nothing), since a batch that failed half-way may leave a gap
 // before its last stored message.
+//
+// # Order
+//
+// An entity's messages reach the stream in Seq order only if a batch that
+// failed leaves nothing behind that could land after the batch is
+// published again. Two things in the client could:
+//
+//   - its reconnect buffer: publishes made while it reconnects (and the
+//     rest of a batch sent in the instant the connection drops) wait there
+//     and are sent first thing after the reconnect, ahead of the retry's
+//     head. Without WithExclusive, [New] refuses a connection with one:
+//     connect with nats.ReconnectBufSize(-1), and a publish while the
+//     connection is down then fails at once, naming the message;
+//   - its resends of a message that met no stream leader, each on a timer
+//     of its own: the sink turns them off (jetstream.WithRetryAttempts(0)),
+//     and the relay publishes the batch again.
+//
+// With WithExclusive neither matters: a late message's expected sequence
+// is no longer the stream's last, and the stream refuses it. One case is
+// left without it: a replicated stream whose leader changes in the middle
+// of a batch may lose a message sent to the old leader and store a later
+// one through the new; the retry then stores the lost one after it. Use
+// WithExclusive where an entity's order must hold through a cluster's
+// faults.
 //
 // # Concurrency
 //

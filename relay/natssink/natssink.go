@@ -98,6 +98,10 @@ func WithExclusive() Option {
 // through js. Messages go to their Subject, which the stream must
 // capture, with the Nats-Msg-Id header set to their ID.
 //
+// Without [WithExclusive], js's connection must not keep publishes in a
+// reconnect buffer (connect with nats.ReconnectBufSize(-1); see Order in
+// the package documentation), or New refuses it.
+//
 // js's asynchronous publishing is used: create it with
 // jetstream.WithPublishAsyncMaxPending at least the window, and
 // preferably jetstream.WithPublishAsyncTimeout, so that acks lost with a
@@ -117,6 +121,11 @@ func New(ctx context.Context, js jetstream.JetStream, stream string, opts ...Opt
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
+	}
+	if nc := js.Conn(); nc != nil && !cfg.exclusive && nc.Opts.ReconnectBufSize >= 0 {
+		return nil, fmt.Errorf("%w: natssink: js's connection keeps publishes in a reconnect buffer (nats.ReconnectBufSize is %d): "+
+			"a failed batch's messages could reach the stream after the batch is published again and put an entity's events out of order; "+
+			"connect with nats.ReconnectBufSize(-1), or use natssink.WithExclusive", relay.ErrInvalid, nc.Opts.ReconnectBufSize)
 	}
 	if _, err := js.Stream(ctx, stream); err != nil {
 		return nil, fmt.Errorf("natssink: stream %s: %w", stream, err)
@@ -280,10 +289,16 @@ func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, ch
 		}
 		nm := b.msg(i)
 		for {
-			f, err := s.js.PublishMsgAsync(nm)
+			// No retries by the client: it resends a message that met
+			// no stream leader on a timer of its own, after messages
+			// sent later, which could put them out of order.
+			f, err := s.js.PublishMsgAsync(nm, noClientRetries...)
 			if err == nil {
 				pending = append(pending, f)
 				break
+			}
+			if errors.Is(err, nats.ErrReconnectBufExceeded) {
+				return 0, fmt.Errorf("natssink: publish %s (id %s): the connection to NATS is down (%w)", msgs[i].Subject, msgs[i].ID, err)
 			}
 			// A client-wide full pipeline (other publishers on js)
 			// refuses after a stall; nothing was sent.
@@ -299,6 +314,10 @@ func (s *Sink) publish(ctx context.Context, msgs []relay.Message, seq uint64, ch
 	}
 	return last, nil
 }
+
+// noClientRetries turns off the client's own resending of a message
+// that met no stream leader; the relay publishes the batch again.
+var noClientRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 
 // failed returns the error of f's publish, naming the message.
 func (s *Sink) failed(f jetstream.PubAckFuture, err error) error {
