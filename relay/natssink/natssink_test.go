@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/internal/natstest"
 	"github.com/eventsourced-go/eventsourced/natslog"
 	"github.com/eventsourced-go/eventsourced/projection"
@@ -144,6 +145,33 @@ func storedDup(t *testing.T, js jetstream.JetStream, allowDup bool) (distinct, t
 		}
 	}
 	return len(ids), int(info.State.Msgs)
+}
+
+// restartable is an embedded server that can be shut down and started
+// again on its port (one handed out by freeport, which no listen(:0) of
+// another test takes meanwhile) with its data.
+type restartable struct {
+	*natslog.EmbeddedServer
+	dir  string
+	port int
+}
+
+func startRestartable(t *testing.T) *restartable {
+	t.Helper()
+	srv := &restartable{dir: t.TempDir(), port: freeport.Port(t)}
+	srv.restart(t)
+	return srv
+}
+
+// restart starts the server; it must be shut down.
+func (s *restartable) restart(t *testing.T) {
+	t.Helper()
+	srv, err := natslog.StartEmbedded(s.dir, natslog.WithServerPort(s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.EmbeddedServer = srv
+	t.Cleanup(srv.Shutdown)
 }
 
 func newRelay(t *testing.T, log eventlog.Log, offsets projection.OffsetStore, sink relay.Sink, opts ...relay.Option) *relay.Relay {
@@ -391,14 +419,8 @@ func TestExclusiveRefusesForeignMessages(t *testing.T) {
 // reports it (failed attempts growing, lag), skips nothing, and delivers
 // everything exactly once when the bus is back.
 func TestUnreachableBus(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := srv.Port()
-	t.Cleanup(func() { srv.Shutdown() })
-	js := connect(t, srv)
+	srv := startRestartable(t)
+	js := connect(t, srv.EmbeddedServer)
 	setup(t, js)
 	sink, err := natssink.New(context.Background(), js, stream, natssink.WithAckTimeout(300*time.Millisecond))
 	if err != nil {
@@ -452,11 +474,7 @@ func TestUnreachableBus(t *testing.T) {
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err = natslog.StartEmbedded(dir, natslog.WithServerPort(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown() })
+	srv.restart(t)
 	waitFor(t, r, last)
 	if got := stored(t, js); got != public {
 		t.Errorf("stream holds %d messages, want %d", got, public)
@@ -471,15 +489,9 @@ func TestUnreachableBus(t *testing.T) {
 // batch's next publish and put an entity's messages out of order (CI,
 // stop 23: e0's Seq 10 stored before its Seq 7).
 func TestFailedBatchIsNotSentLater(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := srv.Port()
-	t.Cleanup(func() { srv.Shutdown() })
+	srv := startRestartable(t)
 	reconnected := make(chan struct{}, 1)
-	js := connect(t, srv, nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	js := connect(t, srv.EmbeddedServer, nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
 	setup(t, js)
 	sink, err := natssink.New(context.Background(), js, stream, natssink.WithAckTimeout(300*time.Millisecond))
 	if err != nil {
@@ -507,10 +519,7 @@ func TestFailedBatchIsNotSentLater(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "public.Order.Changed (id Order/e0/5): the connection to NATS is down") {
 		t.Errorf("Publish while the server is down: %v, want an error naming message Order/e0/5 and the connection", err)
 	}
-	if srv, err = natslog.StartEmbedded(dir, natslog.WithServerPort(port)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown() })
+	srv.restart(t)
 	select {
 	case <-reconnected:
 	case <-time.After(10 * time.Second):
