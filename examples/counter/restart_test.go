@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsourced-go/eventsourced/entity"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/natslog"
 )
 
@@ -30,11 +31,12 @@ func TestEntitiesSurviveServerRestart(t *testing.T) {
 	}
 	const counters = 1000
 	dir := t.TempDir()
-	srv, err := natslog.StartEmbedded(dir)
+	// A port no listen(:0) of another test takes while the server is down.
+	port := freeport.Port(t)
+	srv, err := natslog.StartEmbedded(dir, natslog.WithServerPort(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := srv.Port()
 	defer func() { srv.Shutdown() }()
 	nc, err := srv.Connect(nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
