@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/lifecycle"
 )
 
 // Handler applies a batch of events, in Position order, to a read model.
@@ -62,16 +63,16 @@ type Projection struct {
 	// head is the highest Position read from the log, written by the reader.
 	head atomic.Uint64
 
+	// runs is the current run's cancel and each run's end and result.
+	runs lifecycle.Runs
+
 	// mu guards every field below it.
 	mu        sync.Mutex
 	running   bool
-	resetting bool // a Reset or SetOffset is in progress, outside of mu
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when the current run ends
-	result    error         // why the last run ended
-	buf       chan item     // the current read-ahead buffer, for Lag
-	inflight  int           // events in the handler
-	inflightT time.Time     // commit time of the first event in the handler
+	resetting bool      // a Reset or SetOffset is in progress, outside of mu
+	buf       chan item // the current read-ahead buffer, for Lag
+	inflight  int       // events in the handler
+	inflightT time.Time // commit time of the first event in the handler
 	st        Status
 	// moved is closed, and set to nil, when the offset moves or a run
 	// ends: WaitFor waits on it.
@@ -196,24 +197,24 @@ func (p *Projection) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", ErrRunning, p.name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	p.running, p.cancel, p.done, p.result, p.atPoison = true, cancel, done, nil, nil
+	end := p.runs.Begin(cancel)
+	p.running, p.atPoison = true, nil
 	p.st = Status{Name: p.name, EntityType: p.typ, EntityTypes: p.entityTypes(), Running: true}
 	p.clearPassed()
 	// The lag gauges report while the projection runs: a Projection has no
 	// Close, so a registration kept beyond the run would keep it alive.
 	reg := p.tel.inst.Observe(p.observe, p.tel.lag, p.tel.lagTime)
 	go func() {
-		defer close(done)
 		err := p.run(ctx)
 		cancel()
 		_ = reg.Unregister()
 		p.mu.Lock()
-		defer p.mu.Unlock()
-		p.running, p.result, p.ctl = false, err, controlState{}
+		p.running, p.ctl = false, controlState{}
 		p.atPoison, _ = err.(*PoisonError)
 		p.st.Running = false
 		p.wake()
+		p.mu.Unlock()
+		end(err)
 	}()
 	return nil
 }
@@ -223,41 +224,17 @@ func (p *Projection) Start(ctx context.Context) error {
 // offset was stored is up to the store (see [OffsetStore]). Stop on a
 // projection that is not running returns nil.
 func (p *Projection) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := p.runs.Stop(ctx); err != nil {
+		return fmt.Errorf("projection: stop %s: %w", p.name, err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("projection: stop %s: %w", p.name, ctx.Err())
-	}
+	return nil
 }
 
 // Wait waits for the current or last run to end and returns why: nil if it
 // was stopped by [Projection.Stop] or the end of its context, a
 // [*PoisonError] if a poison event stopped it. It returns ctx.Err() if ctx
 // ends first, and nil if the projection was never started.
-func (p *Projection) Wait(ctx context.Context) error {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.result
-}
+func (p *Projection) Wait(ctx context.Context) error { return p.runs.Wait(ctx) }
 
 // Run starts the projection and waits for it to end: when ctx is done or
 // [Projection.Stop] is called (nil), or at a poison event (a [*PoisonError]).

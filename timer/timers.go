@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventsourced-go/eventsourced/entity"
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/lifecycle"
 	"github.com/eventsourced-go/eventsourced/projection"
 )
 
@@ -91,12 +92,12 @@ type Timers struct {
 	p   *projection.Projection
 	mem *projection.Memory
 
-	// mu guards the fields below it.
+	// runs is the current run's cancel and each run's end and result.
+	runs lifecycle.Runs
+
+	// mu guards running, and serializes Start.
 	mu      sync.Mutex
 	running bool
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the current run has ended
-	result  error         // why the last run ended
 
 	// cur is the current or last run's scheduler state; the projection's
 	// handler reads it for every batch.
@@ -339,8 +340,8 @@ func (t *Timers) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("timer: %s: %w", t.markKey, err)
 	}
-	done := make(chan struct{})
-	t.running, t.cancel, t.done, t.result = true, cancel, done, nil
+	end := t.runs.Begin(cancel)
+	t.running = true
 
 	var wg sync.WaitGroup
 	work := make(chan *entry, t.cfg.concurrency)
@@ -354,7 +355,6 @@ func (t *Timers) Start(ctx context.Context) error {
 		wg.Go(func() { t.followControl(rctx, ctl, s) })
 	}
 	go func() {
-		defer close(done)
 		// The projection runs until rctx ends, or stops at an event it
 		// cannot decode.
 		perr := t.p.Wait(context.Background())
@@ -367,8 +367,9 @@ func (t *Timers) Start(ctx context.Context) error {
 		}
 		scancel()
 		t.mu.Lock()
-		defer t.mu.Unlock()
-		t.running, t.result = false, perr
+		t.running = false
+		t.mu.Unlock()
+		end(perr)
 	}()
 	return nil
 }
@@ -381,41 +382,17 @@ func (t *Timers) Start(ctx context.Context) error {
 // the entity.System down: stop the timers first, then the System (a
 // scheduler whose System is closed retries its commands until stopped).
 func (t *Timers) Stop(ctx context.Context) error {
-	t.mu.Lock()
-	cancel, done := t.cancel, t.done
-	t.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := t.runs.Stop(ctx); err != nil {
+		return fmt.Errorf("timer: stop %s: %w", t.markKey, err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("timer: stop %s: %w", t.markKey, ctx.Err())
-	}
+	return nil
 }
 
 // Wait waits for the current or last run to end and returns why: nil
 // after Stop or the end of the Start context, a *projection.PoisonError
 // if a timer event could not be decoded. It returns ctx.Err() if ctx
 // ends first, and nil if the scheduler never started.
-func (t *Timers) Wait(ctx context.Context) error {
-	t.mu.Lock()
-	done := t.done
-	t.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.result
-}
+func (t *Timers) Wait(ctx context.Context) error { return t.runs.Wait(ctx) }
 
 // Run starts the scheduler and waits for it to end.
 func (t *Timers) Run(ctx context.Context) error {
