@@ -63,7 +63,12 @@
 //
 // Bad arguments and options match relay.ErrInvalid. New fails if the
 // stream does not exist. Publish returns the first failed publish, a
-// missing ack after [WithAckTimeout], or the context's error; the relay
-// publishes the batch again. With WithExclusive, a message in the stream
+// missing ack (or, with WithExclusive, a missing reply while it reads the
+// stream's last message) after [WithAckTimeout], or the context's error;
+// the relay publishes the batch again. So a relay rides out a stream
+// leader's failure: internal/natscluster's TestRelayThroughStreamLeaderKill
+// kills the leader of a 3-replica stream, with the relay's client on it,
+// and checks that the stream then holds every event once, in order with
+// WithExclusive. With WithExclusive, a message in the stream
 // that is not the sink's is an error naming it.
 package natssink

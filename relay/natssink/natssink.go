@@ -66,9 +66,12 @@ func WithWindow(n int) Option {
 	}
 }
 
-// WithAckTimeout sets how long Publish waits for the next ack before it
-// gives up on the batch (default [DefaultAckTimeout]); the relay then
-// publishes it again.
+// WithAckTimeout sets how long Publish waits for the next ack, or for the
+// replies when it reads the stream's head (with [WithExclusive]),
+// before it gives up on the batch (default [DefaultAckTimeout]); the relay
+// then publishes it again. A request whose reply is lost, as it can be
+// while a cluster elects a new leader, would otherwise wait as long as
+// the relay runs.
 func WithAckTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -406,8 +409,19 @@ func (b *batch) msg(i int) *nats.Msg {
 }
 
 // sync reads the stream's head: its last sequence and the Position of its
-// last message.
+// last message, within the ack timeout: see WithAckTimeout.
 func (s *Sink) sync(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.ackTimeout)
+	defer cancel()
+	err := s.readHead(sctx)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		return fmt.Errorf("%w (no reply in %v: WithAckTimeout)", err, s.cfg.ackTimeout)
+	}
+	return err
+}
+
+// readHead is sync without its timeout.
+func (s *Sink) readHead(ctx context.Context) error {
 	st, err := s.js.Stream(ctx, s.stream)
 	if err != nil {
 		return fmt.Errorf("natssink: stream %s: %w", s.stream, err)

@@ -539,6 +539,50 @@ func TestFailedBatchIsNotSentLater(t *testing.T) {
 	}
 }
 
+// silentJS is a JetStream whose Stream requests get no reply once silent
+// is set, as while a cluster elects a new leader.
+type silentJS struct {
+	jetstream.JetStream
+	silent atomic.Bool
+}
+
+func (s *silentJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if s.silent.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.JetStream.Stream(ctx, name)
+}
+
+// Rule: an exclusive sink that reads the stream's head gives up after the
+// ack timeout when no reply comes, instead of waiting as long as its
+// context (the relay's run) lasts; the relay then publishes the batch
+// again.
+func TestHeadReadTimesOut(t *testing.T) {
+	js := &silentJS{JetStream: connect(t, natstest.Server(t))}
+	setup(t, js)
+	sink, err := natssink.New(context.Background(), js, stream, natssink.WithExclusive(), natssink.WithAckTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js.silent.Store(true)
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = sink.Publish(ctx, []relay.Message{{Subject: "public.Order.Changed", ID: "Order/e0/1", Position: 1, Data: []byte("v1:0-1")}})
+	if took := time.Since(t0); err == nil || !strings.Contains(err.Error(), "natssink: stream PUBLIC: context deadline exceeded (no reply in 200ms: WithAckTimeout)") || took > 5*time.Second {
+		t.Fatalf("Publish with no reply to the head read: %v after %v, want an error naming the stream and the timeout after 200ms", err, took)
+	}
+	js.silent.Store(false)
+	if err := sink.Publish(context.Background(), []relay.Message{{Subject: "public.Order.Changed", ID: "Order/e0/1", Position: 1, Data: []byte("v1:0-1"),
+		Headers: map[string]string{"Entity": "e0", "Seq": "1"}}}); err != nil {
+		t.Fatalf("Publish once replies come again: %v", err)
+	}
+	if got := stored(t, js); got != 1 {
+		t.Errorf("the stream holds %d messages, want 1", got)
+	}
+}
+
 // Rule: bad arguments are refused with errors that say what was wrong.
 func TestBadInput(t *testing.T) {
 	srv := natstest.Server(t)
