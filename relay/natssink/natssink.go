@@ -70,8 +70,9 @@ func WithWindow(n int) Option {
 // replies when it reads the stream's head (with [WithExclusive]),
 // before it gives up on the batch (default [DefaultAckTimeout]); the relay
 // then publishes it again. A request whose reply is lost, as it can be
-// while a cluster elects a new leader, would otherwise wait as long as
-// the relay runs.
+// while a cluster elects a new leader, would otherwise wait until the
+// relay context's deadline (the client applies its own default timeout
+// only to a context without one).
 func WithAckTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
