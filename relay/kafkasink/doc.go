@@ -29,6 +29,13 @@
 // producer would make each batch all-or-nothing, which a resumer could
 // build on: not done.)
 //
+// An entity's records stay in order through failures too. The client
+// produces a partition's records in order, and when it fails one it fails
+// every record buffered behind it in that partition. So what lands of a
+// failed batch is a prefix of its records in each partition, and the
+// batch published again lands after it: in order once the copies are
+// dropped by [HeaderID] (TestUnreachableBrokers checks it).
+//
 // The tests run against kfake (github.com/twmb/franz-go/pkg/kfake),
 // franz-go's in-process implementation of the Kafka protocol, on
 // loopback: no Kafka broker runs in this project's CI.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/relay"
 	"github.com/eventsourced-go/eventsourced/relay/kafkasink"
@@ -191,13 +192,13 @@ func TestPublishRestartNoLoss(t *testing.T) {
 // it, and delivers everything once they are back.
 func TestUnreachableBrokers(t *testing.T) {
 	dir := t.TempDir()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.DataDir(dir))
+	// A port no listen(:0) of another test takes while the broker is down.
+	port := freeport.Port(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.DataDir(dir), kfake.Ports(port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	addrs := c.ListenAddrs()
-	_, portText, _ := strings.Cut(addrs[0][strings.LastIndex(addrs[0], ":"):], ":")
-	port, _ := strconv.Atoi(portText)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
