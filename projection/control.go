@@ -269,8 +269,9 @@ func (ct *controller) poll(ctx context.Context) error {
 		own    Control
 	)
 	for _, name := range ct.names {
-		c, _, err := ct.c.LoadControl(ctx, name)
-		if err != nil {
+		lctx, done := p.storeCtx(ctx, "read of control record "+name, 0)
+		c, _, err := ct.c.LoadControl(lctx, name)
+		if err = done(err); err != nil {
 			return fmt.Errorf("projection: read control record of %s: %w", name, err)
 		}
 		if c.Paused {

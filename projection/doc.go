@@ -67,7 +67,10 @@
 // dead-letter store (see Dead letters). A panic in the handler counts as a failure.
 // Failures of the offset store and of the log are not the event's fault:
 // they are retried with the same backoff for as long as the projection runs.
-// [Projection.Status] reports the offset, the lag, the failed attempts since
+// A store that stops answering (a stalled database, a lost reply) is a
+// failure only with [WithStoreTimeout], which bounds each call of the
+// store, the handler inside a Commit included; without it such a call
+// holds the projection until Stop. [Projection.Status] reports the offset, the lag, the failed attempts since
 // the last commit and the last error.
 //
 // # Operating a projection

@@ -84,10 +84,15 @@ func (p *Projection) attempt(ctx context.Context, batch []eventlog.Record, from 
 		if p.cfg.deadLetters != nil {
 			p.hmu.Lock()
 		}
-		err := p.store.Commit(bctx, p.name, from, to, func(ctx context.Context) error {
+		cctx, done := p.storeCtx(bctx, "commit", to)
+		err := p.store.Commit(cctx, p.name, from, to, func(ctx context.Context) error {
 			last = p.call(ctx, h, batch)
 			return last
 		})
+		err = done(err)
+		if _, ok := err.(*storeTimeoutError); ok {
+			last = nil // the store's failure, whatever the handler returned
+		}
 		if p.cfg.deadLetters != nil {
 			p.hmu.Unlock()
 		}

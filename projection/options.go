@@ -33,6 +33,8 @@ type config struct {
 	sliceKey func(rec eventlog.Record) string
 	// controlInterval is how often a run reads its control records.
 	controlInterval time.Duration
+	// storeTimeout bounds each call of the offset store; 0: none.
+	storeTimeout time.Duration
 }
 
 // WithBatchSize lets the handler get up to n events at once (default 1).
@@ -56,6 +58,26 @@ func WithBufferSize(n int) Option {
 			return fmt.Errorf("%w: WithBufferSize(%d): must be >= 1", ErrInvalid, n)
 		}
 		c.buffer = n
+		return nil
+	}
+}
+
+// WithStoreTimeout bounds each call of the offset store: the Load of the
+// offset, each read of a control record, and each Commit, with the
+// handler inside it (in a transactional store the handler's writes are
+// the store's). A call that takes longer is canceled and fails with an
+// error naming the option, and is retried like any failure of the store:
+// without limit, never counted against the handler's attempts, so a slow
+// store never makes an event poison. Without it (the default, 0) a store
+// that stops answering, such as a stalled database, holds the projection
+// until its context ends or Stop, with nothing in its Status but the lag.
+// Choose d well above the time of the largest batch.
+func WithStoreTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithStoreTimeout(%v): must be >= 0", ErrInvalid, d)
+		}
+		c.storeTimeout = d
 		return nil
 	}
 }

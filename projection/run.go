@@ -24,8 +24,9 @@ func (p *Projection) run(ctx context.Context) error {
 	var offset uint64
 	load := func() error {
 		return p.retry(ctx, func() error {
-			off, err := p.store.Load(ctx, p.name)
-			if err != nil {
+			lctx, done := p.storeCtx(ctx, "load of the offset", 0)
+			off, err := p.store.Load(lctx, p.name)
+			if err = done(err); err != nil {
 				return fmt.Errorf("projection: load offset of %s: %w", p.name, err)
 			}
 			offset = off
