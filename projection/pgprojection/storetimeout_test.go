@@ -1,0 +1,95 @@
+package pgprojection_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventsourced-go/eventsourced/eventlog"
+	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
+	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
+	"github.com/eventsourced-go/eventsourced/projection"
+	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
+)
+
+// Rule: with projection.WithStoreTimeout, a projection on a server that
+// stops answering reports the timeout in its Status and retries; once the
+// server answers again it catches up, every event applied exactly once.
+func TestStalledServerStoreTimeout(t *testing.T) {
+	f := newFixture(t)
+	cfg, err := pgxpool.ParseConfig(pgdsn.Require(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.New(net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port = "127.0.0.1", uint16(proxy.Port())
+	ctx := context.Background()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // before the proxy's Close: cleanups run last first
+	store, err := pgprojection.New(pool, pgprojection.WithTable(f.schema+".offsets"), pgprojection.WithControlTable(f.schema+".controls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := eventlog.NewMemory()
+	const entities = 5
+	appendRound := func(round int) (last uint64) {
+		for e := range entities {
+			pos, err := log.Append(ctx, "Tab", fmt.Sprint(e), uint64(round), eventlog.Event{Name: "E"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = pos
+		}
+		return last
+	}
+	last := appendRound(0)
+	p, err := projection.New(log, "Tab", "counts", store, f.handler(), projection.WithBatchSize(entities),
+		projection.WithRetry(20*time.Millisecond, 200*time.Millisecond, 1), projection.WithStoreTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.WaitFor(wctx, last); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Stall()
+	last = appendRound(1)
+	const timedOut = "took longer than WithStoreTimeout(300ms)"
+	waitFor(t, "the timeout in the status", func() bool {
+		err := p.Status().LastError
+		return err != nil && strings.Contains(err.Error(), timedOut)
+	})
+	if st := p.Status(); st.Poison != nil || !st.Running || st.Offset != uint64(entities) {
+		t.Errorf("status during the stall: poison %v, running %v, offset %d; want none, running, %d", st.Poison, st.Running, st.Offset, entities)
+	}
+	proxy.Resume()
+	if err := p.WaitFor(wctx, last); err != nil {
+		t.Fatalf("after the stall: %v (status %+v)", err, p.Status())
+	}
+	want := map[string]int{}
+	for e := range entities {
+		want[fmt.Sprint(e)] = 2
+	}
+	if got := f.counts(t); !equalCounts(got, want) {
+		t.Errorf("read model %v, want %v: every event exactly once", got, want)
+	}
+}
