@@ -53,7 +53,11 @@
 // (pgprojection) adds nothing here, since the bus is not in its
 // transaction, and it holds that transaction open while a publish waits
 // for an unreachable bus: prefer projection.NewMemory (with a Resumer
-// sink), natsprojection, or pgprojection on a pool with room for it.
+// sink), natsprojection, or pgprojection on a pool with room for it,
+// and bound the transaction with
+// WithProjectionOptions(projection.WithStoreTimeout(d)): a publish still
+// waiting after d is canceled, the transaction rolled back, and the batch
+// published again.
 //
 // # Failures
 //
