@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +155,48 @@ func TestSinkFailuresAreRetriedNotPoison(t *testing.T) {
 	st := r.Status()
 	if n := len(sink.got()); n != 5 || st.PublishErrors != 12 || st.PublishFailures != 0 || st.SkippedTotal != 0 || st.Published != 5 || st.LastPublishError == nil {
 		t.Errorf("published %d, status %+v; want 5 published, 12 errors, 0 failures now, none skipped, the last error kept", n, st)
+	}
+}
+
+// stallingSink waits for its context on its first stalls publishes, as
+// a publish to an unreachable bus that never gives up does.
+type stallingSink struct {
+	memSink
+	stalls atomic.Int32
+}
+
+func (s *stallingSink) Publish(ctx context.Context, msgs []relay.Message) error {
+	if s.stalls.Add(-1) >= 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.memSink.Publish(ctx, msgs)
+}
+
+// Rule: with projection.WithStoreTimeout a publish that waits too long
+// is canceled, reported, and the batch published again: the offset
+// store's transaction is not held for as long as the bus is away.
+func TestStoreTimeoutCancelsAStalledPublish(t *testing.T) {
+	ctx := context.Background()
+	log := eventlog.NewMemory()
+	var last uint64
+	for i := range 5 {
+		last, _ = log.Append(ctx, "Order", fmt.Sprint(i), 0, eventlog.Event{Name: "Placed"})
+	}
+	sink := &stallingSink{}
+	sink.stalls.Store(2)
+	r, err := relay.New(log, []string{"Order"}, "orders", projection.NewMemory(), sink, relay.WithBatchSize(5),
+		relay.WithProjectionOptions(projection.WithRetry(time.Millisecond, 5*time.Millisecond, 1), projection.WithStoreTimeout(50*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start(ctx)
+	defer r.Stop(ctx)
+	wait(t, r, last)
+	st := r.Status()
+	if n := len(sink.got()); n != 5 || st.Published != 5 || st.Poison != nil || st.SkippedTotal != 0 ||
+		st.LastError == nil || !strings.Contains(st.LastError.Error(), "took longer than WithStoreTimeout(50ms)") {
+		t.Errorf("published %d, status %+v; want 5 published, no poison, none skipped, the last error naming WithStoreTimeout(50ms)", n, st)
 	}
 }
 
