@@ -76,7 +76,9 @@ func NewApp(b backend, logger *slog.Logger, tel *telemetry) (*App, error) {
 		{ChefTodoKind, viewHandler(b.docs, ChefTodoKind, reg, applyChefTodo)},
 	} {
 		pr, err := projection.New(b.log, TabTypeName, p.name, b.offsets, p.h,
-			projection.WithBatchSize(64), projection.WithLogger(logger),
+			// A store that stops answering fails the batch after 30 s, is
+			// reported in Status, and is retried, instead of holding the view.
+			projection.WithBatchSize(64), projection.WithStoreTimeout(30*time.Second), projection.WithLogger(logger),
 			projection.WithTracerProvider(tel.tracerProvider), projection.WithMeterProvider(tel.meterProvider),
 			projection.WithPropagator(tel.propagator))
 		if err != nil {
