@@ -34,7 +34,8 @@
 // every record buffered behind it in that partition. So what lands of a
 // failed batch is a prefix of its records in each partition, and the
 // batch published again lands after it: in order once the copies are
-// dropped by [HeaderID] (TestUnreachableBrokers checks it).
+// dropped by [HeaderID] (TestUnreachableBrokers and
+// TestProduceFailsMidStream check it).
 //
 // The tests run against kfake (github.com/twmb/franz-go/pkg/kfake),
 // franz-go's in-process implementation of the Kafka protocol, on

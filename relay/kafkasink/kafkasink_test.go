@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eventsourced-go/eventsourced/eventlog"
 	"github.com/eventsourced-go/eventsourced/internal/freeport"
@@ -49,9 +51,10 @@ func toTopic(rec eventlog.Record) (relay.Message, bool, error) {
 	return relay.Message{Subject: topic, Key: rec.EntityID, Data: rec.Data}, true, nil
 }
 
-// consumeAll reads want records of the topic (or fails after a while) and
-// returns the number of times each message id was read, checking that
-// each entity's records come in Seq order.
+// consumeAll reads the topic until it has seen want distinct message ids
+// (or fails after a while) and returns the number of times each was read,
+// checking that each entity's records come in Seq order once copies are
+// dropped.
 func consumeAll(t *testing.T, c *kfake.Cluster, want int) map[string]int {
 	t.Helper()
 	cl := client(t, c, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -60,7 +63,7 @@ func consumeAll(t *testing.T, c *kfake.Cluster, want int) map[string]int {
 	ids := map[string]int{}
 	last := map[string]uint64{}
 	n := 0
-	for n < want {
+	for len(ids) < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			t.Fatalf("read %d records, want %d", n, want)
@@ -252,6 +255,70 @@ func TestUnreachableBrokers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Rule: when the brokers fail a produce for good in the middle of the
+// stream (a retriable error past the client's retries), the records
+// behind it in the partition fail with it: the relay publishes the batch
+// again, and every entity's records are in the topic in order, once the
+// copies are dropped, none lost.
+func TestProduceFailsMidStream(t *testing.T) {
+	c := cluster(t)
+	var produces, failed atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if produces.Add(1) <= 3 || failed.Load() >= 6 {
+			return nil, nil, false
+		}
+		failed.Add(1)
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	cl := client(t, c, kgo.RecordRetries(1), kgo.RetryBackoffFn(func(int) time.Duration { return 5 * time.Millisecond }), kgo.MetadataMinAge(10*time.Millisecond))
+	sink, err := kafkasink.New(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := eventlog.NewMemory()
+	const entities, rounds = 6, 40
+	last := appendEvents(t, log, entities, rounds, 0)
+	r, err := relay.New(log, []string{"Order"}, "to-kafka", projection.NewMemory(), sink, relay.WithMap(toTopic),
+		relay.WithBatchSize(24), relay.WithRetry(5*time.Millisecond, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := r.Projection().WaitFor(wctx, last); err != nil {
+		t.Fatalf("%v (status %+v)", err, r.Status())
+	}
+	if st := r.Status(); failed.Load() == 0 || st.PublishErrors == 0 {
+		t.Fatalf("%d produce requests failed, %d publishes; want some of each (status %+v)", failed.Load(), st.PublishErrors, st)
+	}
+	ids := consumeAll(t, c, entities*rounds)
+	for e := range entities {
+		for s := 1; s <= rounds; s++ {
+			if id := fmt.Sprintf("Order/e%d/%d", e, s); ids[id] == 0 {
+				t.Errorf("%s lost", id)
+			}
+		}
+	}
+	t.Logf("%d produce requests failed; %d publishes failed and were retried", failed.Load(), r.Status().PublishErrors)
 }
 
 // Rule: bad arguments are refused with errors naming them.
