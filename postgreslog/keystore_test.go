@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/keystore"
 	"github.com/eventsourced-go/eventsourced/keystore/keystoretest"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
@@ -187,19 +185,7 @@ func TestKeyStoreUnavailable(t *testing.T) {
 	schema := postgreslog.FreshSchema(t, direct)
 	setupKeys(t, newKeyStore(t, direct, postgreslog.WithSchema(schema)))
 
-	cfg, err := pgxpool.ParseConfig(postgreslog.RequireDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.New(net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	pool := postgreslog.NewTestPool(t, func(c *pgxpool.Config) {
-		c.ConnConfig.Host, c.ConnConfig.Port = "127.0.0.1", uint16(proxy.Port())
-		c.ConnConfig.ConnectTimeout = 2 * time.Second
-	})
+	pool, proxy := pgtest.ThroughProxy(t, func(c *pgxpool.Config) { c.ConnConfig.ConnectTimeout = 2 * time.Second })
 	s := newKeyStore(t, pool, postgreslog.WithSchema(schema))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

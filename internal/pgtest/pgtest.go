@@ -3,6 +3,8 @@ package pgtest
 import (
 	"context"
 	"crypto/rand"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
 	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
 	"github.com/eventsourced-go/eventsourced/postgreslog"
 )
@@ -59,4 +62,33 @@ func Log(t testing.TB, prefix string, opts ...postgreslog.Option) (*postgreslog.
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l, pool, schema
+}
+
+// ThroughProxy returns a pool on the test server whose connections go
+// through a faultproxy (to stall or drop them), and the proxy; configure,
+// if not nil, adjusts the pool's config first. Both are closed when t
+// ends, the pool first.
+func ThroughProxy(t testing.TB, configure func(*pgxpool.Config)) (*pgxpool.Pool, *faultproxy.Proxy) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(pgdsn.Require(t))
+	if err != nil {
+		t.Fatalf("parse %s: %v", DSNVar, err)
+	}
+	proxy, err := faultproxy.New(net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
+	if err != nil {
+		t.Fatalf("proxy to the test server: %v", err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port = "127.0.0.1", uint16(proxy.Port())
+	if configure != nil {
+		configure(cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("pool through the proxy: %v", err)
+	}
+	t.Cleanup(pool.Close) // runs before the proxy's Close: last registered, first run
+	return pool, proxy
 }

@@ -3,17 +3,12 @@ package pgprojection_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventsourced-go/eventsourced/eventlog"
-	"github.com/eventsourced-go/eventsourced/internal/faultproxy"
-	"github.com/eventsourced-go/eventsourced/internal/pgdsn"
+	"github.com/eventsourced-go/eventsourced/internal/pgtest"
 	"github.com/eventsourced-go/eventsourced/projection"
 	"github.com/eventsourced-go/eventsourced/projection/pgprojection"
 )
@@ -23,22 +18,8 @@ import (
 // server answers again it catches up, every event applied exactly once.
 func TestStalledServerStoreTimeout(t *testing.T) {
 	f := newFixture(t)
-	cfg, err := pgxpool.ParseConfig(pgdsn.Require(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.New(net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	cfg.ConnConfig.Host, cfg.ConnConfig.Port = "127.0.0.1", uint16(proxy.Port())
+	pool, proxy := pgtest.ThroughProxy(t, nil)
 	ctx := context.Background()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close) // before the proxy's Close: cleanups run last first
 	store, err := pgprojection.New(pool, pgprojection.WithTable(f.schema+".offsets"), pgprojection.WithControlTable(f.schema+".controls"))
 	if err != nil {
 		t.Fatal(err)
