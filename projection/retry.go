@@ -29,9 +29,9 @@ func (p *Projection) retry(ctx context.Context, f func() error) error {
 }
 
 // storeCtx returns ctx bounded by the store timeout (WithStoreTimeout),
-// and the check to call with the store call's error once it returned: it
-// names the option when the timeout, not ctx, ended the call: call, and
-// the last Position of its batch if not 0.
+// and done, to call with the store call's error once it has returned. If
+// the timeout, not ctx, ended the call, done returns a *storeTimeoutError
+// naming call and, if upTo is not 0, the last Position of its batch.
 func (p *Projection) storeCtx(ctx context.Context, call string, upTo uint64) (sctx context.Context, done func(err error) error) {
 	if p.cfg.storeTimeout <= 0 {
 		return ctx, func(err error) error { return err }

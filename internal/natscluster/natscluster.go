@@ -16,10 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eventsourced-go/eventsourced/internal/freeport"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsourced-go/eventsourced/internal/freeport"
 )
 
 // ClusterName is the name of every cluster [Start] starts.

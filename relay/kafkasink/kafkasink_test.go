@@ -94,6 +94,25 @@ func consumeAll(t *testing.T, c *kfake.Cluster, want int) map[string]int {
 	return ids
 }
 
+// start starts r, stopped when t ends.
+func start(t *testing.T, r *relay.Relay) {
+	t.Helper()
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(context.Background()) })
+}
+
+// waitFor waits up to 20 s for r to have published Position pos.
+func waitFor(t *testing.T, r *relay.Relay, pos uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Projection().WaitFor(ctx, pos); err != nil {
+		t.Fatalf("waiting for position %d: %v (status %+v)", pos, err, r.Status())
+	}
+}
+
 func appendEvents(t *testing.T, log eventlog.Log, entities, n, round0 int) (last uint64) {
 	t.Helper()
 	for r := round0; r < round0+n; r++ {
@@ -164,15 +183,8 @@ func TestPublishRestartNoLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(context.Background())
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if err := r.Projection().WaitFor(wctx, last); err != nil {
-		t.Fatalf("%v (status %+v)", err, r.Status())
-	}
+	start(t, r)
+	waitFor(t, r, last)
 	ids := consumeAll(t, c, entities*rounds)
 	dups := 0
 	for e := range entities {
@@ -218,15 +230,8 @@ func TestUnreachableBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(context.Background())
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if err := r.Projection().WaitFor(wctx, last); err != nil {
-		t.Fatal(err)
-	}
+	start(t, r)
+	waitFor(t, r, last)
 	c.Close()
 	last = appendEvents(t, log, 3, 4, 4)
 	deadline := time.Now().Add(20 * time.Second)
@@ -244,9 +249,7 @@ func TestUnreachableBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	if err := r.Projection().WaitFor(wctx, last); err != nil {
-		t.Fatalf("%v (status %+v)", err, r.Status())
-	}
+	waitFor(t, r, last)
 	ids := consumeAll(t, c, 3*8)
 	for e := range 3 {
 		for s := 1; s <= 8; s++ {
@@ -298,15 +301,8 @@ func TestProduceFailsMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(context.Background())
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if err := r.Projection().WaitFor(wctx, last); err != nil {
-		t.Fatalf("%v (status %+v)", err, r.Status())
-	}
+	start(t, r)
+	waitFor(t, r, last)
 	if st := r.Status(); failed.Load() == 0 || st.PublishErrors == 0 {
 		t.Fatalf("%d produce requests failed, %d publishes; want some of each (status %+v)", failed.Load(), st.PublishErrors, st)
 	}
