@@ -33,7 +33,7 @@ func TestFireOrderPayloadAndKey(t *testing.T) {
 			t.Fatalf("Schedule %s: %v", id, err)
 		}
 	}
-	waitFor(t, "3 fires", func() bool { return len(rec.got()) == 3 && tm.Status().Pending == 0 })
+	waitFor(t, "3 fires", func() bool { st := tm.Status(); return len(rec.got()) == 3 && st.Pending == 0 && st.InFlight == 0 })
 	for i, c := range rec.got() {
 		id := []string{"a", "b", "c"}[i]
 		wantKey := "reminders/" + id + "/1"
